@@ -1,0 +1,44 @@
+//! The `polyaxon` command line: parses arguments, resolves settings and runs commands.
+//!
+//! `main.rs` only calls [`main`]; everything here is testable in-process.
+
+pub mod cli;
+pub mod commands;
+pub mod env;
+pub mod error;
+pub mod printer;
+pub mod settings;
+
+use clap::Parser;
+
+use crate::error::{Reported, UserError, is_broken_pipe};
+use crate::printer::Printer;
+
+/// Runs the CLI and returns its exit code.
+pub fn main() -> i32 {
+    let args = match cli::Cli::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let code = e.exit_code();
+            let _ = e.print();
+            return code;
+        }
+    };
+    let printer = Printer::from_env();
+    match commands::run(args, &printer) {
+        Ok(()) => 0,
+        Err(e) if is_broken_pipe(&e) => 0,
+        Err(e) => {
+            if let Some(r) = e.downcast_ref::<Reported>() {
+                return r.0;
+            }
+            if let Some(u) = e.downcast_ref::<UserError>() {
+                printer.error(&u.message, u.hint.as_deref());
+                return 1;
+            }
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            printer.error(&chain.join(": "), None);
+            1
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Tests of the `polyaxon` binary, run sealed: empty environment, temporary home.
+
+mod check;
+mod common;

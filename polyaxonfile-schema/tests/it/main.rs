@@ -1,0 +1,7 @@
+//! Integration tests of the polyaxonfile crate.
+
+mod compat;
+mod fixtures;
+mod robustness;
+mod schema;
+mod upgrade;
