@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 use crate::commands::check::CheckArgs;
+use crate::commands::server::ServerCommand;
 
 /// Run, track and compare machine-learning experiments, on a laptop or a Kubernetes cluster.
 #[derive(Debug, Parser)]
@@ -25,4 +26,7 @@ pub struct Cli {
 pub enum Command {
     /// Check polyaxonfiles: syntax, schema, params and templates.
     Check(CheckArgs),
+    /// Run the API server.
+    #[command(subcommand)]
+    Server(ServerCommand),
 }

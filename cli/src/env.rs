@@ -8,3 +8,9 @@ pub const NO_COLOR: &str = "NO_COLOR";
 pub const CLICOLOR_FORCE: &str = "CLICOLOR_FORCE";
 /// The user's home directory, for the default `POLYAXON_HOME`.
 pub const HOME: &str = "HOME";
+/// The server's database (`postgres://…` or `sqlite://…`).
+pub const POLYAXON_DATABASE_URL: &str = "POLYAXON_DATABASE_URL";
+/// The password of the superuser `root` created at the server's first start.
+pub const POLYAXON_ADMIN_PASSWORD: &str = "POLYAXON_ADMIN_PASSWORD";
+/// Log filter of the server (`info`, `polyaxon_server=debug,…`).
+pub const RUST_LOG: &str = "RUST_LOG";

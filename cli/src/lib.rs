@@ -24,6 +24,8 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    // One TLS provider for the whole process (reqwest and kube would otherwise disagree).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let printer = Printer::from_env();
     match commands::run(args, &printer) {
         Ok(()) => 0,

@@ -186,22 +186,50 @@ pub struct Compiled {
     pub dag_ops: Vec<(String, CompiledOperation)>,
 }
 
+/// A polyaxonfile to read: a file on disk, or text already in memory.
+#[derive(Clone, Debug)]
+pub enum Input {
+    Path(PathBuf),
+    /// Text with a name for messages and the directory its `pathRef`s resolve from.
+    Text {
+        name: String,
+        text: String,
+        dir: PathBuf,
+    },
+}
+
 /// Reads files into one checked operation.
 pub fn prepare(
     session: &mut Session,
     files: &[PathBuf],
     opts: &Options,
 ) -> Result<Prepared, Diagnostics> {
+    let inputs: Vec<Input> = files.iter().cloned().map(Input::Path).collect();
+    prepare_inputs(session, &inputs, opts)
+}
+
+/// Reads inputs (files or texts) into one checked operation.
+pub fn prepare_inputs(
+    session: &mut Session,
+    inputs: &[Input],
+    opts: &Options,
+) -> Result<Prepared, Diagnostics> {
     let mut diags = Diagnostics::default();
-    if files.is_empty() {
+    if inputs.is_empty() {
         return Err(Diagnostics::one(Diagnostic::error(
             "no polyaxonfile given",
             Span::NONE,
         )));
     }
     let mut docs: Vec<(Node, DocKind, bool, PathBuf)> = Vec::new();
-    for f in files {
-        match session.read_file(f).and_then(|doc| load_doc(session, doc)) {
+    for input in inputs {
+        let doc = match input {
+            Input::Path(f) => session.read_file(f),
+            Input::Text { name, text, dir } => {
+                session.read_bytes(name, text.as_bytes(), dir.clone())
+            }
+        };
+        match doc.and_then(|doc| load_doc(session, doc)) {
             Ok(x) => docs.push(x),
             Err(e) => diags.0.extend(e.0),
         }

@@ -39,7 +39,8 @@ mod summary;
 use std::path::PathBuf;
 
 pub use compile::{
-    Compiled, CompiledOperation, Options, Prepared, compile, placeholder_globals, prepare,
+    Compiled, CompiledOperation, Input, Options, Prepared, compile, placeholder_globals, prepare,
+    prepare_inputs,
 };
 pub use diag::{Diagnostic, Diagnostics, Severity, SourceMap};
 pub use load::Session;
@@ -63,6 +64,32 @@ pub fn check(
     opts: &Options,
 ) -> Result<Report, Diagnostics> {
     let prepared = prepare(session, files, opts)?;
+    let compiled = if opts.lint {
+        None
+    } else {
+        Some(compile(session, &prepared, opts)?)
+    };
+    let summary = Summary::new(&prepared, compiled.as_ref());
+    Ok(Report {
+        prepared,
+        compiled,
+        summary,
+    })
+}
+
+/// Checks and compiles a polyaxonfile given as text (an API body, a stored spec).
+pub fn check_text(
+    session: &mut Session,
+    name: &str,
+    text: &str,
+    opts: &Options,
+) -> Result<Report, Diagnostics> {
+    let input = Input::Text {
+        name: name.to_string(),
+        text: text.to_string(),
+        dir: PathBuf::from("."),
+    };
+    let prepared = prepare_inputs(session, std::slice::from_ref(&input), opts)?;
     let compiled = if opts.lint {
         None
     } else {

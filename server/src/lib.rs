@@ -3,3 +3,242 @@
 //! the embedded mode and `polyaxon server start` serves it over HTTP.
 //!
 //! It depends on `polyaxonfile` for operation specs; it never depends on the CLI.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod files;
+pub mod openapi;
+pub mod pql;
+pub mod routes;
+pub mod store;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::store::{Store, User};
+
+/// This server's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Who may call without a token.
+#[derive(Clone, Debug)]
+pub enum AuthMode {
+    /// Anyone is this user (the embedded, single-user default; upstream's CE "default" owner).
+    Open { user: String },
+    /// Every call needs a token.
+    Tokens,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where runs' files live (`<root>/<run uuid>/…`).
+    pub artifacts_root: PathBuf,
+    pub auth: AuthMode,
+    /// Largest JSON body (bytes).
+    pub max_body: usize,
+    /// Largest metrics batch body (bytes).
+    pub max_metrics_body: usize,
+    /// Largest artifact upload (bytes).
+    pub max_upload: usize,
+}
+
+impl Config {
+    pub fn new(artifacts_root: impl Into<PathBuf>, auth: AuthMode) -> Self {
+        Config {
+            artifacts_root: artifacts_root.into(),
+            auth,
+            max_body: 8 << 20,
+            max_metrics_body: 256 << 20,
+            max_upload: 4 << 30,
+        }
+    }
+}
+
+/// Shared state of the server.
+#[derive(Clone)]
+pub struct App(Arc<Inner>);
+
+pub struct Inner {
+    pub store: Store,
+    pub config: Config,
+    /// The user of tokenless calls in open mode.
+    pub open_user: Option<User>,
+    pub installation_key: String,
+    pub tokens: auth::TokenCache,
+    log_writers:
+        tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<files::LogWriter>>>>>,
+}
+
+impl std::ops::Deref for App {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// What starting the app created: the superuser's password when it was generated.
+pub struct Started {
+    pub app: App,
+    pub generated_password: Option<String>,
+}
+
+impl App {
+    /// Prepares the app over an opened store: the first user is created when there is none
+    /// (`root` for a server, with `admin_password` or a generated one; the open-mode user in
+    /// open mode).
+    pub async fn start(
+        store: Store,
+        config: Config,
+        admin_password: Option<&str>,
+    ) -> Result<Started, store::StoreError> {
+        std::fs::create_dir_all(&config.artifacts_root).map_err(|e| {
+            store::StoreError::Invalid(format!(
+                "cannot create `{}`: {e}",
+                config.artifacts_root.display()
+            ))
+        })?;
+        let (open_user, generated_password) = match &config.auth {
+            AuthMode::Open { user } => {
+                store
+                    .ensure_superuser(user, Some(&store::random_secret_pub(24)))
+                    .await?;
+                let u = match store.user_by_name(user).await {
+                    Ok(u) => u,
+                    Err(_) => store.create_user(user, None, None, true).await?,
+                };
+                (Some(u), None)
+            }
+            AuthMode::Tokens => (None, store.ensure_superuser("root", admin_password).await?),
+        };
+        let key = installation_key(&config.artifacts_root);
+        let inner = Inner {
+            store,
+            config,
+            open_user,
+            installation_key: key,
+            tokens: auth::TokenCache::default(),
+            log_writers: Default::default(),
+        };
+        Ok(Started {
+            app: App(Arc::new(inner)),
+            generated_password,
+        })
+    }
+
+    /// The router with request logging.
+    pub fn router(&self) -> axum::Router {
+        use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse};
+        routes::router(self.clone()).layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+    }
+
+    pub fn run_dir(&self, uuid: &str) -> PathBuf {
+        files::run_dir(&self.config.artifacts_root, uuid)
+    }
+
+    pub async fn remove_run_files(&self, uuid: &str) {
+        let dir = self.run_dir(uuid);
+        if let Err(e) = tokio::fs::remove_dir_all(&dir).await
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(run = uuid, error = %e, "cannot remove the run's files");
+        }
+        self.log_writers.lock().await.remove(uuid);
+    }
+
+    pub async fn copy_run_files(&self, from: &str, to: &str) -> Result<(), ApiError> {
+        let (src, dst) = (self.run_dir(from), self.run_dir(to));
+        tokio::task::spawn_blocking(move || copy_dir(&src, &dst))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))??;
+        Ok(())
+    }
+
+    /// Appends log lines to a run, one writer per run at a time.
+    pub async fn append_logs(&self, uuid: &str, lines: Vec<api::V1Log>) -> Result<(), ApiError> {
+        let slot = {
+            let mut map = self.log_writers.lock().await;
+            map.entry(uuid.to_string()).or_default().clone()
+        };
+        let mut guard = slot.lock().await;
+        if guard.is_none() {
+            *guard = Some(files::LogWriter::open(&self.run_dir(uuid))?);
+        }
+        let w = guard.as_mut().expect("opened above");
+        w.append(&lines, store::now_micros())?;
+        Ok(())
+    }
+}
+
+fn copy_dir(src: &Path, dst: &Path) -> std::io::Result<()> {
+    if !src.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dst)?;
+    for e in std::fs::read_dir(src)? {
+        let e = e?;
+        let to = dst.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_dir(&e.path(), &to)?;
+        } else {
+            std::fs::copy(e.path(), to)?;
+        }
+    }
+    Ok(())
+}
+
+/// A stable id of this installation, kept beside the artifacts.
+fn installation_key(root: &Path) -> String {
+    let f = root.join(".installation");
+    if let Ok(k) = std::fs::read_to_string(&f) {
+        return k.trim().to_string();
+    }
+    let k = store::new_uuid();
+    let _ = std::fs::write(&f, &k);
+    k
+}
+
+/// Serves the app on a listener until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = app.router();
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    app.store.close().await;
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,100 @@
+//! `polyaxon server start`: serves the API until SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use polyaxon_server::store::{Store, redact_url};
+use polyaxon_server::{App, AuthMode, Config};
+
+use crate::env;
+use crate::error::UserError;
+use crate::printer::Printer;
+use crate::settings;
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The database: `postgres://user:password@host/db`, or `sqlite:///path/polyaxon.db`.
+    /// Default: SQLite in `$POLYAXON_HOME/polyaxon.db`.
+    #[arg(long, env = env::POLYAXON_DATABASE_URL, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+
+    /// The port to listen on (0 picks a free one).
+    #[arg(long, short = 'p', default_value_t = 8000)]
+    pub port: u16,
+
+    /// Where runs' files are kept. Default: `$POLYAXON_HOME/artifacts`.
+    #[arg(long)]
+    pub artifacts_root: Option<PathBuf>,
+
+    /// Accept requests without a token, as the single user `default` (a private machine only).
+    #[arg(long)]
+    pub open: bool,
+}
+
+pub fn run(args: StartArgs, printer: &Printer) -> Result<()> {
+    let home = settings::home_dir();
+    let url = match args.database_url {
+        Some(u) => u,
+        None => {
+            std::fs::create_dir_all(&home)
+                .with_context(|| format!("creating `{}`", home.display()))?;
+            format!("sqlite://{}?mode=rwc", home.join("polyaxon.db").display())
+        }
+    };
+    let artifacts = args
+        .artifacts_root
+        .unwrap_or_else(|| home.join("artifacts"));
+    let addr: SocketAddr = format!("{}:{}", args.host, args.port)
+        .parse()
+        .map_err(|_| {
+            UserError::new(format!(
+                "`{}:{}` is not an address to listen on",
+                args.host, args.port
+            ))
+            .hint("use `--host 0.0.0.0` to listen on every interface")
+        })?;
+    init_logging(printer.color);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let store = Store::open(&url).await.map_err(|e| UserError::new(e.to_string()))?;
+        let auth = if args.open { AuthMode::Open { user: "default".into() } } else { AuthMode::Tokens };
+        let admin_password = std::env::var(env::POLYAXON_ADMIN_PASSWORD).ok().filter(|p| !p.is_empty());
+        let started = App::start(store, Config::new(&artifacts, auth), admin_password.as_deref()).await.map_err(|e| UserError::new(e.to_string()))?;
+        if let Some(pw) = &started.generated_password {
+            printer.err(&format!(
+                "{} created the superuser `root` with the password {}\n  it is shown this once: keep it, or set POLYAXON_ADMIN_PASSWORD before the first start",
+                printer.paint("1;33", "note:"),
+                printer.paint("1", pw)
+            ));
+        }
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::AddrInUse { "another process uses this port; pick another with `--port`" } else { "check `--host` and `--port`" };
+            UserError::new(format!("cannot listen on {addr}: {e}")).hint(hint)
+        })?;
+        let local = listener.local_addr()?;
+        tracing::info!(address = %local, database = %redact_url(&url), artifacts = %artifacts.display(), auth = if args.open { "open" } else { "tokens" }, "polyaxon server listening");
+        printer.err(&format!("polyaxon server listening on http://{local} (stop with Ctrl-C)"));
+        polyaxon_server::serve(listener, started.app, polyaxon_server::shutdown_signal()).await?;
+        tracing::info!("polyaxon server stopped");
+        Ok::<(), anyhow::Error>(())
+    })
+}
+
+fn init_logging(color: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env(env::RUST_LOG)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(color)
+        .with_target(false)
+        .try_init();
+}

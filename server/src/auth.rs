@@ -1,0 +1,129 @@
+//! Who is calling: `Authorization: Token <t>` (or `Bearer <t>`) resolved to a user and a scope.
+//! In open mode (the embedded, single-user default) a request without a token acts as the
+//! implicit user; a token, when given, still applies with its scope.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use crate::App;
+use crate::error::ApiError;
+use crate::store::{TokenScope, User};
+
+/// The caller of a request.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub user: User,
+    pub scope: TokenScope,
+}
+
+impl Principal {
+    /// Run-scoped tokens may only touch their own run.
+    pub fn check_run(&self, uuid: &str) -> Result<(), ApiError> {
+        match &self.scope {
+            TokenScope::Run(r) if *r != uuid.replace('-', "") => Err(ApiError::Forbidden(
+                "this token is scoped to another run".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses run-scoped tokens (for anything beyond their run).
+    pub fn require_user_scope(&self) -> Result<(), ApiError> {
+        match self.scope {
+            TokenScope::Run(_) => Err(ApiError::Forbidden(
+                "a run token can only read and write its own run".into(),
+            )),
+            TokenScope::User => Ok(()),
+        }
+    }
+}
+
+/// How long a resolved token is trusted before it is looked up again.
+const CACHE_TTL: Duration = Duration::from_secs(10);
+
+/// Recently resolved tokens, so that hot endpoints (metrics, logs) do not query for every call.
+#[derive(Default)]
+pub struct TokenCache {
+    entries: Mutex<HashMap<String, (Principal, Instant)>>,
+}
+
+impl TokenCache {
+    fn get(&self, token: &str) -> Option<Principal> {
+        let map = self.entries.lock().ok()?;
+        map.get(token)
+            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+            .map(|(p, _)| p.clone())
+    }
+
+    fn put(&self, token: &str, p: &Principal) {
+        if let Ok(mut map) = self.entries.lock() {
+            if map.len() > 10_000 {
+                map.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+            }
+            map.insert(token.to_string(), (p.clone(), Instant::now()));
+        }
+    }
+
+    /// Forgets every cached token (after a token is deleted).
+    pub fn clear(&self) {
+        if let Ok(mut map) = self.entries.lock() {
+            map.clear();
+        }
+    }
+}
+
+fn bearer(parts: &Parts) -> Result<Option<String>, ApiError> {
+    let Some(h) = parts.headers.get(http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let h = h
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("the Authorization header is not text".into()))?;
+    let (scheme, token) = h
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| ApiError::Unauthorized("expected `Authorization: Token <token>`".into()))?;
+    if !scheme.eq_ignore_ascii_case("token") && !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::Unauthorized(format!(
+            "unsupported authorization scheme `{scheme}`; use `Token <token>`"
+        )));
+    }
+    Ok(Some(token.trim().to_string()))
+}
+
+impl FromRequestParts<App> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        match bearer(parts)? {
+            Some(token) => {
+                if let Some(p) = app.tokens.get(&token) {
+                    return Ok(p);
+                }
+                match app.store.lookup_token(&token).await? {
+                    Some((user, scope)) => {
+                        let p = Principal { user, scope };
+                        app.tokens.put(&token, &p);
+                        Ok(p)
+                    }
+                    None => Err(ApiError::Unauthorized(
+                        "the token is invalid or expired; run `polyaxon login`".into(),
+                    )),
+                }
+            }
+            None => match &app.open_user {
+                Some(user) => Ok(Principal {
+                    user: user.clone(),
+                    scope: TokenScope::User,
+                }),
+                None => Err(ApiError::Unauthorized(
+                    "authentication required; run `polyaxon login`".into(),
+                )),
+            },
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Errors of the API and their HTTP form, mapped in one place; and the JSON body extractor
+//! whose errors name the offending field.
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+
+use crate::api::ApiErrorBody;
+use crate::store::StoreError;
+
+#[derive(Debug)]
+pub enum ApiError {
+    BadRequest(String),
+    Unauthorized(String),
+    Forbidden(String),
+    NotFound(String),
+    Conflict(String),
+    TooLarge(String),
+    Internal(String),
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &str) {
+        match self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
+            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m),
+            ApiError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m),
+            ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.parts();
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = message, "internal error");
+        }
+        (
+            status,
+            axum::Json(ApiErrorBody {
+                error: message.to_string(),
+                code: code.to_string(),
+            }),
+        )
+            .into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(w) => ApiError::NotFound(format!("{w} not found")),
+            StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::Invalid(m) => ApiError::BadRequest(m),
+            StoreError::Db(e) => ApiError::Internal(format!("database error: {e}")),
+        }
+    }
+}
+
+impl From<std::io::Error> for ApiError {
+    fn from(e: std::io::Error) -> Self {
+        match e.kind() {
+            std::io::ErrorKind::NotFound => ApiError::NotFound("no such file".into()),
+            _ => ApiError::Internal(format!("i/o error: {e}")),
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A JSON body whose errors say which field is wrong and how (400), or that it is too big (413).
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes =
+            axum::body::Bytes::from_request(req, state)
+                .await
+                .map_err(|e: BytesRejection| {
+                    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                        ApiError::TooLarge("the request body is too large".into())
+                    } else {
+                        ApiError::BadRequest(format!("cannot read the request body: {e}"))
+                    }
+                })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Parses JSON, naming the path of a wrong value.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.is_empty() {
+        return Err(ApiError::BadRequest(
+            "the request body is empty; send a JSON object".into(),
+        ));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let what = inner.to_string();
+        let what = what.split(" at line ").next().unwrap_or(&what).to_string();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::BadRequest(format!("the request body is not valid JSON: {inner}"))
+        } else if path == "." || path.is_empty() {
+            ApiError::BadRequest(format!("invalid request: {what}"))
+        } else {
+            ApiError::BadRequest(format!("invalid value at `{path}`: {what}"))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct T {
+        name: String,
+        tags: Vec<String>,
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = parse_json::<T>(br#"{"tags": []}"#).unwrap_err();
+        assert!(
+            matches!(&e, ApiError::BadRequest(m) if m.contains("missing field `name`")),
+            "{e:?}"
+        );
+        let e = parse_json::<T>(br#"{"name": "a", "tags": [1]}"#).unwrap_err();
+        assert!(
+            matches!(&e, ApiError::BadRequest(m) if m.contains("`tags[0]`")),
+            "{e:?}"
+        );
+        let e = parse_json::<T>(b"{nope").unwrap_err();
+        assert!(
+            matches!(&e, ApiError::BadRequest(m) if m.contains("not valid JSON")),
+            "{e:?}"
+        );
+    }
+}

@@ -1,0 +1,313 @@
+//! A run's files under the artifacts root, in upstream's layout: `<root>/<run>/{outputs,
+//! events, plxlogs, assets, resources}`. Paths from requests are joined only below the run's
+//! directory, never outside it.
+//!
+//! Logs are JSONL files in `plxlogs/`, a new file every [`LOG_FILE_LINES`] lines; each line is
+//! a `V1Log`. Timestamps within a run only go forward (a line stamped no later than the one
+//! before is moved one microsecond past it), so `last_time` resumes a read without losing or
+//! repeating lines.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::{Component, Path, PathBuf};
+
+use crate::api::{V1ArtifactTree, V1Log, V1Logs, time};
+use crate::error::ApiError;
+
+/// Lines per log file, as upstream chunks them.
+pub const LOG_FILE_LINES: usize = 6000;
+/// Most lines one logs read returns.
+pub const LOG_READ_LIMIT: usize = 20_000;
+
+/// The directory of a run's files.
+pub fn run_dir(root: &Path, uuid: &str) -> PathBuf {
+    root.join(uuid)
+}
+
+/// Joins a relative path below `base`, refusing anything that would leave it.
+pub fn safe_join(base: &Path, rel: &str) -> Result<PathBuf, ApiError> {
+    let rel = rel.trim_start_matches('/');
+    let mut out = base.to_path_buf();
+    for c in Path::new(rel).components() {
+        match c {
+            Component::Normal(s) => out.push(s),
+            Component::CurDir => {}
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "`{rel}` leaves the run's directory; use a relative path without `..`"
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The files (with sizes) and directories directly under `rel`.
+pub fn tree(run: &Path, rel: &str) -> Result<V1ArtifactTree, ApiError> {
+    let dir = safe_join(run, rel)?;
+    let mut files = BTreeMap::new();
+    let mut dirs = Vec::new();
+    match std::fs::read_dir(&dir) {
+        Ok(entries) => {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                match e.metadata() {
+                    Ok(m) if m.is_dir() => dirs.push(name),
+                    Ok(m) => {
+                        files.insert(name, m.len());
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && rel.trim_matches('/').is_empty() => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::NotFound(format!("`{rel}` not found")));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    dirs.sort();
+    Ok(V1ArtifactTree {
+        files,
+        dirs,
+        is_done: true,
+    })
+}
+
+/// Writes a directory as a gzipped tar archive.
+pub fn tar_gz(dir: &Path, name: &str) -> std::io::Result<Vec<u8>> {
+    let enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(enc);
+    tar.follow_symlinks(false);
+    tar.append_dir_all(name, dir)?;
+    tar.into_inner()?.finish()
+}
+
+fn log_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|it| {
+            it.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".jsonl"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn micros(ts: &str) -> Option<i64> {
+    polyaxonfile::spec::misc::parse_datetime(ts).map(|t| t.as_microsecond())
+}
+
+/// Appends log lines to a run's `plxlogs/`, one writer at a time (callers serialize per run).
+pub struct LogWriter {
+    dir: PathBuf,
+    file: Option<std::fs::File>,
+    name: String,
+    lines_in_file: usize,
+    last_us: i64,
+}
+
+impl LogWriter {
+    /// Opens the run's log directory, continuing its last file.
+    pub fn open(run: &Path) -> std::io::Result<LogWriter> {
+        let dir = run.join("plxlogs");
+        std::fs::create_dir_all(&dir)?;
+        let files = log_files(&dir);
+        let (mut lines_in_file, mut last_us) = (0, 0);
+        let name = match files.last() {
+            Some(last) => {
+                let f = std::fs::File::open(dir.join(last))?;
+                for line in std::io::BufReader::new(f).lines().map_while(Result::ok) {
+                    lines_in_file += 1;
+                    if let Some(t) = serde_json::from_str::<V1Log>(&line)
+                        .ok()
+                        .and_then(|l| l.timestamp)
+                        .and_then(|t| micros(&t))
+                    {
+                        last_us = last_us.max(t);
+                    }
+                }
+                last.clone()
+            }
+            None => "00000001.jsonl".to_string(),
+        };
+        Ok(LogWriter {
+            dir,
+            file: None,
+            name,
+            lines_in_file,
+            last_us,
+        })
+    }
+
+    /// Appends lines; a line without a time gets `now_us`.
+    pub fn append(&mut self, lines: &[V1Log], now_us: i64) -> std::io::Result<()> {
+        let mut buf = Vec::new();
+        for l in lines {
+            if self.lines_in_file >= LOG_FILE_LINES {
+                self.flush_to_file(&buf)?;
+                buf.clear();
+                let next: u64 = self.name.trim_end_matches(".jsonl").parse().unwrap_or(0) + 1;
+                self.name = format!("{next:08}.jsonl");
+                self.file = None;
+                self.lines_in_file = 0;
+            }
+            let mut us = l.timestamp.as_deref().and_then(micros).unwrap_or(now_us);
+            if us <= self.last_us {
+                us = self.last_us + 1;
+            }
+            self.last_us = us;
+            let line = V1Log {
+                timestamp: Some(time(us)),
+                ..l.clone()
+            };
+            serde_json::to_writer(&mut buf, &line)?;
+            buf.push(b'\n');
+            self.lines_in_file += 1;
+        }
+        self.flush_to_file(&buf)
+    }
+
+    fn flush_to_file(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        if self.file.is_none() {
+            self.file = Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.join(&self.name))?,
+            );
+        }
+        let f = self.file.as_mut().expect("opened above");
+        f.write_all(buf)?;
+        f.flush()
+    }
+
+    /// Makes what was written durable.
+    pub fn sync(&mut self) -> std::io::Result<()> {
+        match &self.file {
+            Some(f) => f.sync_data(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Reads a run's logs after `last_file`/`last_time` (both from a previous read), at most
+/// [`LOG_READ_LIMIT`] lines.
+pub fn read_logs(
+    run: &Path,
+    last_file: Option<&str>,
+    last_time: Option<&str>,
+) -> Result<V1Logs, ApiError> {
+    let dir = run.join("plxlogs");
+    let files = log_files(&dir);
+    let after_us = last_time.and_then(micros);
+    if let (Some(t), None) = (last_time, after_us) {
+        return Err(ApiError::BadRequest(format!(
+            "`last_time` `{t}` is not a datetime"
+        )));
+    }
+    let start = match last_file {
+        Some(f) => files
+            .iter()
+            .position(|n| n.as_str() >= f)
+            .unwrap_or(files.len()),
+        None => 0,
+    };
+    let mut logs = Vec::new();
+    let mut last: Option<(String, String)> = None;
+    'files: for name in &files[start..] {
+        let f = match std::fs::File::open(dir.join(name)) {
+            Ok(f) => f,
+            Err(_) => continue,
+        };
+        for line in std::io::BufReader::new(f).lines().map_while(Result::ok) {
+            let Ok(l) = serde_json::from_str::<V1Log>(&line) else {
+                continue;
+            };
+            let us = l.timestamp.as_deref().and_then(micros).unwrap_or(0);
+            if after_us.is_some_and(|a| us <= a) {
+                continue;
+            }
+            last = Some((name.clone(), l.timestamp.clone().unwrap_or_default()));
+            logs.push(l);
+            if logs.len() >= LOG_READ_LIMIT {
+                break 'files;
+            }
+        }
+    }
+    let (last_file, last_time) = match last {
+        Some((f, t)) => (Some(f), Some(t)),
+        None => (last_file.map(str::to_string), last_time.map(str::to_string)),
+    };
+    Ok(V1Logs {
+        logs,
+        last_time,
+        last_file,
+        files,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_stay_inside() {
+        let base = Path::new("/data/run");
+        assert_eq!(
+            safe_join(base, "outputs/model.pt").unwrap(),
+            Path::new("/data/run/outputs/model.pt")
+        );
+        assert_eq!(
+            safe_join(base, "/outputs").unwrap(),
+            Path::new("/data/run/outputs")
+        );
+        assert!(safe_join(base, "../other").is_err());
+        assert!(safe_join(base, "a/../../b").is_err());
+    }
+
+    #[test]
+    fn logs_rotate_and_resume_without_loss() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = LogWriter::open(dir.path()).unwrap();
+        let lines: Vec<V1Log> = (0..15_000)
+            .map(|i| V1Log {
+                value: format!("line {i}"),
+                ..V1Log::default()
+            })
+            .collect();
+        // All stamped with the same instant: they are spread one microsecond apart.
+        w.append(&lines, 1_700_000_000_000_000).unwrap();
+        let first = read_logs(dir.path(), None, None).unwrap();
+        assert_eq!(first.files.len(), 3);
+        assert_eq!(first.logs.len(), 15_000);
+        // Resuming from the middle gives exactly the rest.
+        let mid = &first.logs[9_999];
+        let rest = read_logs(dir.path(), Some("00000002.jsonl"), mid.timestamp.as_deref()).unwrap();
+        assert_eq!(rest.logs.len(), 5_000);
+        assert_eq!(rest.logs[0].value, "line 10000");
+        // A reopened writer continues after the last line.
+        let mut w2 = LogWriter::open(dir.path()).unwrap();
+        w2.append(
+            &[V1Log {
+                value: "late".into(),
+                ..V1Log::default()
+            }],
+            0,
+        )
+        .unwrap();
+        let tail = read_logs(
+            dir.path(),
+            first.last_file.as_deref(),
+            first.last_time.as_deref(),
+        )
+        .unwrap();
+        assert_eq!(tail.logs.len(), 1);
+        assert_eq!(tail.logs[0].value, "late");
+    }
+}

@@ -1,0 +1,69 @@
+//! The OpenAPI document of the API, generated from the handlers and wire types.
+
+use utoipa::OpenApi;
+
+use crate::api::*;
+use crate::routes::{auth, meta, projects, runs, streams};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "polyaxon", description = "Polyaxon's v1 REST API: projects, runs, statuses, logs, metrics and artifacts."),
+    paths(
+        meta::healthz, meta::openapi, meta::installation, meta::compatibility,
+        auth::login, auth::whoami, auth::list_tokens, auth::create_token, auth::delete_token, auth::create_user,
+        projects::list, projects::create, projects::get, projects::patch, projects::delete,
+        runs::create, runs::list, runs::get, runs::patch, runs::put, runs::delete, runs::delete_many, runs::stop_many,
+        runs::statuses, runs::create_status, runs::stop, runs::restart, runs::copy, runs::resume, runs::approve,
+        runs::impersonate, runs::create_lineage, runs::lineage,
+        streams::logs, streams::append_logs, streams::events, streams::multi_events, streams::resources, streams::ingest,
+        streams::tree, streams::artifact, streams::artifacts_archive, streams::delete_artifact, streams::upload,
+    ),
+    components(schemas(
+        ApiErrorBody, V1Credentials, V1Auth, V1User, V1UserCreate, V1Token, V1ListTokenResponse, V1Project,
+        V1ListProjectsResponse, V1StatusCondition, V1Status, V1EntityStatusBodyRequest, V1Cloning, V1Pipeline, V1Run,
+        V1ListRunsResponse, V1OperationBody, V1Uuids, V1Log, V1Logs, V1LogsAppend, V1ArtifactTree, V1EventSeries,
+        V1EventsResponse, V1MultiEventsResponse, MetricSeriesIn, MetricsBatch, MetricsBatchResult, V1RunArtifacts,
+        V1ListRunArtifactsResponse, V1Version, V1Compatibility, V1Installation,
+    )),
+    tags(
+        (name = "auth", description = "Login, the calling user, tokens"),
+        (name = "projects", description = "Projects"),
+        (name = "runs", description = "Runs and their lifecycle"),
+        (name = "streams", description = "Logs, events and metrics"),
+        (name = "artifacts", description = "A run's files"),
+        (name = "meta", description = "Health and versions"),
+    ),
+    modifiers(&TokenAuth),
+    security(("token" = []))
+)]
+pub struct ApiDoc;
+
+struct TokenAuth;
+
+impl utoipa::Modify for TokenAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "`Token <token>`",
+            ))),
+        );
+    }
+}
+
+/// The document as JSON, with this version.
+pub fn document() -> serde_json::Value {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = crate::VERSION.to_string();
+    serde_json::to_value(&doc).unwrap_or_default()
+}
+
+/// The document as committed: pretty JSON with a final newline.
+pub fn document_text() -> String {
+    let mut s = serde_json::to_string_pretty(&document()).unwrap_or_default();
+    s.push('\n');
+    s
+}

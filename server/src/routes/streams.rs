@@ -1,0 +1,679 @@
+//! Streams: logs (append and read with continuation), events and metrics (read in upstream's
+//! shape, downsampled; our batch ingestion), system resources, and artifacts (upload, tree,
+//! download, delete) — all under the run's directory, never outside it.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value as J, json};
+use tokio::io::AsyncWriteExt;
+
+use super::run_for;
+use crate::App;
+use crate::api::*;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::files;
+use crate::store::{Point, Series, SeriesData};
+
+type StreamPath = Path<(String, String, String, String)>;
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct LogsQuery {
+    /// Continue after this file (from a previous read's `last_file`).
+    pub last_file: Option<String>,
+    /// Continue after this time (from a previous read's `last_time`).
+    pub last_time: Option<String>,
+    pub force: Option<bool>,
+}
+
+/// A run's logs, in order, continuing after `last_file`/`last_time` when given.
+#[utoipa::path(get, path = "/streams/v1/{namespace}/{owner}/{project}/runs/{uuid}/logs", tag = "streams",
+    params(("namespace" = String, Path), ("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path), LogsQuery),
+    responses((status = 200, body = V1Logs), (status = 404, body = ApiErrorBody)))]
+pub async fn logs(
+    State(app): State<App>,
+    who: Principal,
+    Path((_ns, owner, project, uuid)): StreamPath,
+    Query(q): Query<LogsQuery>,
+) -> ApiResult<Json<V1Logs>> {
+    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, false).await?;
+    let dir = app.run_dir(&r.uuid);
+    let out = tokio::task::spawn_blocking(move || {
+        files::read_logs(&dir, q.last_file.as_deref(), q.last_time.as_deref())
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    Ok(Json(out))
+}
+
+/// Appends log lines to a run (ours; lines without a time get the server's).
+#[utoipa::path(post, path = "/streams/v1/{namespace}/{owner}/{project}/runs/{uuid}/logs", tag = "streams",
+    params(("namespace" = String, Path), ("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path)),
+    request_body = V1LogsAppend, responses((status = 204), (status = 400, body = ApiErrorBody)))]
+pub async fn append_logs(
+    State(app): State<App>,
+    who: Principal,
+    Path((_ns, owner, project, uuid)): StreamPath,
+    ApiJson(body): ApiJson<V1LogsAppend>,
+) -> ApiResult<StatusCode> {
+    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, true).await?;
+    app.append_logs(&r.uuid, body.logs).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct EventsQuery {
+    /// Series names, comma-separated (all when absent).
+    pub names: Option<String>,
+    /// `dict` (default) or `csv`.
+    pub orient: Option<String>,
+    /// At most this many points per series, chosen to keep the series' shape.
+    pub sample: Option<usize>,
+    pub force: Option<bool>,
+    pub connection: Option<String>,
+    pub status: Option<String>,
+    /// Runs, comma-separated (multi-run reads).
+    pub runs: Option<String>,
+}
+
+fn names_of(q: &EventsQuery) -> Vec<String> {
+    q.names
+        .as_deref()
+        .map(|n| {
+            n.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn series_json(s: &SeriesData, kind: &str) -> V1EventSeries {
+    let steps: Vec<J> = s
+        .points
+        .iter()
+        .map(|p| p.step.map_or(J::Null, J::from))
+        .collect();
+    let ts: Vec<J> = s.points.iter().map(|p| J::String(time(p.ts))).collect();
+    let vals: Vec<J> = s
+        .points
+        .iter()
+        .map(|p| serde_json::Number::from_f64(p.value).map_or(J::Null, J::Number))
+        .collect();
+    V1EventSeries {
+        name: s.name.clone(),
+        kind: kind.to_string(),
+        data: json!({"step": steps, "timestamp": ts, "metric": vals}),
+        total: Some(s.total),
+    }
+}
+
+fn csv_of(s: &SeriesData) -> String {
+    let mut out = String::from("step|timestamp|metric");
+    for p in &s.points {
+        out.push_str(&format!(
+            "\n{}|{}|{}",
+            p.step.map(|x| x.to_string()).unwrap_or_default(),
+            time(p.ts),
+            p.value
+        ));
+    }
+    out
+}
+
+/// Reads a `.plx` metric file (`step|timestamp|metric`), as `polyaxon.tracking` writes it.
+pub fn parse_plx_metrics(text: &str) -> Vec<Point> {
+    let mut out = Vec::new();
+    for line in text.lines().skip(1) {
+        let mut cols = line.splitn(3, '|');
+        let (Some(step), Some(ts), Some(val)) = (cols.next(), cols.next(), cols.next()) else {
+            continue;
+        };
+        let Ok(value) = val.trim().parse::<f64>() else {
+            continue;
+        };
+        let ts = polyaxonfile::spec::misc::parse_datetime(ts.trim())
+            .map(|t| t.as_microsecond())
+            .unwrap_or(0);
+        out.push(Point {
+            step: step.trim().parse().ok(),
+            ts,
+            value,
+        });
+    }
+    out
+}
+
+/// The series of one kind for one run: metrics from the store (or the run's event files when
+/// the store has none), other kinds from the event files.
+async fn run_events(
+    app: &App,
+    run_id: i64,
+    uuid: &str,
+    kind: &str,
+    names: &[String],
+    sample: Option<usize>,
+    sub: &str,
+) -> ApiResult<Vec<(SeriesData, Option<String>)>> {
+    let mut out: Vec<(SeriesData, Option<String>)> = Vec::new();
+    if kind == "metric" && sub == "events" {
+        for s in app.store.series(run_id, names, sample).await? {
+            out.push((s, None));
+        }
+    }
+    let dir = app.run_dir(uuid).join(sub).join(kind);
+    let have: Vec<String> = out.iter().map(|(s, _)| s.name.clone()).collect();
+    let wanted: Vec<String> = if names.is_empty() {
+        std::fs::read_dir(&dir)
+            .map(|it| {
+                it.flatten()
+                    .filter_map(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .strip_suffix(".plx")
+                            .map(str::to_string)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        names.to_vec()
+    };
+    for name in wanted {
+        if have.contains(&name) {
+            continue;
+        }
+        let file = files::safe_join(&dir, &format!("{name}.plx"))?;
+        let Ok(text) = tokio::fs::read_to_string(&file).await else {
+            continue;
+        };
+        if kind == "metric" {
+            let points = parse_plx_metrics(&text);
+            let total = points.len();
+            let points = match sample {
+                Some(n) if n < total => crate::store::downsample(&points, n),
+                _ => points,
+            };
+            out.push((
+                SeriesData {
+                    name,
+                    total,
+                    points,
+                },
+                None,
+            ));
+        } else {
+            out.push((
+                SeriesData {
+                    name,
+                    total: 0,
+                    points: vec![],
+                },
+                Some(text),
+            ));
+        }
+    }
+    out.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    Ok(out)
+}
+
+/// Columns of a JSON-lines event file (`{"timestamp", "step", "text"}` per line).
+fn columns(text: &str) -> J {
+    let mut cols: BTreeMap<String, Vec<J>> = BTreeMap::new();
+    let lines: Vec<serde_json::Map<String, J>> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    for l in &lines {
+        for k in l.keys() {
+            cols.entry(k.clone()).or_default();
+        }
+    }
+    for l in &lines {
+        for (k, v) in cols.iter_mut() {
+            v.push(l.get(k).cloned().unwrap_or(J::Null));
+        }
+    }
+    json!(cols)
+}
+
+fn to_response(
+    series: Vec<(SeriesData, Option<String>)>,
+    kind: &str,
+    csv: bool,
+) -> Vec<V1EventSeries> {
+    series
+        .into_iter()
+        .map(|(s, text)| match (text, csv) {
+            (Some(t), true) => V1EventSeries {
+                name: s.name,
+                kind: kind.into(),
+                data: J::String(t),
+                total: None,
+            },
+            (Some(t), false) => V1EventSeries {
+                name: s.name,
+                kind: kind.into(),
+                data: columns(&t),
+                total: None,
+            },
+            (None, true) => V1EventSeries {
+                name: s.name.clone(),
+                kind: kind.into(),
+                data: J::String(csv_of(&s)),
+                total: Some(s.total),
+            },
+            (None, false) => series_json(&s, kind),
+        })
+        .collect()
+}
+
+/// A run's events of one kind (`metric`, `text`, `html`, `image`…) in upstream's shape:
+/// `{"data": [{"name", "kind", "data": {"step": [], "timestamp": [], "metric": []}}]}`.
+#[utoipa::path(get, path = "/streams/v1/{namespace}/{owner}/{project}/runs/{uuid}/events/{kind}", tag = "streams",
+    params(("namespace" = String, Path), ("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path), ("kind" = String, Path), EventsQuery),
+    responses((status = 200, body = V1EventsResponse), (status = 404, body = ApiErrorBody)))]
+pub async fn events(
+    State(app): State<App>,
+    who: Principal,
+    Path((_ns, owner, project, uuid, kind)): Path<(String, String, String, String, String)>,
+    Query(q): Query<EventsQuery>,
+) -> ApiResult<Json<V1EventsResponse>> {
+    check_kind(&kind)?;
+    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, false).await?;
+    let csv = q.orient.as_deref() == Some("csv");
+    let series = run_events(
+        &app,
+        r.id,
+        &r.uuid,
+        &kind,
+        &names_of(&q),
+        q.sample,
+        "events",
+    )
+    .await?;
+    Ok(Json(V1EventsResponse {
+        data: to_response(series, &kind, csv),
+    }))
+}
+
+fn check_kind(kind: &str) -> ApiResult<()> {
+    if kind.is_empty() || !kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(ApiError::BadRequest(format!(
+            "`{kind}` is not an event kind"
+        )));
+    }
+    Ok(())
+}
+
+/// Events of several runs of a project (`runs=a,b`), keyed by run.
+#[utoipa::path(get, path = "/streams/v1/{namespace}/{owner}/{project}/runs/multi/events/{kind}", tag = "streams",
+    params(("namespace" = String, Path), ("owner" = String, Path), ("project" = String, Path), ("kind" = String, Path), EventsQuery),
+    responses((status = 200, body = V1MultiEventsResponse), (status = 400, body = ApiErrorBody)))]
+pub async fn multi_events(
+    State(app): State<App>,
+    who: Principal,
+    Path((_ns, owner, project, kind)): StreamPath,
+    Query(q): Query<EventsQuery>,
+) -> ApiResult<Json<V1MultiEventsResponse>> {
+    check_kind(&kind)?;
+    who.require_user_scope()?;
+    let runs: Vec<String> = q
+        .runs
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if runs.is_empty() {
+        return Err(ApiError::BadRequest(
+            "give the runs to read with `runs=uuid1,uuid2`".into(),
+        ));
+    }
+    let csv = q.orient.as_deref() == Some("csv");
+    let mut data = BTreeMap::new();
+    for u in runs {
+        let (_, r) = run_for(&app, &who, &owner, &project, &u, false).await?;
+        let series = run_events(
+            &app,
+            r.id,
+            &r.uuid,
+            &kind,
+            &names_of(&q),
+            q.sample,
+            "events",
+        )
+        .await?;
+        data.insert(r.uuid.clone(), to_response(series, &kind, csv));
+    }
+    Ok(Json(V1MultiEventsResponse { data }))
+}
+
+/// A run's system metrics (CPU, memory, …) sampled while it ran.
+#[utoipa::path(get, path = "/streams/v1/{namespace}/{owner}/{project}/runs/{uuid}/resources", tag = "streams",
+    params(("namespace" = String, Path), ("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path), EventsQuery),
+    responses((status = 200, body = V1EventsResponse), (status = 404, body = ApiErrorBody)))]
+pub async fn resources(
+    State(app): State<App>,
+    who: Principal,
+    Path((_ns, owner, project, uuid)): StreamPath,
+    Query(q): Query<EventsQuery>,
+) -> ApiResult<Json<V1EventsResponse>> {
+    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, false).await?;
+    let series = run_events(
+        &app,
+        r.id,
+        &r.uuid,
+        "metric",
+        &names_of(&q),
+        q.sample,
+        "resources",
+    )
+    .await?;
+    Ok(Json(V1EventsResponse {
+        data: to_response(series, "metric", q.orient.as_deref() == Some("csv")),
+    }))
+}
+
+/// Adds metric points (ours): many series, many points per request. A batch with an `id` is
+/// applied at most once, so a retry after a lost response never doubles a point.
+#[utoipa::path(post, path = "/streams/v1/{namespace}/{owner}/{project}/runs/{uuid}/metrics", tag = "streams",
+    params(("namespace" = String, Path), ("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path)),
+    request_body = MetricsBatch, responses((status = 200, body = MetricsBatchResult), (status = 400, body = ApiErrorBody), (status = 413, body = ApiErrorBody)))]
+pub async fn ingest(
+    State(app): State<App>,
+    who: Principal,
+    Path((_ns, owner, project, uuid)): StreamPath,
+    ApiJson(batch): ApiJson<MetricsBatch>,
+) -> ApiResult<Json<MetricsBatchResult>> {
+    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, true).await?;
+    let now = crate::store::now_micros();
+    let mut series = Vec::with_capacity(batch.metrics.len());
+    for (i, m) in batch.metrics.into_iter().enumerate() {
+        let n = m.value.len();
+        if m.step.as_ref().is_some_and(|s| s.len() != n)
+            || m.timestamp.as_ref().is_some_and(|t| t.len() != n)
+        {
+            return Err(ApiError::BadRequest(format!(
+                "invalid value at `metrics[{i}]`: `step`, `timestamp` and `value` must have the same length"
+            )));
+        }
+        let mut points = Vec::with_capacity(n);
+        for (k, value) in m.value.iter().enumerate() {
+            let ts = match m.timestamp.as_ref().map(|t| &t[k]) {
+                None | Some(J::Null) => now,
+                Some(v) => parse_time(v).ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "invalid value at `metrics[{i}].timestamp[{k}]`: not a time"
+                    ))
+                })?,
+            };
+            points.push(Point {
+                step: m.step.as_ref().and_then(|s| s[k]),
+                ts,
+                value: *value,
+            });
+        }
+        series.push(Series {
+            name: m.name,
+            points,
+        });
+    }
+    let added = app.store.ingest(r.id, batch.id.as_deref(), series).await?;
+    Ok(Json(MetricsBatchResult {
+        points: added,
+        duplicate: added == 0 && batch.id.is_some(),
+    }))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct PathQuery {
+    /// A path below the run's directory.
+    pub path: Option<String>,
+    /// Replace an existing file.
+    pub overwrite: Option<bool>,
+    /// Download as a stream (the default).
+    pub stream: Option<bool>,
+    pub connection: Option<String>,
+    pub force: Option<bool>,
+}
+
+/// The files and directories under a path of a run's artifacts.
+#[utoipa::path(get, path = "/streams/v1/{namespace}/{owner}/{project}/runs/{uuid}/artifacts/tree", tag = "artifacts",
+    params(("namespace" = String, Path), ("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path), PathQuery),
+    responses((status = 200, body = V1ArtifactTree), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+pub async fn tree(
+    State(app): State<App>,
+    who: Principal,
+    Path((_ns, owner, project, uuid)): StreamPath,
+    Query(q): Query<PathQuery>,
+) -> ApiResult<Json<V1ArtifactTree>> {
+    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, false).await?;
+    Ok(Json(files::tree(
+        &app.run_dir(&r.uuid),
+        q.path.as_deref().unwrap_or(""),
+    )?))
+}
+
+/// Downloads one file of a run's artifacts.
+#[utoipa::path(get, path = "/streams/v1/{namespace}/{owner}/{project}/runs/{uuid}/artifact", tag = "artifacts",
+    params(("namespace" = String, Path), ("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path), PathQuery),
+    responses((status = 200, description = "the file's bytes"), (status = 404, body = ApiErrorBody)))]
+pub async fn artifact(
+    State(app): State<App>,
+    who: Principal,
+    Path((_ns, owner, project, uuid)): StreamPath,
+    Query(q): Query<PathQuery>,
+) -> ApiResult<Response> {
+    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, false).await?;
+    let rel = q
+        .path
+        .as_deref()
+        .ok_or_else(|| ApiError::BadRequest("give the file with `path=`".into()))?;
+    let path = files::safe_join(&app.run_dir(&r.uuid), rel)?;
+    let meta = tokio::fs::metadata(&path)
+        .await
+        .map_err(|_| ApiError::NotFound(format!("`{rel}` not found")))?;
+    if meta.is_dir() {
+        return Err(ApiError::BadRequest(format!(
+            "`{rel}` is a directory; download it from `/artifacts?path={rel}`"
+        )));
+    }
+    let file = tokio::fs::File::open(&path).await?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, meta.len().to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", name.replace('"', "")),
+            ),
+        ],
+        Body::from_stream(tokio_util::io::ReaderStream::new(file)),
+    )
+        .into_response())
+}
+
+/// Downloads a directory of a run's artifacts as a `.tar.gz`.
+#[utoipa::path(get, path = "/streams/v1/{namespace}/{owner}/{project}/runs/{uuid}/artifacts", tag = "artifacts",
+    params(("namespace" = String, Path), ("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path), PathQuery),
+    responses((status = 200, description = "a gzipped tar archive"), (status = 404, body = ApiErrorBody)))]
+pub async fn artifacts_archive(
+    State(app): State<App>,
+    who: Principal,
+    Path((_ns, owner, project, uuid)): StreamPath,
+    Query(q): Query<PathQuery>,
+) -> ApiResult<Response> {
+    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, false).await?;
+    let rel = q.path.clone().unwrap_or_default();
+    let dir = files::safe_join(&app.run_dir(&r.uuid), &rel)?;
+    if !dir.is_dir() {
+        return Err(ApiError::NotFound(format!(
+            "`{rel}` is not a directory of this run"
+        )));
+    }
+    let name = if rel.trim_matches('/').is_empty() {
+        r.uuid.clone()
+    } else {
+        rel.trim_matches('/').replace('/', "_")
+    };
+    let bytes = tokio::task::spawn_blocking(move || files::tar_gz(&dir, &name))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    Ok(([(header::CONTENT_TYPE, "application/gzip")], bytes).into_response())
+}
+
+/// Deletes a file or directory of a run's artifacts.
+#[utoipa::path(delete, path = "/streams/v1/{namespace}/{owner}/{project}/runs/{uuid}/artifact", tag = "artifacts",
+    params(("namespace" = String, Path), ("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path), PathQuery),
+    responses((status = 204), (status = 404, body = ApiErrorBody)))]
+pub async fn delete_artifact(
+    State(app): State<App>,
+    who: Principal,
+    Path((_ns, owner, project, uuid)): StreamPath,
+    Query(q): Query<PathQuery>,
+) -> ApiResult<StatusCode> {
+    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, true).await?;
+    let rel = q
+        .path
+        .as_deref()
+        .filter(|p| !p.trim_matches('/').is_empty())
+        .ok_or_else(|| ApiError::BadRequest("give what to delete with `path=`".into()))?;
+    let path = files::safe_join(&app.run_dir(&r.uuid), rel)?;
+    match tokio::fs::metadata(&path).await {
+        Ok(m) if m.is_dir() => tokio::fs::remove_dir_all(&path).await?,
+        Ok(_) => tokio::fs::remove_file(&path).await?,
+        Err(_) => return Err(ApiError::NotFound(format!("`{rel}` not found"))),
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Uploads a file into a run's artifacts: a multipart form (the file goes into the directory
+/// `path`, under its own name) or a raw body (written to `path`).
+#[utoipa::path(post, path = "/api/v1/{owner}/{project}/runs/{uuid}/artifacts/upload", tag = "artifacts",
+    params(("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path), PathQuery),
+    responses((status = 200, description = "the paths written"), (status = 400, body = ApiErrorBody), (status = 409, body = ApiErrorBody), (status = 413, body = ApiErrorBody)))]
+pub async fn upload(
+    State(app): State<App>,
+    who: Principal,
+    Path((owner, project, uuid)): Path<(String, String, String)>,
+    Query(q): Query<PathQuery>,
+    headers: HeaderMap,
+    req: axum::extract::Request,
+) -> ApiResult<Json<J>> {
+    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, true).await?;
+    let base = app.run_dir(&r.uuid);
+    let overwrite = q.overwrite.unwrap_or(true);
+    let is_multipart = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/"));
+    let mut written = Vec::new();
+    if is_multipart {
+        let mut mp = <Multipart as axum::extract::FromRequest<App>>::from_request(req, &app)
+            .await
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        while let Some(mut field) = mp.next_field().await.map_err(multipart_error)? {
+            let Some(file_name) = field.file_name().map(str::to_string) else {
+                continue;
+            };
+            let file_name = std::path::Path::new(&file_name)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if file_name.is_empty() {
+                continue;
+            }
+            let rel = format!(
+                "{}/{file_name}",
+                q.path.as_deref().unwrap_or("").trim_matches('/')
+            );
+            let dest = files::safe_join(&base, &rel)?;
+            let mut out = create_dest(&dest, overwrite, &rel).await?;
+            while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                out.write_all(&chunk).await?;
+            }
+            out.flush().await?;
+            written.push(rel.trim_start_matches('/').to_string());
+        }
+    } else {
+        let rel = q
+            .path
+            .as_deref()
+            .filter(|p| !p.trim_matches('/').is_empty())
+            .ok_or_else(|| ApiError::BadRequest("give the destination with `path=`".into()))?;
+        let dest = files::safe_join(&base, rel)?;
+        let max = app.config.max_upload as u64;
+        let too_large = || {
+            ApiError::TooLarge(format!(
+                "the upload is larger than the {} MiB this server accepts",
+                max >> 20
+            ))
+        };
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > max) {
+            return Err(too_large());
+        }
+        let mut out = create_dest(&dest, overwrite, rel).await?;
+        let mut body = req.into_body().into_data_stream();
+        let mut total: u64 = 0;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk
+                .map_err(|e| ApiError::BadRequest(format!("the upload was interrupted: {e}")))?;
+            total += chunk.len() as u64;
+            if total > max {
+                drop(out);
+                let _ = tokio::fs::remove_file(&dest).await;
+                return Err(too_large());
+            }
+            out.write_all(&chunk).await?;
+        }
+        out.flush().await?;
+        written.push(rel.trim_start_matches('/').to_string());
+    }
+    if written.is_empty() {
+        return Err(ApiError::BadRequest("the form has no file".into()));
+    }
+    Ok(Json(json!({"paths": written})))
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::TooLarge("the upload is larger than the server accepts".into())
+    } else {
+        ApiError::BadRequest(format!("cannot read the upload: {e}"))
+    }
+}
+
+async fn create_dest(
+    dest: &std::path::Path,
+    overwrite: bool,
+    rel: &str,
+) -> ApiResult<tokio::fs::File> {
+    if let Some(parent) = dest.parent() {
+        tokio::fs::create_dir_all(parent).await?;
+    }
+    if !overwrite && tokio::fs::try_exists(dest).await.unwrap_or(false) {
+        return Err(ApiError::Conflict(format!(
+            "`{rel}` exists; pass `overwrite=true` to replace it"
+        )));
+    }
+    Ok(tokio::fs::File::create(dest).await?)
+}

@@ -1,0 +1,409 @@
+//! Metrics, the hot path. A series is stored as chunks of points — (step, timestamp, value),
+//! 24 bytes each — so a batch of thousands of points is one row write, and reading a series
+//! is reading a few blobs. Small batches (live training) fill the series' last chunk until it
+//! holds [`SMALL`] points; large ones write chunks of up to [`MAX_CHUNK`] points.
+//!
+//! A batch may carry an id: a retried batch with the same id is recognised and not applied
+//! again. The last value of each series is folded into the run's outputs (as upstream does), so
+//! `metrics.loss: <0.2` queries and sorts work on runs.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value as J};
+use sqlx::FromRow;
+
+use super::{Dialect, Result, Store, StoreError, now_micros};
+
+/// A chunk below this many points takes the next batch's points.
+pub const SMALL: usize = 512;
+/// Most points in one chunk.
+pub const MAX_CHUNK: usize = 8192;
+const POINT: usize = 24;
+/// Stands for "no step" in a chunk.
+const NO_STEP: i64 = i64::MIN;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Point {
+    pub step: Option<i64>,
+    /// Microseconds since the epoch.
+    pub ts: i64,
+    pub value: f64,
+}
+
+/// Points of one series to add.
+#[derive(Clone, Debug)]
+pub struct Series {
+    pub name: String,
+    pub points: Vec<Point>,
+}
+
+/// A series read back.
+#[derive(Clone, Debug)]
+pub struct SeriesData {
+    pub name: String,
+    /// Points before downsampling.
+    pub total: usize,
+    pub points: Vec<Point>,
+}
+
+fn encode(points: &[Point], out: &mut Vec<u8>) {
+    out.reserve(points.len() * POINT);
+    for p in points {
+        out.extend_from_slice(&p.step.unwrap_or(NO_STEP).to_le_bytes());
+        out.extend_from_slice(&p.ts.to_le_bytes());
+        out.extend_from_slice(&p.value.to_le_bytes());
+    }
+}
+
+fn decode(data: &[u8], out: &mut Vec<Point>) {
+    out.reserve(data.len() / POINT);
+    for c in data.chunks_exact(POINT) {
+        let step = i64::from_le_bytes(c[0..8].try_into().expect("8 bytes"));
+        let ts = i64::from_le_bytes(c[8..16].try_into().expect("8 bytes"));
+        let value = f64::from_le_bytes(c[16..24].try_into().expect("8 bytes"));
+        out.push(Point {
+            step: (step != NO_STEP).then_some(step),
+            ts,
+            value,
+        });
+    }
+}
+
+#[derive(FromRow)]
+struct LastChunk {
+    seq: i64,
+    n: i64,
+    data: Vec<u8>,
+}
+
+#[derive(FromRow)]
+struct ChunkData {
+    name: String,
+    data: Vec<u8>,
+}
+
+#[derive(FromRow)]
+struct Outputs {
+    outputs: Option<String>,
+}
+
+#[derive(FromRow)]
+struct Name {
+    name: String,
+}
+
+fn bounds(points: &[Point]) -> (Option<i64>, Option<i64>, i64, i64) {
+    let steps = points.iter().filter_map(|p| p.step);
+    let (smin, smax) = steps.fold((None, None), |(lo, hi): (Option<i64>, Option<i64>), s| {
+        (
+            Some(lo.map_or(s, |l| l.min(s))),
+            Some(hi.map_or(s, |h| h.max(s))),
+        )
+    });
+    let tmin = points.iter().map(|p| p.ts).min().unwrap_or(0);
+    let tmax = points.iter().map(|p| p.ts).max().unwrap_or(0);
+    (smin, smax, tmin, tmax)
+}
+
+impl Store {
+    /// Adds points to a run's series. Returns how many points were added, or 0 when the batch
+    /// id was seen before (a retry).
+    pub async fn ingest(
+        &self,
+        run_id: i64,
+        batch_id: Option<&str>,
+        series: Vec<Series>,
+    ) -> Result<usize> {
+        let mut by_name: BTreeMap<String, Vec<Point>> = BTreeMap::new();
+        for s in series {
+            if s.name.is_empty() || s.name.len() > 256 {
+                return Err(StoreError::Invalid(
+                    "a metric name must have 1 to 256 characters".into(),
+                ));
+            }
+            if let Some(p) = s.points.iter().find(|p| !p.value.is_finite()) {
+                return Err(StoreError::Invalid(format!(
+                    "metric `{}` has a value that is not a finite number ({})",
+                    s.name, p.value
+                )));
+            }
+            by_name.entry(s.name).or_default().extend(s.points);
+        }
+        let total: usize = by_name.values().map(Vec::len).sum();
+        let mut tx = self.begin().await?;
+        if let Some(id) = batch_id {
+            let inserted = tx
+                .execute(
+                    "INSERT INTO metric_batches (run_id, batch_id, points, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    vec![run_id.into(), id.into(), (total as i64).into(), now_micros().into()],
+                )
+                .await?;
+            if inserted == 0 {
+                return Ok(0);
+            }
+        }
+        let mut last_values = Map::new();
+        for (name, points) in &by_name {
+            if points.is_empty() {
+                continue;
+            }
+            if let Some(last) = points.last() {
+                last_values.insert(
+                    name.clone(),
+                    serde_json::Number::from_f64(last.value)
+                        .map(J::Number)
+                        .unwrap_or(J::Null),
+                );
+            }
+            let last: Option<LastChunk> = tx
+                .fetch_optional(
+                    "SELECT seq, n, data FROM metric_chunks WHERE run_id = $1 AND name = $2 ORDER BY seq DESC LIMIT 1",
+                    vec![run_id.into(), name.clone().into()],
+                )
+                .await?;
+            let mut rest: &[Point] = points;
+            let mut next_seq = last.as_ref().map_or(0, |l| l.seq + 1);
+            if let Some(l) = last
+                && (l.n as usize) < SMALL
+            {
+                let take = (MAX_CHUNK - l.n as usize).min(rest.len());
+                let mut merged = Vec::new();
+                decode(&l.data, &mut merged);
+                merged.extend_from_slice(&rest[..take]);
+                rest = &rest[take..];
+                let mut data = Vec::new();
+                encode(&merged, &mut data);
+                let (smin, smax, tmin, tmax) = bounds(&merged);
+                tx.execute(
+                    "UPDATE metric_chunks SET n = $1, step_min = $2, step_max = $3, ts_min = $4, ts_max = $5, data = $6 WHERE run_id = $7 AND name = $8 AND seq = $9",
+                    vec![
+                        (merged.len() as i64).into(),
+                        smin.into(),
+                        smax.into(),
+                        tmin.into(),
+                        tmax.into(),
+                        super::Arg::Bytes(data),
+                        run_id.into(),
+                        name.clone().into(),
+                        l.seq.into(),
+                    ],
+                )
+                .await?;
+            }
+            for chunk in rest.chunks(MAX_CHUNK) {
+                let mut data = Vec::new();
+                encode(chunk, &mut data);
+                let (smin, smax, tmin, tmax) = bounds(chunk);
+                tx.execute(
+                    "INSERT INTO metric_chunks (run_id, name, seq, n, step_min, step_max, ts_min, ts_max, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    vec![
+                        run_id.into(),
+                        name.clone().into(),
+                        next_seq.into(),
+                        (chunk.len() as i64).into(),
+                        smin.into(),
+                        smax.into(),
+                        tmin.into(),
+                        tmax.into(),
+                        super::Arg::Bytes(data),
+                    ],
+                )
+                .await?;
+                next_seq += 1;
+            }
+        }
+        if !last_values.is_empty() {
+            let lock = if tx.dialect() == Dialect::Postgres {
+                " FOR UPDATE"
+            } else {
+                ""
+            };
+            let row: Option<Outputs> = tx
+                .fetch_optional(
+                    &format!("SELECT outputs FROM runs WHERE id = $1{lock}"),
+                    vec![run_id.into()],
+                )
+                .await?;
+            let mut outputs: Map<String, J> = row
+                .and_then(|r| r.outputs)
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default();
+            outputs.extend(last_values);
+            tx.execute(
+                "UPDATE runs SET outputs = $1, updated_at = $2 WHERE id = $3",
+                vec![
+                    J::Object(outputs).to_string().into(),
+                    now_micros().into(),
+                    run_id.into(),
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(total)
+    }
+
+    /// The names of a run's series.
+    pub async fn metric_names(&self, run_id: i64) -> Result<Vec<String>> {
+        let rows: Vec<Name> = self
+            .fetch_all(
+                "SELECT DISTINCT name FROM metric_chunks WHERE run_id = $1 ORDER BY name",
+                vec![run_id.into()],
+            )
+            .await?;
+        Ok(rows.into_iter().map(|r| r.name).collect())
+    }
+
+    /// Reads series (all when `names` is empty), in step order, downsampled to at most
+    /// `sample` points each when given.
+    pub async fn series(
+        &self,
+        run_id: i64,
+        names: &[String],
+        sample: Option<usize>,
+    ) -> Result<Vec<SeriesData>> {
+        let mut p = crate::pql::Params::new(self.dialect());
+        let rid = p.push(run_id);
+        let filter = if names.is_empty() {
+            String::new()
+        } else {
+            let ph: Vec<String> = names.iter().map(|n| p.push(n.clone())).collect();
+            format!(" AND name IN ({})", ph.join(", "))
+        };
+        let rows: Vec<ChunkData> = self.fetch_all(&format!("SELECT name, data FROM metric_chunks WHERE run_id = {rid}{filter} ORDER BY name, seq"), p.args).await?;
+        let mut by_name: BTreeMap<String, Vec<Point>> = BTreeMap::new();
+        for r in rows {
+            decode(&r.data, by_name.entry(r.name).or_default());
+        }
+        let mut out = Vec::new();
+        for (name, mut points) in by_name {
+            let sorted = points
+                .windows(2)
+                .all(|w| order_key(&w[0]) <= order_key(&w[1]));
+            if !sorted {
+                points.sort_by_key(order_key);
+            }
+            let total = points.len();
+            let points = match sample {
+                Some(n) if n < total => downsample(&points, n),
+                _ => points,
+            };
+            out.push(SeriesData {
+                name,
+                total,
+                points,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn order_key(p: &Point) -> (i64, i64) {
+    (p.step.unwrap_or(i64::MIN), p.ts)
+}
+
+/// Largest-Triangle-Three-Buckets: `n` points that keep the series' visual shape (first and
+/// last points kept, and in each bucket the point making the largest triangle with its
+/// neighbours, so peaks and dips survive).
+pub fn downsample(points: &[Point], n: usize) -> Vec<Point> {
+    let len = points.len();
+    if n >= len || n < 3 {
+        return if n >= len {
+            points.to_vec()
+        } else {
+            points
+                .iter()
+                .step_by(len.div_ceil(n.max(1)))
+                .copied()
+                .collect()
+        };
+    }
+    let x = |i: usize| points[i].step.map_or(i as f64, |s| s as f64);
+    let y = |i: usize| points[i].value;
+    let mut out = Vec::with_capacity(n);
+    out.push(points[0]);
+    let every = (len - 2) as f64 / (n - 2) as f64;
+    let mut a = 0usize;
+    for b in 0..n - 2 {
+        let start = (b as f64 * every) as usize + 1;
+        let end = (((b + 1) as f64 * every) as usize + 1).min(len - 1);
+        // Average of the next bucket.
+        let next_start = end;
+        let next_end = (((b + 2) as f64 * every) as usize + 1).min(len);
+        let count = (next_end - next_start).max(1) as f64;
+        let (mut ax, mut ay) = (0.0, 0.0);
+        for j in next_start..next_end.max(next_start + 1).min(len) {
+            ax += x(j);
+            ay += y(j);
+        }
+        ax /= count;
+        ay /= count;
+        let (px, py) = (x(a), y(a));
+        let mut best = start;
+        let mut best_area = -1.0;
+        for j in start..end.max(start + 1) {
+            let area = ((px - ax) * (y(j) - py) - (px - x(j)) * (ay - py)).abs();
+            if area > best_area {
+                best_area = area;
+                best = j;
+            }
+        }
+        out.push(points[best]);
+        a = best;
+    }
+    out.push(points[len - 1]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(values: &[f64]) -> Vec<Point> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Point {
+                step: Some(i as i64),
+                ts: i as i64,
+                value: *v,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn encoding_round_trips() {
+        let pts = vec![
+            Point {
+                step: None,
+                ts: 5,
+                value: 1.5,
+            },
+            Point {
+                step: Some(-3),
+                ts: 6,
+                value: f64::MAX,
+            },
+        ];
+        let mut buf = Vec::new();
+        encode(&pts, &mut buf);
+        let mut back = Vec::new();
+        decode(&buf, &mut back);
+        assert_eq!(back, pts);
+    }
+
+    #[test]
+    fn downsampling_keeps_shape() {
+        // A flat line with one spike: the spike survives a 100x reduction.
+        let mut v = vec![0.0; 100_000];
+        v[54_321] = 10.0;
+        let d = downsample(&series(&v), 1000);
+        assert_eq!(d.len(), 1000);
+        assert_eq!(d.first().unwrap().step, Some(0));
+        assert_eq!(d.last().unwrap().step, Some(99_999));
+        assert!(d.iter().any(|p| p.value == 10.0));
+        assert!(d.windows(2).all(|w| w[0].step < w[1].step));
+        // Fewer points than asked: all of them.
+        assert_eq!(downsample(&series(&[1.0, 2.0]), 10).len(), 2);
+    }
+}

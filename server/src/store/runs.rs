@@ -1,0 +1,568 @@
+//! Runs, their status history (append-only conditions with legal transitions only), clones
+//! (restart, copy), and listing with the query language.
+
+use serde_json::{Map, Value as J};
+use sqlx::FromRow;
+
+use super::{Arg, Count, Flag, Result, Store, StoreError, User, new_uuid, now_micros};
+use crate::pql::{self, Params, RUN_FIELDS};
+
+#[derive(Clone, Debug, FromRow)]
+pub struct RunRow {
+    pub id: i64,
+    pub uuid: String,
+    pub project_id: i64,
+    pub owner: String,
+    pub project: String,
+    pub username: Option<String>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub tags: String,
+    pub kind: Option<String>,
+    pub runtime: Option<String>,
+    pub status: String,
+    pub content: Option<String>,
+    pub raw_content: Option<String>,
+    pub inputs: Option<String>,
+    pub outputs: Option<String>,
+    pub meta_info: Option<String>,
+    pub managed_by: Option<String>,
+    pub is_managed: Flag,
+    pub is_approved: Flag,
+    pub pending: Option<String>,
+    pub original_uuid: Option<String>,
+    pub cloning_kind: Option<String>,
+    pub pipeline_uuid: Option<String>,
+    pub pipeline_kind: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub wait_time: Option<f64>,
+    pub duration: Option<f64>,
+}
+
+fn obj(s: &Option<String>) -> Map<String, J> {
+    s.as_deref()
+        .and_then(|t| serde_json::from_str::<Map<String, J>>(t).ok())
+        .unwrap_or_default()
+}
+
+impl RunRow {
+    pub fn tags(&self) -> Vec<String> {
+        serde_json::from_str(&self.tags).unwrap_or_default()
+    }
+    pub fn inputs(&self) -> Map<String, J> {
+        obj(&self.inputs)
+    }
+    pub fn outputs(&self) -> Map<String, J> {
+        obj(&self.outputs)
+    }
+    pub fn meta_info(&self) -> Map<String, J> {
+        obj(&self.meta_info)
+    }
+}
+
+#[derive(Clone, Debug, FromRow)]
+pub struct StatusRow {
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub meta_info: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct NewRun {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    pub kind: Option<String>,
+    pub runtime: Option<String>,
+    pub content: Option<String>,
+    pub raw_content: Option<String>,
+    pub inputs: Map<String, J>,
+    pub outputs: Map<String, J>,
+    pub meta_info: Map<String, J>,
+    pub managed_by: Option<String>,
+    pub is_managed: bool,
+    pub pending: Option<String>,
+    pub original: Option<(String, String)>,
+    pub pipeline: Option<(String, String)>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct RunPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub inputs: Option<Map<String, J>>,
+    pub outputs: Option<Map<String, J>>,
+    pub meta_info: Option<Map<String, J>>,
+    pub content: Option<String>,
+    pub merge: bool,
+}
+
+const SELECT: &str = "SELECT r.id, r.uuid, r.project_id, p.owner AS owner, p.name AS project, u.username AS username, r.name, r.description, \
+    r.tags, r.kind, r.runtime, r.status, r.content, r.raw_content, r.inputs, r.outputs, r.meta_info, r.managed_by, r.is_managed, \
+    r.is_approved, r.pending, r.original_uuid, r.cloning_kind, r.pipeline_uuid, r.pipeline_kind, r.created_at, r.updated_at, \
+    r.started_at, r.finished_at, r.wait_time, r.duration \
+    FROM runs r JOIN projects p ON p.id = r.project_id LEFT JOIN users u ON u.id = r.user_id";
+
+/// The same columns without the (possibly large) specs, for listings.
+const SELECT_LIGHT: &str = "SELECT r.id, r.uuid, r.project_id, p.owner AS owner, p.name AS project, u.username AS username, r.name, r.description, \
+    r.tags, r.kind, r.runtime, r.status, NULL AS content, NULL AS raw_content, r.inputs, r.outputs, r.meta_info, r.managed_by, r.is_managed, \
+    r.is_approved, r.pending, r.original_uuid, r.cloning_kind, r.pipeline_uuid, r.pipeline_kind, r.created_at, r.updated_at, \
+    r.started_at, r.finished_at, r.wait_time, r.duration \
+    FROM runs r JOIN projects p ON p.id = r.project_id LEFT JOIN users u ON u.id = r.user_id";
+
+/// Statuses a run ends in.
+pub const DONE: &[&str] = &[
+    "succeeded",
+    "failed",
+    "stopped",
+    "skipped",
+    "upstream_failed",
+    "done",
+];
+/// Statuses of a run that has not started yet (stopping it needs no executor).
+pub const NOT_STARTED: &[&str] = &[
+    "created",
+    "on_schedule",
+    "compiled",
+    "queued",
+    "scheduled",
+    "unschedulable",
+];
+
+/// Whether a run may move from `from` to `to`.
+pub fn can_transition(from: &str, to: &str) -> bool {
+    if to == "created" {
+        return false;
+    }
+    if DONE.contains(&from) {
+        return to == "resuming";
+    }
+    if from == "stopping" {
+        return DONE.contains(&to) || to == "warning" || to == "unknown";
+    }
+    true
+}
+
+fn json_text(m: &Map<String, J>) -> Option<String> {
+    (!m.is_empty()).then(|| J::Object(m.clone()).to_string())
+}
+
+impl Store {
+    pub async fn create_run(&self, project_id: i64, user: &User, new: NewRun) -> Result<RunRow> {
+        let uuid = new_uuid();
+        let now = now_micros();
+        let mut tx = self.begin().await?;
+        tx.execute(
+            "INSERT INTO runs (uuid, project_id, user_id, name, description, tags, kind, runtime, status, content, raw_content, inputs, outputs, \
+             meta_info, managed_by, is_managed, pending, original_uuid, cloning_kind, pipeline_uuid, pipeline_kind, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'created', $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $21)",
+            vec![
+                uuid.clone().into(),
+                project_id.into(),
+                user.id.into(),
+                new.name.into(),
+                new.description.into(),
+                serde_json::to_string(&new.tags).unwrap_or_else(|_| "[]".into()).into(),
+                new.kind.into(),
+                new.runtime.into(),
+                new.content.into(),
+                new.raw_content.into(),
+                json_text(&new.inputs).into(),
+                json_text(&new.outputs).into(),
+                json_text(&new.meta_info).into(),
+                new.managed_by.into(),
+                new.is_managed.into(),
+                new.pending.into(),
+                new.original.as_ref().map(|o| o.0.clone()).into(),
+                new.original.map(|o| o.1).into(),
+                new.pipeline.as_ref().map(|p| p.0.clone()).into(),
+                new.pipeline.map(|p| p.1).into(),
+                now.into(),
+            ],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO statuses (run_id, type, status, reason, message, created_at) SELECT id, 'created', 'True', 'PolyaxonRunCreated', 'Run is created', $2 FROM runs WHERE uuid = $1",
+            vec![uuid.clone().into(), now.into()],
+        )
+        .await?;
+        tx.commit().await?;
+        self.run_by_uuid(&uuid).await
+    }
+
+    /// A run by uuid, whoever may see it (callers check access through its project).
+    pub async fn run_by_uuid(&self, uuid: &str) -> Result<RunRow> {
+        let uuid = uuid.replace('-', "");
+        self.fetch_optional(
+            &format!("{SELECT} WHERE r.uuid = $1"),
+            vec![uuid.clone().into()],
+        )
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("run `{uuid}`")))
+    }
+
+    pub async fn list_runs(
+        &self,
+        project_id: i64,
+        query: &str,
+        sort: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(i64, Vec<RunRow>)> {
+        let mut p = Params::new(self.dialect());
+        let pid = p.push(project_id);
+        let cond = pql::where_clause(query, RUN_FIELDS, &mut p)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let order = pql::order_by(sort, RUN_FIELDS, "-updated_at", &mut p, "r.id DESC")
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let where_ = format!("WHERE r.project_id = {pid} AND {cond}");
+        let needs_joins = cond.contains("u.") || cond.contains("p.");
+        let count_sql = if needs_joins {
+            format!(
+                "SELECT COUNT(*) AS n FROM runs r JOIN projects p ON p.id = r.project_id LEFT JOIN users u ON u.id = r.user_id {where_}"
+            )
+        } else {
+            format!("SELECT COUNT(*) AS n FROM runs r {where_}")
+        };
+        let count: Count = self.fetch_one(&count_sql, p.args.clone()).await?;
+        let (pl, po) = (p.push(limit), p.push(offset));
+        let rows = self
+            .fetch_all(
+                &format!("{SELECT_LIGHT} {where_} ORDER BY {order} LIMIT {pl} OFFSET {po}"),
+                p.args,
+            )
+            .await?;
+        Ok((count.n, rows))
+    }
+
+    /// Changes a run's fields; with `merge`, mappings are merged key by key and tags added.
+    pub async fn patch_run(&self, uuid: &str, patch: RunPatch) -> Result<RunRow> {
+        let mut tx = self.begin().await?;
+        let lock = if tx.dialect() == super::Dialect::Postgres {
+            " FOR UPDATE OF r"
+        } else {
+            ""
+        };
+        let run: RunRow = tx
+            .fetch_optional(
+                &format!("{SELECT} WHERE r.uuid = $1{lock}"),
+                vec![uuid.into()],
+            )
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("run `{uuid}`")))?;
+        let combine = |old: Map<String, J>, new: Option<Map<String, J>>| -> Option<String> {
+            let new = new?;
+            let merged = if patch.merge {
+                let mut m = old;
+                m.extend(new);
+                m
+            } else {
+                new
+            };
+            Some(J::Object(merged).to_string())
+        };
+        let tags = patch.tags.map(|t| {
+            let all = if patch.merge {
+                let mut all = run.tags();
+                for x in t {
+                    if !all.contains(&x) {
+                        all.push(x);
+                    }
+                }
+                all
+            } else {
+                t
+            };
+            serde_json::to_string(&all).unwrap_or_else(|_| "[]".into())
+        });
+        tx.execute(
+            "UPDATE runs SET name = COALESCE($1, name), description = COALESCE($2, description), tags = COALESCE($3, tags), \
+             inputs = COALESCE($4, inputs), outputs = COALESCE($5, outputs), meta_info = COALESCE($6, meta_info), \
+             content = COALESCE($7, content), updated_at = $8 WHERE id = $9",
+            vec![
+                patch.name.into(),
+                patch.description.into(),
+                tags.into(),
+                combine(run.inputs(), patch.inputs).into(),
+                combine(run.outputs(), patch.outputs).into(),
+                combine(run.meta_info(), patch.meta_info).into(),
+                patch.content.into(),
+                now_micros().into(),
+                run.id.into(),
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        self.run_by_uuid(uuid).await
+    }
+
+    /// Appends a status condition. Returns false when the run already had that status.
+    /// An illegal transition is a conflict, unless `force`.
+    pub async fn add_status(
+        &self,
+        uuid: &str,
+        kind: &str,
+        reason: Option<&str>,
+        message: Option<&str>,
+        meta: Option<&Map<String, J>>,
+        force: bool,
+    ) -> Result<bool> {
+        if polyaxonfile::spec::Status::parse(kind).is_none() {
+            return Err(StoreError::Invalid(format!("`{kind}` is not a run status")));
+        }
+        let mut tx = self.begin().await?;
+        let lock = if tx.dialect() == super::Dialect::Postgres {
+            " FOR UPDATE OF r"
+        } else {
+            ""
+        };
+        let run: RunRow = tx
+            .fetch_optional(
+                &format!("{SELECT} WHERE r.uuid = $1{lock}"),
+                vec![uuid.into()],
+            )
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("run `{uuid}`")))?;
+        if run.status == kind {
+            return Ok(false);
+        }
+        if !force && !can_transition(&run.status, kind) {
+            return Err(StoreError::Conflict(format!(
+                "a run cannot go from `{}` to `{kind}`",
+                run.status
+            )));
+        }
+        let now = now_micros();
+        let started = if kind == "running" && run.started_at.is_none() {
+            Some(now)
+        } else {
+            run.started_at
+        };
+        let finished = if DONE.contains(&kind) {
+            Some(now)
+        } else if kind == "resuming" {
+            None
+        } else {
+            run.finished_at
+        };
+        let wait = started.map(|s| (s - run.created_at) as f64 / 1e6);
+        let duration = match (started, finished) {
+            (Some(s), Some(f)) => Some((f - s) as f64 / 1e6),
+            _ => run.duration,
+        };
+        tx.execute(
+            "UPDATE runs SET status = $1, updated_at = $2, started_at = $3, finished_at = $4, wait_time = $5, duration = $6 WHERE id = $7",
+            vec![kind.into(), now.into(), started.into(), finished.into(), wait.into(), duration.into(), run.id.into()],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO statuses (run_id, type, status, reason, message, meta_info, created_at) VALUES ($1, $2, 'True', $3, $4, $5, $6)",
+            vec![
+                run.id.into(),
+                kind.into(),
+                reason.map(str::to_string).into(),
+                message.map(str::to_string).into(),
+                meta.and_then(json_text).into(),
+                now.into(),
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn statuses(&self, run_id: i64) -> Result<Vec<StatusRow>> {
+        self.fetch_all(
+            "SELECT type, status, reason, message, meta_info, created_at FROM statuses WHERE run_id = $1 ORDER BY id",
+            vec![run_id.into()],
+        )
+        .await
+    }
+
+    /// Stops a run: at once if it has not started, else by asking its executor (`stopping`).
+    pub async fn stop_run(&self, uuid: &str) -> Result<String> {
+        let run = self.run_by_uuid(uuid).await?;
+        if DONE.contains(&run.status.as_str()) {
+            return Err(StoreError::Conflict(format!(
+                "the run already ended ({})",
+                run.status
+            )));
+        }
+        let to = if NOT_STARTED.contains(&run.status.as_str()) {
+            "stopped"
+        } else {
+            "stopping"
+        };
+        self.add_status(
+            uuid,
+            to,
+            Some("PolyaxonRunStopped"),
+            Some("Stop requested"),
+            None,
+            false,
+        )
+        .await?;
+        Ok(to.to_string())
+    }
+
+    /// A new run from an existing one (`restart` or `copy`), optionally with another spec.
+    pub async fn clone_run(
+        &self,
+        source: &RunRow,
+        user: &User,
+        kind: &str,
+        content: Option<String>,
+        overrides: RunPatch,
+    ) -> Result<RunRow> {
+        let new = NewRun {
+            name: overrides.name.or_else(|| source.name.clone()),
+            description: overrides.description.or_else(|| source.description.clone()),
+            tags: overrides.tags.unwrap_or_else(|| source.tags()),
+            kind: source.kind.clone(),
+            runtime: source.runtime.clone(),
+            content: content.or_else(|| source.content.clone()),
+            raw_content: source.raw_content.clone(),
+            inputs: overrides.inputs.unwrap_or_else(|| source.inputs()),
+            outputs: if kind == "copy" {
+                source.outputs()
+            } else {
+                Map::new()
+            },
+            meta_info: {
+                let mut m = source.meta_info();
+                m.extend(overrides.meta_info.unwrap_or_default());
+                m
+            },
+            managed_by: source.managed_by.clone(),
+            is_managed: source.is_managed.0,
+            pending: None,
+            original: Some((source.uuid.clone(), kind.to_string())),
+            pipeline: source
+                .pipeline_uuid
+                .clone()
+                .zip(source.pipeline_kind.clone()),
+        };
+        self.create_run(source.project_id, user, new).await
+    }
+
+    pub async fn delete_runs(&self, project_id: i64, uuids: &[String]) -> Result<Vec<String>> {
+        let mut deleted = Vec::new();
+        for u in uuids {
+            let u = u.replace('-', "");
+            let n = self
+                .execute(
+                    "DELETE FROM runs WHERE project_id = $1 AND uuid = $2",
+                    vec![project_id.into(), u.clone().into()],
+                )
+                .await?;
+            if n > 0 {
+                deleted.push(u);
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Runs left in a live status (for detecting runs whose executor died).
+    pub async fn live_runs(&self, project_id: Option<i64>) -> Result<Vec<RunRow>> {
+        let live = "('starting', 'running', 'processing', 'stopping', 'retrying', 'resuming', 'warning', 'unknown')";
+        match project_id {
+            Some(p) => {
+                self.fetch_all(
+                    &format!("{SELECT_LIGHT} WHERE r.project_id = $1 AND r.status IN {live}"),
+                    vec![Arg::I(p)],
+                )
+                .await
+            }
+            None => {
+                self.fetch_all(&format!("{SELECT_LIGHT} WHERE r.status IN {live}"), vec![])
+                    .await
+            }
+        }
+    }
+
+    /// Records lineage artifacts (`polyaxon.tracking` posts them at the end of a run).
+    pub async fn upsert_artifacts(&self, run_id: i64, artifacts: &[J]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        for a in artifacts {
+            let s = |k: &str| a.get(k).and_then(J::as_str).map(str::to_string);
+            let Some(name) = s("name") else {
+                return Err(StoreError::Invalid("an artifact needs a `name`".into()));
+            };
+            let j = |k: &str| a.get(k).filter(|v| !v.is_null()).map(|v| v.to_string());
+            tx.execute(
+                "DELETE FROM run_artifacts WHERE run_id = $1 AND name = $2",
+                vec![run_id.into(), name.clone().into()],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO run_artifacts (run_id, name, kind, path, summary, meta_info, is_input, connection, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                vec![
+                    run_id.into(),
+                    name.into(),
+                    s("kind").into(),
+                    s("path").into(),
+                    j("summary").into(),
+                    j("meta_info").into(),
+                    a.get("is_input").and_then(J::as_bool).unwrap_or(false).into(),
+                    s("connection").into(),
+                    now_micros().into(),
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    pub async fn artifacts_lineage(&self, run_id: i64) -> Result<Vec<J>> {
+        #[derive(FromRow)]
+        struct A {
+            name: String,
+            kind: Option<String>,
+            path: Option<String>,
+            summary: Option<String>,
+            meta_info: Option<String>,
+            is_input: Flag,
+            connection: Option<String>,
+        }
+        let rows: Vec<A> = self
+            .fetch_all(
+                "SELECT name, kind, path, summary, meta_info, is_input, connection FROM run_artifacts WHERE run_id = $1 ORDER BY name",
+                vec![run_id.into()],
+            )
+            .await?;
+        let parse = |s: Option<String>| s.and_then(|t| serde_json::from_str::<J>(&t).ok());
+        Ok(rows
+            .into_iter()
+            .map(|a| {
+                serde_json::json!({
+                    "name": a.name, "kind": a.kind, "path": a.path, "summary": parse(a.summary),
+                    "meta_info": parse(a.meta_info), "is_input": a.is_input.0, "connection": a.connection,
+                })
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::can_transition;
+
+    #[test]
+    fn lifecycle() {
+        assert!(can_transition("created", "queued"));
+        assert!(can_transition("running", "succeeded"));
+        assert!(can_transition("stopping", "stopped"));
+        assert!(!can_transition("stopping", "running"));
+        assert!(!can_transition("succeeded", "running"));
+        assert!(can_transition("failed", "resuming"));
+        assert!(!can_transition("running", "created"));
+    }
+}

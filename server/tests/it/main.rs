@@ -1,0 +1,11 @@
+//! The API against real stores: every test runs on SQLite and on PostgreSQL
+//! (`POLYAXON_TEST_DATABASE_URL`, which `scripts/test` provides).
+
+mod common;
+
+mod auth;
+mod openapi;
+mod projects;
+mod python_client;
+mod runs;
+mod streams;

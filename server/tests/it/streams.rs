@@ -1,0 +1,385 @@
+use reqwest::{Method, StatusCode};
+use serde_json::{Value as J, json};
+
+use crate::both;
+use crate::common::{TestServer, expect_error};
+
+fn streams(p: &str, uuid: &str, rest: &str) -> String {
+    format!("/streams/v1/polyaxon/root/{p}/runs/{uuid}/{rest}")
+}
+
+both!(logs_append_and_continue, |s| {
+    let p = s.project("demo").await;
+    let uuid = s.run(&p, json!({})).await;
+    let lines: Vec<J> = (0..7000)
+        .map(|i| json!({"value": format!("line {i}")}))
+        .collect();
+    assert_eq!(
+        s.post(&streams(&p, &uuid, "logs"), json!({"logs": lines}))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    let (st, first) = s.get(&streams(&p, &uuid, "logs")).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(first["logs"].as_array().unwrap().len(), 7000);
+    assert_eq!(
+        first["files"].as_array().unwrap().len(),
+        2,
+        "6000 lines a file"
+    );
+    assert_eq!(first["logs"][6999]["value"], "line 6999");
+    // Nothing new: an empty page that keeps the position.
+    let next = format!(
+        "{}?last_file={}&last_time={}",
+        streams(&p, &uuid, "logs"),
+        first["last_file"].as_str().unwrap(),
+        first["last_time"].as_str().unwrap().replace('+', "%2B")
+    );
+    let (_, empty) = s.get(&next).await;
+    assert_eq!(empty["logs"].as_array().unwrap().len(), 0);
+    assert_eq!(empty["last_time"], first["last_time"]);
+    // New lines arrive after the position, none repeated.
+    s.post(
+        &streams(&p, &uuid, "logs"),
+        json!({"logs": [{"value": "late", "container": "main"}]}),
+    )
+    .await;
+    let (_, more) = s.get(&next).await;
+    assert_eq!(more["logs"].as_array().unwrap().len(), 1);
+    assert_eq!(more["logs"][0]["value"], "late");
+    expect_error(
+        s.get(&format!(
+            "{}?last_time=yesterday",
+            streams(&p, &uuid, "logs")
+        ))
+        .await,
+        StatusCode::BAD_REQUEST,
+        "not a datetime",
+    );
+    expect_error(
+        s.post(&streams(&p, &uuid, "logs"), json!({"lines": []}))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "missing field `logs`",
+    );
+});
+
+both!(metrics_batches_and_events, |s| {
+    let p = s.project("demo").await;
+    let uuid = s.run(&p, json!({})).await;
+    let n = 5000;
+    let batch = json!({
+        "id": "batch-1",
+        "metrics": [
+            {"name": "loss", "step": (0..n).collect::<Vec<i64>>(), "value": (0..n).map(|i| 1.0 / (1.0 + i as f64)).collect::<Vec<f64>>()},
+            {"name": "acc", "value": [0.1, 0.5, 0.9], "timestamp": [1700000000.0, "2023-11-14T22:13:21Z", 1700000002.5]}
+        ]
+    });
+    let (st, r) = s.post(&streams(&p, &uuid, "metrics"), batch.clone()).await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(r["points"], n + 3);
+    // The same batch again (a retry): recognised, nothing doubled.
+    let (_, again) = s.post(&streams(&p, &uuid, "metrics"), batch).await;
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["points"], 0);
+    // Small live batches append to the same series.
+    for step in n..n + 10 {
+        s.post(
+            &streams(&p, &uuid, "metrics"),
+            json!({"metrics": [{"name": "loss", "step": [step], "value": [0.0001]}]}),
+        )
+        .await;
+    }
+    let (_, ev) = s
+        .get(&format!(
+            "{}?names=loss",
+            streams(&p, &uuid, "events/metric")
+        ))
+        .await;
+    let series = &ev["data"][0];
+    assert_eq!(series["name"], "loss");
+    assert_eq!(series["kind"], "metric");
+    assert_eq!(
+        series["data"]["metric"].as_array().unwrap().len(),
+        (n + 10) as usize
+    );
+    assert_eq!(series["data"]["step"][0], 0);
+    // Downsampled, first and last kept.
+    let (_, ds) = s
+        .get(&format!(
+            "{}?names=loss&sample=100",
+            streams(&p, &uuid, "events/metric")
+        ))
+        .await;
+    let steps = ds["data"][0]["data"]["step"].as_array().unwrap();
+    assert_eq!(steps.len(), 100);
+    assert_eq!(steps[0], 0);
+    assert_eq!(steps[99], n + 9);
+    // All series, and csv.
+    let (_, all) = s.get(&streams(&p, &uuid, "events/metric")).await;
+    assert_eq!(all["data"].as_array().unwrap().len(), 2);
+    let (_, csv) = s
+        .get(&format!(
+            "{}?names=acc&orient=csv",
+            streams(&p, &uuid, "events/metric")
+        ))
+        .await;
+    assert!(
+        csv["data"][0]["data"]
+            .as_str()
+            .unwrap()
+            .starts_with("step|timestamp|metric\n|2023-11-14T22:13:20")
+    );
+    // The last values are the run's outputs, queryable.
+    let (_, run) = s.get(&format!("/api/v1/root/{p}/runs/{uuid}")).await;
+    assert_eq!(run["outputs"]["acc"], 0.9);
+    let (_, found) = s
+        .get(&format!(
+            "/api/v1/root/{p}/runs?query=metrics.loss:%3C0.001"
+        ))
+        .await;
+    assert_eq!(found["count"], 1);
+    // Multi-run reads.
+    let (_, multi) = s
+        .get(&format!(
+            "/streams/v1/polyaxon/root/{p}/runs/multi/events/metric?names=acc&runs={uuid}"
+        ))
+        .await;
+    assert_eq!(multi["data"][&uuid][0]["name"], "acc");
+    // Bad batches.
+    expect_error(
+        s.post(
+            &streams(&p, &uuid, "metrics"),
+            json!({"metrics": [{"name": "x", "step": [1, 2], "value": [1.0]}]}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "same length",
+    );
+    expect_error(
+        s.post(
+            &streams(&p, &uuid, "metrics"),
+            json!({"metrics": [{"name": "x", "value": ["a"]}]}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "`metrics[0].value[0]`",
+    );
+    expect_error(
+        s.post(
+            &streams(&p, &uuid, "metrics"),
+            json!({"metrics": [{"name": "x", "value": [1.0], "timestamp": ["noon"]}]}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "not a time",
+    );
+    expect_error(
+        s.post(
+            &streams(&p, &uuid, "metrics"),
+            json!({"metrics": [{"name": "", "value": [1.0]}]}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "metric name",
+    );
+    expect_error(
+        s.get(&streams(&p, &uuid, "events/bad-kind")).await,
+        StatusCode::BAD_REQUEST,
+        "not an event kind",
+    );
+});
+
+both!(tracking_files_are_read_as_events, |s| {
+    let p = s.project("demo").await;
+    let uuid = s.run(&p, json!({})).await;
+    let dir = s.artifacts.path().join(&uuid);
+    std::fs::create_dir_all(dir.join("events/metric")).unwrap();
+    std::fs::create_dir_all(dir.join("events/text")).unwrap();
+    std::fs::create_dir_all(dir.join("resources/metric")).unwrap();
+    std::fs::write(dir.join("events/metric/f1.plx"), "step|timestamp|metric\n0|2026-11-24 01:31:17.054180+00:00|1.0\n1|2026-11-24 01:31:17.054327+00:00|0.5").unwrap();
+    std::fs::write(
+        dir.join("events/text/notes.plx"),
+        "{\"timestamp\": \"2026-11-24 01:31:17+00:00\", \"step\": 0, \"text\": \"hello\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("resources/metric/cpu.plx"),
+        "step|timestamp|metric\n|2026-11-24 01:31:17+00:00|12.5",
+    )
+    .unwrap();
+    let (_, m) = s
+        .get(&format!("{}?names=f1", streams(&p, &uuid, "events/metric")))
+        .await;
+    assert_eq!(m["data"][0]["data"]["metric"], json!([1.0, 0.5]));
+    let (_, t) = s.get(&streams(&p, &uuid, "events/text")).await;
+    assert_eq!(t["data"][0]["data"]["text"][0], "hello");
+    let (_, r) = s.get(&streams(&p, &uuid, "resources")).await;
+    assert_eq!(r["data"][0]["name"], "cpu");
+    assert_eq!(r["data"][0]["data"]["metric"][0], 12.5);
+});
+
+both!(artifacts_upload_tree_download, |s| {
+    let p = s.project("demo").await;
+    let uuid = s.run(&p, json!({})).await;
+    let up = |path: &str| format!("/api/v1/root/{p}/runs/{uuid}/artifacts/upload?path={path}");
+    let (st, _) = s
+        .raw(
+            Method::POST,
+            &up("outputs/model.bin"),
+            &s.root_token,
+            "application/octet-stream",
+            vec![7u8; 100_000],
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    // Multipart, as upstream's client sends: the file goes under `path` with its own name.
+    let form = reqwest::multipart::Form::new().part(
+        "uploadfile",
+        reqwest::multipart::Part::bytes(b"a,b\n1,2\n".to_vec()).file_name("data.csv"),
+    );
+    let resp = s
+        .client
+        .post(format!("{}{}", s.base, up("inputs")))
+        .header("Authorization", format!("Token {}", s.root_token))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let (_, tree) = s.get(&streams(&p, &uuid, "artifacts/tree")).await;
+    assert_eq!(tree["dirs"], json!(["inputs", "outputs"]));
+    let (_, sub) = s
+        .get(&format!(
+            "{}?path=outputs",
+            streams(&p, &uuid, "artifacts/tree")
+        ))
+        .await;
+    assert_eq!(sub["files"]["model.bin"], 100_000);
+    let (st, bytes) = s
+        .raw(
+            Method::GET,
+            &format!("{}?path=inputs/data.csv", streams(&p, &uuid, "artifact")),
+            &s.root_token,
+            "text/plain",
+            vec![],
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(bytes, b"a,b\n1,2\n");
+    let (st, tgz) = s
+        .raw(
+            Method::GET,
+            &format!("{}?path=outputs", streams(&p, &uuid, "artifacts")),
+            &s.root_token,
+            "text/plain",
+            vec![],
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(&tgz[..2], &[0x1f, 0x8b], "a gzip archive");
+    // Never outside the run's directory.
+    let (st, _) = s
+        .raw(
+            Method::POST,
+            &up("../escape.txt"),
+            &s.root_token,
+            "application/octet-stream",
+            b"x".to_vec(),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    expect_error(
+        s.get(&format!(
+            "{}?path=../../etc/passwd",
+            streams(&p, &uuid, "artifact")
+        ))
+        .await,
+        StatusCode::BAD_REQUEST,
+        "leaves the run's directory",
+    );
+    expect_error(
+        s.get(&format!(
+            "{}?path=outputs/none",
+            streams(&p, &uuid, "artifact")
+        ))
+        .await,
+        StatusCode::NOT_FOUND,
+        "not found",
+    );
+    let (st, _) = s
+        .raw(
+            Method::POST,
+            &format!("{}&overwrite=false", up("outputs/model.bin")),
+            &s.root_token,
+            "application/octet-stream",
+            b"x".to_vec(),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    assert_eq!(
+        s.call(
+            Method::DELETE,
+            &format!("{}?path=outputs", streams(&p, &uuid, "artifact")),
+            Some(&s.root_token),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    let (_, tree) = s.get(&streams(&p, &uuid, "artifacts/tree")).await;
+    assert_eq!(tree["dirs"], json!(["inputs"]));
+});
+
+async fn limits(s: TestServer) {
+    let p = s.project("demo").await;
+    let uuid = s.run(&p, json!({})).await;
+    // JSON bodies over the limit: 413.
+    let big = json!({"name": "x".repeat(200_000)});
+    expect_error(
+        s.post("/api/v1/root/projects/create", big).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too large",
+    );
+    let values: Vec<f64> = vec![1.0; 100_000];
+    expect_error(
+        s.post(
+            &streams(&p, &uuid, "metrics"),
+            json!({"metrics": [{"name": "x", "value": values}]}),
+        )
+        .await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too large",
+    );
+    let (st, _) = s
+        .raw(
+            Method::POST,
+            &format!("/api/v1/root/{p}/runs/{uuid}/artifacts/upload?path=big.bin"),
+            &s.root_token,
+            "application/octet-stream",
+            vec![0u8; 300_000],
+        )
+        .await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);
+    s.finish().await;
+}
+
+fn small(c: &mut polyaxon_server::Config) {
+    c.max_body = 100_000;
+    c.max_metrics_body = 100_000;
+    c.max_upload = 200_000;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_sqlite() {
+    limits(TestServer::sqlite_with(small).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_postgres() {
+    if let Some(s) = TestServer::postgres_with(small).await {
+        limits(s).await;
+    }
+}
