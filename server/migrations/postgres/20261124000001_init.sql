@@ -77,8 +77,8 @@ CREATE TABLE runs (
     wait_time     DOUBLE PRECISION,
     duration      DOUBLE PRECISION
 );
-CREATE INDEX runs_project_created ON runs (project_id, created_at);
-CREATE INDEX runs_project_updated ON runs (project_id, updated_at);
+CREATE INDEX runs_project_created ON runs (project_id, created_at, id);
+CREATE INDEX runs_project_updated ON runs (project_id, updated_at, id);
 CREATE INDEX runs_project_status ON runs (project_id, status);
 CREATE INDEX runs_pipeline ON runs (pipeline_uuid);
 
@@ -95,6 +95,8 @@ CREATE TABLE statuses (
 CREATE INDEX statuses_run ON statuses (run_id, id);
 
 -- Metrics are kept as chunks of a series: n points of (step, timestamp, value), 24 bytes each.
+-- `overview` holds, for each group of 64 points, its first, lowest, highest and last points
+-- (NULL when the chunk's points are not in step order): downsampled reads of long series use it.
 CREATE TABLE metric_chunks (
     run_id   BIGINT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
     name     TEXT NOT NULL,
@@ -105,9 +107,11 @@ CREATE TABLE metric_chunks (
     ts_min   BIGINT NOT NULL,
     ts_max   BIGINT NOT NULL,
     data     BYTEA NOT NULL,
+    overview BYTEA,
     PRIMARY KEY (run_id, name, seq)
 );
 ALTER TABLE metric_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+ALTER TABLE metric_chunks ALTER COLUMN overview SET STORAGE EXTERNAL;
 
 -- Batches already applied, so that a retried batch is not applied twice.
 CREATE TABLE metric_batches (

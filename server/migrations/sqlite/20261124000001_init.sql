@@ -77,8 +77,8 @@ CREATE TABLE runs (
     wait_time     REAL,
     duration      REAL
 );
-CREATE INDEX runs_project_created ON runs (project_id, created_at);
-CREATE INDEX runs_project_updated ON runs (project_id, updated_at);
+CREATE INDEX runs_project_created ON runs (project_id, created_at, id);
+CREATE INDEX runs_project_updated ON runs (project_id, updated_at, id);
 CREATE INDEX runs_project_status ON runs (project_id, status);
 CREATE INDEX runs_pipeline ON runs (pipeline_uuid);
 
@@ -105,6 +105,7 @@ CREATE TABLE metric_chunks (
     ts_min   BIGINT NOT NULL,
     ts_max   BIGINT NOT NULL,
     data     BLOB NOT NULL,
+    overview BLOB,
     PRIMARY KEY (run_id, name, seq)
 );
 

@@ -4,7 +4,11 @@
 //! holds [`SMALL`] points; large ones write chunks of up to [`MAX_CHUNK`] points.
 //!
 //! A batch may carry an id: a retried batch with the same id is recognised and not applied
-//! again. The last value of each series is folded into the run's outputs (as upstream does), so
+//! again. Each chunk also keeps an overview — the first, lowest, highest and last point of
+//! every [`GROUP`] points — so a long series downsampled for a chart is read from a sixteenth of
+//! its bytes, with its peaks and dips intact.
+//!
+//! The last value of each series is folded into the run's outputs (as upstream does), so
 //! `metrics.loss: <0.2` queries and sorts work on runs.
 
 use std::collections::BTreeMap;
@@ -19,6 +23,11 @@ pub const SMALL: usize = 512;
 /// Most points in one chunk.
 pub const MAX_CHUNK: usize = 8192;
 const POINT: usize = 24;
+/// Points summarised by one overview group.
+pub const GROUP: usize = 64;
+/// A downsampled read uses the overviews when each output point stands for at least this many
+/// points (four groups): finer requests read every point.
+const OVERVIEW_FROM: usize = 4 * GROUP;
 /// Stands for "no step" in a chunk.
 const NO_STEP: i64 = i64::MIN;
 
@@ -69,6 +78,41 @@ fn decode(data: &[u8], out: &mut Vec<Point>) {
     }
 }
 
+/// The first, lowest, highest and last point of each [`GROUP`] points, in order, encoded; `None`
+/// when the points are not in step order (such a chunk is always read whole).
+fn overview(points: &[Point]) -> Option<Vec<u8>> {
+    if !points
+        .windows(2)
+        .all(|w| order_key(&w[0]) <= order_key(&w[1]))
+    {
+        return None;
+    }
+    let mut keep = Vec::with_capacity(points.len() / GROUP * 4 + 4);
+    for (g, group) in points.chunks(GROUP).enumerate() {
+        let (mut lo, mut hi) = (0, 0);
+        for (i, p) in group.iter().enumerate() {
+            if p.value < group[lo].value {
+                lo = i;
+            }
+            if p.value > group[hi].value {
+                hi = i;
+            }
+        }
+        let mut idx = [0, lo.min(hi), lo.max(hi), group.len() - 1];
+        idx.sort_unstable();
+        let mut prev = None;
+        for i in idx {
+            if prev != Some(i) {
+                keep.push(points[g * GROUP + i]);
+                prev = Some(i);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    encode(&keep, &mut out);
+    Some(out)
+}
+
 #[derive(FromRow)]
 struct LastChunk {
     seq: i64,
@@ -80,6 +124,13 @@ struct LastChunk {
 struct ChunkData {
     name: String,
     data: Vec<u8>,
+}
+
+#[derive(FromRow)]
+struct ChunkOverview {
+    name: String,
+    n: i64,
+    overview: Option<Vec<u8>>,
 }
 
 #[derive(FromRow)]
@@ -175,7 +226,7 @@ impl Store {
                 encode(&merged, &mut data);
                 let (smin, smax, tmin, tmax) = bounds(&merged);
                 tx.execute(
-                    "UPDATE metric_chunks SET n = $1, step_min = $2, step_max = $3, ts_min = $4, ts_max = $5, data = $6 WHERE run_id = $7 AND name = $8 AND seq = $9",
+                    "UPDATE metric_chunks SET n = $1, step_min = $2, step_max = $3, ts_min = $4, ts_max = $5, data = $6, overview = $7 WHERE run_id = $8 AND name = $9 AND seq = $10",
                     vec![
                         (merged.len() as i64).into(),
                         smin.into(),
@@ -183,6 +234,7 @@ impl Store {
                         tmin.into(),
                         tmax.into(),
                         super::Arg::Bytes(data),
+                        overview(&merged).into(),
                         run_id.into(),
                         name.clone().into(),
                         l.seq.into(),
@@ -195,7 +247,7 @@ impl Store {
                 encode(chunk, &mut data);
                 let (smin, smax, tmin, tmax) = bounds(chunk);
                 tx.execute(
-                    "INSERT INTO metric_chunks (run_id, name, seq, n, step_min, step_max, ts_min, ts_max, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    "INSERT INTO metric_chunks (run_id, name, seq, n, step_min, step_max, ts_min, ts_max, data, overview) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                     vec![
                         run_id.into(),
                         name.clone().into(),
@@ -206,6 +258,7 @@ impl Store {
                         tmin.into(),
                         tmax.into(),
                         super::Arg::Bytes(data),
+                        overview(chunk).into(),
                     ],
                 )
                 .await?;
@@ -262,20 +315,50 @@ impl Store {
         names: &[String],
         sample: Option<usize>,
     ) -> Result<Vec<SeriesData>> {
-        let mut p = crate::pql::Params::new(self.dialect());
-        let rid = p.push(run_id);
-        let filter = if names.is_empty() {
-            String::new()
+        let mut out = Vec::new();
+        let mut whole: Vec<String> = Vec::new();
+        let mut read_all = sample.is_none();
+        if let Some(n) = sample {
+            // Long series: from their overviews, when those are in order end to end.
+            let rows: Vec<ChunkOverview> = self
+                .fetch_chunks("name, n, overview", run_id, names)
+                .await?;
+            let mut by_name: BTreeMap<String, (usize, Option<Vec<Point>>)> = BTreeMap::new();
+            for r in rows {
+                let entry = by_name.entry(r.name).or_insert((0, Some(Vec::new())));
+                entry.0 += r.n as usize;
+                match (&mut entry.1, r.overview) {
+                    (Some(points), Some(data)) => decode(&data, points),
+                    (slot, _) => *slot = None,
+                }
+            }
+            for (name, (total, points)) in by_name {
+                let usable = points.filter(|p| {
+                    total >= n.saturating_mul(OVERVIEW_FROM)
+                        && p.windows(2).all(|w| order_key(&w[0]) <= order_key(&w[1]))
+                });
+                match usable {
+                    Some(points) => out.push(SeriesData {
+                        name,
+                        total,
+                        points: downsample(&points, n),
+                    }),
+                    None => whole.push(name),
+                }
+            }
+            if whole.is_empty() {
+                return Ok(out);
+            }
         } else {
-            let ph: Vec<String> = names.iter().map(|n| p.push(n.clone())).collect();
-            format!(" AND name IN ({})", ph.join(", "))
-        };
-        let rows: Vec<ChunkData> = self.fetch_all(&format!("SELECT name, data FROM metric_chunks WHERE run_id = {rid}{filter} ORDER BY name, seq"), p.args).await?;
+            whole = names.to_vec();
+            read_all = names.is_empty();
+        }
+        let filter: &[String] = if read_all { &[] } else { &whole };
+        let rows: Vec<ChunkData> = self.fetch_chunks("name, data", run_id, filter).await?;
         let mut by_name: BTreeMap<String, Vec<Point>> = BTreeMap::new();
         for r in rows {
             decode(&r.data, by_name.entry(r.name).or_default());
         }
-        let mut out = Vec::new();
         for (name, mut points) in by_name {
             let sorted = points
                 .windows(2)
@@ -294,7 +377,28 @@ impl Store {
                 points,
             });
         }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    /// `columns` of a run's chunks (of `names`, or all), in series and sequence order.
+    async fn fetch_chunks<T>(&self, columns: &str, run_id: i64, names: &[String]) -> Result<Vec<T>>
+    where
+        T: for<'r> FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    {
+        let mut p = crate::pql::Params::new(self.dialect());
+        let rid = p.push(run_id);
+        let filter = if names.is_empty() {
+            String::new()
+        } else {
+            let ph: Vec<String> = names.iter().map(|n| p.push(n.clone())).collect();
+            format!(" AND name IN ({})", ph.join(", "))
+        };
+        self.fetch_all(
+            &format!("SELECT {columns} FROM metric_chunks WHERE run_id = {rid}{filter} ORDER BY name, seq"),
+            p.args,
+        )
+        .await
     }
 }
 
@@ -390,6 +494,26 @@ mod tests {
         let mut back = Vec::new();
         decode(&buf, &mut back);
         assert_eq!(back, pts);
+    }
+
+    #[test]
+    fn overviews_keep_ends_and_extremes() {
+        let mut v: Vec<f64> = (0..1000).map(|i| (i % 7) as f64).collect();
+        v[500] = 50.0;
+        v[501] = -50.0;
+        let pts = series(&v);
+        let mut ov = Vec::new();
+        decode(&overview(&pts).unwrap(), &mut ov);
+        // At most four points per group, in order, ends and extremes kept.
+        assert!(ov.len() <= 1000_usize.div_ceil(GROUP) * 4);
+        assert_eq!(ov.first(), pts.first());
+        assert_eq!(ov.last(), pts.last());
+        assert!(ov.windows(2).all(|w| w[0].step < w[1].step));
+        assert!(ov.iter().any(|p| p.value == 50.0) && ov.iter().any(|p| p.value == -50.0));
+        // Out of order: no overview, the chunk is read whole.
+        let mut rev = pts.clone();
+        rev.reverse();
+        assert!(overview(&rev).is_none());
     }
 
     #[test]

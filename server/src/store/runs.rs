@@ -118,6 +118,22 @@ const SELECT_LIGHT: &str = "SELECT r.id, r.uuid, r.project_id, p.owner AS owner,
     r.started_at, r.finished_at, r.wait_time, r.duration \
     FROM runs r JOIN projects p ON p.id = r.project_id LEFT JOIN users u ON u.id = r.user_id";
 
+#[derive(FromRow)]
+struct RunId {
+    id: i64,
+}
+
+/// Whether SQL text refers to table alias `alias` (as `alias.column`).
+fn mentions(sql: &str, alias: &str) -> bool {
+    let pat = format!("{alias}.");
+    sql.match_indices(&pat).any(|(i, _)| {
+        sql[..i]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
+    })
+}
+
 /// Statuses a run ends in.
 pub const DONE: &[&str] = &[
     "succeeded",
@@ -209,6 +225,7 @@ impl Store {
         .ok_or_else(|| StoreError::NotFound(format!("run `{uuid}`")))
     }
 
+    /// A page of a project's runs matching a PQL query, and how many match in all.
     pub async fn list_runs(
         &self,
         project_id: i64,
@@ -221,25 +238,46 @@ impl Store {
         let pid = p.push(project_id);
         let cond = pql::where_clause(query, RUN_FIELDS, &mut p)
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let count_args = p.args.clone();
         let order = pql::order_by(sort, RUN_FIELDS, "-updated_at", &mut p, "r.id DESC")
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
         let where_ = format!("WHERE r.project_id = {pid} AND {cond}");
-        let needs_joins = cond.contains("u.") || cond.contains("p.");
-        let count_sql = if needs_joins {
-            format!(
-                "SELECT COUNT(*) AS n FROM runs r JOIN projects p ON p.id = r.project_id LEFT JOIN users u ON u.id = r.user_id {where_}"
-            )
+        let joins = if mentions(&cond, "u")
+            || mentions(&cond, "p")
+            || mentions(&order, "u")
+            || mentions(&order, "p")
+        {
+            " JOIN projects p ON p.id = r.project_id LEFT JOIN users u ON u.id = r.user_id"
         } else {
-            format!("SELECT COUNT(*) AS n FROM runs r {where_}")
+            ""
         };
-        let count: Count = self.fetch_one(&count_sql, p.args.clone()).await?;
+        let count_sql = format!("SELECT COUNT(*) AS n FROM runs r{joins} {where_}");
         let (pl, po) = (p.push(limit), p.push(offset));
-        let rows = self
-            .fetch_all(
-                &format!("{SELECT_LIGHT} {where_} ORDER BY {order} LIMIT {pl} OFFSET {po}"),
-                p.args,
-            )
-            .await?;
+        // The page's ids first (an index-only walk, even deep in), then their rows; the count
+        // runs meanwhile on another connection.
+        let ids_sql = format!(
+            "SELECT r.id FROM runs r{joins} {where_} ORDER BY {order} LIMIT {pl} OFFSET {po}"
+        );
+        let page = async {
+            let ids: Vec<RunId> = self.fetch_all(&ids_sql, p.args).await?;
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut q = Params::new(self.dialect());
+            let ph: Vec<String> = ids.iter().map(|i| q.push(i.id)).collect();
+            let mut rows: Vec<RunRow> = self
+                .fetch_all(
+                    &format!("{SELECT_LIGHT} WHERE r.id IN ({})", ph.join(", ")),
+                    q.args,
+                )
+                .await?;
+            let at: std::collections::HashMap<i64, usize> =
+                ids.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
+            rows.sort_by_key(|r| at.get(&r.id).copied().unwrap_or(usize::MAX));
+            Ok::<_, StoreError>(rows)
+        };
+        let (count, rows) =
+            tokio::try_join!(self.fetch_one::<Count>(&count_sql, count_args), page)?;
         Ok((count.n, rows))
     }
 
@@ -553,6 +591,16 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn finds_table_aliases() {
+        use super::mentions;
+        assert!(mentions("(u.username = $2)", "u"));
+        assert!(mentions("p.name ASC", "p"));
+        assert!(!mentions("jsonb_exists(r.tags::jsonb, $2)", "u"));
+        assert!(!mentions("tag.value = ?2", "g"));
+        assert!(!mentions("r.status.x", "s"));
+    }
+
     use super::can_transition;
 
     #[test]

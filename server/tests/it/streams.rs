@@ -191,6 +191,63 @@ both!(metrics_batches_and_events, |s| {
     );
 });
 
+both!(long_series_downsample_from_overviews, |s| {
+    let p = s.project("demo").await;
+    let uuid = s.run(&p, json!({})).await;
+    let url = streams(&p, &uuid, "metrics");
+    // 60,000 points in batches, one spike and one dip; plus a series sent out of order.
+    let n: i64 = 60_000;
+    for start in (0..n).step_by(20_000) {
+        let steps: Vec<i64> = (start..start + 20_000).collect();
+        let values: Vec<f64> = steps
+            .iter()
+            .map(|&i| match i {
+                31_337 => 100.0,
+                47_001 => -100.0,
+                _ => (i as f64 / 1000.0).sin(),
+            })
+            .collect();
+        let back: Vec<i64> = steps.iter().map(|i| n - 1 - i).collect();
+        let (st, r) = s
+            .post(
+                &url,
+                json!({"metrics": [
+                    {"name": "wave", "step": steps, "value": values},
+                    {"name": "backwards", "step": back, "value": values},
+                ]}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{r}");
+    }
+    let (_, ds) = s
+        .get(&format!(
+            "{}?names=wave,backwards&sample=200",
+            streams(&p, &uuid, "events/metric")
+        ))
+        .await;
+    let data = ds["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2, "{ds}");
+    for series in data {
+        let steps: Vec<i64> = series["data"]["step"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        let values: Vec<f64> = series["data"]["metric"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(steps.len(), 200, "{}", series["name"]);
+        assert_eq!(series["total"], n);
+        assert_eq!((steps[0], steps[199]), (0, n - 1));
+        assert!(steps.windows(2).all(|w| w[0] < w[1]), "in step order");
+        assert!(values.contains(&100.0) && values.contains(&-100.0));
+    }
+});
+
 both!(tracking_files_are_read_as_events, |s| {
     let p = s.project("demo").await;
     let uuid = s.run(&p, json!({})).await;
