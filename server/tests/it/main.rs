@@ -8,4 +8,5 @@ mod openapi;
 mod projects;
 mod python_client;
 mod runs;
+mod store;
 mod streams;
