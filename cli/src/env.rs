@@ -14,3 +14,18 @@ pub const POLYAXON_DATABASE_URL: &str = "POLYAXON_DATABASE_URL";
 pub const POLYAXON_ADMIN_PASSWORD: &str = "POLYAXON_ADMIN_PASSWORD";
 /// Log filter of the server (`info`, `polyaxon_server=debug,…`).
 pub const RUST_LOG: &str = "RUST_LOG";
+/// The server to talk to (overrides `polyaxon config set --host`); unset means embedded.
+pub const POLYAXON_HOST: &str = "POLYAXON_HOST";
+/// An API token (overrides the stored credentials).
+pub const POLYAXON_AUTH_TOKEN: &str = "POLYAXON_AUTH_TOKEN";
+/// `false` to accept any TLS certificate from the server (overrides the config).
+pub const POLYAXON_VERIFY_SSL: &str = "POLYAXON_VERIFY_SSL";
+/// Seconds before an API call gives up (overrides the config).
+pub const POLYAXON_TIMEOUT: &str = "POLYAXON_TIMEOUT";
+/// Where credentials are kept: `keyring`, `file` or `auto` (the default: the keyring when the
+/// system has one, else a private file).
+pub const POLYAXON_CREDENTIAL_STORE: &str = "POLYAXON_CREDENTIAL_STORE";
+/// The terminal's width, for tables (read when stdout is not a terminal too).
+pub const COLUMNS: &str = "COLUMNS";
+/// The browser `dashboard` commands open.
+pub const BROWSER: &str = "BROWSER";

@@ -3,9 +3,14 @@
 //! `main.rs` only calls [`main`]; everything here is testable in-process.
 
 pub mod cli;
+pub mod client;
 pub mod commands;
+pub mod context;
+pub mod credentials;
 pub mod env;
 pub mod error;
+pub mod output;
+pub mod plot;
 pub mod printer;
 pub mod settings;
 
@@ -16,7 +21,7 @@ use crate::printer::Printer;
 
 /// Runs the CLI and returns its exit code.
 pub fn main() -> i32 {
-    let args = match cli::Cli::try_parse() {
+    let args = match cli::Cli::try_parse_from(cli::normalize_args(std::env::args_os())) {
         Ok(a) => a,
         Err(e) => {
             let code = e.exit_code();
@@ -36,6 +41,10 @@ pub fn main() -> i32 {
             }
             if let Some(u) = e.downcast_ref::<UserError>() {
                 printer.error(&u.message, u.hint.as_deref());
+                return 1;
+            }
+            if let Some(c) = e.downcast_ref::<client::ClientError>() {
+                printer.error(&c.to_string(), c.hint().as_deref());
                 return 1;
             }
             let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();

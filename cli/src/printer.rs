@@ -18,7 +18,12 @@ pub enum Format {
 /// Where the CLI writes.
 #[derive(Clone, Copy, Debug)]
 pub struct Printer {
+    /// Colors on stderr.
     pub color: bool,
+    /// Colors on stdout (tables).
+    pub color_stdout: bool,
+    /// Stdin is a terminal (prompts allowed).
+    pub interactive: bool,
 }
 
 impl Printer {
@@ -28,7 +33,23 @@ impl Printer {
             std::env::var_os(env::CLICOLOR_FORCE).is_some_and(|v| !v.is_empty() && v != "0");
         Printer {
             color: !no_color && (force || std::io::stderr().is_terminal()),
+            color_stdout: !no_color && (force || std::io::stdout().is_terminal()),
+            interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
         }
+    }
+
+    pub fn color_out(&self) -> bool {
+        self.color_stdout
+    }
+
+    /// `warning: message`.
+    pub fn warn(&self, message: &str) {
+        self.err(&format!("{}: {message}", self.paint("1;33", "warning")));
+    }
+
+    /// A dimmed note on stderr.
+    pub fn note(&self, message: &str) {
+        self.err(&self.paint("2", message));
     }
 
     /// Writes data to stdout.

@@ -1,18 +1,59 @@
-//! Where the CLI keeps its state, resolved once from the environment.
+//! Where the CLI keeps its state and what it is configured to do, resolved once from the
+//! environment, the config files and the flags. Commands see [`Settings`], never raw env vars.
+//!
+//! Files (upstream's names, JSON): in `$POLYAXON_HOME` (default `~/.polyaxon`) `.client` (host,
+//! TLS, timeout, owner), `.user` (who logged in), `.auth` (credentials when no keyring is
+//! available, mode 0600); in the context directory — the nearest `./.polyaxon/` made by
+//! `polyaxon init`, else `$POLYAXON_HOME` — `.project` and `.run`, the current project and the
+//! last run. The embedded store lives in `$POLYAXON_HOME` too (`polyaxon.db`, `artifacts/`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::env;
+use crate::error::UserError;
 
-/// `$POLYAXON_HOME`, or `~/.polyaxon`.
+/// The default request timeout, as upstream's client.
+pub const DEFAULT_TIMEOUT_SECS: f64 = 20.0;
+
+fn user_home() -> PathBuf {
+    std::env::var_os(env::HOME)
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// `$POLYAXON_HOME`; else the directory named in `~/.polyaxon/.home` (`config set --home`);
+/// else `~/.polyaxon`.
 pub fn home_dir() -> PathBuf {
     if let Some(h) = std::env::var_os(env::POLYAXON_HOME).filter(|h| !h.is_empty()) {
         return PathBuf::from(h);
     }
-    let home = std::env::var_os(env::HOME)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    home.join(".polyaxon")
+    let default = user_home().join(".polyaxon");
+    if let Ok(p) = std::fs::read_to_string(default.join(".home")) {
+        let p = p.trim();
+        if !p.is_empty() {
+            return PathBuf::from(p);
+        }
+    }
+    default
+}
+
+/// The nearest `.polyaxon/` holding a `.project` from the current directory up, else the home.
+pub fn context_dir(home: &Path) -> PathBuf {
+    if let Ok(cwd) = std::env::current_dir() {
+        for dir in cwd.ancestors() {
+            let c = dir.join(".polyaxon");
+            if c.join(".project").is_file() {
+                return c;
+            }
+        }
+    }
+    home.to_path_buf()
 }
 
 /// Directories searched for named presets: the project's, then the user's.
@@ -53,4 +94,288 @@ pub fn default_file() -> Option<PathBuf> {
         .iter()
         .map(PathBuf::from)
         .find(|p| p.is_file())
+}
+
+/// `.client`: how to reach the server.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientConfig {
+    /// The server; none means the embedded store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_ssl: Option<bool>,
+    /// Seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<f64>,
+    /// The owner (user or organization) of projects named without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_api: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debug: Option<bool>,
+    /// Accepted for upstream's scripts; this CLI reports no errors anywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_errors_reporting: Option<bool>,
+}
+
+/// `.user`: who logged in, on which host.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UserCache {
+    pub username: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+/// `.project`: the current project.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProjectCache {
+    pub owner: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+}
+
+/// `.run`: the last run used.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunCache {
+    pub uuid: String,
+    pub owner: String,
+    pub project: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// Reads a JSON state file; a missing file is `None`, a corrupt one an error naming it.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Ok(None),
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            UserError::new(format!("`{}` is not valid: {e}", path.display()))
+                .hint("fix or delete it (`polyaxon config purge` resets the CLI's files)")
+                .into()
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading `{}`", path.display())),
+    }
+}
+
+/// Writes a JSON state file atomically (a temporary file renamed over it), private to the user.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)? + "\n";
+    write_private(path, text.as_bytes())
+}
+
+/// Writes a file atomically with mode 0600.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating `{}`", dir.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    {
+        use std::io::Write;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts
+            .open(&tmp)
+            .with_context(|| format!("writing `{}`", tmp.display()))?;
+        f.write_all(bytes)
+            .and_then(|_| f.sync_all())
+            .with_context(|| format!("writing `{}`", tmp.display()))?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("writing `{}`", path.display()))
+}
+
+/// Removes a file if it is there.
+pub fn remove_file(path: &Path) -> Result<bool> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("removing `{}`", path.display())),
+    }
+}
+
+/// Everything a command needs to know about its environment.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub home: PathBuf,
+    /// Where `.project` and `.run` live.
+    pub context: PathBuf,
+    /// The config file as written.
+    pub client: ClientConfig,
+    /// The server after `POLYAXON_HOST`; none means embedded.
+    pub host: Option<String>,
+    pub verify_ssl: bool,
+    pub timeout: Duration,
+    /// `POLYAXON_AUTH_TOKEN`.
+    pub env_token: Option<String>,
+    /// `POLYAXON_CREDENTIAL_STORE`.
+    pub credential_store: String,
+}
+
+impl Settings {
+    pub fn resolve() -> Result<Settings> {
+        let home = home_dir();
+        let context = context_dir(&home);
+        let client: ClientConfig = read_json(&home.join(".client"))?.unwrap_or_default();
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let host = match var(env::POLYAXON_HOST) {
+            Some(h) => Some(normalize_host(&h)?),
+            None => client.host.clone(),
+        };
+        let verify_ssl = match var(env::POLYAXON_VERIFY_SSL) {
+            Some(v) => parse_bool(&v).ok_or_else(|| {
+                UserError::new(format!(
+                    "{}=`{v}` is not true or false",
+                    env::POLYAXON_VERIFY_SSL
+                ))
+            })?,
+            None => client.verify_ssl.unwrap_or(true),
+        };
+        let timeout = match var(env::POLYAXON_TIMEOUT) {
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|t| *t > 0.0 && t.is_finite())
+                .ok_or_else(|| {
+                    UserError::new(format!(
+                        "{}=`{v}` is not a number of seconds",
+                        env::POLYAXON_TIMEOUT
+                    ))
+                })?,
+            None => client.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS),
+        };
+        Ok(Settings {
+            home,
+            context,
+            client,
+            host,
+            verify_ssl,
+            timeout: Duration::from_secs_f64(timeout),
+            env_token: var(env::POLYAXON_AUTH_TOKEN),
+            credential_store: var(env::POLYAXON_CREDENTIAL_STORE).unwrap_or_else(|| "auto".into()),
+        })
+    }
+
+    pub fn client_path(&self) -> PathBuf {
+        self.home.join(".client")
+    }
+    pub fn user_path(&self) -> PathBuf {
+        self.home.join(".user")
+    }
+    pub fn project_path(&self) -> PathBuf {
+        self.context.join(".project")
+    }
+    pub fn run_path(&self) -> PathBuf {
+        self.context.join(".run")
+    }
+
+    /// The cached user, when it belongs to the current host.
+    pub fn user(&self) -> Result<Option<UserCache>> {
+        Ok(read_json::<UserCache>(&self.user_path())?.filter(|u| u.host == self.host))
+    }
+
+    pub fn project_cache(&self) -> Result<Option<ProjectCache>> {
+        read_json(&self.project_path())
+    }
+
+    pub fn run_cache(&self) -> Result<Option<RunCache>> {
+        read_json(&self.run_path())
+    }
+
+    /// Remembers the last run used (best effort: a read-only context is not an error).
+    pub fn remember_run(&self, run: &RunCache) {
+        if self.run_cache().ok().flatten().as_ref() != Some(run) {
+            let _ = write_json(&self.run_path(), run);
+        }
+    }
+
+    pub fn is_embedded(&self) -> bool {
+        self.host.is_none()
+    }
+}
+
+/// `true`/`false` and upstream's spellings of them.
+pub fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "y" | "on" | "t" => Some(true),
+        "false" | "0" | "no" | "n" | "off" | "f" => Some(false),
+        _ => None,
+    }
+}
+
+/// A server address as typed (`localhost:8000`, `https://x.org/`) made a base URL.
+pub fn normalize_host(h: &str) -> Result<String> {
+    let h = h.trim();
+    let with_scheme = if h.contains("://") {
+        h.to_string()
+    } else {
+        format!("http://{h}")
+    };
+    let url = reqwest::Url::parse(&with_scheme).map_err(|e| {
+        UserError::new(format!("`{h}` is not a server address: {e}"))
+            .hint("use the form `http://host:port` or `https://host`")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(UserError::new(format!("`{h}` is not a server address"))
+            .hint("use the form `http://host:port` or `https://host`")
+            .into());
+    }
+    Ok(with_scheme.trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_normalized() {
+        assert_eq!(
+            normalize_host("localhost:8000/").unwrap(),
+            "http://localhost:8000"
+        );
+        assert_eq!(
+            normalize_host("https://plx.example.org").unwrap(),
+            "https://plx.example.org"
+        );
+        assert!(normalize_host("ftp://x").is_err());
+        assert!(normalize_host("http://").is_err());
+    }
+
+    #[test]
+    fn state_files_round_trip_privately() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/.run");
+        let run = RunCache {
+            uuid: "abc".into(),
+            owner: "o".into(),
+            project: "p".into(),
+            name: None,
+        };
+        write_json(&p, &run).unwrap();
+        assert_eq!(read_json::<RunCache>(&p).unwrap(), Some(run));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(&p, "{nope").unwrap();
+        let err = read_json::<RunCache>(&p).unwrap_err().to_string();
+        assert!(err.contains(".run` is not valid"), "{err}");
+        assert_eq!(
+            read_json::<RunCache>(&dir.path().join("none")).unwrap(),
+            None
+        );
+    }
 }

@@ -331,6 +331,24 @@ pub struct V1EventSeries {
     /// Points in the series before downsampling (ours; upstream has none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total: Option<usize>,
+    /// The series' lowest, highest and last points, exact even when downsampled (ours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<V1SeriesStats>,
+}
+
+/// Where a series peaks and ends.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct V1SeriesStats {
+    pub min: V1SeriesPoint,
+    pub max: V1SeriesPoint,
+    pub last: V1SeriesPoint,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct V1SeriesPoint {
+    pub step: Option<i64>,
+    pub timestamp: String,
+    pub value: f64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]

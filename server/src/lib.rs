@@ -105,12 +105,18 @@ impl App {
         })?;
         let (open_user, generated_password) = match &config.auth {
             AuthMode::Open { user } => {
-                store
-                    .ensure_superuser(user, Some(&store::random_secret_pub(24)))
-                    .await?;
+                // No password: nobody logs in as the open-mode user, calls simply are it.
                 let u = match store.user_by_name(user).await {
                     Ok(u) => u,
-                    Err(_) => store.create_user(user, None, None, true).await?,
+                    Err(store::StoreError::NotFound(_)) => {
+                        match store.create_user(user, None, None, true).await {
+                            Ok(u) => u,
+                            // Another process created it meanwhile.
+                            Err(store::StoreError::Conflict(_)) => store.user_by_name(user).await?,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    Err(e) => return Err(e),
                 };
                 (Some(u), None)
             }

@@ -21,7 +21,7 @@ use crate::routes::{auth, meta, projects, runs, streams};
     components(schemas(
         ApiErrorBody, V1Credentials, V1Auth, V1User, V1UserCreate, V1Token, V1ListTokenResponse, V1Project,
         V1ListProjectsResponse, V1StatusCondition, V1Status, V1EntityStatusBodyRequest, V1Cloning, V1Pipeline, V1Run,
-        V1ListRunsResponse, V1OperationBody, V1Uuids, V1Log, V1Logs, V1LogsAppend, V1ArtifactTree, V1EventSeries,
+        V1ListRunsResponse, V1OperationBody, V1Uuids, V1Log, V1Logs, V1LogsAppend, V1ArtifactTree, V1EventSeries, V1SeriesStats, V1SeriesPoint,
         V1EventsResponse, V1MultiEventsResponse, MetricSeriesIn, MetricsBatch, MetricsBatchResult, V1RunArtifacts,
         V1ListRunArtifactsResponse, V1Version, V1Compatibility, V1Installation,
     )),

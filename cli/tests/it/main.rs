@@ -2,4 +2,6 @@
 
 mod check;
 mod common;
+mod embedded;
+mod remote;
 mod server;

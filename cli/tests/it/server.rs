@@ -9,13 +9,27 @@ use std::time::Duration;
 use crate::common::Env;
 
 /// One HTTP/1.1 request without keep-alive: the status and the body.
-fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+pub fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    http_with(addr, method, path, body, None)
+}
+
+/// The same, with a token.
+pub fn http_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let body = body.unwrap_or("");
+    let auth = token
+        .map(|t| format!("Authorization: Token {t}\r\n"))
+        .unwrap_or_default();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -28,15 +42,24 @@ fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, Strin
 
 /// Starts the server and waits for its "listening" line; returns the child, the address and
 /// the stderr lines so far, with the rest arriving on the channel.
+pub fn start(env: &Env, extra: &[&str]) -> (Child, String, Vec<String>, mpsc::Receiver<String>) {
+    start_with(env, extra, &[])
+}
+
 #[expect(
     clippy::zombie_processes,
     reason = "callers stop and wait for the child (`terminate`)"
 )]
-fn start(env: &Env, extra: &[&str]) -> (Child, String, Vec<String>, mpsc::Receiver<String>) {
+pub fn start_with(
+    env: &Env,
+    extra: &[&str],
+    vars: &[(&str, &str)],
+) -> (Child, String, Vec<String>, mpsc::Receiver<String>) {
     let mut child = env
         .cmd_std()
         .args(["server", "start", "--port", "0"])
         .args(extra)
+        .envs(vars.iter().copied())
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -64,7 +87,7 @@ fn start(env: &Env, extra: &[&str]) -> (Child, String, Vec<String>, mpsc::Receiv
     }
 }
 
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
+pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
     let ok = std::process::Command::new("sh")
         .args(["-c", &format!("kill -TERM {}", child.id())])
         .status()

@@ -113,7 +113,21 @@ fn series_json(s: &SeriesData, kind: &str) -> V1EventSeries {
         kind: kind.to_string(),
         data: json!({"step": steps, "timestamp": ts, "metric": vals}),
         total: Some(s.total),
+        stats: stats_json(s),
     }
+}
+
+fn stats_json(s: &SeriesData) -> Option<V1SeriesStats> {
+    let point = |p: &Point| V1SeriesPoint {
+        step: p.step,
+        timestamp: time(p.ts),
+        value: p.value,
+    };
+    s.stats.map(|st| V1SeriesStats {
+        min: point(&st.min),
+        max: point(&st.max),
+        last: point(&st.last),
+    })
 }
 
 fn csv_of(s: &SeriesData) -> String {
@@ -196,29 +210,12 @@ async fn run_events(
             continue;
         };
         if kind == "metric" {
-            let points = parse_plx_metrics(&text);
-            let total = points.len();
-            let points = match sample {
-                Some(n) if n < total => crate::store::downsample(&points, n),
-                _ => points,
-            };
             out.push((
-                SeriesData {
-                    name,
-                    total,
-                    points,
-                },
+                SeriesData::from_points(name, parse_plx_metrics(&text), sample),
                 None,
             ));
         } else {
-            out.push((
-                SeriesData {
-                    name,
-                    total: 0,
-                    points: vec![],
-                },
-                Some(text),
-            ));
+            out.push((SeriesData::from_points(name, vec![], None), Some(text)));
         }
     }
     out.sort_by(|a, b| a.0.name.cmp(&b.0.name));
@@ -258,18 +255,21 @@ fn to_response(
                 kind: kind.into(),
                 data: J::String(t),
                 total: None,
+                stats: None,
             },
             (Some(t), false) => V1EventSeries {
                 name: s.name,
                 kind: kind.into(),
                 data: columns(&t),
                 total: None,
+                stats: None,
             },
             (None, true) => V1EventSeries {
                 name: s.name.clone(),
                 kind: kind.into(),
                 data: J::String(csv_of(&s)),
                 total: Some(s.total),
+                stats: stats_json(&s),
             },
             (None, false) => series_json(&s, kind),
         })

@@ -53,6 +53,52 @@ pub struct SeriesData {
     /// Points before downsampling.
     pub total: usize,
     pub points: Vec<Point>,
+    /// The lowest, highest and last points of the whole series (exact even when downsampled).
+    pub stats: Option<Stats>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stats {
+    pub min: Point,
+    pub max: Point,
+    pub last: Point,
+}
+
+impl SeriesData {
+    /// A series from all its points (in order), downsampled to `sample` points when given.
+    pub fn from_points(name: String, points: Vec<Point>, sample: Option<usize>) -> SeriesData {
+        let total = points.len();
+        let stats = stats(&points);
+        let points = match sample {
+            Some(n) if n < total => downsample(&points, n),
+            _ => points,
+        };
+        SeriesData {
+            name,
+            total,
+            points,
+            stats,
+        }
+    }
+}
+
+/// The first lowest, first highest and last points.
+pub fn stats(points: &[Point]) -> Option<Stats> {
+    let first = *points.first()?;
+    let (mut min, mut max) = (first, first);
+    for p in points {
+        if p.value < min.value {
+            min = *p;
+        }
+        if p.value > max.value {
+            max = *p;
+        }
+    }
+    Some(Stats {
+        min,
+        max,
+        last: *points.last()?,
+    })
 }
 
 fn encode(points: &[Point], out: &mut Vec<u8>) {
@@ -338,9 +384,12 @@ impl Store {
                         && p.windows(2).all(|w| order_key(&w[0]) <= order_key(&w[1]))
                 });
                 match usable {
+                    // The overview holds every group's extremes and the last point: the
+                    // series' stats are exact.
                     Some(points) => out.push(SeriesData {
                         name,
                         total,
+                        stats: stats(&points),
                         points: downsample(&points, n),
                     }),
                     None => whole.push(name),
@@ -366,16 +415,7 @@ impl Store {
             if !sorted {
                 points.sort_by_key(order_key);
             }
-            let total = points.len();
-            let points = match sample {
-                Some(n) if n < total => downsample(&points, n),
-                _ => points,
-            };
-            out.push(SeriesData {
-                name,
-                total,
-                points,
-            });
+            out.push(SeriesData::from_points(name, points, sample));
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)

@@ -16,7 +16,7 @@ use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::query::{Query, QueryAs};
 use sqlx::{Any, AnyPool, ConnectOptions, Executor, FromRow};
 
-pub use metrics::{Point, Series, SeriesData, downsample};
+pub use metrics::{Point, Series, SeriesData, Stats, downsample};
 pub use projects::{NewProject, ProjectPatch, ProjectRow};
 pub use runs::{DONE, NOT_STARTED, can_transition};
 pub use runs::{NewRun, RunPatch, RunRow, StatusRow};

@@ -96,5 +96,8 @@ fn init_logging(color: bool) {
         .with_writer(std::io::stderr)
         .with_ansi(color)
         .with_target(false)
+        // A closed stderr (`| head`, a dead log collector) must not take requests down: the
+        // default reports write errors with `eprintln!`, which panics then.
+        .log_internal_errors(false)
         .try_init();
 }

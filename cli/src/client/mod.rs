@@ -1,0 +1,473 @@
+//! The API client: typed calls over a [`Transport`] (HTTP to a server, or the embedded one
+//! in-process). Errors say what failed and what to do about it.
+
+pub mod transport;
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use polyaxon_server::api::{
+    ApiErrorBody, V1ArtifactTree, V1Auth, V1Credentials, V1EventsResponse, V1Installation,
+    V1ListProjectsResponse, V1ListRunsResponse, V1Logs, V1Project, V1Run, V1Status, V1User,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use transport::{EMBEDDED_USER, Response, Transport, TransportError};
+
+use crate::credentials;
+use crate::settings::Settings;
+
+/// A failed call.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The server answered with an error.
+    #[error("{message}")]
+    Api {
+        status: StatusCode,
+        message: String,
+        /// Where the call went, for hints.
+        target: String,
+        token_from_env: bool,
+    },
+    #[error("unexpected answer from {target} ({what}): {reason}")]
+    Decode {
+        target: String,
+        what: String,
+        reason: String,
+    },
+}
+
+impl ClientError {
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(StatusCode::NOT_FOUND)
+    }
+
+    /// What to do next.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ClientError::Transport(TransportError::Connect { host, .. }) => Some(format!(
+                "is the server running at {host}? `polyaxon config show` shows the host; `polyaxon config set --host` changes it"
+            )),
+            ClientError::Transport(TransportError::Timeout { .. }) => Some(
+                "the server may be busy; raise the limit with `polyaxon config set --timeout SECONDS`".into(),
+            ),
+            ClientError::Transport(TransportError::Embedded { .. }) => Some(
+                "check that `POLYAXON_HOME` is writable; a store from a newer polyaxon needs that version".into(),
+            ),
+            ClientError::Api {
+                status,
+                token_from_env,
+                ..
+            } if *status == StatusCode::UNAUTHORIZED => Some(if *token_from_env {
+                "POLYAXON_AUTH_TOKEN is set: check its value, or unset it and run `polyaxon login`".into()
+            } else {
+                "log in with `polyaxon login`".into()
+            }),
+            ClientError::Api { status, .. } if *status == StatusCode::FORBIDDEN => {
+                Some("ask the project's owner for access, or check `polyaxon whoami`".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// A client of one server (or of the embedded store).
+pub struct Client {
+    transport: Box<dyn Transport>,
+    token_from_env: bool,
+    embedded: bool,
+}
+
+/// Query parameters for list calls.
+#[derive(Clone, Debug, Default)]
+pub struct ListQuery {
+    pub query: Option<String>,
+    pub sort: Option<String>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+impl ListQuery {
+    fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut v = Vec::new();
+        if let Some(q) = &self.query {
+            v.push(("query", q.clone()));
+        }
+        if let Some(s) = &self.sort {
+            v.push(("sort", s.clone()));
+        }
+        if let Some(l) = self.limit {
+            v.push(("limit", l.to_string()));
+        }
+        if let Some(o) = self.offset {
+            v.push(("offset", o.to_string()));
+        }
+        v
+    }
+}
+
+/// `path?k=v&…`, percent-encoded.
+pub fn with_query(path: &str, pairs: &[(&str, String)]) -> String {
+    if pairs.is_empty() {
+        return path.to_string();
+    }
+    let mut url = reqwest::Url::parse("http://x/").expect("a valid base");
+    {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in pairs {
+            q.append_pair(k, v);
+        }
+    }
+    format!("{path}?{}", url.query().unwrap_or_default())
+}
+
+/// A path segment, percent-encoded.
+pub fn seg(s: &str) -> String {
+    let mut url = reqwest::Url::parse("http://x/").expect("a valid base");
+    url.path_segments_mut().expect("a base URL").push(s);
+    url.path().trim_start_matches('/').to_string()
+}
+
+impl Client {
+    /// A client for the configured server, or for the embedded store when there is none.
+    pub async fn connect(settings: &Settings) -> Result<Client, anyhow::Error> {
+        match &settings.host {
+            None => Ok(Client {
+                transport: Box::new(
+                    transport::Embedded::open(&settings.home)
+                        .await
+                        .map_err(ClientError::from)?,
+                ),
+                token_from_env: false,
+                embedded: true,
+            }),
+            Some(host) => {
+                let token = credentials::token(settings)?;
+                Ok(Client {
+                    transport: Box::new(
+                        transport::Http::new(host, token, settings.timeout, settings.verify_ssl)
+                            .map_err(ClientError::from)?,
+                    ),
+                    token_from_env: settings.env_token.is_some(),
+                    embedded: false,
+                })
+            }
+        }
+    }
+
+    /// A client over any transport (tests; the embedded server shared with a job).
+    pub fn with_transport(transport: Box<dyn Transport>, embedded: bool) -> Client {
+        Client {
+            transport,
+            token_from_env: false,
+            embedded,
+        }
+    }
+
+    pub fn is_embedded(&self) -> bool {
+        self.embedded
+    }
+
+    pub fn describe(&self) -> String {
+        self.transport.describe()
+    }
+
+    /// Sends a request; a non-2xx answer is an error carrying the server's message.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(Bytes, &'static str)>,
+    ) -> Result<Response> {
+        let resp = self
+            .transport
+            .send(transport::Request {
+                method,
+                path: path.to_string(),
+                body,
+            })
+            .await?;
+        if resp.status.is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status;
+        let bytes = resp.bytes().await.unwrap_or_default();
+        let message = serde_json::from_slice::<ApiErrorBody>(&bytes)
+            .map(|b| b.error)
+            .unwrap_or_else(|_| {
+                let text = String::from_utf8_lossy(&bytes);
+                let text = text.trim();
+                if text.is_empty() || text.len() > 300 {
+                    format!("{} answered {status}", self.transport.describe())
+                } else {
+                    format!("{} answered {status}: {text}", self.transport.describe())
+                }
+            });
+        Err(ClientError::Api {
+            status,
+            message,
+            target: self.transport.describe(),
+            token_from_env: self.token_from_env,
+        })
+    }
+
+    /// A JSON call.
+    pub async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+    ) -> Result<T> {
+        let body = body.map(|b| {
+            (
+                Bytes::from(serde_json::to_vec(b).expect("serializable")),
+                "application/json",
+            )
+        });
+        let resp = self.call(method, path, body).await?;
+        let bytes = resp.bytes().await.map_err(|e| {
+            ClientError::Transport(TransportError::Other(format!("reading the answer: {e}")))
+        })?;
+        if bytes.is_empty() {
+            // No content: a unit-like type.
+            return serde_json::from_slice(b"null").map_err(|e| self.decode_error(path, e));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| self.decode_error(path, e))
+    }
+
+    fn decode_error(&self, path: &str, e: serde_json::Error) -> ClientError {
+        ClientError::Decode {
+            target: self.transport.describe(),
+            what: path.split('?').next().unwrap_or(path).to_string(),
+            reason: e.to_string(),
+        }
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.json(Method::GET, path, None::<&()>).await
+    }
+
+    // --- users ---
+
+    pub async fn login(&self, username: &str, password: &str) -> Result<String> {
+        let a: V1Auth = self
+            .json(
+                Method::POST,
+                "/api/v1/auth/token",
+                Some(&V1Credentials {
+                    username: username.into(),
+                    password: password.into(),
+                }),
+            )
+            .await?;
+        Ok(a.token)
+    }
+
+    pub async fn whoami(&self) -> Result<V1User> {
+        self.get("/api/v1/users").await
+    }
+
+    pub async fn installation(&self) -> Result<V1Installation> {
+        self.get("/api/v1/installation").await
+    }
+
+    // --- projects ---
+
+    pub async fn list_projects(
+        &self,
+        owner: &str,
+        q: &ListQuery,
+    ) -> Result<V1ListProjectsResponse> {
+        self.get(&with_query(
+            &format!("/api/v1/{}/projects/list", seg(owner)),
+            &q.pairs(),
+        ))
+        .await
+    }
+
+    pub async fn create_project(&self, owner: &str, p: &V1Project) -> Result<V1Project> {
+        self.json(
+            Method::POST,
+            &format!("/api/v1/{}/projects/create", seg(owner)),
+            Some(p),
+        )
+        .await
+    }
+
+    pub async fn get_project(&self, owner: &str, name: &str) -> Result<V1Project> {
+        self.get(&project_path(owner, name)).await
+    }
+
+    pub async fn patch_project(&self, owner: &str, name: &str, p: &V1Project) -> Result<V1Project> {
+        self.json(Method::PATCH, &project_path(owner, name), Some(p))
+            .await
+    }
+
+    pub async fn delete_project(&self, owner: &str, name: &str) -> Result<()> {
+        self.call(Method::DELETE, &project_path(owner, name), None)
+            .await?;
+        Ok(())
+    }
+
+    // --- runs ---
+
+    pub async fn list_runs(
+        &self,
+        owner: &str,
+        project: &str,
+        q: &ListQuery,
+    ) -> Result<V1ListRunsResponse> {
+        self.get(&with_query(
+            &format!("{}/runs", project_path(owner, project)),
+            &q.pairs(),
+        ))
+        .await
+    }
+
+    pub async fn get_run(&self, r: &RunRef) -> Result<V1Run> {
+        self.get(&r.api("")).await
+    }
+
+    pub async fn patch_run(&self, r: &RunRef, patch: &V1Run) -> Result<V1Run> {
+        self.json(Method::PATCH, &r.api(""), Some(patch)).await
+    }
+
+    pub async fn delete_run(&self, r: &RunRef) -> Result<()> {
+        self.call(Method::DELETE, &r.api(""), None).await?;
+        Ok(())
+    }
+
+    pub async fn stop_run(&self, r: &RunRef) -> Result<()> {
+        self.call(Method::POST, &r.api("/stop"), None).await?;
+        Ok(())
+    }
+
+    /// Restarts (`copy` false) or copies a run; the new run.
+    pub async fn restart_run(&self, r: &RunRef, copy: bool, body: &V1Run) -> Result<V1Run> {
+        let what = if copy { "/copy" } else { "/restart" };
+        self.json(Method::POST, &r.api(what), Some(body)).await
+    }
+
+    pub async fn resume_run(&self, r: &RunRef, body: &V1Run) -> Result<V1Run> {
+        self.json(Method::POST, &r.api("/resume"), Some(body)).await
+    }
+
+    pub async fn statuses(&self, r: &RunRef) -> Result<V1Status> {
+        self.get(&r.api("/statuses")).await
+    }
+
+    pub async fn logs(
+        &self,
+        r: &RunRef,
+        last_file: Option<&str>,
+        last_time: Option<&str>,
+    ) -> Result<V1Logs> {
+        let mut q = Vec::new();
+        if let Some(f) = last_file {
+            q.push(("last_file", f.to_string()));
+        }
+        if let Some(t) = last_time {
+            q.push(("last_time", t.to_string()));
+        }
+        self.get(&with_query(&r.streams("/logs"), &q)).await
+    }
+
+    /// Metric series; all when `names` is empty; downsampled to `sample` points when given.
+    pub async fn metrics(
+        &self,
+        r: &RunRef,
+        names: &[String],
+        sample: Option<usize>,
+    ) -> Result<V1EventsResponse> {
+        let mut q = Vec::new();
+        if !names.is_empty() {
+            q.push(("names", names.join(",")));
+        }
+        if let Some(n) = sample {
+            q.push(("sample", n.to_string()));
+        }
+        self.get(&with_query(&r.streams("/events/metric"), &q))
+            .await
+    }
+
+    pub async fn artifacts_tree(&self, r: &RunRef, path: Option<&str>) -> Result<V1ArtifactTree> {
+        let q: Vec<(&str, String)> = path.map(|p| ("path", p.to_string())).into_iter().collect();
+        self.get(&with_query(&r.streams("/artifacts/tree"), &q))
+            .await
+    }
+
+    /// A run's file, streamed.
+    pub async fn download_file(&self, r: &RunRef, path: &str) -> Result<Response> {
+        self.call(
+            Method::GET,
+            &with_query(&r.streams("/artifact"), &[("path", path.to_string())]),
+            None,
+        )
+        .await
+    }
+
+    /// A run's directory (or all its files) as a tar.gz stream.
+    pub async fn download_archive(&self, r: &RunRef, path: Option<&str>) -> Result<Response> {
+        let q: Vec<(&str, String)> = path.map(|p| ("path", p.to_string())).into_iter().collect();
+        self.call(Method::GET, &with_query(&r.streams("/artifacts"), &q), None)
+            .await
+    }
+}
+
+fn project_path(owner: &str, name: &str) -> String {
+    format!("/api/v1/{}/{}", seg(owner), seg(name))
+}
+
+/// A run by owner, project and uuid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunRef {
+    pub owner: String,
+    pub project: String,
+    pub uuid: String,
+}
+
+impl RunRef {
+    fn api(&self, rest: &str) -> String {
+        format!(
+            "/api/v1/{}/{}/runs/{}{rest}",
+            seg(&self.owner),
+            seg(&self.project),
+            seg(&self.uuid)
+        )
+    }
+
+    fn streams(&self, rest: &str) -> String {
+        format!(
+            "/streams/v1/polyaxon/{}/{}/runs/{}{rest}",
+            seg(&self.owner),
+            seg(&self.project),
+            seg(&self.uuid)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_encoded() {
+        assert_eq!(seg("a b/c"), "a%20b%2Fc");
+        assert_eq!(
+            with_query("/x", &[("query", "status: running|failed".into())]),
+            "/x?query=status%3A+running%7Cfailed"
+        );
+        assert_eq!(with_query("/x", &[]), "/x");
+    }
+}

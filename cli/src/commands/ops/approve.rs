@@ -1,0 +1,34 @@
+//! `polyaxon ops approve`.
+
+use anyhow::Result;
+use http::Method;
+
+use super::Target;
+use crate::context::{Ctx, run_not_found};
+
+pub fn run(ctx: &Ctx, target: &Target) -> Result<()> {
+    ctx.block_on(async {
+        let client = ctx.client().await?;
+        let (r, run) = target.resolve(ctx, &client).await?;
+        if run.is_approved != Some(false) {
+            ctx.printer
+                .note(&format!("run `{}` needs no approval", r.uuid));
+            return Ok(());
+        }
+        client
+            .call(
+                Method::POST,
+                &format!(
+                    "/api/v1/{}/{}/runs/{}/approve",
+                    crate::client::seg(&r.owner),
+                    crate::client::seg(&r.project),
+                    crate::client::seg(&r.uuid)
+                ),
+                None,
+            )
+            .await
+            .map_err(|e| run_not_found(e, &r))?;
+        ctx.printer.success(&format!("run `{}` approved", r.uuid));
+        Ok(())
+    })
+}

@@ -1,0 +1,240 @@
+//! `polyaxon ops artifacts`: download a run's files.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use futures_util::StreamExt;
+
+use super::Target;
+use crate::client::{Client, RunRef};
+use crate::context::{Ctx, run_not_found};
+use crate::error::UserError;
+
+#[derive(Debug, Args)]
+pub struct ArtifactsArgs {
+    /// A file to download, relative to the run's directory (repeatable).
+    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    pub files: Vec<String>,
+
+    /// A directory to download (repeatable).
+    #[arg(short = 'd', long = "dir", value_name = "PATH")]
+    pub dirs: Vec<String>,
+
+    /// Where to put them (default: `./<run uuid>`).
+    #[arg(long, alias = "path-to", value_name = "DIR")]
+    pub path: Option<PathBuf>,
+
+    /// Keep directories as `.tar.gz` archives instead of unpacking them.
+    #[arg(long)]
+    pub no_untar: bool,
+}
+
+pub fn run(ctx: &Ctx, target: &Target, args: ArtifactsArgs) -> Result<()> {
+    ctx.block_on(async {
+        let client = ctx.client().await?;
+        let (r, _) = target.resolve(ctx, &client).await?;
+        let dest = args.path.clone().unwrap_or_else(|| PathBuf::from(&r.uuid));
+        std::fs::create_dir_all(&dest).with_context(|| format!("creating `{}`", dest.display()))?;
+        let whole = args.files.is_empty() && args.dirs.is_empty();
+        let mut n = 0u64;
+        for f in &args.files {
+            let local = dest.join(safe_relative(f)?);
+            n += download_file(ctx, &client, &r, f, &local).await?;
+        }
+        let dirs: Vec<Option<&str>> = if whole {
+            vec![None]
+        } else {
+            args.dirs.iter().map(|d| Some(d.as_str())).collect()
+        };
+        for d in dirs {
+            n += download_dir(ctx, &client, &r, d, &dest, args.no_untar).await?;
+        }
+        ctx.printer.success(&format!(
+            "downloaded {} to `{}`",
+            human_bytes(n),
+            dest.display()
+        ));
+        Ok(())
+    })
+}
+
+/// A run-relative path that stays inside the destination.
+fn safe_relative(p: &str) -> Result<PathBuf> {
+    let path = Path::new(p.trim_start_matches('/'));
+    if path.components().any(|c| {
+        !matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )
+    }) || path.as_os_str().is_empty()
+    {
+        return Err(
+            UserError::new(format!("`{p}` is not a path inside the run"))
+                .hint("give paths relative to the run's directory, e.g. `outputs/model.pt`")
+                .into(),
+        );
+    }
+    Ok(path.to_path_buf())
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: &[&str] = &["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn progress(ctx: &Ctx, what: &str, len: Option<u64>) -> indicatif::ProgressBar {
+    if !ctx.printer.interactive {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = match len {
+        Some(n) => indicatif::ProgressBar::new(n).with_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .expect("a valid template"),
+        ),
+        None => indicatif::ProgressBar::new_spinner().with_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} {bytes} {bytes_per_sec}")
+                .expect("a valid template"),
+        ),
+    };
+    pb.set_message(what.to_string());
+    pb
+}
+
+async fn download_file(
+    ctx: &Ctx,
+    client: &Client,
+    r: &RunRef,
+    path: &str,
+    local: &Path,
+) -> Result<u64> {
+    let resp = client
+        .download_file(r, path)
+        .await
+        .map_err(|e| {
+            if e.is_not_found() {
+                UserError::new(format!("run `{}` has no file `{path}`", r.uuid))
+                    .hint("see its files with `polyaxon ops get` or download all with `polyaxon ops artifacts`")
+                    .into()
+            } else {
+                run_not_found(e, r)
+            }
+        })?;
+    if let Some(parent) = local.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let len = resp
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let pb = progress(ctx, path, len);
+    let tmp = local.with_extension("part");
+    let mut f = tokio::fs::File::create(&tmp)
+        .await
+        .with_context(|| format!("writing `{}`", tmp.display()))?;
+    let mut body = resp.body;
+    let mut n = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.with_context(|| format!("downloading `{path}`"))?;
+        tokio::io::AsyncWriteExt::write_all(&mut f, &chunk).await?;
+        n += chunk.len() as u64;
+        pb.set_position(n);
+    }
+    tokio::io::AsyncWriteExt::flush(&mut f).await?;
+    drop(f);
+    tokio::fs::rename(&tmp, local).await?;
+    pb.finish_and_clear();
+    Ok(n)
+}
+
+async fn download_dir(
+    ctx: &Ctx,
+    client: &Client,
+    r: &RunRef,
+    dir: Option<&str>,
+    dest: &Path,
+    no_untar: bool,
+) -> Result<u64> {
+    let resp = client.download_archive(r, dir).await.map_err(|e| {
+        if !e.is_not_found() {
+            return anyhow::Error::from(e);
+        }
+        match dir {
+            Some(d) => UserError::new(format!("run `{}` has no directory `{d}`", r.uuid)).into(),
+            None => UserError::new(format!("run `{}` has no files yet", r.uuid)).into(),
+        }
+    })?;
+    let label = dir.unwrap_or("all files");
+    let pb = progress(ctx, label, None);
+    let mut bytes = Vec::new();
+    let mut body = resp.body;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.with_context(|| format!("downloading `{label}`"))?;
+        bytes.extend_from_slice(&chunk);
+        pb.set_position(bytes.len() as u64);
+    }
+    pb.finish_and_clear();
+    let n = bytes.len() as u64;
+    if no_untar {
+        let name = match dir {
+            Some(d) => format!("{}.tar.gz", d.trim_matches('/').replace('/', "_")),
+            None => format!("{}.tar.gz", r.uuid),
+        };
+        std::fs::write(dest.join(&name), &bytes)?;
+        return Ok(n);
+    }
+    // The archive's top directory stands for `dir`: its entries go under `dest/dir`.
+    let base = match dir {
+        Some(d) => dest.join(safe_relative(d)?),
+        None => dest.to_path_buf(),
+    };
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+        for entry in ar.entries().context("reading the archive")? {
+            let mut entry = entry.context("reading the archive")?;
+            let rel: PathBuf = entry.path()?.components().skip(1).collect();
+            if rel.as_os_str().is_empty() {
+                continue;
+            }
+            let target = base.join(safe_relative(&rel.to_string_lossy())?);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            entry
+                .unpack(&target)
+                .with_context(|| format!("writing `{}`", target.display()))?;
+        }
+        Ok(())
+    })
+    .await??;
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_stay_inside() {
+        assert!(safe_relative("outputs/model.pt").is_ok());
+        assert!(safe_relative("/outputs/x").is_ok());
+        assert!(safe_relative("../x").is_err());
+        assert!(safe_relative("a/../../x").is_err());
+        assert!(safe_relative("").is_err());
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+    }
+}

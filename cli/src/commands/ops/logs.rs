@@ -1,0 +1,128 @@
+//! `polyaxon ops logs` and `polyaxon logs`: a run's logs, followed while it runs.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use clap::Args;
+use polyaxon_server::api::V1Log;
+
+use super::Target;
+use crate::context::{Ctx, run_not_found};
+use crate::output;
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The run's uuid (default: the last run used).
+    #[arg(value_name = "UUID")]
+    pub run: Option<String>,
+
+    /// Print what is there and stop, even while the run goes on (also `-nf`).
+    #[arg(long)]
+    pub no_follow: bool,
+
+    /// Without timestamps.
+    #[arg(long)]
+    pub hide_time: bool,
+
+    /// With the node, pod and container of each line.
+    #[arg(short = 'a', long)]
+    pub all_info: bool,
+}
+
+/// `polyaxon logs`: the same, with `-p` and `--uid` of its own.
+#[derive(Debug, Args)]
+pub struct TopLogsArgs {
+    #[command(flatten)]
+    pub target: Target,
+
+    #[command(flatten)]
+    pub logs: LogsArgs,
+}
+
+/// How often a followed run is asked for new lines.
+const POLL: Duration = Duration::from_millis(50);
+/// How often a quiet run is asked whether it has ended.
+const STATUS_EVERY: Duration = Duration::from_millis(500);
+
+pub fn run(ctx: &Ctx, target: &Target, args: LogsArgs) -> Result<()> {
+    let target = Target {
+        project: target.project.clone(),
+        uid: args.run.clone().or_else(|| target.uid.clone()),
+    };
+    ctx.block_on(async {
+        let client = ctx.client().await?;
+        let (r, run) = target.resolve(ctx, &client).await?;
+        let mut done = super::is_done(run.status.as_deref().unwrap_or(""));
+        let follow = !args.no_follow;
+        let (mut last_file, mut last_time): (Option<String>, Option<String>) = (None, None);
+        let mut last_status_check = Instant::now();
+        let mut printed = 0usize;
+        loop {
+            let page = client
+                .logs(&r, last_file.as_deref(), last_time.as_deref())
+                .await
+                .map_err(|e| run_not_found(e, &r))?;
+            let got = page.logs.len();
+            if got > 0 {
+                let mut text = String::new();
+                for l in &page.logs {
+                    text.push_str(&line(ctx, &args, l));
+                    text.push('\n');
+                }
+                ctx.printer.out(&text)?;
+                printed += got;
+            }
+            last_file = page.last_file;
+            last_time = page.last_time;
+            if got > 0 {
+                continue;
+            }
+            // Nothing new: stop when not following or when the run has ended (after a last
+            // look, so lines written just before the end are not lost).
+            if !follow || done {
+                break;
+            }
+            if last_status_check.elapsed() >= STATUS_EVERY {
+                last_status_check = Instant::now();
+                let st = client.get_run(&r).await.map_err(|e| run_not_found(e, &r))?;
+                done = super::is_done(st.status.as_deref().unwrap_or(""));
+                if done {
+                    continue;
+                }
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        if printed == 0 {
+            ctx.printer.note(&format!(
+                "run `{}` has no logs{}",
+                r.uuid,
+                if done { "" } else { " yet" }
+            ));
+        }
+        Ok(())
+    })
+}
+
+fn line(ctx: &Ctx, args: &LogsArgs, l: &V1Log) -> String {
+    let mut prefix = String::new();
+    if !args.hide_time
+        && let Some(t) = l.timestamp.as_deref().and_then(output::parse_time)
+    {
+        let t = t.strftime("%Y-%m-%d %H:%M:%S%.3f").to_string();
+        prefix.push_str(&if ctx.printer.color_out() {
+            format!("\x1b[2m{t}\x1b[0m ")
+        } else {
+            format!("{t} ")
+        });
+    }
+    if args.all_info {
+        let who: Vec<&str> = [l.node.as_deref(), l.pod.as_deref(), l.container.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        if !who.is_empty() {
+            prefix.push_str(&format!("[{}] ", who.join("/")));
+        }
+    }
+    format!("{prefix}{}", l.value)
+}

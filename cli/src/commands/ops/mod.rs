@@ -1,0 +1,128 @@
+//! `polyaxon ops`: runs (operations).
+
+pub mod approve;
+pub mod artifacts;
+pub mod dashboard;
+pub mod delete;
+pub mod get;
+pub mod logs;
+pub mod ls;
+pub mod metrics;
+pub mod restart;
+pub mod resume;
+pub mod statuses;
+pub mod stop;
+pub mod update;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use polyaxon_server::api::V1Run;
+use serde_json::Value as J;
+
+use crate::client::{Client, RunRef};
+use crate::context::Ctx;
+use crate::output::{self, Cell};
+
+#[derive(Debug, Args)]
+pub struct OpsArgs {
+    #[command(flatten)]
+    pub target: Target,
+
+    #[command(subcommand)]
+    pub command: OpsCommand,
+}
+
+/// Which run: `-p` and `--uid`, accepted before or after the subcommand.
+#[derive(Clone, Debug, Default, Args)]
+pub struct Target {
+    /// The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`).
+    #[arg(short, long, global = true, value_name = "PROJECT")]
+    pub project: Option<String>,
+
+    /// The run's uuid (default: the last run used); also `--uuid`, `-uid`, `-id`.
+    #[arg(
+        long = "uid",
+        visible_alias = "uuid",
+        global = true,
+        value_name = "UUID"
+    )]
+    pub uid: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OpsCommand {
+    /// List a project's runs.
+    Ls(ls::LsArgs),
+    /// Show a run.
+    Get(get::GetArgs),
+    /// Show a run's status history, or follow it with `--watch`.
+    Statuses(statuses::StatusesArgs),
+    /// Show a run's logs, following it while it runs.
+    Logs(logs::LogsArgs),
+    /// Show a run's metrics: last values, or the series (`--plot` draws them).
+    Metrics(metrics::MetricsArgs),
+    /// Download a run's files.
+    Artifacts(artifacts::ArtifactsArgs),
+    /// Stop a run.
+    Stop(stop::StopArgs),
+    /// Delete a run and its files.
+    Delete(delete::DeleteArgs),
+    /// Run a run again as a new run (`--copy` starts from a copy of its files).
+    Restart(restart::RestartArgs),
+    /// Continue a finished run in place, with its files.
+    Resume(resume::ResumeArgs),
+    /// Change a run's name, description or tags.
+    Update(update::UpdateArgs),
+    /// Approve a run waiting for approval.
+    Approve,
+    /// Open a run in the web dashboard.
+    Dashboard(dashboard::DashboardArgs),
+}
+
+pub fn run(ctx: &Ctx, args: OpsArgs) -> Result<()> {
+    let t = args.target;
+    match args.command {
+        OpsCommand::Ls(a) => ls::run(ctx, &t, a),
+        OpsCommand::Get(a) => get::run(ctx, &t, a),
+        OpsCommand::Statuses(a) => statuses::run(ctx, &t, a),
+        OpsCommand::Logs(a) => logs::run(ctx, &t, a),
+        OpsCommand::Metrics(a) => metrics::run(ctx, &t, a),
+        OpsCommand::Artifacts(a) => artifacts::run(ctx, &t, a),
+        OpsCommand::Stop(a) => stop::run(ctx, &t, a),
+        OpsCommand::Delete(a) => delete::run(ctx, &t, a),
+        OpsCommand::Restart(a) => restart::run(ctx, &t, a),
+        OpsCommand::Resume(a) => resume::run(ctx, &t, a),
+        OpsCommand::Update(a) => update::run(ctx, &t, a),
+        OpsCommand::Approve => approve::run(ctx, &t),
+        OpsCommand::Dashboard(a) => dashboard::run(ctx, &t, a),
+    }
+}
+
+impl Target {
+    /// The run these flags name, checked to exist; remembered as the last run used.
+    pub async fn resolve(&self, ctx: &Ctx, client: &Client) -> Result<(RunRef, V1Run)> {
+        let r = ctx
+            .run(client, self.project.as_deref(), self.uid.as_deref())
+            .await?;
+        let run = client
+            .get_run(&r)
+            .await
+            .map_err(|e| crate::context::run_not_found(e, &r))?;
+        ctx.remember_run(&r, run.name.as_deref());
+        Ok((r, run))
+    }
+}
+
+/// Statuses after which nothing more happens to a run.
+pub fn is_done(status: &str) -> bool {
+    polyaxon_server::store::DONE.contains(&status)
+}
+
+pub fn to_json(r: &V1Run) -> J {
+    serde_json::to_value(r).unwrap_or(J::Null)
+}
+
+pub fn status_cell(status: Option<&str>) -> Cell {
+    let s = status.unwrap_or("");
+    Cell::painted(s, output::status_color(s))
+}

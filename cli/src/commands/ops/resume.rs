@@ -1,0 +1,55 @@
+//! `polyaxon ops resume`.
+
+use anyhow::Result;
+use clap::Args;
+
+use super::Target;
+use crate::commands::OutputArgs;
+use crate::context::{Ctx, run_not_found};
+use crate::output;
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// A new name for the run.
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// New tags, comma-separated.
+    #[arg(long, value_name = "TAGS")]
+    pub tags: Option<String>,
+
+    /// A new description.
+    #[arg(long)]
+    pub description: Option<String>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+pub fn run(ctx: &Ctx, target: &Target, args: ResumeArgs) -> Result<()> {
+    ctx.block_on(async {
+        let client = ctx.client().await?;
+        let (r, _) = target.resolve(ctx, &client).await?;
+        let run = client
+            .resume_run(
+                &r,
+                &super::restart::overrides(&args.name, &args.tags, &args.description),
+            )
+            .await
+            .map_err(|e| run_not_found(e, &r))?;
+        let json = super::to_json(&run);
+        if !args.output.write_file(&ctx.printer, &json)? {
+            if args.output.format() == crate::printer::Format::Table {
+                ctx.printer
+                    .success(&format!("run `{}` is resuming", r.uuid));
+            }
+            output::detail(
+                &ctx.printer,
+                args.output.format(),
+                &json,
+                &super::get::detail_pairs(&run),
+            )?;
+        }
+        Ok(())
+    })
+}
