@@ -76,8 +76,8 @@ impl TokenCache {
     }
 }
 
-fn bearer(parts: &Parts) -> Result<Option<String>, ApiError> {
-    let Some(h) = parts.headers.get(http::header::AUTHORIZATION) else {
+fn bearer(headers: &http::HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(h) = headers.get(http::header::AUTHORIZATION) else {
         return Ok(None);
     };
     let h = h
@@ -95,35 +95,68 @@ fn bearer(parts: &Parts) -> Result<Option<String>, ApiError> {
     Ok(Some(token.trim().to_string()))
 }
 
+/// The dashboard's session cookie.
+pub const COOKIE: &str = "plx_token";
+
+/// The token in the dashboard's session cookie, if any.
+pub fn cookie_token(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// Who is calling, from the `Authorization` header, else (when `allow_cookie`: reads only, so
+/// that no other site can make a browser change anything) the dashboard's cookie, else the
+/// open-mode user.
+pub async fn resolve(
+    app: &App,
+    headers: &http::HeaderMap,
+    allow_cookie: bool,
+) -> Result<Principal, ApiError> {
+    let token = match bearer(headers)? {
+        Some(t) => Some(t),
+        None if allow_cookie => cookie_token(headers),
+        None => None,
+    };
+    match token {
+        Some(token) => {
+            if let Some(p) = app.tokens.get(&token) {
+                return Ok(p);
+            }
+            match app.store.lookup_token(&token).await? {
+                Some((user, scope)) => {
+                    let p = Principal { user, scope };
+                    app.tokens.put(&token, &p);
+                    Ok(p)
+                }
+                None => Err(ApiError::Unauthorized(
+                    "the token is invalid or expired; run `polyaxon login`".into(),
+                )),
+            }
+        }
+        None => match &app.open_user {
+            Some(user) => Ok(Principal {
+                user: user.clone(),
+                scope: TokenScope::User,
+            }),
+            None => Err(ApiError::Unauthorized(
+                "authentication required; run `polyaxon login`".into(),
+            )),
+        },
+    }
+}
+
 impl FromRequestParts<App> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
-        match bearer(parts)? {
-            Some(token) => {
-                if let Some(p) = app.tokens.get(&token) {
-                    return Ok(p);
-                }
-                match app.store.lookup_token(&token).await? {
-                    Some((user, scope)) => {
-                        let p = Principal { user, scope };
-                        app.tokens.put(&token, &p);
-                        Ok(p)
-                    }
-                    None => Err(ApiError::Unauthorized(
-                        "the token is invalid or expired; run `polyaxon login`".into(),
-                    )),
-                }
-            }
-            None => match &app.open_user {
-                Some(user) => Ok(Principal {
-                    user: user.clone(),
-                    scope: TokenScope::User,
-                }),
-                None => Err(ApiError::Unauthorized(
-                    "authentication required; run `polyaxon login`".into(),
-                )),
-            },
-        }
+        let reading = parts.method == http::Method::GET || parts.method == http::Method::HEAD;
+        resolve(app, &parts.headers, reading).await
     }
 }

@@ -74,6 +74,33 @@ pub fn tree(run: &Path, rel: &str) -> Result<V1ArtifactTree, ApiError> {
     })
 }
 
+/// The last `n` log lines of a run (read from its newest log files only).
+pub fn tail_logs(run: &Path, n: usize) -> Vec<V1Log> {
+    let dir = run.join("plxlogs");
+    let files = log_files(&dir);
+    let mut out: std::collections::VecDeque<V1Log> = std::collections::VecDeque::new();
+    for name in files.iter().rev() {
+        let Ok(f) = std::fs::File::open(dir.join(name)) else {
+            continue;
+        };
+        let lines: Vec<V1Log> = std::io::BufReader::new(f)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|l| serde_json::from_str(&l).ok())
+            .collect();
+        for l in lines.into_iter().rev() {
+            if out.len() >= n {
+                break;
+            }
+            out.push_front(l);
+        }
+        if out.len() >= n {
+            break;
+        }
+    }
+    out.into()
+}
+
 /// Writes a directory as a gzipped tar archive.
 pub fn tar_gz(dir: &Path, name: &str) -> std::io::Result<Vec<u8>> {
     let enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod pql;
 pub mod routes;
 pub mod store;
+pub mod ui;
 
 use std::collections::HashMap;
 use std::future::Future;

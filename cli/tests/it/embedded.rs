@@ -637,3 +637,41 @@ fn usage_errors_exit_2() {
     let err = fails(&env, &["ops", "ls", "-o", "xml"], 2);
     assert!(err.contains("table, json, yaml, csv or path=FILE"), "{err}");
 }
+
+#[test]
+fn the_dashboard_is_served_from_the_embedded_store() {
+    use std::io::BufRead;
+    let env = Env::new();
+    let (_seed, uuids) = seeded(&env);
+    let mut child = env
+        .cmd_std()
+        .args([
+            "ops",
+            "dashboard",
+            "-p",
+            "demo",
+            "--uid",
+            &uuids[0],
+            "--url",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert!(
+        url.ends_with(&format!("/ui/default/demo/runs/{}", uuids[0])),
+        "{url}"
+    );
+    let rest = url.trim_start_matches("http://");
+    let (addr, path) = rest.split_at(rest.find('/').unwrap());
+    let (st, html) = crate::server::http(addr, "GET", path, None);
+    assert_eq!(st, 200, "{html}");
+    assert!(html.contains("run-0") && html.contains("<svg"), "{html}");
+    assert!(crate::server::terminate(&mut child).success());
+}

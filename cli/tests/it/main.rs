@@ -2,6 +2,8 @@
 
 mod check;
 mod common;
+mod docs;
 mod embedded;
 mod remote;
 mod server;
+mod snapshots_cli;

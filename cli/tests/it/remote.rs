@@ -156,6 +156,12 @@ fn flow(database_url: Option<&str>) {
         "hello from the server\n"
     );
     assert!(ok(&env, &["ops", "metrics"]).contains("0.25 (step 1)"));
+    assert_eq!(
+        ok(&env, &["ops", "dashboard", "--url"]),
+        format!("{host}/ui/root/demo/runs/{uuid}\n")
+    );
+    let (st, _) = crate::server::http(&addr, "GET", &format!("/ui/root/demo/runs/{uuid}"), None);
+    assert_eq!(st, 303, "the dashboard asks to sign in");
     ok(&env, &["ops", "delete", "-y"]);
     let err = fails(&env, &["ops", "get", "-p", "demo", "--uid", &uuid]);
     assert!(err.contains("not found"), "{err}");

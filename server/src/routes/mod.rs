@@ -135,6 +135,7 @@ pub fn router(app: App) -> Router {
             "/streams/v1/{namespace}/{owner}/{project}/runs/{uuid}/artifacts",
             get(streams::artifacts_archive).delete(streams::delete_artifact),
         )
+        .merge(crate::ui::routes())
         .layer(DefaultBodyLimit::max(json_limit))
         .with_state(app)
 }

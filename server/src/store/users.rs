@@ -247,6 +247,17 @@ impl Store {
         ))
     }
 
+    /// Deletes the token with this secret (signing out of the dashboard).
+    pub async fn revoke_token_secret(&self, secret: &str) -> Result<bool> {
+        let n = self
+            .execute(
+                "DELETE FROM tokens WHERE token_hash = $1",
+                vec![digest(secret).into()],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
     /// The user and scope a token grants, if it is valid.
     pub async fn lookup_token(&self, secret: &str) -> Result<Option<(User, TokenScope)>> {
         let row: Option<TokenLookup> = self

@@ -75,6 +75,7 @@ impl TestServer {
         let artifacts = tempfile::tempdir().unwrap();
         let mut config = Config::new(artifacts.path(), AuthMode::Tokens);
         tweak(&mut config);
+        let open = matches!(config.auth, AuthMode::Open { .. });
         let started = App::start(store, config, Some(ADMIN_PASSWORD))
             .await
             .unwrap();
@@ -101,7 +102,9 @@ impl TestServer {
             pg_drop,
             _sqlite_dir: sqlite_dir,
         };
-        s.root_token = s.login("root", ADMIN_PASSWORD).await;
+        if !open {
+            s.root_token = s.login("root", ADMIN_PASSWORD).await;
+        }
         s
     }
 

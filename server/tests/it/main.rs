@@ -10,3 +10,4 @@ mod python_client;
 mod runs;
 mod store;
 mod streams;
+mod ui;

@@ -245,7 +245,15 @@ both!(long_series_downsample_from_overviews, |s| {
         assert_eq!((steps[0], steps[199]), (0, n - 1));
         assert!(steps.windows(2).all(|w| w[0] < w[1]), "in step order");
         assert!(values.contains(&100.0) && values.contains(&-100.0));
+        // The stats are of the whole series, exact.
+        let stats = &series["stats"];
+        assert_eq!(stats["max"]["value"], 100.0);
+        assert_eq!(stats["min"]["value"], -100.0);
+        assert_eq!(stats["last"]["step"], n - 1);
     }
+    let wave_max_step =
+        data.iter().find(|s| s["name"] == "wave").unwrap()["stats"]["max"]["step"].clone();
+    assert_eq!(wave_max_step, 31_337);
 });
 
 both!(tracking_files_are_read_as_events, |s| {

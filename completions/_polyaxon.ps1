@@ -1,0 +1,1060 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'polyaxon'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'polyaxon' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check polyaxonfiles: syntax, schema, params and templates')
+            [CompletionResult]::new('project', 'project', [CompletionResultType]::ParameterValue, 'Projects: create, list, show, change, delete')
+            [CompletionResult]::new('projects', 'projects', [CompletionResultType]::ParameterValue, 'Projects: create, list, show, change, delete')
+            [CompletionResult]::new('ops', 'ops', [CompletionResultType]::ParameterValue, 'Runs (operations): list, inspect, follow, stop, restart, download')
+            [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Show a run''s logs (the last run used, or `--uid`), following it while it runs')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show, set and reset the CLI''s configuration')
+            [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Log in to a server (the embedded default needs no login)')
+            [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'Forget the credentials of the configured server')
+            [CompletionResult]::new('whoami', 'whoami', [CompletionResultType]::ParameterValue, 'Show who you are on the configured server')
+            [CompletionResult]::new('version', 'version', [CompletionResultType]::ParameterValue, 'Show the CLI''s version and the server''s')
+            [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Set the current project for this directory (kept in `./.polyaxon/`)')
+            [CompletionResult]::new('dashboard', 'dashboard', [CompletionResultType]::ParameterValue, 'Open the web dashboard')
+            [CompletionResult]::new('completion', 'completion', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('server', 'server', [CompletionResultType]::ParameterValue, 'Run the API server')
+            [CompletionResult]::new('generate-docs', 'generate-docs', [CompletionResultType]::ParameterValue, 'Write the shell completions and man pages (for packagers; the repository keeps them)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;check' {
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'The polyaxonfile(s); later files patch earlier ones (presets, overrides)')
+            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'The polyaxonfile(s); later files patch earlier ones (presets, overrides)')
+            [CompletionResult]::new('-P', '-P ', [CompletionResultType]::ParameterName, 'A value for an input: `-P lr=0.01` (repeatable)')
+            [CompletionResult]::new('--param', '--param', [CompletionResultType]::ParameterName, 'A value for an input: `-P lr=0.01` (repeatable)')
+            [CompletionResult]::new('--presets', '--presets', [CompletionResultType]::ParameterName, 'Named presets to apply, comma-separated')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Check the specification only: no values needed, templates not rendered')
+            [CompletionResult]::new('--lint', '--lint', [CompletionResultType]::ParameterName, 'Check the specification only: no values needed, templates not rendered')
+            [CompletionResult]::new('--upgrade', '--upgrade', [CompletionResultType]::ParameterName, 'Print the file as a version 1.1 polyaxonfile (upgrading v0.6 files)')
+            [CompletionResult]::new('--schema', '--schema', [CompletionResultType]::ParameterName, 'Print the JSON Schema of polyaxonfiles (for editors) and exit')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;project' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a project')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List projects')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show a project')
+            [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change a project''s name, description, tags or visibility')
+            [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a project with its runs and their files')
+            [CompletionResult]::new('dashboard', 'dashboard', [CompletionResultType]::ParameterValue, 'Open a project in the web dashboard')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;projects' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a project')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List projects')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show a project')
+            [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change a project''s name, description, tags or visibility')
+            [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a project with its runs and their files')
+            [CompletionResult]::new('dashboard', 'dashboard', [CompletionResultType]::ParameterValue, 'Open a project in the web dashboard')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;project;create' {
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'The project''s name, `NAME` or `OWNER/NAME`')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'The project''s name, `NAME` or `OWNER/NAME`')
+            [CompletionResult]::new('--description', '--description', [CompletionResultType]::ParameterName, 'What the project is about')
+            [CompletionResult]::new('--tags', '--tags', [CompletionResultType]::ParameterName, 'Tags, comma-separated')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--public', '--public', [CompletionResultType]::ParameterName, 'Let everyone on the server see it')
+            [CompletionResult]::new('--init', '--init', [CompletionResultType]::ParameterName, 'Also make it this directory''s current project (as `polyaxon init`)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;projects;create' {
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'The project''s name, `NAME` or `OWNER/NAME`')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'The project''s name, `NAME` or `OWNER/NAME`')
+            [CompletionResult]::new('--description', '--description', [CompletionResultType]::ParameterName, 'What the project is about')
+            [CompletionResult]::new('--tags', '--tags', [CompletionResultType]::ParameterName, 'Tags, comma-separated')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--public', '--public', [CompletionResultType]::ParameterName, 'Let everyone on the server see it')
+            [CompletionResult]::new('--init', '--init', [CompletionResultType]::ParameterName, 'Also make it this directory''s current project (as `polyaxon init`)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;project;ls' {
+            [CompletionResult]::new('--owner', '--owner', [CompletionResultType]::ParameterName, 'Whose projects (default: yours)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only projects matching this query, e.g. `tags: vision, name: %mnist%`')
+            [CompletionResult]::new('--query', '--query', [CompletionResultType]::ParameterName, 'Only projects matching this query, e.g. `tags: vision, name: %mnist%`')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Order, e.g. `-created_at` or `name`')
+            [CompletionResult]::new('--sort', '--sort', [CompletionResultType]::ParameterName, 'Order, e.g. `-created_at` or `name`')
+            [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'At most this many')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'At most this many')
+            [CompletionResult]::new('--offset', '--offset', [CompletionResultType]::ParameterName, 'Skip this many')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;projects;ls' {
+            [CompletionResult]::new('--owner', '--owner', [CompletionResultType]::ParameterName, 'Whose projects (default: yours)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only projects matching this query, e.g. `tags: vision, name: %mnist%`')
+            [CompletionResult]::new('--query', '--query', [CompletionResultType]::ParameterName, 'Only projects matching this query, e.g. `tags: vision, name: %mnist%`')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Order, e.g. `-created_at` or `name`')
+            [CompletionResult]::new('--sort', '--sort', [CompletionResultType]::ParameterName, 'Order, e.g. `-created_at` or `name`')
+            [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'At most this many')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'At most this many')
+            [CompletionResult]::new('--offset', '--offset', [CompletionResultType]::ParameterName, 'Skip this many')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;project;get' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;projects;get' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;project;update' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'A new name')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'A new name')
+            [CompletionResult]::new('--description', '--description', [CompletionResultType]::ParameterName, 'A new description')
+            [CompletionResult]::new('--tags', '--tags', [CompletionResultType]::ParameterName, 'New tags, comma-separated (replacing the old ones)')
+            [CompletionResult]::new('--private', '--private', [CompletionResultType]::ParameterName, '`true` to make it private, `false` to make it public')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;projects;update' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'A new name')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'A new name')
+            [CompletionResult]::new('--description', '--description', [CompletionResultType]::ParameterName, 'A new description')
+            [CompletionResult]::new('--tags', '--tags', [CompletionResultType]::ParameterName, 'New tags, comma-separated (replacing the old ones)')
+            [CompletionResult]::new('--private', '--private', [CompletionResultType]::ParameterName, '`true` to make it private, `false` to make it public')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;project;delete' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;projects;delete' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;project;dashboard' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Open the browser without asking')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Open the browser without asking')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Print the address instead of opening a browser')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;projects;dashboard' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Open the browser without asking')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Open the browser without asking')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Print the address instead of opening a browser')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;project;help' {
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a project')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List projects')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show a project')
+            [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change a project''s name, description, tags or visibility')
+            [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a project with its runs and their files')
+            [CompletionResult]::new('dashboard', 'dashboard', [CompletionResultType]::ParameterValue, 'Open a project in the web dashboard')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;project;help;create' {
+            break
+        }
+        'polyaxon;project;help;ls' {
+            break
+        }
+        'polyaxon;project;help;get' {
+            break
+        }
+        'polyaxon;project;help;update' {
+            break
+        }
+        'polyaxon;project;help;delete' {
+            break
+        }
+        'polyaxon;project;help;dashboard' {
+            break
+        }
+        'polyaxon;project;help;help' {
+            break
+        }
+        'polyaxon;projects;help' {
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a project')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List projects')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show a project')
+            [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change a project''s name, description, tags or visibility')
+            [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a project with its runs and their files')
+            [CompletionResult]::new('dashboard', 'dashboard', [CompletionResultType]::ParameterValue, 'Open a project in the web dashboard')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;projects;help;create' {
+            break
+        }
+        'polyaxon;projects;help;ls' {
+            break
+        }
+        'polyaxon;projects;help;get' {
+            break
+        }
+        'polyaxon;projects;help;update' {
+            break
+        }
+        'polyaxon;projects;help;delete' {
+            break
+        }
+        'polyaxon;projects;help;dashboard' {
+            break
+        }
+        'polyaxon;projects;help;help' {
+            break
+        }
+        'polyaxon;ops' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--uid', '--uid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('--uuid', '--uuid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List a project''s runs')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show a run')
+            [CompletionResult]::new('statuses', 'statuses', [CompletionResultType]::ParameterValue, 'Show a run''s status history, or follow it with `--watch`')
+            [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Show a run''s logs, following it while it runs')
+            [CompletionResult]::new('metrics', 'metrics', [CompletionResultType]::ParameterValue, 'Show a run''s metrics: last values, or the series (`--plot` draws them)')
+            [CompletionResult]::new('artifacts', 'artifacts', [CompletionResultType]::ParameterValue, 'Download a run''s files')
+            [CompletionResult]::new('stop', 'stop', [CompletionResultType]::ParameterValue, 'Stop a run')
+            [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a run and its files')
+            [CompletionResult]::new('restart', 'restart', [CompletionResultType]::ParameterValue, 'Run a run again as a new run (`--copy` starts from a copy of its files)')
+            [CompletionResult]::new('resume', 'resume', [CompletionResultType]::ParameterValue, 'Continue a finished run in place, with its files')
+            [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change a run''s name, description or tags')
+            [CompletionResult]::new('approve', 'approve', [CompletionResultType]::ParameterValue, 'Approve a run waiting for approval')
+            [CompletionResult]::new('dashboard', 'dashboard', [CompletionResultType]::ParameterValue, 'Open a run in the web dashboard')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;ops;ls' {
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only runs matching this query, e.g. `status: running|failed, metrics.loss: <0.2`')
+            [CompletionResult]::new('--query', '--query', [CompletionResultType]::ParameterName, 'Only runs matching this query, e.g. `status: running|failed, metrics.loss: <0.2`')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Order, e.g. `-created_at` or `metrics.loss` (default: last changed first)')
+            [CompletionResult]::new('--sort', '--sort', [CompletionResultType]::ParameterName, 'Order, e.g. `-created_at` or `metrics.loss` (default: last changed first)')
+            [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'At most this many')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'At most this many')
+            [CompletionResult]::new('--offset', '--offset', [CompletionResultType]::ParameterName, 'Skip this many (also `-off`)')
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Columns to show, comma-separated: `uuid, name, status, kind, user, tags, created, started, finished, duration, description, params.NAME, metrics.NAME, …`')
+            [CompletionResult]::new('--columns', '--columns', [CompletionResultType]::ParameterName, 'Columns to show, comma-separated: `uuid, name, status, kind, user, tags, created, started, finished, duration, description, params.NAME, metrics.NAME, …`')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--uid', '--uid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('--uuid', '--uuid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('--io', '--io', [CompletionResultType]::ParameterName, 'Show inputs and outputs (params and last metric values) as columns')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;ops;get' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--uid', '--uid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('--uuid', '--uuid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;ops;statuses' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--uid', '--uid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('--uuid', '--uuid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Keep printing new statuses until the run ends')
+            [CompletionResult]::new('--watch', '--watch', [CompletionResultType]::ParameterName, 'Keep printing new statuses until the run ends')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;ops;logs' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--uid', '--uid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('--uuid', '--uuid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('--no-follow', '--no-follow', [CompletionResultType]::ParameterName, 'Print what is there and stop, even while the run goes on (also `-nf`)')
+            [CompletionResult]::new('--hide-time', '--hide-time', [CompletionResultType]::ParameterName, 'Without timestamps')
+            [CompletionResult]::new('-a', '-a', [CompletionResultType]::ParameterName, 'With the node, pod and container of each line')
+            [CompletionResult]::new('--all-info', '--all-info', [CompletionResultType]::ParameterName, 'With the node, pod and container of each line')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;ops;metrics' {
+            [CompletionResult]::new('--names', '--names', [CompletionResultType]::ParameterName, 'Only these metrics, comma-separated')
+            [CompletionResult]::new('--sample', '--sample', [CompletionResultType]::ParameterName, 'At most this many points per series (keeping its shape); default: 1,000, or the chart''s resolution with `--plot`')
+            [CompletionResult]::new('--height', '--height', [CompletionResultType]::ParameterName, 'Chart height in lines (with `--plot`)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--uid', '--uid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('--uuid', '--uuid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('--plot', '--plot', [CompletionResultType]::ParameterName, 'Draw the series as charts in the terminal')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;ops;artifacts' {
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'A file to download, relative to the run''s directory (repeatable)')
+            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'A file to download, relative to the run''s directory (repeatable)')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'A directory to download (repeatable)')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'A directory to download (repeatable)')
+            [CompletionResult]::new('--path', '--path', [CompletionResultType]::ParameterName, 'Where to put them (default: `./<run uuid>`)')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--uid', '--uid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('--uuid', '--uuid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('--no-untar', '--no-untar', [CompletionResultType]::ParameterName, 'Keep directories as `.tar.gz` archives instead of unpacking them')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;ops;stop' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--uid', '--uid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('--uuid', '--uuid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;ops;delete' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--uid', '--uid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('--uuid', '--uuid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;ops;restart' {
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'A name for the new run')
+            [CompletionResult]::new('--tags', '--tags', [CompletionResultType]::ParameterName, 'Tags for the new run, comma-separated')
+            [CompletionResult]::new('--description', '--description', [CompletionResultType]::ParameterName, 'A description for the new run')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--uid', '--uid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('--uuid', '--uuid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Start from a copy of the run''s files (outputs, checkpoints) instead of none')
+            [CompletionResult]::new('--copy', '--copy', [CompletionResultType]::ParameterName, 'Start from a copy of the run''s files (outputs, checkpoints) instead of none')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;ops;resume' {
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'A new name for the run')
+            [CompletionResult]::new('--tags', '--tags', [CompletionResultType]::ParameterName, 'New tags, comma-separated')
+            [CompletionResult]::new('--description', '--description', [CompletionResultType]::ParameterName, 'A new description')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--uid', '--uid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('--uuid', '--uuid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;ops;update' {
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'A new name')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'A new name')
+            [CompletionResult]::new('--description', '--description', [CompletionResultType]::ParameterName, 'A new description')
+            [CompletionResult]::new('--tags', '--tags', [CompletionResultType]::ParameterName, 'Tags to add, comma-separated')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--uid', '--uid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('--uuid', '--uuid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;ops;approve' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--uid', '--uid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('--uuid', '--uuid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;ops;dashboard' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--uid', '--uid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('--uuid', '--uuid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Open the browser without asking')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Open the browser without asking')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Print the address instead of opening a browser')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;ops;help' {
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List a project''s runs')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show a run')
+            [CompletionResult]::new('statuses', 'statuses', [CompletionResultType]::ParameterValue, 'Show a run''s status history, or follow it with `--watch`')
+            [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Show a run''s logs, following it while it runs')
+            [CompletionResult]::new('metrics', 'metrics', [CompletionResultType]::ParameterValue, 'Show a run''s metrics: last values, or the series (`--plot` draws them)')
+            [CompletionResult]::new('artifacts', 'artifacts', [CompletionResultType]::ParameterValue, 'Download a run''s files')
+            [CompletionResult]::new('stop', 'stop', [CompletionResultType]::ParameterValue, 'Stop a run')
+            [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a run and its files')
+            [CompletionResult]::new('restart', 'restart', [CompletionResultType]::ParameterValue, 'Run a run again as a new run (`--copy` starts from a copy of its files)')
+            [CompletionResult]::new('resume', 'resume', [CompletionResultType]::ParameterValue, 'Continue a finished run in place, with its files')
+            [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change a run''s name, description or tags')
+            [CompletionResult]::new('approve', 'approve', [CompletionResultType]::ParameterValue, 'Approve a run waiting for approval')
+            [CompletionResult]::new('dashboard', 'dashboard', [CompletionResultType]::ParameterValue, 'Open a run in the web dashboard')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;ops;help;ls' {
+            break
+        }
+        'polyaxon;ops;help;get' {
+            break
+        }
+        'polyaxon;ops;help;statuses' {
+            break
+        }
+        'polyaxon;ops;help;logs' {
+            break
+        }
+        'polyaxon;ops;help;metrics' {
+            break
+        }
+        'polyaxon;ops;help;artifacts' {
+            break
+        }
+        'polyaxon;ops;help;stop' {
+            break
+        }
+        'polyaxon;ops;help;delete' {
+            break
+        }
+        'polyaxon;ops;help;restart' {
+            break
+        }
+        'polyaxon;ops;help;resume' {
+            break
+        }
+        'polyaxon;ops;help;update' {
+            break
+        }
+        'polyaxon;ops;help;approve' {
+            break
+        }
+        'polyaxon;ops;help;dashboard' {
+            break
+        }
+        'polyaxon;ops;help;help' {
+            break
+        }
+        'polyaxon;logs' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--uid', '--uid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('--uuid', '--uuid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('--no-follow', '--no-follow', [CompletionResultType]::ParameterName, 'Print what is there and stop, even while the run goes on (also `-nf`)')
+            [CompletionResult]::new('--hide-time', '--hide-time', [CompletionResultType]::ParameterName, 'Without timestamps')
+            [CompletionResult]::new('-a', '-a', [CompletionResultType]::ParameterName, 'With the node, pod and container of each line')
+            [CompletionResult]::new('--all-info', '--all-info', [CompletionResultType]::ParameterName, 'With the node, pod and container of each line')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;config' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show the configuration and where it comes from')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Print configuration values, one per line')
+            [CompletionResult]::new('set', 'set', [CompletionResultType]::ParameterValue, 'Change configuration values')
+            [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Reset the configuration, credentials and caches (never the runs kept here)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;config;show' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;config;get' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;config;set' {
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'The server, e.g. `http://localhost:8000`; `""` goes back to the embedded store')
+            [CompletionResult]::new('--verify-ssl', '--verify-ssl', [CompletionResultType]::ParameterName, 'Whether to check the server''s TLS certificate')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Seconds before a call to the server gives up')
+            [CompletionResult]::new('--owner', '--owner', [CompletionResultType]::ParameterName, 'The owner of projects named without one (default: you)')
+            [CompletionResult]::new('--no-api', '--no-api', [CompletionResultType]::ParameterName, 'Make no calls to the server (kept for upstream''s scripts)')
+            [CompletionResult]::new('--debug', '--debug', [CompletionResultType]::ParameterName, 'Print more detail about calls')
+            [CompletionResult]::new('--home', '--home', [CompletionResultType]::ParameterName, 'Keep the CLI''s files (and the embedded store) in this directory from now on')
+            [CompletionResult]::new('--disable-errors-reporting', '--disable-errors-reporting', [CompletionResultType]::ParameterName, 'Accepted for upstream''s scripts; nothing is ever reported')
+            [CompletionResult]::new('--no-purge', '--no-purge', [CompletionResultType]::ParameterName, 'Keep the cached user when the host changes')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;config;purge' {
+            [CompletionResult]::new('--cache-only', '--cache-only', [CompletionResultType]::ParameterName, 'Only the caches (current project, last run, user), not the configuration')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;config;help' {
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show the configuration and where it comes from')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Print configuration values, one per line')
+            [CompletionResult]::new('set', 'set', [CompletionResultType]::ParameterValue, 'Change configuration values')
+            [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Reset the configuration, credentials and caches (never the runs kept here)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;config;help;show' {
+            break
+        }
+        'polyaxon;config;help;get' {
+            break
+        }
+        'polyaxon;config;help;set' {
+            break
+        }
+        'polyaxon;config;help;purge' {
+            break
+        }
+        'polyaxon;config;help;help' {
+            break
+        }
+        'polyaxon;login' {
+            [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'An API token (instead of a username and password)')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'An API token (instead of a username and password)')
+            [CompletionResult]::new('-u', '-u', [CompletionResultType]::ParameterName, 'Your username (asked for at a terminal when not given)')
+            [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'Your username (asked for at a terminal when not given)')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Your password (asked for at a terminal when not given; visible to other processes here, so prefer the prompt or `--password-stdin`)')
+            [CompletionResult]::new('--password', '--password', [CompletionResultType]::ParameterName, 'Your password (asked for at a terminal when not given; visible to other processes here, so prefer the prompt or `--password-stdin`)')
+            [CompletionResult]::new('--password-stdin', '--password-stdin', [CompletionResultType]::ParameterName, 'Read the password from standard input')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;logout' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;whoami' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;version' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--check', '--check', [CompletionResultType]::ParameterName, 'Also check that the server''s version works with this CLI')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;init' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME`')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME`')
+            [CompletionResult]::new('--polyaxonfile', '--polyaxonfile', [CompletionResultType]::ParameterName, 'Also write a starter `polyaxonfile.yml` (never over an existing one)')
+            [CompletionResult]::new('--polyaxonignore', '--polyaxonignore', [CompletionResultType]::ParameterName, 'Also write a `.polyaxonignore` (files left out of code snapshots)')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Answer yes to questions (create a missing project, replace another one set here)')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Answer yes to questions (create a missing project, replace another one set here)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;dashboard' {
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Open the browser without asking')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Open the browser without asking')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Print the address instead of opening a browser')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;completion' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;server' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('start', 'start', [CompletionResultType]::ParameterValue, 'Serve the API (PostgreSQL with `--database-url`, else SQLite under `POLYAXON_HOME`)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;server;start' {
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'The database: `postgres://user:password@host/db`, or `sqlite:///path/polyaxon.db`. Default: SQLite in `$POLYAXON_HOME/polyaxon.db`')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'The address to listen on')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The port to listen on (0 picks a free one)')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'The port to listen on (0 picks a free one)')
+            [CompletionResult]::new('--artifacts-root', '--artifacts-root', [CompletionResultType]::ParameterName, 'Where runs'' files are kept. Default: `$POLYAXON_HOME/artifacts`')
+            [CompletionResult]::new('--open', '--open', [CompletionResultType]::ParameterName, 'Accept requests without a token, as the single user `default` (a private machine only)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;server;help' {
+            [CompletionResult]::new('start', 'start', [CompletionResultType]::ParameterValue, 'Serve the API (PostgreSQL with `--database-url`, else SQLite under `POLYAXON_HOME`)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;server;help;start' {
+            break
+        }
+        'polyaxon;server;help;help' {
+            break
+        }
+        'polyaxon;generate-docs' {
+            [CompletionResult]::new('--out', '--out', [CompletionResultType]::ParameterName, 'The repository''s root: writes `completions/` and `man/` in it')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;help' {
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check polyaxonfiles: syntax, schema, params and templates')
+            [CompletionResult]::new('project', 'project', [CompletionResultType]::ParameterValue, 'Projects: create, list, show, change, delete')
+            [CompletionResult]::new('ops', 'ops', [CompletionResultType]::ParameterValue, 'Runs (operations): list, inspect, follow, stop, restart, download')
+            [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Show a run''s logs (the last run used, or `--uid`), following it while it runs')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show, set and reset the CLI''s configuration')
+            [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Log in to a server (the embedded default needs no login)')
+            [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'Forget the credentials of the configured server')
+            [CompletionResult]::new('whoami', 'whoami', [CompletionResultType]::ParameterValue, 'Show who you are on the configured server')
+            [CompletionResult]::new('version', 'version', [CompletionResultType]::ParameterValue, 'Show the CLI''s version and the server''s')
+            [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Set the current project for this directory (kept in `./.polyaxon/`)')
+            [CompletionResult]::new('dashboard', 'dashboard', [CompletionResultType]::ParameterValue, 'Open the web dashboard')
+            [CompletionResult]::new('completion', 'completion', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('server', 'server', [CompletionResultType]::ParameterValue, 'Run the API server')
+            [CompletionResult]::new('generate-docs', 'generate-docs', [CompletionResultType]::ParameterValue, 'Write the shell completions and man pages (for packagers; the repository keeps them)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;help;check' {
+            break
+        }
+        'polyaxon;help;project' {
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a project')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List projects')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show a project')
+            [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change a project''s name, description, tags or visibility')
+            [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a project with its runs and their files')
+            [CompletionResult]::new('dashboard', 'dashboard', [CompletionResultType]::ParameterValue, 'Open a project in the web dashboard')
+            break
+        }
+        'polyaxon;help;project;create' {
+            break
+        }
+        'polyaxon;help;project;ls' {
+            break
+        }
+        'polyaxon;help;project;get' {
+            break
+        }
+        'polyaxon;help;project;update' {
+            break
+        }
+        'polyaxon;help;project;delete' {
+            break
+        }
+        'polyaxon;help;project;dashboard' {
+            break
+        }
+        'polyaxon;help;ops' {
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List a project''s runs')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show a run')
+            [CompletionResult]::new('statuses', 'statuses', [CompletionResultType]::ParameterValue, 'Show a run''s status history, or follow it with `--watch`')
+            [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Show a run''s logs, following it while it runs')
+            [CompletionResult]::new('metrics', 'metrics', [CompletionResultType]::ParameterValue, 'Show a run''s metrics: last values, or the series (`--plot` draws them)')
+            [CompletionResult]::new('artifacts', 'artifacts', [CompletionResultType]::ParameterValue, 'Download a run''s files')
+            [CompletionResult]::new('stop', 'stop', [CompletionResultType]::ParameterValue, 'Stop a run')
+            [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a run and its files')
+            [CompletionResult]::new('restart', 'restart', [CompletionResultType]::ParameterValue, 'Run a run again as a new run (`--copy` starts from a copy of its files)')
+            [CompletionResult]::new('resume', 'resume', [CompletionResultType]::ParameterValue, 'Continue a finished run in place, with its files')
+            [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change a run''s name, description or tags')
+            [CompletionResult]::new('approve', 'approve', [CompletionResultType]::ParameterValue, 'Approve a run waiting for approval')
+            [CompletionResult]::new('dashboard', 'dashboard', [CompletionResultType]::ParameterValue, 'Open a run in the web dashboard')
+            break
+        }
+        'polyaxon;help;ops;ls' {
+            break
+        }
+        'polyaxon;help;ops;get' {
+            break
+        }
+        'polyaxon;help;ops;statuses' {
+            break
+        }
+        'polyaxon;help;ops;logs' {
+            break
+        }
+        'polyaxon;help;ops;metrics' {
+            break
+        }
+        'polyaxon;help;ops;artifacts' {
+            break
+        }
+        'polyaxon;help;ops;stop' {
+            break
+        }
+        'polyaxon;help;ops;delete' {
+            break
+        }
+        'polyaxon;help;ops;restart' {
+            break
+        }
+        'polyaxon;help;ops;resume' {
+            break
+        }
+        'polyaxon;help;ops;update' {
+            break
+        }
+        'polyaxon;help;ops;approve' {
+            break
+        }
+        'polyaxon;help;ops;dashboard' {
+            break
+        }
+        'polyaxon;help;logs' {
+            break
+        }
+        'polyaxon;help;config' {
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show the configuration and where it comes from')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Print configuration values, one per line')
+            [CompletionResult]::new('set', 'set', [CompletionResultType]::ParameterValue, 'Change configuration values')
+            [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Reset the configuration, credentials and caches (never the runs kept here)')
+            break
+        }
+        'polyaxon;help;config;show' {
+            break
+        }
+        'polyaxon;help;config;get' {
+            break
+        }
+        'polyaxon;help;config;set' {
+            break
+        }
+        'polyaxon;help;config;purge' {
+            break
+        }
+        'polyaxon;help;login' {
+            break
+        }
+        'polyaxon;help;logout' {
+            break
+        }
+        'polyaxon;help;whoami' {
+            break
+        }
+        'polyaxon;help;version' {
+            break
+        }
+        'polyaxon;help;init' {
+            break
+        }
+        'polyaxon;help;dashboard' {
+            break
+        }
+        'polyaxon;help;completion' {
+            break
+        }
+        'polyaxon;help;server' {
+            [CompletionResult]::new('start', 'start', [CompletionResultType]::ParameterValue, 'Serve the API (PostgreSQL with `--database-url`, else SQLite under `POLYAXON_HOME`)')
+            break
+        }
+        'polyaxon;help;server;start' {
+            break
+        }
+        'polyaxon;help;generate-docs' {
+            break
+        }
+        'polyaxon;help;help' {
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}

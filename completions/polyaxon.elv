@@ -1,0 +1,929 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[polyaxon] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'polyaxon'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'polyaxon'= {
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand check 'Check polyaxonfiles: syntax, schema, params and templates'
+            cand project 'Projects: create, list, show, change, delete'
+            cand projects 'Projects: create, list, show, change, delete'
+            cand ops 'Runs (operations): list, inspect, follow, stop, restart, download'
+            cand logs 'Show a run''s logs (the last run used, or `--uid`), following it while it runs'
+            cand config 'Show, set and reset the CLI''s configuration'
+            cand login 'Log in to a server (the embedded default needs no login)'
+            cand logout 'Forget the credentials of the configured server'
+            cand whoami 'Show who you are on the configured server'
+            cand version 'Show the CLI''s version and the server''s'
+            cand init 'Set the current project for this directory (kept in `./.polyaxon/`)'
+            cand dashboard 'Open the web dashboard'
+            cand completion 'Print a shell completion script'
+            cand server 'Run the API server'
+            cand generate-docs 'Write the shell completions and man pages (for packagers; the repository keeps them)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;check'= {
+            cand -f 'The polyaxonfile(s); later files patch earlier ones (presets, overrides)'
+            cand --file 'The polyaxonfile(s); later files patch earlier ones (presets, overrides)'
+            cand -P 'A value for an input: `-P lr=0.01` (repeatable)'
+            cand --param 'A value for an input: `-P lr=0.01` (repeatable)'
+            cand --presets 'Named presets to apply, comma-separated'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -l 'Check the specification only: no values needed, templates not rendered'
+            cand --lint 'Check the specification only: no values needed, templates not rendered'
+            cand --upgrade 'Print the file as a version 1.1 polyaxonfile (upgrading v0.6 files)'
+            cand --schema 'Print the JSON Schema of polyaxonfiles (for editors) and exit'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;project'= {
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand create 'Create a project'
+            cand ls 'List projects'
+            cand get 'Show a project'
+            cand update 'Change a project''s name, description, tags or visibility'
+            cand delete 'Delete a project with its runs and their files'
+            cand dashboard 'Open a project in the web dashboard'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;projects'= {
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand create 'Create a project'
+            cand ls 'List projects'
+            cand get 'Show a project'
+            cand update 'Change a project''s name, description, tags or visibility'
+            cand delete 'Delete a project with its runs and their files'
+            cand dashboard 'Open a project in the web dashboard'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;project;create'= {
+            cand -n 'The project''s name, `NAME` or `OWNER/NAME`'
+            cand --name 'The project''s name, `NAME` or `OWNER/NAME`'
+            cand --description 'What the project is about'
+            cand --tags 'Tags, comma-separated'
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --public 'Let everyone on the server see it'
+            cand --init 'Also make it this directory''s current project (as `polyaxon init`)'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;projects;create'= {
+            cand -n 'The project''s name, `NAME` or `OWNER/NAME`'
+            cand --name 'The project''s name, `NAME` or `OWNER/NAME`'
+            cand --description 'What the project is about'
+            cand --tags 'Tags, comma-separated'
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --public 'Let everyone on the server see it'
+            cand --init 'Also make it this directory''s current project (as `polyaxon init`)'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;project;ls'= {
+            cand --owner 'Whose projects (default: yours)'
+            cand -q 'Only projects matching this query, e.g. `tags: vision, name: %mnist%`'
+            cand --query 'Only projects matching this query, e.g. `tags: vision, name: %mnist%`'
+            cand -s 'Order, e.g. `-created_at` or `name`'
+            cand --sort 'Order, e.g. `-created_at` or `name`'
+            cand -l 'At most this many'
+            cand --limit 'At most this many'
+            cand --offset 'Skip this many'
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;projects;ls'= {
+            cand --owner 'Whose projects (default: yours)'
+            cand -q 'Only projects matching this query, e.g. `tags: vision, name: %mnist%`'
+            cand --query 'Only projects matching this query, e.g. `tags: vision, name: %mnist%`'
+            cand -s 'Order, e.g. `-created_at` or `name`'
+            cand --sort 'Order, e.g. `-created_at` or `name`'
+            cand -l 'At most this many'
+            cand --limit 'At most this many'
+            cand --offset 'Skip this many'
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;project;get'= {
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;projects;get'= {
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;project;update'= {
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand -n 'A new name'
+            cand --name 'A new name'
+            cand --description 'A new description'
+            cand --tags 'New tags, comma-separated (replacing the old ones)'
+            cand --private '`true` to make it private, `false` to make it public'
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;projects;update'= {
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand -n 'A new name'
+            cand --name 'A new name'
+            cand --description 'A new description'
+            cand --tags 'New tags, comma-separated (replacing the old ones)'
+            cand --private '`true` to make it private, `false` to make it public'
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;project;delete'= {
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;projects;delete'= {
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;project;dashboard'= {
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand -y 'Open the browser without asking'
+            cand --yes 'Open the browser without asking'
+            cand --url 'Print the address instead of opening a browser'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;projects;dashboard'= {
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand -y 'Open the browser without asking'
+            cand --yes 'Open the browser without asking'
+            cand --url 'Print the address instead of opening a browser'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;project;help'= {
+            cand create 'Create a project'
+            cand ls 'List projects'
+            cand get 'Show a project'
+            cand update 'Change a project''s name, description, tags or visibility'
+            cand delete 'Delete a project with its runs and their files'
+            cand dashboard 'Open a project in the web dashboard'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;project;help;create'= {
+        }
+        &'polyaxon;project;help;ls'= {
+        }
+        &'polyaxon;project;help;get'= {
+        }
+        &'polyaxon;project;help;update'= {
+        }
+        &'polyaxon;project;help;delete'= {
+        }
+        &'polyaxon;project;help;dashboard'= {
+        }
+        &'polyaxon;project;help;help'= {
+        }
+        &'polyaxon;projects;help'= {
+            cand create 'Create a project'
+            cand ls 'List projects'
+            cand get 'Show a project'
+            cand update 'Change a project''s name, description, tags or visibility'
+            cand delete 'Delete a project with its runs and their files'
+            cand dashboard 'Open a project in the web dashboard'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;projects;help;create'= {
+        }
+        &'polyaxon;projects;help;ls'= {
+        }
+        &'polyaxon;projects;help;get'= {
+        }
+        &'polyaxon;projects;help;update'= {
+        }
+        &'polyaxon;projects;help;delete'= {
+        }
+        &'polyaxon;projects;help;dashboard'= {
+        }
+        &'polyaxon;projects;help;help'= {
+        }
+        &'polyaxon;ops'= {
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --uid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand --uuid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand ls 'List a project''s runs'
+            cand get 'Show a run'
+            cand statuses 'Show a run''s status history, or follow it with `--watch`'
+            cand logs 'Show a run''s logs, following it while it runs'
+            cand metrics 'Show a run''s metrics: last values, or the series (`--plot` draws them)'
+            cand artifacts 'Download a run''s files'
+            cand stop 'Stop a run'
+            cand delete 'Delete a run and its files'
+            cand restart 'Run a run again as a new run (`--copy` starts from a copy of its files)'
+            cand resume 'Continue a finished run in place, with its files'
+            cand update 'Change a run''s name, description or tags'
+            cand approve 'Approve a run waiting for approval'
+            cand dashboard 'Open a run in the web dashboard'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;ops;ls'= {
+            cand -q 'Only runs matching this query, e.g. `status: running|failed, metrics.loss: <0.2`'
+            cand --query 'Only runs matching this query, e.g. `status: running|failed, metrics.loss: <0.2`'
+            cand -s 'Order, e.g. `-created_at` or `metrics.loss` (default: last changed first)'
+            cand --sort 'Order, e.g. `-created_at` or `metrics.loss` (default: last changed first)'
+            cand -l 'At most this many'
+            cand --limit 'At most this many'
+            cand --offset 'Skip this many (also `-off`)'
+            cand -c 'Columns to show, comma-separated: `uuid, name, status, kind, user, tags, created, started, finished, duration, description, params.NAME, metrics.NAME, …`'
+            cand --columns 'Columns to show, comma-separated: `uuid, name, status, kind, user, tags, created, started, finished, duration, description, params.NAME, metrics.NAME, …`'
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --uid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand --uuid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand --io 'Show inputs and outputs (params and last metric values) as columns'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;ops;get'= {
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --uid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand --uuid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;ops;statuses'= {
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --uid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand --uuid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand -w 'Keep printing new statuses until the run ends'
+            cand --watch 'Keep printing new statuses until the run ends'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;ops;logs'= {
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --uid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand --uuid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand --no-follow 'Print what is there and stop, even while the run goes on (also `-nf`)'
+            cand --hide-time 'Without timestamps'
+            cand -a 'With the node, pod and container of each line'
+            cand --all-info 'With the node, pod and container of each line'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;ops;metrics'= {
+            cand --names 'Only these metrics, comma-separated'
+            cand --sample 'At most this many points per series (keeping its shape); default: 1,000, or the chart''s resolution with `--plot`'
+            cand --height 'Chart height in lines (with `--plot`)'
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --uid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand --uuid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand --plot 'Draw the series as charts in the terminal'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;ops;artifacts'= {
+            cand -f 'A file to download, relative to the run''s directory (repeatable)'
+            cand --file 'A file to download, relative to the run''s directory (repeatable)'
+            cand -d 'A directory to download (repeatable)'
+            cand --dir 'A directory to download (repeatable)'
+            cand --path 'Where to put them (default: `./<run uuid>`)'
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --uid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand --uuid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand --no-untar 'Keep directories as `.tar.gz` archives instead of unpacking them'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;ops;stop'= {
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --uid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand --uuid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;ops;delete'= {
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --uid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand --uuid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;ops;restart'= {
+            cand --name 'A name for the new run'
+            cand --tags 'Tags for the new run, comma-separated'
+            cand --description 'A description for the new run'
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --uid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand --uuid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand -c 'Start from a copy of the run''s files (outputs, checkpoints) instead of none'
+            cand --copy 'Start from a copy of the run''s files (outputs, checkpoints) instead of none'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;ops;resume'= {
+            cand --name 'A new name for the run'
+            cand --tags 'New tags, comma-separated'
+            cand --description 'A new description'
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --uid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand --uuid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;ops;update'= {
+            cand -n 'A new name'
+            cand --name 'A new name'
+            cand --description 'A new description'
+            cand --tags 'Tags to add, comma-separated'
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --uid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand --uuid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;ops;approve'= {
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --uid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand --uuid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;ops;dashboard'= {
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --uid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand --uuid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand -y 'Open the browser without asking'
+            cand --yes 'Open the browser without asking'
+            cand --url 'Print the address instead of opening a browser'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;ops;help'= {
+            cand ls 'List a project''s runs'
+            cand get 'Show a run'
+            cand statuses 'Show a run''s status history, or follow it with `--watch`'
+            cand logs 'Show a run''s logs, following it while it runs'
+            cand metrics 'Show a run''s metrics: last values, or the series (`--plot` draws them)'
+            cand artifacts 'Download a run''s files'
+            cand stop 'Stop a run'
+            cand delete 'Delete a run and its files'
+            cand restart 'Run a run again as a new run (`--copy` starts from a copy of its files)'
+            cand resume 'Continue a finished run in place, with its files'
+            cand update 'Change a run''s name, description or tags'
+            cand approve 'Approve a run waiting for approval'
+            cand dashboard 'Open a run in the web dashboard'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;ops;help;ls'= {
+        }
+        &'polyaxon;ops;help;get'= {
+        }
+        &'polyaxon;ops;help;statuses'= {
+        }
+        &'polyaxon;ops;help;logs'= {
+        }
+        &'polyaxon;ops;help;metrics'= {
+        }
+        &'polyaxon;ops;help;artifacts'= {
+        }
+        &'polyaxon;ops;help;stop'= {
+        }
+        &'polyaxon;ops;help;delete'= {
+        }
+        &'polyaxon;ops;help;restart'= {
+        }
+        &'polyaxon;ops;help;resume'= {
+        }
+        &'polyaxon;ops;help;update'= {
+        }
+        &'polyaxon;ops;help;approve'= {
+        }
+        &'polyaxon;ops;help;dashboard'= {
+        }
+        &'polyaxon;ops;help;help'= {
+        }
+        &'polyaxon;logs'= {
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --uid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand --uuid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand --no-follow 'Print what is there and stop, even while the run goes on (also `-nf`)'
+            cand --hide-time 'Without timestamps'
+            cand -a 'With the node, pod and container of each line'
+            cand --all-info 'With the node, pod and container of each line'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;config'= {
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand show 'Show the configuration and where it comes from'
+            cand get 'Print configuration values, one per line'
+            cand set 'Change configuration values'
+            cand purge 'Reset the configuration, credentials and caches (never the runs kept here)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;config;show'= {
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;config;get'= {
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;config;set'= {
+            cand --host 'The server, e.g. `http://localhost:8000`; `""` goes back to the embedded store'
+            cand --verify-ssl 'Whether to check the server''s TLS certificate'
+            cand --timeout 'Seconds before a call to the server gives up'
+            cand --owner 'The owner of projects named without one (default: you)'
+            cand --no-api 'Make no calls to the server (kept for upstream''s scripts)'
+            cand --debug 'Print more detail about calls'
+            cand --home 'Keep the CLI''s files (and the embedded store) in this directory from now on'
+            cand --disable-errors-reporting 'Accepted for upstream''s scripts; nothing is ever reported'
+            cand --no-purge 'Keep the cached user when the host changes'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;config;purge'= {
+            cand --cache-only 'Only the caches (current project, last run, user), not the configuration'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;config;help'= {
+            cand show 'Show the configuration and where it comes from'
+            cand get 'Print configuration values, one per line'
+            cand set 'Change configuration values'
+            cand purge 'Reset the configuration, credentials and caches (never the runs kept here)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;config;help;show'= {
+        }
+        &'polyaxon;config;help;get'= {
+        }
+        &'polyaxon;config;help;set'= {
+        }
+        &'polyaxon;config;help;purge'= {
+        }
+        &'polyaxon;config;help;help'= {
+        }
+        &'polyaxon;login'= {
+            cand -t 'An API token (instead of a username and password)'
+            cand --token 'An API token (instead of a username and password)'
+            cand -u 'Your username (asked for at a terminal when not given)'
+            cand --username 'Your username (asked for at a terminal when not given)'
+            cand -p 'Your password (asked for at a terminal when not given; visible to other processes here, so prefer the prompt or `--password-stdin`)'
+            cand --password 'Your password (asked for at a terminal when not given; visible to other processes here, so prefer the prompt or `--password-stdin`)'
+            cand --password-stdin 'Read the password from standard input'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;logout'= {
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;whoami'= {
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;version'= {
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --check 'Also check that the server''s version works with this CLI'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;init'= {
+            cand -p 'The project, `NAME` or `OWNER/NAME`'
+            cand --project 'The project, `NAME` or `OWNER/NAME`'
+            cand --polyaxonfile 'Also write a starter `polyaxonfile.yml` (never over an existing one)'
+            cand --polyaxonignore 'Also write a `.polyaxonignore` (files left out of code snapshots)'
+            cand -y 'Answer yes to questions (create a missing project, replace another one set here)'
+            cand --yes 'Answer yes to questions (create a missing project, replace another one set here)'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;dashboard'= {
+            cand -y 'Open the browser without asking'
+            cand --yes 'Open the browser without asking'
+            cand --url 'Print the address instead of opening a browser'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;completion'= {
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;server'= {
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand start 'Serve the API (PostgreSQL with `--database-url`, else SQLite under `POLYAXON_HOME`)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;server;start'= {
+            cand --database-url 'The database: `postgres://user:password@host/db`, or `sqlite:///path/polyaxon.db`. Default: SQLite in `$POLYAXON_HOME/polyaxon.db`'
+            cand --host 'The address to listen on'
+            cand -p 'The port to listen on (0 picks a free one)'
+            cand --port 'The port to listen on (0 picks a free one)'
+            cand --artifacts-root 'Where runs'' files are kept. Default: `$POLYAXON_HOME/artifacts`'
+            cand --open 'Accept requests without a token, as the single user `default` (a private machine only)'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;server;help'= {
+            cand start 'Serve the API (PostgreSQL with `--database-url`, else SQLite under `POLYAXON_HOME`)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;server;help;start'= {
+        }
+        &'polyaxon;server;help;help'= {
+        }
+        &'polyaxon;generate-docs'= {
+            cand --out 'The repository''s root: writes `completions/` and `man/` in it'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;help'= {
+            cand check 'Check polyaxonfiles: syntax, schema, params and templates'
+            cand project 'Projects: create, list, show, change, delete'
+            cand ops 'Runs (operations): list, inspect, follow, stop, restart, download'
+            cand logs 'Show a run''s logs (the last run used, or `--uid`), following it while it runs'
+            cand config 'Show, set and reset the CLI''s configuration'
+            cand login 'Log in to a server (the embedded default needs no login)'
+            cand logout 'Forget the credentials of the configured server'
+            cand whoami 'Show who you are on the configured server'
+            cand version 'Show the CLI''s version and the server''s'
+            cand init 'Set the current project for this directory (kept in `./.polyaxon/`)'
+            cand dashboard 'Open the web dashboard'
+            cand completion 'Print a shell completion script'
+            cand server 'Run the API server'
+            cand generate-docs 'Write the shell completions and man pages (for packagers; the repository keeps them)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;help;check'= {
+        }
+        &'polyaxon;help;project'= {
+            cand create 'Create a project'
+            cand ls 'List projects'
+            cand get 'Show a project'
+            cand update 'Change a project''s name, description, tags or visibility'
+            cand delete 'Delete a project with its runs and their files'
+            cand dashboard 'Open a project in the web dashboard'
+        }
+        &'polyaxon;help;project;create'= {
+        }
+        &'polyaxon;help;project;ls'= {
+        }
+        &'polyaxon;help;project;get'= {
+        }
+        &'polyaxon;help;project;update'= {
+        }
+        &'polyaxon;help;project;delete'= {
+        }
+        &'polyaxon;help;project;dashboard'= {
+        }
+        &'polyaxon;help;ops'= {
+            cand ls 'List a project''s runs'
+            cand get 'Show a run'
+            cand statuses 'Show a run''s status history, or follow it with `--watch`'
+            cand logs 'Show a run''s logs, following it while it runs'
+            cand metrics 'Show a run''s metrics: last values, or the series (`--plot` draws them)'
+            cand artifacts 'Download a run''s files'
+            cand stop 'Stop a run'
+            cand delete 'Delete a run and its files'
+            cand restart 'Run a run again as a new run (`--copy` starts from a copy of its files)'
+            cand resume 'Continue a finished run in place, with its files'
+            cand update 'Change a run''s name, description or tags'
+            cand approve 'Approve a run waiting for approval'
+            cand dashboard 'Open a run in the web dashboard'
+        }
+        &'polyaxon;help;ops;ls'= {
+        }
+        &'polyaxon;help;ops;get'= {
+        }
+        &'polyaxon;help;ops;statuses'= {
+        }
+        &'polyaxon;help;ops;logs'= {
+        }
+        &'polyaxon;help;ops;metrics'= {
+        }
+        &'polyaxon;help;ops;artifacts'= {
+        }
+        &'polyaxon;help;ops;stop'= {
+        }
+        &'polyaxon;help;ops;delete'= {
+        }
+        &'polyaxon;help;ops;restart'= {
+        }
+        &'polyaxon;help;ops;resume'= {
+        }
+        &'polyaxon;help;ops;update'= {
+        }
+        &'polyaxon;help;ops;approve'= {
+        }
+        &'polyaxon;help;ops;dashboard'= {
+        }
+        &'polyaxon;help;logs'= {
+        }
+        &'polyaxon;help;config'= {
+            cand show 'Show the configuration and where it comes from'
+            cand get 'Print configuration values, one per line'
+            cand set 'Change configuration values'
+            cand purge 'Reset the configuration, credentials and caches (never the runs kept here)'
+        }
+        &'polyaxon;help;config;show'= {
+        }
+        &'polyaxon;help;config;get'= {
+        }
+        &'polyaxon;help;config;set'= {
+        }
+        &'polyaxon;help;config;purge'= {
+        }
+        &'polyaxon;help;login'= {
+        }
+        &'polyaxon;help;logout'= {
+        }
+        &'polyaxon;help;whoami'= {
+        }
+        &'polyaxon;help;version'= {
+        }
+        &'polyaxon;help;init'= {
+        }
+        &'polyaxon;help;dashboard'= {
+        }
+        &'polyaxon;help;completion'= {
+        }
+        &'polyaxon;help;server'= {
+            cand start 'Serve the API (PostgreSQL with `--database-url`, else SQLite under `POLYAXON_HOME`)'
+        }
+        &'polyaxon;help;server;start'= {
+        }
+        &'polyaxon;help;generate-docs'= {
+        }
+        &'polyaxon;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

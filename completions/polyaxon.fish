@@ -1,0 +1,451 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_polyaxon_global_optspecs
+    string join \n v/verbose h/help V/version
+end
+
+function __fish_polyaxon_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_polyaxon_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_polyaxon_using_subcommand
+    set -l cmd (__fish_polyaxon_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c polyaxon -n "__fish_polyaxon_needs_command" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c polyaxon -n "__fish_polyaxon_needs_command" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_needs_command" -f -a "check" -d 'Check polyaxonfiles: syntax, schema, params and templates'
+complete -c polyaxon -n "__fish_polyaxon_needs_command" -f -a "project" -d 'Projects: create, list, show, change, delete'
+complete -c polyaxon -n "__fish_polyaxon_needs_command" -f -a "projects" -d 'Projects: create, list, show, change, delete'
+complete -c polyaxon -n "__fish_polyaxon_needs_command" -f -a "ops" -d 'Runs (operations): list, inspect, follow, stop, restart, download'
+complete -c polyaxon -n "__fish_polyaxon_needs_command" -f -a "logs" -d 'Show a run\'s logs (the last run used, or `--uid`), following it while it runs'
+complete -c polyaxon -n "__fish_polyaxon_needs_command" -f -a "config" -d 'Show, set and reset the CLI\'s configuration'
+complete -c polyaxon -n "__fish_polyaxon_needs_command" -f -a "login" -d 'Log in to a server (the embedded default needs no login)'
+complete -c polyaxon -n "__fish_polyaxon_needs_command" -f -a "logout" -d 'Forget the credentials of the configured server'
+complete -c polyaxon -n "__fish_polyaxon_needs_command" -f -a "whoami" -d 'Show who you are on the configured server'
+complete -c polyaxon -n "__fish_polyaxon_needs_command" -f -a "version" -d 'Show the CLI\'s version and the server\'s'
+complete -c polyaxon -n "__fish_polyaxon_needs_command" -f -a "init" -d 'Set the current project for this directory (kept in `./.polyaxon/`)'
+complete -c polyaxon -n "__fish_polyaxon_needs_command" -f -a "dashboard" -d 'Open the web dashboard'
+complete -c polyaxon -n "__fish_polyaxon_needs_command" -f -a "completion" -d 'Print a shell completion script'
+complete -c polyaxon -n "__fish_polyaxon_needs_command" -f -a "server" -d 'Run the API server'
+complete -c polyaxon -n "__fish_polyaxon_needs_command" -f -a "generate-docs" -d 'Write the shell completions and man pages (for packagers; the repository keeps them)'
+complete -c polyaxon -n "__fish_polyaxon_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand check" -s f -l file -d 'The polyaxonfile(s); later files patch earlier ones (presets, overrides)' -r -F
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand check" -s P -l param -d 'A value for an input: `-P lr=0.01` (repeatable)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand check" -l presets -d 'Named presets to apply, comma-separated' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand check" -s o -l output -d 'Output format' -r -f -a "table\t''
+json\t''
+yaml\t''
+csv\t''"
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand check" -s l -l lint -d 'Check the specification only: no values needed, templates not rendered'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand check" -l upgrade -d 'Print the file as a version 1.1 polyaxonfile (upgrading v0.6 files)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand check" -l schema -d 'Print the JSON Schema of polyaxonfiles (for editors) and exit'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand check" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand check" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand check" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and not __fish_seen_subcommand_from create ls get update delete dashboard help" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and not __fish_seen_subcommand_from create ls get update delete dashboard help" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and not __fish_seen_subcommand_from create ls get update delete dashboard help" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and not __fish_seen_subcommand_from create ls get update delete dashboard help" -f -a "create" -d 'Create a project'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and not __fish_seen_subcommand_from create ls get update delete dashboard help" -f -a "ls" -d 'List projects'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and not __fish_seen_subcommand_from create ls get update delete dashboard help" -f -a "get" -d 'Show a project'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and not __fish_seen_subcommand_from create ls get update delete dashboard help" -f -a "update" -d 'Change a project\'s name, description, tags or visibility'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and not __fish_seen_subcommand_from create ls get update delete dashboard help" -f -a "delete" -d 'Delete a project with its runs and their files'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and not __fish_seen_subcommand_from create ls get update delete dashboard help" -f -a "dashboard" -d 'Open a project in the web dashboard'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and not __fish_seen_subcommand_from create ls get update delete dashboard help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from create" -s n -l name -d 'The project\'s name, `NAME` or `OWNER/NAME`' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from create" -l description -d 'What the project is about' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from create" -l tags -d 'Tags, comma-separated' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from create" -s o -l output -d 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from create" -l public -d 'Let everyone on the server see it'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from create" -l init -d 'Also make it this directory\'s current project (as `polyaxon init`)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from create" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from ls" -l owner -d 'Whose projects (default: yours)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from ls" -s q -l query -d 'Only projects matching this query, e.g. `tags: vision, name: %mnist%`' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from ls" -s s -l sort -d 'Order, e.g. `-created_at` or `name`' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from ls" -s l -l limit -d 'At most this many' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from ls" -l offset -d 'Skip this many' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from ls" -s o -l output -d 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from ls" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from ls" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from get" -s p -l project -d 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from get" -s o -l output -d 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from get" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from update" -s p -l project -d 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from update" -s n -l name -d 'A new name' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from update" -l description -d 'A new description' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from update" -l tags -d 'New tags, comma-separated (replacing the old ones)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from update" -l private -d '`true` to make it private, `false` to make it public' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from update" -s o -l output -d 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from update" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from update" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from delete" -s p -l project -d 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from delete" -s y -l yes -d 'Do not ask for confirmation'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from dashboard" -s p -l project -d 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from dashboard" -s y -l yes -d 'Open the browser without asking'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from dashboard" -l url -d 'Print the address instead of opening a browser'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from dashboard" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from dashboard" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from dashboard" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create a project'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from help" -f -a "ls" -d 'List projects'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from help" -f -a "get" -d 'Show a project'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from help" -f -a "update" -d 'Change a project\'s name, description, tags or visibility'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete a project with its runs and their files'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from help" -f -a "dashboard" -d 'Open a project in the web dashboard'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand project; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and not __fish_seen_subcommand_from create ls get update delete dashboard help" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and not __fish_seen_subcommand_from create ls get update delete dashboard help" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and not __fish_seen_subcommand_from create ls get update delete dashboard help" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and not __fish_seen_subcommand_from create ls get update delete dashboard help" -f -a "create" -d 'Create a project'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and not __fish_seen_subcommand_from create ls get update delete dashboard help" -f -a "ls" -d 'List projects'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and not __fish_seen_subcommand_from create ls get update delete dashboard help" -f -a "get" -d 'Show a project'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and not __fish_seen_subcommand_from create ls get update delete dashboard help" -f -a "update" -d 'Change a project\'s name, description, tags or visibility'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and not __fish_seen_subcommand_from create ls get update delete dashboard help" -f -a "delete" -d 'Delete a project with its runs and their files'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and not __fish_seen_subcommand_from create ls get update delete dashboard help" -f -a "dashboard" -d 'Open a project in the web dashboard'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and not __fish_seen_subcommand_from create ls get update delete dashboard help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from create" -s n -l name -d 'The project\'s name, `NAME` or `OWNER/NAME`' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from create" -l description -d 'What the project is about' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from create" -l tags -d 'Tags, comma-separated' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from create" -s o -l output -d 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from create" -l public -d 'Let everyone on the server see it'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from create" -l init -d 'Also make it this directory\'s current project (as `polyaxon init`)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from create" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from ls" -l owner -d 'Whose projects (default: yours)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from ls" -s q -l query -d 'Only projects matching this query, e.g. `tags: vision, name: %mnist%`' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from ls" -s s -l sort -d 'Order, e.g. `-created_at` or `name`' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from ls" -s l -l limit -d 'At most this many' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from ls" -l offset -d 'Skip this many' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from ls" -s o -l output -d 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from ls" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from ls" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from get" -s p -l project -d 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from get" -s o -l output -d 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from get" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from update" -s p -l project -d 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from update" -s n -l name -d 'A new name' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from update" -l description -d 'A new description' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from update" -l tags -d 'New tags, comma-separated (replacing the old ones)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from update" -l private -d '`true` to make it private, `false` to make it public' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from update" -s o -l output -d 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from update" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from update" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from delete" -s p -l project -d 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from delete" -s y -l yes -d 'Do not ask for confirmation'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from dashboard" -s p -l project -d 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from dashboard" -s y -l yes -d 'Open the browser without asking'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from dashboard" -l url -d 'Print the address instead of opening a browser'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from dashboard" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from dashboard" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from dashboard" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create a project'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from help" -f -a "ls" -d 'List projects'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from help" -f -a "get" -d 'Show a project'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from help" -f -a "update" -d 'Change a project\'s name, description, tags or visibility'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete a project with its runs and their files'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from help" -f -a "dashboard" -d 'Open a project in the web dashboard'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand projects; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and not __fish_seen_subcommand_from ls get statuses logs metrics artifacts stop delete restart resume update approve dashboard help" -s p -l project -d 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and not __fish_seen_subcommand_from ls get statuses logs metrics artifacts stop delete restart resume update approve dashboard help" -l uid -l uuid -d 'The run\'s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and not __fish_seen_subcommand_from ls get statuses logs metrics artifacts stop delete restart resume update approve dashboard help" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and not __fish_seen_subcommand_from ls get statuses logs metrics artifacts stop delete restart resume update approve dashboard help" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and not __fish_seen_subcommand_from ls get statuses logs metrics artifacts stop delete restart resume update approve dashboard help" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and not __fish_seen_subcommand_from ls get statuses logs metrics artifacts stop delete restart resume update approve dashboard help" -f -a "ls" -d 'List a project\'s runs'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and not __fish_seen_subcommand_from ls get statuses logs metrics artifacts stop delete restart resume update approve dashboard help" -f -a "get" -d 'Show a run'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and not __fish_seen_subcommand_from ls get statuses logs metrics artifacts stop delete restart resume update approve dashboard help" -f -a "statuses" -d 'Show a run\'s status history, or follow it with `--watch`'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and not __fish_seen_subcommand_from ls get statuses logs metrics artifacts stop delete restart resume update approve dashboard help" -f -a "logs" -d 'Show a run\'s logs, following it while it runs'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and not __fish_seen_subcommand_from ls get statuses logs metrics artifacts stop delete restart resume update approve dashboard help" -f -a "metrics" -d 'Show a run\'s metrics: last values, or the series (`--plot` draws them)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and not __fish_seen_subcommand_from ls get statuses logs metrics artifacts stop delete restart resume update approve dashboard help" -f -a "artifacts" -d 'Download a run\'s files'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and not __fish_seen_subcommand_from ls get statuses logs metrics artifacts stop delete restart resume update approve dashboard help" -f -a "stop" -d 'Stop a run'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and not __fish_seen_subcommand_from ls get statuses logs metrics artifacts stop delete restart resume update approve dashboard help" -f -a "delete" -d 'Delete a run and its files'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and not __fish_seen_subcommand_from ls get statuses logs metrics artifacts stop delete restart resume update approve dashboard help" -f -a "restart" -d 'Run a run again as a new run (`--copy` starts from a copy of its files)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and not __fish_seen_subcommand_from ls get statuses logs metrics artifacts stop delete restart resume update approve dashboard help" -f -a "resume" -d 'Continue a finished run in place, with its files'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and not __fish_seen_subcommand_from ls get statuses logs metrics artifacts stop delete restart resume update approve dashboard help" -f -a "update" -d 'Change a run\'s name, description or tags'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and not __fish_seen_subcommand_from ls get statuses logs metrics artifacts stop delete restart resume update approve dashboard help" -f -a "approve" -d 'Approve a run waiting for approval'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and not __fish_seen_subcommand_from ls get statuses logs metrics artifacts stop delete restart resume update approve dashboard help" -f -a "dashboard" -d 'Open a run in the web dashboard'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and not __fish_seen_subcommand_from ls get statuses logs metrics artifacts stop delete restart resume update approve dashboard help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from ls" -s q -l query -d 'Only runs matching this query, e.g. `status: running|failed, metrics.loss: <0.2`' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from ls" -s s -l sort -d 'Order, e.g. `-created_at` or `metrics.loss` (default: last changed first)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from ls" -s l -l limit -d 'At most this many' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from ls" -l offset -d 'Skip this many (also `-off`)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from ls" -s c -l columns -d 'Columns to show, comma-separated: `uuid, name, status, kind, user, tags, created, started, finished, duration, description, params.NAME, metrics.NAME, …`' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from ls" -s o -l output -d 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from ls" -s p -l project -d 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from ls" -l uid -l uuid -d 'The run\'s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from ls" -l io -d 'Show inputs and outputs (params and last metric values) as columns'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from ls" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from ls" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from get" -s o -l output -d 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from get" -s p -l project -d 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from get" -l uid -l uuid -d 'The run\'s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from get" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from statuses" -s o -l output -d 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from statuses" -s p -l project -d 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from statuses" -l uid -l uuid -d 'The run\'s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from statuses" -s w -l watch -d 'Keep printing new statuses until the run ends'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from statuses" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from statuses" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from statuses" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from logs" -s p -l project -d 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from logs" -l uid -l uuid -d 'The run\'s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from logs" -l no-follow -d 'Print what is there and stop, even while the run goes on (also `-nf`)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from logs" -l hide-time -d 'Without timestamps'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from logs" -s a -l all-info -d 'With the node, pod and container of each line'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from logs" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from logs" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from logs" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from metrics" -l names -d 'Only these metrics, comma-separated' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from metrics" -l sample -d 'At most this many points per series (keeping its shape); default: 1,000, or the chart\'s resolution with `--plot`' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from metrics" -l height -d 'Chart height in lines (with `--plot`)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from metrics" -s o -l output -d 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from metrics" -s p -l project -d 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from metrics" -l uid -l uuid -d 'The run\'s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from metrics" -l plot -d 'Draw the series as charts in the terminal'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from metrics" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from metrics" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from metrics" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from artifacts" -s f -l file -d 'A file to download, relative to the run\'s directory (repeatable)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from artifacts" -s d -l dir -d 'A directory to download (repeatable)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from artifacts" -l path -d 'Where to put them (default: `./<run uuid>`)' -r -F
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from artifacts" -s p -l project -d 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from artifacts" -l uid -l uuid -d 'The run\'s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from artifacts" -l no-untar -d 'Keep directories as `.tar.gz` archives instead of unpacking them'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from artifacts" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from artifacts" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from artifacts" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from stop" -s p -l project -d 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from stop" -l uid -l uuid -d 'The run\'s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from stop" -s y -l yes -d 'Do not ask for confirmation'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from stop" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from stop" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from stop" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from delete" -s p -l project -d 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from delete" -l uid -l uuid -d 'The run\'s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from delete" -s y -l yes -d 'Do not ask for confirmation'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from restart" -l name -d 'A name for the new run' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from restart" -l tags -d 'Tags for the new run, comma-separated' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from restart" -l description -d 'A description for the new run' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from restart" -s o -l output -d 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from restart" -s p -l project -d 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from restart" -l uid -l uuid -d 'The run\'s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from restart" -s c -l copy -d 'Start from a copy of the run\'s files (outputs, checkpoints) instead of none'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from restart" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from restart" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from restart" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from resume" -l name -d 'A new name for the run' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from resume" -l tags -d 'New tags, comma-separated' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from resume" -l description -d 'A new description' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from resume" -s o -l output -d 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from resume" -s p -l project -d 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from resume" -l uid -l uuid -d 'The run\'s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from resume" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from resume" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from resume" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from update" -s n -l name -d 'A new name' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from update" -l description -d 'A new description' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from update" -l tags -d 'Tags to add, comma-separated' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from update" -s o -l output -d 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from update" -s p -l project -d 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from update" -l uid -l uuid -d 'The run\'s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from update" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from update" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from approve" -s p -l project -d 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from approve" -l uid -l uuid -d 'The run\'s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from approve" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from approve" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from approve" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from dashboard" -s p -l project -d 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from dashboard" -l uid -l uuid -d 'The run\'s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from dashboard" -s y -l yes -d 'Open the browser without asking'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from dashboard" -l url -d 'Print the address instead of opening a browser'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from dashboard" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from dashboard" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from dashboard" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from help" -f -a "ls" -d 'List a project\'s runs'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from help" -f -a "get" -d 'Show a run'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from help" -f -a "statuses" -d 'Show a run\'s status history, or follow it with `--watch`'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from help" -f -a "logs" -d 'Show a run\'s logs, following it while it runs'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from help" -f -a "metrics" -d 'Show a run\'s metrics: last values, or the series (`--plot` draws them)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from help" -f -a "artifacts" -d 'Download a run\'s files'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from help" -f -a "stop" -d 'Stop a run'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete a run and its files'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from help" -f -a "restart" -d 'Run a run again as a new run (`--copy` starts from a copy of its files)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from help" -f -a "resume" -d 'Continue a finished run in place, with its files'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from help" -f -a "update" -d 'Change a run\'s name, description or tags'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from help" -f -a "approve" -d 'Approve a run waiting for approval'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from help" -f -a "dashboard" -d 'Open a run in the web dashboard'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand logs" -s p -l project -d 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand logs" -l uid -l uuid -d 'The run\'s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand logs" -l no-follow -d 'Print what is there and stop, even while the run goes on (also `-nf`)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand logs" -l hide-time -d 'Without timestamps'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand logs" -s a -l all-info -d 'With the node, pod and container of each line'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand logs" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand logs" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand logs" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and not __fish_seen_subcommand_from show get set purge help" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and not __fish_seen_subcommand_from show get set purge help" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and not __fish_seen_subcommand_from show get set purge help" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and not __fish_seen_subcommand_from show get set purge help" -f -a "show" -d 'Show the configuration and where it comes from'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and not __fish_seen_subcommand_from show get set purge help" -f -a "get" -d 'Print configuration values, one per line'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and not __fish_seen_subcommand_from show get set purge help" -f -a "set" -d 'Change configuration values'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and not __fish_seen_subcommand_from show get set purge help" -f -a "purge" -d 'Reset the configuration, credentials and caches (never the runs kept here)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and not __fish_seen_subcommand_from show get set purge help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from show" -s o -l output -d 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from get" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from set" -l host -d 'The server, e.g. `http://localhost:8000`; `""` goes back to the embedded store' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from set" -l verify-ssl -d 'Whether to check the server\'s TLS certificate' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from set" -l timeout -d 'Seconds before a call to the server gives up' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from set" -l owner -d 'The owner of projects named without one (default: you)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from set" -l no-api -d 'Make no calls to the server (kept for upstream\'s scripts)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from set" -l debug -d 'Print more detail about calls' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from set" -l home -d 'Keep the CLI\'s files (and the embedded store) in this directory from now on' -r -F
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from set" -l disable-errors-reporting -d 'Accepted for upstream\'s scripts; nothing is ever reported' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from set" -l no-purge -d 'Keep the cached user when the host changes'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from set" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from set" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from set" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from purge" -l cache-only -d 'Only the caches (current project, last run, user), not the configuration'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from purge" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from purge" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from purge" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show the configuration and where it comes from'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "get" -d 'Print configuration values, one per line'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "set" -d 'Change configuration values'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "purge" -d 'Reset the configuration, credentials and caches (never the runs kept here)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand login" -s t -l token -d 'An API token (instead of a username and password)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand login" -s u -l username -d 'Your username (asked for at a terminal when not given)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand login" -s p -l password -d 'Your password (asked for at a terminal when not given; visible to other processes here, so prefer the prompt or `--password-stdin`)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand login" -l password-stdin -d 'Read the password from standard input'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand login" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand login" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand login" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand logout" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand logout" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand logout" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand whoami" -s o -l output -d 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand whoami" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand whoami" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand whoami" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand version" -s o -l output -d 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand version" -l check -d 'Also check that the server\'s version works with this CLI'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand version" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand version" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand version" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand init" -s p -l project -d 'The project, `NAME` or `OWNER/NAME`' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand init" -l polyaxonfile -d 'Also write a starter `polyaxonfile.yml` (never over an existing one)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand init" -l polyaxonignore -d 'Also write a `.polyaxonignore` (files left out of code snapshots)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand init" -s y -l yes -d 'Answer yes to questions (create a missing project, replace another one set here)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand init" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand init" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand init" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand dashboard" -s y -l yes -d 'Open the browser without asking'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand dashboard" -l url -d 'Print the address instead of opening a browser'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand dashboard" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand dashboard" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand dashboard" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand completion" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand completion" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand completion" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand server; and not __fish_seen_subcommand_from start help" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand server; and not __fish_seen_subcommand_from start help" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand server; and not __fish_seen_subcommand_from start help" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand server; and not __fish_seen_subcommand_from start help" -f -a "start" -d 'Serve the API (PostgreSQL with `--database-url`, else SQLite under `POLYAXON_HOME`)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand server; and not __fish_seen_subcommand_from start help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand server; and __fish_seen_subcommand_from start" -l database-url -d 'The database: `postgres://user:password@host/db`, or `sqlite:///path/polyaxon.db`. Default: SQLite in `$POLYAXON_HOME/polyaxon.db`' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand server; and __fish_seen_subcommand_from start" -l host -d 'The address to listen on' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand server; and __fish_seen_subcommand_from start" -s p -l port -d 'The port to listen on (0 picks a free one)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand server; and __fish_seen_subcommand_from start" -l artifacts-root -d 'Where runs\' files are kept. Default: `$POLYAXON_HOME/artifacts`' -r -F
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand server; and __fish_seen_subcommand_from start" -l open -d 'Accept requests without a token, as the single user `default` (a private machine only)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand server; and __fish_seen_subcommand_from start" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand server; and __fish_seen_subcommand_from start" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand server; and __fish_seen_subcommand_from start" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand server; and __fish_seen_subcommand_from help" -f -a "start" -d 'Serve the API (PostgreSQL with `--database-url`, else SQLite under `POLYAXON_HOME`)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand server; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand generate-docs" -l out -d 'The repository\'s root: writes `completions/` and `man/` in it' -r -F
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand generate-docs" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand generate-docs" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand generate-docs" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "check" -d 'Check polyaxonfiles: syntax, schema, params and templates'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "project" -d 'Projects: create, list, show, change, delete'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "ops" -d 'Runs (operations): list, inspect, follow, stop, restart, download'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "logs" -d 'Show a run\'s logs (the last run used, or `--uid`), following it while it runs'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "config" -d 'Show, set and reset the CLI\'s configuration'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "login" -d 'Log in to a server (the embedded default needs no login)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "logout" -d 'Forget the credentials of the configured server'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "whoami" -d 'Show who you are on the configured server'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "version" -d 'Show the CLI\'s version and the server\'s'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "init" -d 'Set the current project for this directory (kept in `./.polyaxon/`)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "dashboard" -d 'Open the web dashboard'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "completion" -d 'Print a shell completion script'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "server" -d 'Run the API server'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "generate-docs" -d 'Write the shell completions and man pages (for packagers; the repository keeps them)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "create" -d 'Create a project'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "ls" -d 'List projects'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "get" -d 'Show a project'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "update" -d 'Change a project\'s name, description, tags or visibility'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "delete" -d 'Delete a project with its runs and their files'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "dashboard" -d 'Open a project in the web dashboard'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from ops" -f -a "ls" -d 'List a project\'s runs'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from ops" -f -a "get" -d 'Show a run'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from ops" -f -a "statuses" -d 'Show a run\'s status history, or follow it with `--watch`'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from ops" -f -a "logs" -d 'Show a run\'s logs, following it while it runs'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from ops" -f -a "metrics" -d 'Show a run\'s metrics: last values, or the series (`--plot` draws them)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from ops" -f -a "artifacts" -d 'Download a run\'s files'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from ops" -f -a "stop" -d 'Stop a run'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from ops" -f -a "delete" -d 'Delete a run and its files'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from ops" -f -a "restart" -d 'Run a run again as a new run (`--copy` starts from a copy of its files)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from ops" -f -a "resume" -d 'Continue a finished run in place, with its files'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from ops" -f -a "update" -d 'Change a run\'s name, description or tags'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from ops" -f -a "approve" -d 'Approve a run waiting for approval'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from ops" -f -a "dashboard" -d 'Open a run in the web dashboard'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "show" -d 'Show the configuration and where it comes from'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "get" -d 'Print configuration values, one per line'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "set" -d 'Change configuration values'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "purge" -d 'Reset the configuration, credentials and caches (never the runs kept here)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "start" -d 'Serve the API (PostgreSQL with `--database-url`, else SQLite under `POLYAXON_HOME`)'

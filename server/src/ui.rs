@@ -1,0 +1,663 @@
+//! The dashboard: server-rendered pages to browse projects, compare runs and look into one
+//! (statuses, params, metric charts, logs, files). No JavaScript; read-only. With tokens it
+//! signs in through a form that sets an HttpOnly cookie, which only GET requests honour.
+
+use std::fmt::Write as _;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::{Form, Router};
+use serde::Deserialize;
+use serde_json::Value as J;
+
+use crate::App;
+use crate::api::time;
+use crate::auth::{COOKIE, Principal};
+use crate::error::ApiError;
+use crate::routes::{project_for, run_for};
+use crate::store::{DONE, Point, RunRow, SeriesData, TokenScope};
+
+pub fn routes() -> Router<App> {
+    use axum::routing::{get, post};
+    Router::new()
+        .route("/ui", get(index))
+        .route("/ui/", get(index))
+        .route("/ui/login", get(login_form).post(login))
+        .route("/ui/logout", post(logout))
+        .route("/ui/{owner}/{project}", get(project))
+        .route("/ui/{owner}/{project}/runs/{uuid}", get(run))
+}
+
+/// HTML-escapes text.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Percent-encodes a query value or path segment.
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+const STYLE: &str = "
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
+header{background:#1d2330;color:#fff;padding:10px 24px;display:flex;gap:16px;align-items:center}
+header a{color:#fff;text-decoration:none}header .who{margin-left:auto;opacity:.8}
+main{padding:16px 24px;max-width:1400px}a{color:#2457c5}
+table{border-collapse:collapse;background:#fff;width:100%;margin:8px 0 20px}
+th,td{text-align:left;padding:5px 10px;border-bottom:1px solid #e3e6eb;vertical-align:top}
+th{background:#eef0f4;font-weight:600;white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.s-succeeded,.s-done{color:#18794e}.s-failed,.s-upstream_failed,.s-unschedulable{color:#c4320a}
+.s-stopped,.s-stopping,.s-skipped,.s-warning{color:#a66b00}.s-running,.s-starting,.s-resuming{color:#2457c5}
+.mono,code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12.5px}
+pre{background:#10141c;color:#d7dce5;padding:12px;overflow:auto;max-height:480px}
+.charts{display:flex;flex-wrap:wrap;gap:16px}.chart{background:#fff;padding:8px 12px;border:1px solid #e3e6eb}
+form.q{display:flex;gap:8px;margin:8px 0}form.q input[name=query]{flex:1}input{padding:5px 8px}
+.muted{color:#6b7280}.kv td:first-child{font-weight:600;width:160px}
+";
+
+fn page(title: &str, who: Option<&str>, body: &str, refresh: bool) -> Html<String> {
+    let who = match who {
+        Some(u) => format!(
+            "<span class=who>{} · <form method=post action=/ui/logout style=display:inline><button>sign out</button></form></span>",
+            esc(u)
+        ),
+        None => String::new(),
+    };
+    let refresh = if refresh {
+        "<meta http-equiv=refresh content=5>"
+    } else {
+        ""
+    };
+    Html(format!(
+        "<!doctype html><html><head><meta charset=utf-8><meta name=viewport content='width=device-width'>{refresh}\
+         <title>{} · polyaxon</title><style>{STYLE}</style></head><body>\
+         <header><a href=/ui><b>polyaxon</b></a>{who}</header><main>{body}</main></body></html>",
+        esc(title)
+    ))
+}
+
+/// Pages answer a missing login with the login page, other errors with a page saying so.
+pub struct UiError(ApiError, String);
+
+impl IntoResponse for UiError {
+    fn into_response(self) -> Response {
+        match self.0 {
+            ApiError::Unauthorized(_) => {
+                Redirect::to(&format!("/ui/login?next={}", enc(&self.1))).into_response()
+            }
+            e => {
+                let (status, msg) = match &e {
+                    ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
+                    ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m.clone()),
+                    ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m.clone()),
+                    other => (StatusCode::INTERNAL_SERVER_ERROR, format!("{other:?}")),
+                };
+                (
+                    status,
+                    page(
+                        "error",
+                        None,
+                        &format!("<h2>{}</h2><p><a href=/ui>back</a></p>", esc(&msg)),
+                        false,
+                    ),
+                )
+                    .into_response()
+            }
+        }
+    }
+}
+
+async fn principal(app: &App, headers: &HeaderMap, here: &str) -> Result<Principal, UiError> {
+    crate::auth::resolve(app, headers, true)
+        .await
+        .map_err(|e| UiError(e, here.to_string()))
+}
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    query: Option<String>,
+    sort: Option<String>,
+    offset: Option<i64>,
+}
+
+async fn index(State(app): State<App>, headers: HeaderMap) -> Result<Html<String>, UiError> {
+    let who = principal(&app, &headers, "/ui").await?;
+    let fail = |e: crate::store::StoreError| UiError(e.into(), "/ui".into());
+    let (count, projects) = app
+        .store
+        .list_projects(&who.user.username, &who.user, "", "-updated_at", 200, 0)
+        .await
+        .map_err(fail)?;
+    let mut b = format!("<h2>Projects of {}</h2>", esc(&who.user.username));
+    if projects.is_empty() {
+        b.push_str(
+            "<p class=muted>No projects yet: <code>polyaxon project create -n NAME</code></p>",
+        );
+    } else {
+        b.push_str("<table><tr><th>name<th>description<th>tags<th>updated</tr>");
+        for p in &projects {
+            let _ = write!(
+                b,
+                "<tr><td><a href='/ui/{}/{}'>{}</a><td>{}<td>{}<td class=muted>{}</tr>",
+                enc(&p.owner),
+                enc(&p.name),
+                esc(&p.name),
+                esc(p.description.as_deref().unwrap_or("")),
+                esc(&p.tags().join(", ")),
+                esc(&time(p.updated_at)[..19].replace('T', " "))
+            );
+        }
+        let _ = write!(b, "</table><p class=muted>{count} projects</p>");
+    }
+    Ok(page("projects", Some(&who.user.username), &b, false))
+}
+
+fn status_span(s: &str) -> String {
+    format!("<span class='s-{}'>{}</span>", esc(s), esc(s))
+}
+
+fn value_text(v: &J) -> String {
+    match v {
+        J::String(s) => s.clone(),
+        J::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() => format!("{}", (f * 1e6).round() / 1e6),
+            _ => n.to_string(),
+        },
+        J::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn duration(secs: Option<f64>) -> String {
+    let Some(s) = secs else { return String::new() };
+    let s = s.round() as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m {:02}s", s / 60, s % 60),
+        _ => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+async fn project(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((owner, name)): Path<(String, String)>,
+    Query(q): Query<ListQuery>,
+) -> Result<Html<String>, UiError> {
+    let here = format!("/ui/{}/{}", enc(&owner), enc(&name));
+    let who = principal(&app, &headers, &here).await?;
+    let fail = |e: ApiError| UiError(e, here.clone());
+    let p = project_for(&app, &who, &owner, &name, false)
+        .await
+        .map_err(fail)?;
+    let query = q.query.clone().unwrap_or_default();
+    let sort = q.sort.clone().unwrap_or_default();
+    let offset = q.offset.unwrap_or(0).max(0);
+    let limit = 50;
+    let listed = app
+        .store
+        .list_runs(p.id, &query, &sort, limit, offset)
+        .await;
+    let mut b = format!(
+        "<h2>{}/{}</h2><p class=muted>{}</p>\
+         <form class=q method=get><input name=query placeholder='status: running|failed, metrics.loss: &lt;0.2, tags: baseline' value='{}'>\
+         <input name=sort placeholder='-created_at' value='{}'><button>filter</button></form>",
+        esc(&owner),
+        esc(&name),
+        esc(p.description.as_deref().unwrap_or("")),
+        esc(&query),
+        esc(&sort)
+    );
+    let (count, runs) = match listed {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = write!(b, "<p class=s-failed>{}</p>", esc(&e.to_string()));
+            return Ok(page(&name, Some(&who.user.username), &b, false));
+        }
+    };
+    // Every param and metric on the page is a column: runs compare side by side.
+    let mut params = std::collections::BTreeSet::new();
+    let mut metrics = std::collections::BTreeSet::new();
+    for r in &runs {
+        params.extend(r.inputs().keys().cloned());
+        metrics.extend(r.outputs().keys().cloned());
+    }
+    let sort_link = |field: &str, label: &str| {
+        let next = if sort == field {
+            format!("-{field}")
+        } else {
+            field.to_string()
+        };
+        format!(
+            "<a href='?query={}&sort={}'>{}</a>",
+            enc(&query),
+            enc(&next),
+            esc(label)
+        )
+    };
+    b.push_str("<table><tr>");
+    let _ = write!(
+        b,
+        "<th>{}<th>{}<th>{}<th>{}",
+        sort_link("name", "name"),
+        sort_link("status", "status"),
+        sort_link("created_at", "created"),
+        sort_link("duration", "duration")
+    );
+    for k in &params {
+        let _ = write!(b, "<th>{}", sort_link(&format!("params.{k}"), k));
+    }
+    for k in &metrics {
+        let _ = write!(b, "<th>{}", sort_link(&format!("metrics.{k}"), k));
+    }
+    b.push_str("<th>tags</tr>");
+    for r in &runs {
+        let (inputs, outputs) = (r.inputs(), r.outputs());
+        let _ = write!(
+            b,
+            "<tr><td><a href='/ui/{}/{}/runs/{}'>{}</a> <span class='muted mono'>{}</span><td>{}<td class=muted>{}<td class=num>{}",
+            enc(&owner),
+            enc(&name),
+            enc(&r.uuid),
+            esc(r.name.as_deref().unwrap_or("(unnamed)")),
+            esc(&r.uuid[..8.min(r.uuid.len())]),
+            status_span(&r.status),
+            esc(&time(r.created_at)[..19].replace('T', " ")),
+            duration(r.duration)
+        );
+        for k in &params {
+            let _ = write!(
+                b,
+                "<td class=num>{}",
+                esc(&inputs.get(k).map(value_text).unwrap_or_default())
+            );
+        }
+        for k in &metrics {
+            let _ = write!(
+                b,
+                "<td class=num>{}",
+                esc(&outputs.get(k).map(value_text).unwrap_or_default())
+            );
+        }
+        let _ = write!(b, "<td>{}</tr>", esc(&r.tags().join(", ")));
+    }
+    b.push_str("</table>");
+    let _ = write!(
+        b,
+        "<p class=muted>{}–{} of {count} runs",
+        (offset + 1).min(count),
+        offset + runs.len() as i64
+    );
+    if offset > 0 {
+        let _ = write!(
+            b,
+            " · <a href='?query={}&sort={}&offset={}'>previous</a>",
+            enc(&query),
+            enc(&sort),
+            (offset - limit).max(0)
+        );
+    }
+    if offset + limit < count {
+        let _ = write!(
+            b,
+            " · <a href='?query={}&sort={}&offset={}'>next</a>",
+            enc(&query),
+            enc(&sort),
+            offset + limit
+        );
+    }
+    b.push_str("</p>");
+    let live = runs.iter().any(|r| !DONE.contains(&r.status.as_str()));
+    Ok(page(&name, Some(&who.user.username), &b, live))
+}
+
+/// A line chart of a series as SVG.
+fn svg_chart(s: &SeriesData) -> String {
+    let (w, h, pad) = (560.0, 170.0, 6.0);
+    let pts: Vec<(f64, f64)> = s
+        .points
+        .iter()
+        .enumerate()
+        .map(|(i, p): (usize, &Point)| (p.step.map_or(i as f64, |x| x as f64), p.value))
+        .filter(|(_, y)| y.is_finite())
+        .collect();
+    if pts.is_empty() {
+        return String::new();
+    }
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in &pts {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if x1 == x0 {
+        x1 = x0 + 1.0;
+    }
+    if y1 == y0 {
+        y1 = y0 + 1.0;
+    }
+    let mut poly = String::new();
+    for (x, y) in &pts {
+        let px = pad + (x - x0) / (x1 - x0) * (w - 2.0 * pad);
+        let py = pad + (y1 - y) / (y1 - y0) * (h - 2.0 * pad);
+        let _ = write!(poly, "{px:.1},{py:.1} ");
+    }
+    let stats = s.stats.map(|st| {
+        format!(
+            "last {} · min {} · max {}",
+            value_text(&J::from(st.last.value)),
+            value_text(&J::from(st.min.value)),
+            value_text(&J::from(st.max.value))
+        )
+    });
+    format!(
+        "<div class=chart><b>{}</b> <span class=muted>{} · {} points</span>\
+         <svg width={w} height={h} viewBox='0 0 {w} {h}' role=img aria-label='{}'>\
+         <rect x=0 y=0 width={w} height={h} fill=#fbfcfd stroke=#e3e6eb />\
+         <polyline fill=none stroke=#2457c5 stroke-width=1.5 points='{poly}' /></svg>\
+         <div class=muted style='display:flex;justify-content:space-between'><span>step {}</span><span>{} … {}</span><span>step {}</span></div></div>",
+        esc(&s.name),
+        esc(&stats.unwrap_or_default()),
+        s.total,
+        esc(&s.name),
+        x0,
+        value_text(&J::from(y0)),
+        value_text(&J::from(y1)),
+        x1
+    )
+}
+
+fn kv_table(rows: &[(&str, String)]) -> String {
+    let mut b = String::from("<table class=kv>");
+    for (k, v) in rows {
+        if !v.is_empty() {
+            let _ = write!(b, "<tr><td>{}<td>{v}</tr>", esc(k));
+        }
+    }
+    b.push_str("</table>");
+    b
+}
+
+async fn run(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((owner, name, uuid)): Path<(String, String, String)>,
+) -> Result<Html<String>, UiError> {
+    let here = format!("/ui/{}/{}/runs/{}", enc(&owner), enc(&name), enc(&uuid));
+    let who = principal(&app, &headers, &here).await?;
+    let fail = |e: ApiError| UiError(e, here.clone());
+    let (_, r): (_, RunRow) = run_for(&app, &who, &owner, &name, &uuid, false)
+        .await
+        .map_err(fail)?;
+    let store_fail = |e: crate::store::StoreError| UiError(e.into(), here.clone());
+    let statuses = app.store.statuses(r.id).await.map_err(store_fail)?;
+    let series = app
+        .store
+        .series(r.id, &[], Some(500))
+        .await
+        .map_err(store_fail)?;
+    let dir = app.run_dir(&r.uuid);
+    let (logs, tree) = tokio::task::spawn_blocking(move || {
+        (
+            crate::files::tail_logs(&dir, 200),
+            crate::files::tree(&dir, "").ok(),
+        )
+    })
+    .await
+    .map_err(|e| UiError(ApiError::Internal(e.to_string()), String::new()))?;
+
+    let base = format!("/ui/{}/{}", enc(&owner), enc(&name));
+    let mut b = format!(
+        "<p><a href='{base}'>{}/{}</a></p><h2>{} {}</h2>",
+        esc(&owner),
+        esc(&name),
+        esc(r.name.as_deref().unwrap_or("(unnamed)")),
+        status_span(&r.status)
+    );
+    let when = |t: Option<i64>| {
+        t.map(|t| time(t)[..19].replace('T', " "))
+            .unwrap_or_default()
+    };
+    b.push_str(&kv_table(&[
+        ("uuid", format!("<span class=mono>{}</span>", esc(&r.uuid))),
+        ("kind", esc(r.kind.as_deref().unwrap_or(""))),
+        ("user", esc(r.username.as_deref().unwrap_or(""))),
+        ("description", esc(r.description.as_deref().unwrap_or(""))),
+        ("tags", esc(&r.tags().join(", "))),
+        ("created", when(Some(r.created_at))),
+        ("started", when(r.started_at)),
+        ("finished", when(r.finished_at)),
+        ("duration", duration(r.duration)),
+        (
+            "copied from",
+            r.original_uuid
+                .as_ref()
+                .map(|o| format!("<a href='{base}/runs/{}'>{}</a>", enc(o), esc(o)))
+                .unwrap_or_default(),
+        ),
+    ]));
+    for (title, m) in [("Inputs", r.inputs()), ("Outputs", r.outputs())] {
+        if m.is_empty() {
+            continue;
+        }
+        let _ = write!(b, "<h3>{title}</h3><table class=kv>");
+        for (k, v) in &m {
+            let _ = write!(
+                b,
+                "<tr><td>{}<td class=mono>{}</tr>",
+                esc(k),
+                esc(&value_text(v))
+            );
+        }
+        b.push_str("</table>");
+    }
+    if !series.is_empty() {
+        b.push_str("<h3>Metrics</h3><div class=charts>");
+        for s in &series {
+            b.push_str(&svg_chart(s));
+        }
+        b.push_str("</div>");
+    }
+    b.push_str("<h3>Statuses</h3><table><tr><th>status<th>reason<th>message<th>at</tr>");
+    for s in &statuses {
+        let _ = write!(
+            b,
+            "<tr><td>{}<td>{}<td>{}<td class=muted>{}</tr>",
+            status_span(&s.kind),
+            esc(s.reason.as_deref().unwrap_or("")),
+            esc(s.message.as_deref().unwrap_or("")),
+            when(Some(s.created_at))
+        );
+    }
+    b.push_str("</table><h3>Logs</h3>");
+    if logs.is_empty() {
+        b.push_str("<p class=muted>No logs.</p>");
+    } else {
+        let _ = write!(
+            b,
+            "<p class=muted>The last {} lines; all of them: <code>polyaxon ops logs -p {}/{} --uid {}</code></p><pre>",
+            logs.len(),
+            esc(&owner),
+            esc(&name),
+            esc(&r.uuid)
+        );
+        for l in &logs {
+            let _ = writeln!(
+                b,
+                "<span class=muted>{}</span> {}",
+                esc(l
+                    .timestamp
+                    .as_deref()
+                    .map(|t| &t[..19.min(t.len())])
+                    .unwrap_or("")),
+                esc(&l.value)
+            );
+        }
+        b.push_str("</pre>");
+    }
+    if let Some(t) = tree.filter(|t| !t.files.is_empty() || !t.dirs.is_empty()) {
+        let stream = format!(
+            "/streams/v1/polyaxon/{}/{}/runs/{}",
+            enc(&owner),
+            enc(&name),
+            enc(&r.uuid)
+        );
+        b.push_str("<h3>Files</h3><table><tr><th>name<th>size</tr>");
+        for d in &t.dirs {
+            let _ = write!(
+                b,
+                "<tr><td><a href='{stream}/artifacts?path={}'>{}/</a> <span class=muted>(.tar.gz)</span><td></tr>",
+                enc(d),
+                esc(d)
+            );
+        }
+        for (f, size) in &t.files {
+            let _ = write!(
+                b,
+                "<tr><td><a href='{stream}/artifact?path={}'>{}</a><td class=num>{size}</tr>",
+                enc(f),
+                esc(f)
+            );
+        }
+        b.push_str("</table>");
+    }
+    let live = !DONE.contains(&r.status.as_str());
+    Ok(page(
+        r.name.as_deref().unwrap_or(&r.uuid),
+        Some(&who.user.username),
+        &b,
+        live,
+    ))
+}
+
+#[derive(Deserialize, Default)]
+pub struct NextQuery {
+    next: Option<String>,
+    error: Option<String>,
+}
+
+/// Only pages of the dashboard are places to go after signing in.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with("/ui") && !n.starts_with("//") && !n.contains("://") => {
+            n.to_string()
+        }
+        _ => "/ui".into(),
+    }
+}
+
+async fn login_form(State(app): State<App>, Query(q): Query<NextQuery>) -> Response {
+    if app.open_user.is_some() {
+        return Redirect::to("/ui").into_response();
+    }
+    let err = q
+        .error
+        .as_deref()
+        .map(|_| "<p class=s-failed>Wrong username or password.</p>")
+        .unwrap_or("");
+    page(
+        "sign in",
+        None,
+        &format!(
+            "<h2>Sign in</h2>{err}<form method=post action=/ui/login>\
+             <input type=hidden name=next value='{}'>\
+             <p><input name=username placeholder=username autofocus required></p>\
+             <p><input name=password type=password placeholder=password required></p>\
+             <p><button>sign in</button></p></form>",
+            esc(&safe_next(q.next.as_deref()))
+        ),
+        false,
+    )
+    .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+    next: Option<String>,
+}
+
+/// How long a dashboard session lasts.
+const SESSION_SECS: i64 = 7 * 24 * 3600;
+
+async fn login(State(app): State<App>, Form(f): Form<LoginForm>) -> Response {
+    let next = safe_next(f.next.as_deref());
+    let user = match app.store.authenticate(&f.username, &f.password).await {
+        Ok(Some(u)) => u,
+        _ => {
+            return Redirect::to(&format!("/ui/login?error=1&next={}", enc(&next))).into_response();
+        }
+    };
+    let token = match app
+        .store
+        .create_token(
+            user.id,
+            &TokenScope::User,
+            Some("dashboard"),
+            Some(SESSION_SECS),
+        )
+        .await
+    {
+        Ok((_, t)) => t,
+        Err(e) => return UiError(e.into(), next).into_response(),
+    };
+    tracing::info!(user = %user.username, "dashboard sign-in");
+    (
+        [(
+            header::SET_COOKIE,
+            format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={SESSION_SECS}"),
+        )],
+        Redirect::to(&next),
+    )
+        .into_response()
+}
+
+async fn logout(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Some(t) = crate::auth::cookie_token(&headers) {
+        let _ = app.store.revoke_token_secret(&t).await;
+        app.tokens.clear();
+    }
+    (
+        [(
+            header::SET_COOKIE,
+            format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+        )],
+        Redirect::to("/ui/login"),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped_and_redirects_stay_home() {
+        assert_eq!(esc("<a href='x'>&"), "&lt;a href=&#39;x&#39;&gt;&amp;");
+        assert_eq!(safe_next(Some("/ui/a/b")), "/ui/a/b");
+        assert_eq!(safe_next(Some("https://evil.example/ui")), "/ui");
+        assert_eq!(safe_next(Some("//evil.example")), "/ui");
+        assert_eq!(safe_next(None), "/ui");
+    }
+}

@@ -1,0 +1,187 @@
+//! The dashboard's pages: what they show, that they escape what users wrote, and sign-in.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::both;
+use crate::common::TestServer;
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn page(
+    s: &TestServer,
+    path: &str,
+    cookie: Option<&str>,
+) -> (StatusCode, String, Option<String>) {
+    let mut req = no_redirects().get(format!("{}{path}", s.base));
+    if let Some(c) = cookie {
+        req = req.header("Cookie", format!("plx_token={c}"));
+    }
+    let resp = req.send().await.unwrap();
+    let loc = resp
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_string());
+    (resp.status(), resp.text().await.unwrap(), loc)
+}
+
+both!(signing_in_and_browsing, |s| {
+    let p = s.project("vision").await;
+    let uuid = s
+        .run(
+            &p,
+            json!({"name": "<script>alert(1)</script>", "tags": ["a&b"]}),
+        )
+        .await;
+    s.patch(
+        &format!("/api/v1/root/{p}/runs/{uuid}"),
+        json!({"inputs": {"lr": 0.01}}),
+    )
+    .await;
+    s.post(
+        &format!("/streams/v1/polyaxon/root/{p}/runs/{uuid}/metrics"),
+        json!({"metrics": [{"name": "loss", "step": [0, 1, 2], "value": [0.9, 0.5, 0.2]}]}),
+    )
+    .await;
+    s.post(
+        &format!("/streams/v1/polyaxon/root/{p}/runs/{uuid}/logs"),
+        json!({"logs": [{"value": "epoch <1> done"}]}),
+    )
+    .await;
+
+    // Signed out: to the sign-in page, coming back after.
+    let (st, _, loc) = page(&s, "/ui/root/vision", None).await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    assert_eq!(loc.as_deref(), Some("/ui/login?next=%2Fui%2Froot%2Fvision"));
+    let (st, form, _) = page(&s, "/ui/login?next=/ui/root/vision", None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(form.contains("name=password") && form.contains("value='/ui/root/vision'"));
+    let sign_in = |password: &'static str| {
+        no_redirects()
+            .post(format!("{}/ui/login", s.base))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "username=root&password={password}&next=%2Fui%2Froot%2Fvision"
+            ))
+            .send()
+    };
+    let bad = sign_in("nope").await.unwrap();
+    assert_eq!(bad.status(), StatusCode::SEE_OTHER);
+    assert!(
+        bad.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/ui/login?error=1")
+    );
+    assert!(bad.headers().get("set-cookie").is_none());
+    let good = sign_in(crate::common::ADMIN_PASSWORD).await.unwrap();
+    assert_eq!(good.headers()["location"], "/ui/root/vision");
+    let cookie = good.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let token = cookie
+        .trim_start_matches("plx_token=")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+
+    // The project page: runs with their params and metrics as columns, escaped.
+    let (st, html, _) = page(&s, "/ui/root/vision", Some(&token)).await;
+    assert_eq!(st, StatusCode::OK, "{html}");
+    assert!(!html.contains("<script>alert"), "user text is escaped");
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(html.contains(">lr<") || html.contains(">lr</a>"), "{html}");
+    assert!(html.contains("0.2") && html.contains("a&amp;b"));
+    let (_, filtered, _) = page(&s, "/ui/root/vision?query=status%3A%20failed", Some(&token)).await;
+    assert!(
+        filtered.contains("0 of 0 runs") || filtered.contains("–0 of 0"),
+        "{filtered}"
+    );
+    let (_, bad_query, _) = page(&s, "/ui/root/vision?query=colour%3Ared", Some(&token)).await;
+    assert!(bad_query.contains("colour"), "the query's error is shown");
+
+    // The run page: chart, logs, statuses.
+    let (st, html, _) = page(&s, &format!("/ui/root/vision/runs/{uuid}"), Some(&token)).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        html.contains("<svg") && html.contains("<polyline"),
+        "a chart"
+    );
+    assert!(html.contains("epoch &lt;1&gt; done"), "escaped logs");
+    assert!(html.contains("PolyaxonRunCreated"));
+    assert!(html.contains("http-equiv=refresh"), "a live run refreshes");
+    let (st, _, _) = page(
+        &s,
+        "/ui/root/vision/runs/0123456789abcdef0123456789abcdef",
+        Some(&token),
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+
+    // The cookie reads; it never writes (no cross-site changes).
+    let (st, _) = s
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/root/projects/list",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let with_cookie = no_redirects()
+        .post(format!("{}/api/v1/root/projects/create", s.base))
+        .header("Cookie", format!("plx_token={token}"))
+        .json(&json!({"name": "sneaky"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_cookie.status(), StatusCode::UNAUTHORIZED);
+    let read = no_redirects()
+        .get(format!("{}/api/v1/root/projects/list", s.base))
+        .header("Cookie", format!("plx_token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+
+    // Signing out ends the session.
+    let out = no_redirects()
+        .post(format!("{}/ui/logout", s.base))
+        .header("Cookie", format!("plx_token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        out.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let (st, _, _) = page(&s, "/ui/root/vision", Some(&token)).await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+});
+
+#[tokio::test]
+async fn open_mode_needs_no_sign_in() {
+    let s = TestServer::sqlite_with(|c| {
+        c.auth = polyaxon_server::AuthMode::Open {
+            user: "default".into(),
+        }
+    })
+    .await;
+    let (st, html, _) = page(&s, "/ui", None).await;
+    assert_eq!(st, StatusCode::OK, "{html}");
+    assert!(html.contains("Projects of default"));
+    let (_, _, loc) = page(&s, "/ui/login", None).await;
+    assert_eq!(loc.as_deref(), Some("/ui"));
+    s.finish().await;
+}
