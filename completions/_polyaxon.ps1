@@ -27,6 +27,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run a polyaxonfile: check it, snapshot the code, start the job')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check polyaxonfiles: syntax, schema, params and templates')
             [CompletionResult]::new('project', 'project', [CompletionResultType]::ParameterValue, 'Projects: create, list, show, change, delete')
             [CompletionResult]::new('projects', 'projects', [CompletionResultType]::ParameterValue, 'Projects: create, list, show, change, delete')
@@ -43,6 +44,37 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('server', 'server', [CompletionResultType]::ParameterValue, 'Run the API server')
             [CompletionResult]::new('generate-docs', 'generate-docs', [CompletionResultType]::ParameterValue, 'Write the shell completions and man pages (for packagers; the repository keeps them)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;run' {
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'The polyaxonfile(s); later files patch earlier ones. Default: `polyaxonfile.yml` and the other names upstream looks for, here')
+            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'The polyaxonfile(s); later files patch earlier ones. Default: `polyaxonfile.yml` and the other names upstream looks for, here')
+            [CompletionResult]::new('-P', '-P ', [CompletionResultType]::ParameterName, 'A value for an input: `-P lr=0.01` (repeatable)')
+            [CompletionResult]::new('--param', '--param', [CompletionResultType]::ParameterName, 'A value for an input: `-P lr=0.01` (repeatable)')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the directory''s, else `default`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the directory''s, else `default`)')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'A name for the run')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'A name for the run')
+            [CompletionResult]::new('--tags', '--tags', [CompletionResultType]::ParameterName, 'Tags, comma-separated')
+            [CompletionResult]::new('--description', '--description', [CompletionResultType]::ParameterName, 'A description')
+            [CompletionResult]::new('--executor', '--executor', [CompletionResultType]::ParameterName, 'Where the job runs: `process` (this machine) or `docker`')
+            [CompletionResult]::new('--presets', '--presets', [CompletionResultType]::ParameterName, 'Named presets to apply, comma-separated')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Follow the run''s statuses until it ends')
+            [CompletionResult]::new('--watch', '--watch', [CompletionResultType]::ParameterName, 'Follow the run''s statuses until it ends')
+            [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Follow the run''s logs until it ends (Ctrl-C stops the run)')
+            [CompletionResult]::new('--logs', '--logs', [CompletionResultType]::ParameterName, 'Follow the run''s logs until it ends (Ctrl-C stops the run)')
+            [CompletionResult]::new('--log', '--log', [CompletionResultType]::ParameterName, 'Follow the run''s logs until it ends (Ctrl-C stops the run)')
+            [CompletionResult]::new('--stdout-metrics', '--stdout-metrics', [CompletionResultType]::ParameterName, 'Read `name=value` lines the job prints as metrics (also: `POLYAXON_STDOUT_METRICS=true` in the container''s env)')
+            [CompletionResult]::new('-u', '-u', [CompletionResultType]::ParameterName, 'Keep the code with the run''s files (`code/`) on the server too')
+            [CompletionResult]::new('--upload', '--upload', [CompletionResultType]::ParameterName, 'Keep the code with the run''s files (`code/`) on the server too')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
         'polyaxon;check' {
@@ -371,6 +403,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change a run''s name, description or tags')
             [CompletionResult]::new('approve', 'approve', [CompletionResultType]::ParameterValue, 'Approve a run waiting for approval')
             [CompletionResult]::new('dashboard', 'dashboard', [CompletionResultType]::ParameterValue, 'Open a run in the web dashboard')
+            [CompletionResult]::new('execute', 'execute', [CompletionResultType]::ParameterValue, 'Execute a created run on this machine, in the foreground (what `polyaxon run` starts in the background)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -602,6 +635,21 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'polyaxon;ops;execute' {
+            [CompletionResult]::new('--executor', '--executor', [CompletionResultType]::ParameterName, 'Where the job runs: `process` (this machine)')
+            [CompletionResult]::new('--exc', '--exc', [CompletionResultType]::ParameterName, 'Where the job runs: `process` (this machine)')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--uid', '--uid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('--uuid', '--uuid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'polyaxon;ops;help' {
             [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List a project''s runs')
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show a run')
@@ -616,6 +664,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change a run''s name, description or tags')
             [CompletionResult]::new('approve', 'approve', [CompletionResultType]::ParameterValue, 'Approve a run waiting for approval')
             [CompletionResult]::new('dashboard', 'dashboard', [CompletionResultType]::ParameterValue, 'Open a run in the web dashboard')
+            [CompletionResult]::new('execute', 'execute', [CompletionResultType]::ParameterValue, 'Execute a created run on this machine, in the foreground (what `polyaxon run` starts in the background)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -656,6 +705,9 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             break
         }
         'polyaxon;ops;help;dashboard' {
+            break
+        }
+        'polyaxon;ops;help;execute' {
             break
         }
         'polyaxon;ops;help;help' {
@@ -895,6 +947,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             break
         }
         'polyaxon;help' {
+            [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run a polyaxonfile: check it, snapshot the code, start the job')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check polyaxonfiles: syntax, schema, params and templates')
             [CompletionResult]::new('project', 'project', [CompletionResultType]::ParameterValue, 'Projects: create, list, show, change, delete')
             [CompletionResult]::new('ops', 'ops', [CompletionResultType]::ParameterValue, 'Runs (operations): list, inspect, follow, stop, restart, download')
@@ -910,6 +963,9 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('server', 'server', [CompletionResultType]::ParameterValue, 'Run the API server')
             [CompletionResult]::new('generate-docs', 'generate-docs', [CompletionResultType]::ParameterValue, 'Write the shell completions and man pages (for packagers; the repository keeps them)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;help;run' {
             break
         }
         'polyaxon;help;check' {
@@ -956,6 +1012,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change a run''s name, description or tags')
             [CompletionResult]::new('approve', 'approve', [CompletionResultType]::ParameterValue, 'Approve a run waiting for approval')
             [CompletionResult]::new('dashboard', 'dashboard', [CompletionResultType]::ParameterValue, 'Open a run in the web dashboard')
+            [CompletionResult]::new('execute', 'execute', [CompletionResultType]::ParameterValue, 'Execute a created run on this machine, in the foreground (what `polyaxon run` starts in the background)')
             break
         }
         'polyaxon;help;ops;ls' {
@@ -995,6 +1052,9 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             break
         }
         'polyaxon;help;ops;dashboard' {
+            break
+        }
+        'polyaxon;help;ops;execute' {
             break
         }
         'polyaxon;help;logs' {

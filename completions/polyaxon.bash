@@ -55,6 +55,9 @@ _polyaxon() {
             polyaxon,projects)
                 cmd="polyaxon__subcmd__project"
                 ;;
+            polyaxon,run)
+                cmd="polyaxon__subcmd__run"
+                ;;
             polyaxon,server)
                 cmd="polyaxon__subcmd__server"
                 ;;
@@ -130,6 +133,9 @@ _polyaxon() {
             polyaxon__subcmd__help,project)
                 cmd="polyaxon__subcmd__help__subcmd__project"
                 ;;
+            polyaxon__subcmd__help,run)
+                cmd="polyaxon__subcmd__help__subcmd__run"
+                ;;
             polyaxon__subcmd__help,server)
                 cmd="polyaxon__subcmd__help__subcmd__server"
                 ;;
@@ -162,6 +168,9 @@ _polyaxon() {
                 ;;
             polyaxon__subcmd__help__subcmd__ops,delete)
                 cmd="polyaxon__subcmd__help__subcmd__ops__subcmd__delete"
+                ;;
+            polyaxon__subcmd__help__subcmd__ops,execute)
+                cmd="polyaxon__subcmd__help__subcmd__ops__subcmd__execute"
                 ;;
             polyaxon__subcmd__help__subcmd__ops,get)
                 cmd="polyaxon__subcmd__help__subcmd__ops__subcmd__get"
@@ -223,6 +232,9 @@ _polyaxon() {
             polyaxon__subcmd__ops,delete)
                 cmd="polyaxon__subcmd__ops__subcmd__delete"
                 ;;
+            polyaxon__subcmd__ops,execute)
+                cmd="polyaxon__subcmd__ops__subcmd__execute"
+                ;;
             polyaxon__subcmd__ops,get)
                 cmd="polyaxon__subcmd__ops__subcmd__get"
                 ;;
@@ -264,6 +276,9 @@ _polyaxon() {
                 ;;
             polyaxon__subcmd__ops__subcmd__help,delete)
                 cmd="polyaxon__subcmd__ops__subcmd__help__subcmd__delete"
+                ;;
+            polyaxon__subcmd__ops__subcmd__help,execute)
+                cmd="polyaxon__subcmd__ops__subcmd__help__subcmd__execute"
                 ;;
             polyaxon__subcmd__ops__subcmd__help,get)
                 cmd="polyaxon__subcmd__ops__subcmd__help__subcmd__get"
@@ -356,7 +371,7 @@ _polyaxon() {
 
     case "${cmd}" in
         polyaxon)
-            opts="-v -h -V --verbose --help --version check project projects ops logs config login logout whoami version init dashboard completion server generate-docs help"
+            opts="-v -h -V --verbose --help --version run check project projects ops logs config login logout whoami version init dashboard completion server generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -652,7 +667,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__help)
-            opts="check project ops logs config login logout whoami version init dashboard completion server generate-docs help"
+            opts="run check project ops logs config login logout whoami version init dashboard completion server generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -862,7 +877,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__help__subcmd__ops)
-            opts="ls get statuses logs metrics artifacts stop delete restart resume update approve dashboard"
+            opts="ls get statuses logs metrics artifacts stop delete restart resume update approve dashboard execute"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -918,6 +933,20 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__help__subcmd__ops__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__ops__subcmd__execute)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1155,6 +1184,20 @@ _polyaxon() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        polyaxon__subcmd__help__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         polyaxon__subcmd__help__subcmd__server)
             opts="start"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1316,7 +1359,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__ops)
-            opts="-p -v -h -V --project --uuid --uid --verbose --help --version ls get statuses logs metrics artifacts stop delete restart resume update approve dashboard help"
+            opts="-p -v -h -V --project --uuid --uid --verbose --help --version ls get statuses logs metrics artifacts stop delete restart resume update approve dashboard execute help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1485,6 +1528,44 @@ _polyaxon() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        polyaxon__subcmd__ops__subcmd__execute)
+            opts="-p -v -h -V --exc --executor --project --uuid --uid --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --executor)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exc)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --uuid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         polyaxon__subcmd__ops__subcmd__get)
             opts="-o -p -v -h -V --output --project --uuid --uid --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1524,7 +1605,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__ops__subcmd__help)
-            opts="ls get statuses logs metrics artifacts stop delete restart resume update approve dashboard help"
+            opts="ls get statuses logs metrics artifacts stop delete restart resume update approve dashboard execute help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1580,6 +1661,20 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__ops__subcmd__help__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__ops__subcmd__help__subcmd__execute)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2433,6 +2528,76 @@ _polyaxon() {
                     return 0
                     ;;
                 --private)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__run)
+            opts="-f -P -p -n -w -l -u -o -v -h -V --file --param --project --name --tags --description --watch --log --logs --executor --presets --stdout-metrics --upload --output --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --param)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -P)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tags)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --description)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --executor)
+                    COMPREPLY=($(compgen -W "process docker" -- "${cur}"))
+                    return 0
+                    ;;
+                --presets)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -24,6 +24,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
+            cand run 'Run a polyaxonfile: check it, snapshot the code, start the job'
             cand check 'Check polyaxonfiles: syntax, schema, params and templates'
             cand project 'Projects: create, list, show, change, delete'
             cand projects 'Projects: create, list, show, change, delete'
@@ -40,6 +41,36 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand server 'Run the API server'
             cand generate-docs 'Write the shell completions and man pages (for packagers; the repository keeps them)'
             cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;run'= {
+            cand -f 'The polyaxonfile(s); later files patch earlier ones. Default: `polyaxonfile.yml` and the other names upstream looks for, here'
+            cand --file 'The polyaxonfile(s); later files patch earlier ones. Default: `polyaxonfile.yml` and the other names upstream looks for, here'
+            cand -P 'A value for an input: `-P lr=0.01` (repeatable)'
+            cand --param 'A value for an input: `-P lr=0.01` (repeatable)'
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the directory''s, else `default`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the directory''s, else `default`)'
+            cand -n 'A name for the run'
+            cand --name 'A name for the run'
+            cand --tags 'Tags, comma-separated'
+            cand --description 'A description'
+            cand --executor 'Where the job runs: `process` (this machine) or `docker`'
+            cand --presets 'Named presets to apply, comma-separated'
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -w 'Follow the run''s statuses until it ends'
+            cand --watch 'Follow the run''s statuses until it ends'
+            cand -l 'Follow the run''s logs until it ends (Ctrl-C stops the run)'
+            cand --logs 'Follow the run''s logs until it ends (Ctrl-C stops the run)'
+            cand --log 'Follow the run''s logs until it ends (Ctrl-C stops the run)'
+            cand --stdout-metrics 'Read `name=value` lines the job prints as metrics (also: `POLYAXON_STDOUT_METRICS=true` in the container''s env)'
+            cand -u 'Keep the code with the run''s files (`code/`) on the server too'
+            cand --upload 'Keep the code with the run''s files (`code/`) on the server too'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
         }
         &'polyaxon;check'= {
             cand -f 'The polyaxonfile(s); later files patch earlier ones (presets, overrides)'
@@ -336,6 +367,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand update 'Change a run''s name, description or tags'
             cand approve 'Approve a run waiting for approval'
             cand dashboard 'Open a run in the web dashboard'
+            cand execute 'Execute a created run on this machine, in the foreground (what `polyaxon run` starts in the background)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'polyaxon;ops;ls'= {
@@ -553,6 +585,20 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'polyaxon;ops;execute'= {
+            cand --executor 'Where the job runs: `process` (this machine)'
+            cand --exc 'Where the job runs: `process` (this machine)'
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --uid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand --uuid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'polyaxon;ops;help'= {
             cand ls 'List a project''s runs'
             cand get 'Show a run'
@@ -567,6 +613,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand update 'Change a run''s name, description or tags'
             cand approve 'Approve a run waiting for approval'
             cand dashboard 'Open a run in the web dashboard'
+            cand execute 'Execute a created run on this machine, in the foreground (what `polyaxon run` starts in the background)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'polyaxon;ops;help;ls'= {
@@ -594,6 +641,8 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
         &'polyaxon;ops;help;approve'= {
         }
         &'polyaxon;ops;help;dashboard'= {
+        }
+        &'polyaxon;ops;help;execute'= {
         }
         &'polyaxon;ops;help;help'= {
         }
@@ -806,6 +855,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand --version 'Print version'
         }
         &'polyaxon;help'= {
+            cand run 'Run a polyaxonfile: check it, snapshot the code, start the job'
             cand check 'Check polyaxonfiles: syntax, schema, params and templates'
             cand project 'Projects: create, list, show, change, delete'
             cand ops 'Runs (operations): list, inspect, follow, stop, restart, download'
@@ -821,6 +871,8 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand server 'Run the API server'
             cand generate-docs 'Write the shell completions and man pages (for packagers; the repository keeps them)'
             cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;help;run'= {
         }
         &'polyaxon;help;check'= {
         }
@@ -858,6 +910,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand update 'Change a run''s name, description or tags'
             cand approve 'Approve a run waiting for approval'
             cand dashboard 'Open a run in the web dashboard'
+            cand execute 'Execute a created run on this machine, in the foreground (what `polyaxon run` starts in the background)'
         }
         &'polyaxon;help;ops;ls'= {
         }
@@ -884,6 +937,8 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
         &'polyaxon;help;ops;approve'= {
         }
         &'polyaxon;help;ops;dashboard'= {
+        }
+        &'polyaxon;help;ops;execute'= {
         }
         &'polyaxon;help;logs'= {
         }

@@ -31,6 +31,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a polyaxonfile: check it, snapshot the code, start the job.
+    Run(commands::run::RunArgs),
     /// Check polyaxonfiles: syntax, schema, params and templates.
     Check(commands::check::CheckArgs),
     /// Projects: create, list, show, change, delete.

@@ -9,10 +9,13 @@ pub mod context;
 pub mod credentials;
 pub mod env;
 pub mod error;
+pub mod executor;
 pub mod output;
 pub mod plot;
 pub mod printer;
 pub mod settings;
+pub mod snapshot;
+pub mod supervisor;
 
 use clap::Parser;
 

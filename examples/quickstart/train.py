@@ -16,7 +16,7 @@ def main() -> None:
         w -= args.lr * grad
         loss = (w - 1.0) ** 2
         accuracy = math.exp(-loss)
-        print(f"epoch={epoch} loss={loss:.6f} accuracy={accuracy:.6f}", flush=True)
+        print(f"step={epoch} loss={loss:.6f} accuracy={accuracy:.6f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -143,15 +143,18 @@ impl Client {
     /// A client for the configured server, or for the embedded store when there is none.
     pub async fn connect(settings: &Settings) -> Result<Client, anyhow::Error> {
         match &settings.host {
-            None => Ok(Client {
-                transport: Box::new(
-                    transport::Embedded::open(&settings.home)
-                        .await
-                        .map_err(ClientError::from)?,
-                ),
-                token_from_env: false,
-                embedded: true,
-            }),
+            None => {
+                let t = transport::Embedded::open(&settings.home)
+                    .await
+                    .map_err(ClientError::from)?;
+                // Runs whose supervising process died are not left "running".
+                crate::supervisor::reap_orphans(&t.app).await;
+                Ok(Client {
+                    transport: Box::new(t),
+                    token_from_env: false,
+                    embedded: true,
+                })
+            }
             Some(host) => {
                 let token = credentials::token(settings)?;
                 Ok(Client {

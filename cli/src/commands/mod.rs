@@ -8,6 +8,7 @@ pub mod init;
 pub mod login;
 pub mod ops;
 pub mod project;
+pub mod run;
 pub mod server;
 pub mod version;
 pub mod whoami;
@@ -28,6 +29,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<()> {
         other => {
             let ctx = Ctx::new(*printer)?;
             match other {
+                Command::Run(args) => run::run(&ctx, args),
                 Command::Project(cmd) => project::run(&ctx, cmd),
                 Command::Ops(args) => ops::run(&ctx, args),
                 Command::Logs(args) => ops::logs::run(&ctx, &args.target, args.logs),

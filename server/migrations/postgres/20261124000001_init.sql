@@ -81,6 +81,7 @@ CREATE INDEX runs_project_created ON runs (project_id, created_at, id);
 CREATE INDEX runs_project_updated ON runs (project_id, updated_at, id);
 CREATE INDEX runs_project_status ON runs (project_id, status);
 CREATE INDEX runs_pipeline ON runs (pipeline_uuid);
+CREATE INDEX runs_status ON runs (status);
 
 CREATE TABLE statuses (
     id         BIGSERIAL PRIMARY KEY,

@@ -225,6 +225,29 @@ impl Store {
         .ok_or_else(|| StoreError::NotFound(format!("run `{uuid}`")))
     }
 
+    /// Runs that an executor may be working on (started, not ended), across projects, with
+    /// their `meta_info`: what is checked for executors that died.
+    pub async fn active_runs(&self) -> Result<Vec<(String, Map<String, J>)>> {
+        #[derive(FromRow)]
+        struct Active {
+            uuid: String,
+            meta_info: Option<String>,
+        }
+        let rows: Vec<Active> = self
+            .fetch_all(
+                "SELECT uuid, meta_info FROM runs WHERE status IN ('queued', 'scheduled', 'starting', 'running', 'stopping', 'retrying', 'resuming', 'warning', 'unknown', 'processing')",
+                vec![],
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let m: Map<String, J> = serde_json::from_str(r.meta_info.as_deref()?).ok()?;
+                m.contains_key("executor").then_some((r.uuid, m))
+            })
+            .collect())
+    }
+
     /// A page of a project's runs matching a PQL query, and how many match in all.
     pub async fn list_runs(
         &self,

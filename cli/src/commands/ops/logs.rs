@@ -52,54 +52,98 @@ pub fn run(ctx: &Ctx, target: &Target, args: LogsArgs) -> Result<()> {
     ctx.block_on(async {
         let client = ctx.client().await?;
         let (r, run) = target.resolve(ctx, &client).await?;
-        let mut done = super::is_done(run.status.as_deref().unwrap_or(""));
-        let follow = !args.no_follow;
-        let (mut last_file, mut last_time): (Option<String>, Option<String>) = (None, None);
-        let mut last_status_check = Instant::now();
-        let mut printed = 0usize;
-        loop {
-            let page = client
-                .logs(&r, last_file.as_deref(), last_time.as_deref())
-                .await
-                .map_err(|e| run_not_found(e, &r))?;
-            let got = page.logs.len();
-            if got > 0 {
-                let mut text = String::new();
-                for l in &page.logs {
-                    text.push_str(&line(ctx, &args, l));
-                    text.push('\n');
-                }
-                ctx.printer.out(&text)?;
-                printed += got;
-            }
-            last_file = page.last_file;
-            last_time = page.last_time;
-            if got > 0 {
-                continue;
-            }
-            // Nothing new: stop when not following or when the run has ended (after a last
-            // look, so lines written just before the end are not lost).
-            if !follow || done {
-                break;
-            }
-            if last_status_check.elapsed() >= STATUS_EVERY {
-                last_status_check = Instant::now();
-                let st = client.get_run(&r).await.map_err(|e| run_not_found(e, &r))?;
-                done = super::is_done(st.status.as_deref().unwrap_or(""));
-                if done {
-                    continue;
-                }
-            }
-            tokio::time::sleep(POLL).await;
-        }
-        if printed == 0 {
+        let done = super::is_done(run.status.as_deref().unwrap_or(""));
+        let printed = follow(ctx, &client, &r, &args, !args.no_follow && !done, None).await?;
+        if printed.lines == 0 {
             ctx.printer.note(&format!(
                 "run `{}` has no logs{}",
                 r.uuid,
-                if done { "" } else { " yet" }
+                if printed.ended { "" } else { " yet" }
             ));
         }
         Ok(())
+    })
+}
+
+/// What following printed.
+pub struct Followed {
+    pub lines: usize,
+    /// The run had ended when following stopped.
+    pub ended: bool,
+    /// Its status then.
+    pub status: String,
+}
+
+/// Prints a run's logs, and with `follow` keeps printing new lines until the run ends. A
+/// signal on `interrupt` ends the wait early (the caller decides what it means).
+pub async fn follow(
+    ctx: &Ctx,
+    client: &crate::client::Client,
+    r: &crate::client::RunRef,
+    args: &LogsArgs,
+    follow: bool,
+    mut interrupt: Option<&mut tokio::sync::mpsc::Receiver<()>>,
+) -> Result<Followed> {
+    let (mut last_file, mut last_time): (Option<String>, Option<String>) = (None, None);
+    let mut last_status_check = Instant::now();
+    let mut printed = 0usize;
+    let mut status = String::new();
+    let mut done = !follow;
+    loop {
+        let page = client
+            .logs(r, last_file.as_deref(), last_time.as_deref())
+            .await
+            .map_err(|e| run_not_found(e, r))?;
+        let got = page.logs.len();
+        if got > 0 {
+            let mut text = String::new();
+            for l in &page.logs {
+                text.push_str(&line(ctx, args, l));
+                text.push('\n');
+            }
+            ctx.printer.out(&text)?;
+            printed += got;
+        }
+        last_file = page.last_file;
+        last_time = page.last_time;
+        if got > 0 {
+            continue;
+        }
+        // Nothing new: stop when not following or when the run has ended (after a last
+        // look, so lines written just before the end are not lost).
+        if done {
+            break;
+        }
+        if last_status_check.elapsed() >= STATUS_EVERY {
+            last_status_check = Instant::now();
+            let st = client.get_run(r).await.map_err(|e| run_not_found(e, r))?;
+            status = st.status.unwrap_or_default();
+            done = super::is_done(&status);
+            if done {
+                continue;
+            }
+        }
+        match interrupt.as_deref_mut() {
+            Some(rx) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(POLL) => {}
+                    got = rx.recv() => if got.is_some() { break },
+                }
+            }
+            None => tokio::time::sleep(POLL).await,
+        }
+    }
+    if status.is_empty() {
+        status = client
+            .get_run(r)
+            .await
+            .map(|r| r.status.unwrap_or_default())
+            .unwrap_or_default();
+    }
+    Ok(Followed {
+        lines: printed,
+        ended: super::is_done(&status),
+        status,
     })
 }
 

@@ -77,6 +77,9 @@ pub enum OpsCommand {
     Approve,
     /// Open a run in the web dashboard.
     Dashboard(dashboard::DashboardArgs),
+    /// Execute a created run on this machine, in the foreground (what `polyaxon run` starts
+    /// in the background).
+    Execute(crate::commands::run::ExecuteArgs),
 }
 
 pub fn run(ctx: &Ctx, args: OpsArgs) -> Result<()> {
@@ -95,6 +98,7 @@ pub fn run(ctx: &Ctx, args: OpsArgs) -> Result<()> {
         OpsCommand::Update(a) => update::run(ctx, &t, a),
         OpsCommand::Approve => approve::run(ctx, &t),
         OpsCommand::Dashboard(a) => dashboard::run(ctx, &t, a),
+        OpsCommand::Execute(a) => crate::commands::run::execute(ctx, &t, a),
     }
 }
 

@@ -1,0 +1,486 @@
+//! `polyaxon run`: check a polyaxonfile, snapshot the code, create the run, and start it on an
+//! executor in the background (`polyaxon ops execute`); with `-l`/`-w`, follow it here.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use http::Method;
+use polyaxon_server::api::{V1OperationBody, V1Project, V1Run};
+use serde_json::{Map, Value as J, json};
+
+use crate::client::{Client, RunRef};
+use crate::commands::check::parse_param;
+use crate::commands::ops::logs::{LogsArgs, follow};
+use crate::commands::{OutputArgs, split_tags};
+use crate::context::{Ctx, ProjectRef};
+use crate::error::{Reported, UserError};
+use crate::printer::Format;
+use crate::settings;
+use crate::snapshot;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The polyaxonfile(s); later files patch earlier ones. Default: `polyaxonfile.yml` and
+    /// the other names upstream looks for, here.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// A value for an input: `-P lr=0.01` (repeatable).
+    #[arg(short = 'P', long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+
+    /// The project, `NAME` or `OWNER/NAME` (default: the directory's, else `default`).
+    #[arg(short, long, value_name = "PROJECT")]
+    pub project: Option<String>,
+
+    /// A name for the run.
+    #[arg(short, long)]
+    pub name: Option<String>,
+
+    /// Tags, comma-separated.
+    #[arg(long, value_name = "TAGS")]
+    pub tags: Option<String>,
+
+    /// A description.
+    #[arg(long)]
+    pub description: Option<String>,
+
+    /// Follow the run's statuses until it ends.
+    #[arg(short, long)]
+    pub watch: bool,
+
+    /// Follow the run's logs until it ends (Ctrl-C stops the run).
+    #[arg(short = 'l', long = "logs", visible_alias = "log")]
+    pub logs: bool,
+
+    /// Where the job runs: `process` (this machine) or `docker`.
+    #[arg(long = "executor", value_name = "EXECUTOR", default_value = "process", value_parser = ["process", "docker"])]
+    pub executor: String,
+
+    /// Named presets to apply, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub presets: Vec<String>,
+
+    /// Read `name=value` lines the job prints as metrics (also: `POLYAXON_STDOUT_METRICS=true`
+    /// in the container's env).
+    #[arg(long)]
+    pub stdout_metrics: bool,
+
+    /// Keep the code with the run's files (`code/`) on the server too.
+    #[arg(short = 'u', long)]
+    pub upload: bool,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// The project a run goes to: `-p`, the directory's, else (embedded) `default/default`.
+async fn project_for_run(ctx: &Ctx, client: &Client, flag: Option<&str>) -> Result<ProjectRef> {
+    if flag.is_some() || ctx.settings.project_cache()?.is_some() {
+        let p = ctx.project(client, flag).await?;
+        if let Err(e) = client.get_project(&p.owner, &p.name).await {
+            return Err(crate::context::project_not_found(e, &p));
+        }
+        return Ok(p);
+    }
+    if !client.is_embedded() {
+        return Err(UserError::new("no project given, and none set up here")
+            .hint("pass `-p PROJECT`, or run `polyaxon init -p PROJECT` in this directory")
+            .into());
+    }
+    let p = ProjectRef {
+        owner: crate::client::EMBEDDED_USER.into(),
+        name: "default".into(),
+    };
+    if client.get_project(&p.owner, &p.name).await.is_err() {
+        let _ = client
+            .create_project(
+                &p.owner,
+                &V1Project {
+                    name: Some(p.name.clone()),
+                    description: Some("Runs started without a project".into()),
+                    ..Default::default()
+                },
+            )
+            .await;
+        ctx.printer.note("runs without a project go to `default/default`; choose one with `-p` or `polyaxon init -p PROJECT`");
+    }
+    Ok(p)
+}
+
+/// Compiles the files as `polyaxon check` would; on errors prints them and fails.
+fn compile(ctx: &Ctx, args: &RunArgs) -> Result<(Vec<PathBuf>, polyaxonfile::Report)> {
+    let files = if args.files.is_empty() {
+        match settings::default_file() {
+            Some(f) => vec![f],
+            None => {
+                return Err(UserError::new("no polyaxonfile given and none found here")
+                    .hint(format!(
+                        "pass one with `-f FILE`, or name it {}",
+                        settings::DEFAULT_FILES[..3].join(", ")
+                    ))
+                    .into());
+            }
+        }
+    } else {
+        args.files.clone()
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, _) in &args.params {
+        if !seen.insert(name) {
+            return Err(UserError::new(format!("`-P {name}` is given more than once")).into());
+        }
+    }
+    let opts = polyaxonfile::Options {
+        params: args.params.clone(),
+        presets: args.presets.clone(),
+        preset_dirs: settings::preset_dirs(),
+        hub_dirs: settings::hub_dirs(),
+        ..Default::default()
+    };
+    let mut session = polyaxonfile::Session::new();
+    let result = polyaxonfile::check(&mut session, &files, &opts);
+    let warnings = polyaxonfile::Diagnostics(session.warnings.clone());
+    if !warnings.is_empty() {
+        ctx.printer
+            .err(&warnings.render(&session.sources, ctx.printer.color));
+    }
+    match result {
+        Ok(report) => Ok((files, report)),
+        Err(diags) => {
+            ctx.printer
+                .err(&diags.render(&session.sources, ctx.printer.color));
+            let shown: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            ctx.printer.err(&format!(
+                "{} {} is not valid: nothing was run",
+                ctx.printer.paint("1;31", "✗"),
+                shown.join(" + ")
+            ));
+            Err(Reported(1).into())
+        }
+    }
+}
+
+/// The operation to store: the checked tree with the `-P` values as its params.
+fn content(report: &polyaxonfile::Report) -> Result<String> {
+    let node = if report.prepared.legacy {
+        polyaxonfile::v06::for_output(&report.prepared.node)
+    } else {
+        report.prepared.node.clone()
+    };
+    let mut op = node.to_json();
+    let compiled = report.compiled.as_ref().context("compiled")?;
+    if let Some(obj) = op.as_object_mut() {
+        let params = obj.entry("params").or_insert_with(|| J::Object(Map::new()));
+        if let Some(params) = params.as_object_mut() {
+            for v in compiled
+                .values
+                .iter()
+                .filter(|v| v.source == polyaxonfile::compile::ValueSource::Cli)
+            {
+                params.insert(v.name.clone(), json!({"value": v.value}));
+            }
+        }
+    }
+    Ok(serde_json::to_string(&op)?)
+}
+
+/// Starts `polyaxon ops execute` for the run in the background, detached from this terminal
+/// (its own process group: Ctrl-C here does not reach it), its own output in a log file.
+pub fn spawn_executor(ctx: &Ctx, r: &RunRef, executor: &str) -> Result<()> {
+    let exe = std::env::current_exe().context("finding the polyaxon binary")?;
+    let logs = ctx.settings.home.join("executors");
+    std::fs::create_dir_all(&logs).with_context(|| format!("creating `{}`", logs.display()))?;
+    let log = std::fs::File::create(logs.join(format!("{}.log", r.uuid)))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args([
+        "ops",
+        "-p",
+        &format!("{}/{}", r.owner, r.project),
+        "--uid",
+        &r.uuid,
+        "execute",
+        "--executor",
+        executor,
+    ])
+    .stdin(std::process::Stdio::null())
+    .stdout(log.try_clone()?)
+    .stderr(log);
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    cmd.spawn().context("starting the executor")?;
+    Ok(())
+}
+
+pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
+    if args.executor == "docker" {
+        return Err(
+            UserError::new("the docker executor is not in this build yet")
+                .hint("use `--executor process` (the default)")
+                .into(),
+        );
+    }
+    let (_files, report) = compile(ctx, &args)?;
+    let compiled = report.compiled.as_ref().context("compiled")?;
+    if compiled.operation.matrix.is_some() {
+        return Err(UserError::new("this operation is a hyperparameter search (`matrix`), which this version cannot run yet")
+            .hint("run one trial by removing `matrix` and passing values with `-P`")
+            .into());
+    }
+    if let Some(polyaxonfile::spec::Run::Dag(_)) = &compiled.operation.run {
+        return Err(
+            UserError::new("this operation is a DAG, which this version cannot run yet").into(),
+        );
+    }
+    let content = content(&report)?;
+    let cwd = std::env::current_dir().context("the current directory")?;
+    let code_dir = report.prepared.dir.clone();
+    let code_dir = if code_dir.as_os_str().is_empty() {
+        cwd.clone()
+    } else {
+        std::path::absolute(&code_dir).unwrap_or(code_dir)
+    };
+    ctx.block_on(async {
+        let client = ctx.client().await?;
+        let p = project_for_run(ctx, &client, args.project.as_deref()).await?;
+        // The run first (for its uuid), its code snapshot next, then the executor.
+        let created: V1Run = client
+            .json(
+                Method::POST,
+                &format!(
+                    "/api/v1/{}/{}/runs",
+                    crate::client::seg(&p.owner),
+                    crate::client::seg(&p.name)
+                ),
+                Some(&V1OperationBody {
+                    content: Some(content.clone()),
+                    is_managed: Some(true),
+                    managed_by: Some("cli".into()),
+                    name: args.name.clone(),
+                    description: args.description.clone(),
+                    tags: args.tags.as_deref().map(split_tags),
+                    meta_info: None,
+                    pending: None,
+                }),
+            )
+            .await
+            .map_err(|e| crate::context::project_not_found(e, &p))?;
+        let r = RunRef {
+            owner: p.owner.clone(),
+            project: p.name.clone(),
+            uuid: created.uuid.clone().unwrap_or_default(),
+        };
+        ctx.remember_run(&r, created.name.as_deref());
+        let mut meta = json!({"executor_kind": args.executor, "stdout_metrics": args.stdout_metrics, "upload": args.upload});
+        match snapshot::snapshot(&code_dir, &r.uuid) {
+            Ok(Some(code)) => {
+                meta["code_ref"] = serde_json::to_value(&code)?;
+            }
+            Ok(None) => {
+                ctx.printer.note(&format!(
+                    "`{}` is not in a git repository: no code snapshot; the job runs in it as it is",
+                    code_dir.display()
+                ));
+                meta["cwd"] = J::String(code_dir.display().to_string());
+            }
+            Err(e) => {
+                let _ = client.stop_run(&r).await;
+                return Err(e.context("snapshotting the code"));
+            }
+        }
+        let _: V1Run = client
+            .json(
+                Method::PATCH,
+                &format!(
+                    "/api/v1/{}/{}/runs/{}",
+                    crate::client::seg(&r.owner),
+                    crate::client::seg(&r.project),
+                    crate::client::seg(&r.uuid)
+                ),
+                Some(&json!({"meta_info": meta, "merge": true})),
+            )
+            .await?;
+        let _: J = client
+            .json(
+                Method::POST,
+                &format!(
+                    "/api/v1/{}/{}/runs/{}/statuses",
+                    crate::client::seg(&r.owner),
+                    crate::client::seg(&r.project),
+                    crate::client::seg(&r.uuid)
+                ),
+                Some(&json!({"condition": {"type": "queued", "status": "True", "reason": "PolyaxonRunQueued", "message": format!("queued for the {} executor", args.executor)}})),
+            )
+            .await?;
+        spawn_executor(ctx, &r, &args.executor)?;
+        let name = created.name.clone().unwrap_or_else(|| "run".into());
+        if args.output.format() != Format::Table {
+            let run = client.get_run(&r).await?;
+            if !args.output.write_file(&ctx.printer, &crate::commands::ops::to_json(&run))? {
+                crate::output::detail(&ctx.printer, args.output.format(), &crate::commands::ops::to_json(&run), &[])?;
+            }
+        } else {
+            ctx.printer.success(&format!(
+                "run `{name}` ({}) started in `{}/{}` on the {} executor",
+                r.uuid, r.owner, r.project, args.executor
+            ));
+        }
+        if !args.logs && !args.watch {
+            if args.output.format() == Format::Table {
+                ctx.printer.note("follow it with `polyaxon logs`, see it with `polyaxon ops get`, stop it with `polyaxon ops stop`");
+            }
+            return Ok(());
+        }
+        follow_run(ctx, &client, &r, &args).await
+    })
+}
+
+/// Follows a started run here: its logs (`-l`) or statuses (`-w`) until it ends. The first
+/// Ctrl-C stops the run (and keeps following until it has stopped); a second one leaves.
+async fn follow_run(ctx: &Ctx, client: &Client, r: &RunRef, args: &RunArgs) -> Result<()> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(4);
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            if tx.send(()).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut stopping = false;
+    let status = loop {
+        let ended = if args.logs {
+            let la = LogsArgs {
+                run: None,
+                no_follow: false,
+                hide_time: true,
+                all_info: false,
+            };
+            let f = follow(ctx, client, r, &la, true, Some(&mut rx)).await?;
+            f.ended.then_some(f.status)
+        } else {
+            watch_statuses(ctx, client, r, &mut rx).await?
+        };
+        match ended {
+            Some(s) => break s,
+            None if !stopping => {
+                stopping = true;
+                ctx.printer.warn(&format!(
+                    "stopping run `{}` (Ctrl-C again to leave it stopping in the background)",
+                    r.uuid
+                ));
+                let _ = client.stop_run(r).await;
+            }
+            None => {
+                ctx.printer.note(&format!(
+                    "left run `{}` stopping; `polyaxon ops statuses -w` follows it",
+                    r.uuid
+                ));
+                return Err(Reported(130).into());
+            }
+        }
+    };
+    let run = client.get_run(r).await?;
+    let why = run
+        .status_conditions
+        .as_ref()
+        .and_then(|c| c.last())
+        .and_then(|c| c.message.clone())
+        .unwrap_or_default();
+    match status.as_str() {
+        "succeeded" => {
+            ctx.printer
+                .success(&format!("run `{}` succeeded {}", r.uuid, paren(&why)));
+            Ok(())
+        }
+        other => {
+            ctx.printer.error(
+                &format!("run `{}` {other} {}", r.uuid, paren(&why)),
+                Some("`polyaxon ops statuses` shows its history, `polyaxon logs` its output"),
+            );
+            Err(Reported(1).into())
+        }
+    }
+}
+
+fn paren(s: &str) -> String {
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!("({s})")
+    }
+}
+
+/// Prints each new status until the run ends (`Some(status)`) or an interrupt (`None`).
+async fn watch_statuses(
+    ctx: &Ctx,
+    client: &Client,
+    r: &RunRef,
+    rx: &mut tokio::sync::mpsc::Receiver<()>,
+) -> Result<Option<String>> {
+    let mut seen = 0usize;
+    loop {
+        let st = client.statuses(r).await?;
+        for c in st.status_conditions.iter().skip(seen) {
+            let why = [c.reason.as_deref(), c.message.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(": ");
+            let kind = format!("{:<10}", c.kind);
+            let kind = match (
+                ctx.printer.color_out(),
+                crate::output::status_color(&c.kind),
+            ) {
+                (true, Some(code)) => format!("\x1b[{code}m{kind}\x1b[0m"),
+                _ => kind,
+            };
+            ctx.printer.out(format!("{kind}  {why}").trim_end())?;
+        }
+        seen = st.status_conditions.len();
+        if crate::commands::ops::is_done(&st.status) {
+            return Ok(Some(st.status));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+            got = rx.recv() => if got.is_some() { return Ok(None) },
+        }
+    }
+}
+
+/// `polyaxon ops execute`: runs a created run here, in the foreground.
+#[derive(Debug, Args)]
+pub struct ExecuteArgs {
+    /// Where the job runs: `process` (this machine).
+    #[arg(
+        long = "executor",
+        visible_alias = "exc",
+        value_name = "EXECUTOR",
+        default_value = "process"
+    )]
+    pub executor: String,
+}
+
+pub fn execute(ctx: &Ctx, target: &crate::commands::ops::Target, args: ExecuteArgs) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let client = ctx.client().await?;
+        let r = ctx
+            .run(&client, target.project.as_deref(), target.uid.as_deref())
+            .await?;
+        drop(client);
+        let outcome = crate::supervisor::execute(ctx, &r, &args.executor).await?;
+        match outcome {
+            crate::supervisor::Outcome::Succeeded => Ok(()),
+            crate::supervisor::Outcome::Failed(why) | crate::supervisor::Outcome::Stopped(why) => {
+                ctx.printer.err(&format!("run `{}` ended: {why}", r.uuid));
+                Err(Reported(1).into())
+            }
+        }
+    })
+}

@@ -1,0 +1,1162 @@
+//! Runs one run to its end on an executor: `polyaxon ops execute`, which `polyaxon run` starts
+//! in the background. It compiles the run's spec with the run's real paths, gives the job its
+//! environment (upstream's contract), and while the job runs it stores every output line as a
+//! log, takes metrics from the job's event files and (when asked) its stdout, samples its
+//! CPU and memory, enforces `termination.timeout`, retries per `termination.maxRetries`, and
+//! obeys stop requests. Whatever happens, it records how the run ended and leaves nothing
+//! running.
+//!
+//! In the embedded mode it also serves the API on `127.0.0.1` for the job's tracking client.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use http::Method;
+use polyaxon_server::api::{V1Auth, V1Log, V1Run, V1Status};
+use serde_json::{Map, Value as J, json};
+use tokio::sync::mpsc;
+
+use crate::client::{Client, RunRef};
+use crate::context::Ctx;
+use crate::error::UserError;
+use crate::executor::{self, Handle, Job, Line, Stream};
+use crate::settings::Settings;
+use crate::snapshot;
+
+/// How a run is asked to end, and what it ended with.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Succeeded,
+    Failed(String),
+    Stopped(String),
+}
+
+/// Statuses in which a run may be (re)started by an executor.
+const STARTABLE: &[&str] = &[
+    "created",
+    "compiled",
+    "queued",
+    "scheduled",
+    "resuming",
+    "retrying",
+    "unknown",
+];
+
+/// A point to ingest: step, timestamp (seconds or RFC 3339 text), value.
+type Pt = (Option<i64>, J, f64);
+/// Points of several series.
+type SeriesPts = BTreeMap<String, Vec<Pt>>;
+/// What one `name=value` line holds: a step and named values.
+type MetricLine = (Option<i64>, Vec<(String, f64)>);
+
+/// Flags the job's environment can carry to ask for stdout metrics.
+pub const STDOUT_METRICS_ENV: &str = "POLYAXON_STDOUT_METRICS";
+
+/// Where a run's files live on this machine: the store's run directory in the embedded mode;
+/// a cache beside the CLI's state for a remote server.
+pub fn context_root(settings: &Settings) -> PathBuf {
+    match &settings.host {
+        None => settings.home.clone(),
+        Some(h) => {
+            let key: String = h
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            settings.home.join("remote").join(key)
+        }
+    }
+}
+
+pub fn run_dir(settings: &Settings, uuid: &str) -> PathBuf {
+    context_root(settings).join("artifacts").join(uuid)
+}
+
+/// The values of `globals.*` for a run.
+fn globals(r: &RunRef, run: &V1Run, root: &Path, dir: &Path) -> J {
+    let now = jiff::Timestamp::now().to_string();
+    json!({
+        "owner_name": r.owner,
+        "project_name": r.project,
+        "project_uuid": null,
+        "uuid": r.uuid,
+        "name": run.name,
+        "namespace": "polyaxon",
+        "run_info": format!("{}.{}.runs.{}", r.owner, r.project, r.uuid),
+        "context_path": root.display().to_string(),
+        "artifacts_path": root.join("artifacts").display().to_string(),
+        "run_artifacts_path": dir.display().to_string(),
+        "run_outputs_path": dir.join("outputs").display().to_string(),
+        "run_relative_outputs_path": format!("{}/outputs", r.uuid),
+        "store_path": root.join("artifacts").display().to_string(),
+        "base_url": format!("/services/v1/{}/{}/runs/{}", r.owner, r.project, r.uuid),
+        "created_at": run.created_at,
+        "compiled_at": now,
+        "cloning_kind": run.original.as_ref().and_then(|o| o.kind.clone()),
+        "original_uuid": run.original.as_ref().map(|o| o.uuid.clone()),
+        "iteration": null,
+        "schedule_at": null,
+        "ports": [],
+    })
+}
+
+/// Identifies this process beyond its pid (which the system reuses): the boot and the
+/// process's start time.
+pub fn process_identity(pid: u32) -> Option<(String, u64)> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()?
+        .trim()
+        .to_string();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let start: u64 = rest.split_whitespace().nth(19)?.parse().ok()?;
+    Some((boot, start))
+}
+
+/// Whether the process recorded as (`pid`, `boot`, `start`) is still running.
+pub fn is_alive(pid: u32, boot: &str, start: u64) -> bool {
+    process_identity(pid).is_some_and(|(b, s)| b == boot && s == start)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// The job described by a compiled spec.
+struct Plan {
+    job: Job,
+    timeout: Option<Duration>,
+    max_retries: u32,
+    stdout_metrics: bool,
+    is_service: bool,
+    notes: Vec<String>,
+}
+
+fn quantity_text(q: &polyaxonfile::spec::k8s::Quantity) -> String {
+    q.0.clone()
+}
+
+fn plan(
+    op: &polyaxonfile::CompiledOperation,
+    r: &RunRef,
+    code_dir: &Path,
+    dir: &Path,
+) -> Result<Plan> {
+    use polyaxonfile::spec::Run;
+    let Some(run) = &op.run else {
+        return Err(UserError::new("the run's spec has no `run` section").into());
+    };
+    let (container, is_service, ports) = match run {
+        Run::Job(j) => (j.container.as_ref(), false, vec![]),
+        Run::Service(s) => (
+            s.container.as_ref(),
+            true,
+            s.ports
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|p| u16::try_from(p).ok())
+                .collect(),
+        ),
+        other => {
+            return Err(UserError::new(format!(
+                "`run.kind: {}` needs a cluster: this executor runs `job` and `service`",
+                run_kind(other)
+            ))
+            .hint("run it with `--executor kubernetes` against a cluster")
+            .into());
+        }
+    };
+    let Some(c) = container else {
+        return Err(UserError::new("the run's spec has no `run.container`").into());
+    };
+    let mut argv: Vec<String> = c.command.clone().unwrap_or_default();
+    argv.extend(c.args.clone().unwrap_or_default());
+    if argv.is_empty() {
+        return Err(UserError::new("the container has no `command` (the process executor cannot use an image's entrypoint)")
+            .hint("give `run.container.command`, e.g. `command: [python3, train.py]`")
+            .into());
+    }
+    let mut notes = Vec::new();
+    let mut env: Vec<(String, String)> = Vec::new();
+    for e in c.env.iter().flatten() {
+        match (&e.value, &e.value_from) {
+            (_, Some(_)) => notes.push(format!(
+                "env `{}` comes from a secret or config map, which only a cluster has: not set",
+                e.name
+            )),
+            (v, None) => env.push((e.name.clone(), v.clone().unwrap_or_default())),
+        }
+    }
+    // Inputs with `toEnv` become environment variables.
+    for io in op
+        .inputs
+        .iter()
+        .flatten()
+        .chain(op.outputs.iter().flatten())
+    {
+        if let (Some(var), Some(v)) = (&io.to_env, &io.value) {
+            let text = match v {
+                J::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            env.push((var.clone(), text));
+        }
+    }
+    let workdir = match c.working_dir.as_deref().filter(|w| !w.trim().is_empty()) {
+        None => code_dir.to_path_buf(),
+        Some(w) if Path::new(w).is_absolute() => {
+            if Path::new(w).is_dir() {
+                PathBuf::from(w)
+            } else {
+                notes.push(format!(
+                    "`workingDir: {w}` is a path inside an image; the process runs in the code directory"
+                ));
+                code_dir.to_path_buf()
+            }
+        }
+        Some(w) => code_dir.join(w),
+    };
+    let stdout_metrics = env
+        .iter()
+        .any(|(k, v)| k == STDOUT_METRICS_ENV && crate::settings::parse_bool(v) == Some(true));
+    let limits = c
+        .resources
+        .as_ref()
+        .and_then(|r| r.limits.as_ref())
+        .map(|l| {
+            l.iter()
+                .map(|(k, q)| (k.clone(), quantity_text(q)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let termination = op.termination.as_ref();
+    Ok(Plan {
+        job: Job {
+            uuid: r.uuid.clone(),
+            argv,
+            env,
+            workdir,
+            image: c.image.clone(),
+            run_dir: dir.to_path_buf(),
+            ports,
+            limits,
+            labels: vec![
+                ("app.kubernetes.io/instance".into(), r.uuid.clone()),
+                ("operation.polyaxon.com/uuid".into(), r.uuid.clone()),
+                ("operation.polyaxon.com/owner".into(), r.owner.clone()),
+                ("operation.polyaxon.com/project".into(), r.project.clone()),
+                ("operation.polyaxon.com/kind".into(), run_kind(run).into()),
+            ],
+        },
+        timeout: termination
+            .and_then(|t| t.timeout)
+            .filter(|t| *t > 0)
+            .map(|t| Duration::from_secs(t as u64)),
+        max_retries: termination
+            .and_then(|t| t.max_retries)
+            .unwrap_or(0)
+            .clamp(0, 100) as u32,
+        stdout_metrics,
+        is_service,
+        notes,
+    })
+}
+
+fn run_kind(r: &polyaxonfile::spec::Run) -> &'static str {
+    use polyaxonfile::spec::Run;
+    match r {
+        Run::Job(_) => "job",
+        Run::Service(_) => "service",
+        Run::Dag(_) => "dag",
+        Run::TfJob(_) => "tfjob",
+        Run::PytorchJob(_) => "pytorchjob",
+        Run::MpiJob(_) => "mpijob",
+        Run::RayCluster(_) => "raycluster",
+        Run::DaskCluster(_) => "daskcluster",
+    }
+}
+
+/// Calls for the run this supervisor owns.
+struct Api {
+    client: Arc<Client>,
+    r: RunRef,
+}
+
+impl Api {
+    fn path(&self, rest: &str) -> String {
+        format!(
+            "/api/v1/{}/{}/runs/{}{rest}",
+            crate::client::seg(&self.r.owner),
+            crate::client::seg(&self.r.project),
+            crate::client::seg(&self.r.uuid)
+        )
+    }
+
+    fn streams(&self, rest: &str) -> String {
+        format!(
+            "/streams/v1/polyaxon/{}/{}/runs/{}{rest}",
+            crate::client::seg(&self.r.owner),
+            crate::client::seg(&self.r.project),
+            crate::client::seg(&self.r.uuid)
+        )
+    }
+
+    /// Adds a status; false when the run may not take it (it was stopped meanwhile).
+    async fn status(
+        &self,
+        kind: &str,
+        reason: &str,
+        message: &str,
+        meta: Option<J>,
+    ) -> Result<bool> {
+        let body = json!({"condition": {"type": kind, "status": "True", "reason": reason, "message": message, "meta_info": meta}});
+        match self
+            .client
+            .json::<V1Status>(Method::POST, &self.path("/statuses"), Some(&body))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.status() == Some(http::StatusCode::CONFLICT) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn current(&self) -> Result<V1Run> {
+        Ok(self.client.get_run(&self.r).await?)
+    }
+
+    async fn patch_meta(&self, meta: J) -> Result<()> {
+        let _: V1Run = self
+            .client
+            .json(
+                Method::PATCH,
+                &self.path(""),
+                Some(&json!({"meta_info": meta, "merge": true})),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn append_logs(&self, logs: &[V1Log]) -> Result<()> {
+        self.client
+            .call(
+                Method::POST,
+                &self.streams("/logs"),
+                Some((
+                    serde_json::to_vec(&json!({"logs": logs}))?.into(),
+                    "application/json",
+                )),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn ingest(&self, id: &str, series: &SeriesPts) -> Result<()> {
+        let metrics: Vec<J> = series
+            .iter()
+            .map(|(name, pts)| {
+                json!({
+                    "name": name,
+                    "step": pts.iter().map(|p| p.0).collect::<Vec<_>>(),
+                    "timestamp": pts.iter().map(|p| p.1.clone()).collect::<Vec<_>>(),
+                    "value": pts.iter().map(|p| p.2).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let _: J = self
+            .client
+            .json(
+                Method::POST,
+                &self.streams("/metrics"),
+                Some(&json!({"id": id, "metrics": metrics})),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// Turns `step=3 loss=0.25 acc=0.9` (spaces or commas between pairs) into a step and metrics;
+/// `None` unless every token is `name=number`.
+pub fn parse_metric_line(line: &str) -> Option<MetricLine> {
+    let mut step = None;
+    let mut out = Vec::new();
+    for tok in line.split([' ', ',', '\t']).filter(|t| !t.is_empty()) {
+        let (k, v) = tok.split_once('=')?;
+        let k = k.trim();
+        if k.is_empty()
+            || !k
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c))
+        {
+            return None;
+        }
+        if k == "step" {
+            step = Some(v.trim().parse::<i64>().ok()?);
+            continue;
+        }
+        let x: f64 = v.trim().parse().ok()?;
+        if !x.is_finite() {
+            return None;
+        }
+        out.push((k.to_string(), x));
+    }
+    (!out.is_empty()).then_some((step, out))
+}
+
+/// Reads new complete lines of the job's metric event files (`events/metric/<name>.plx`,
+/// `step|timestamp|metric`) since the last call. `at_end` also takes a last line without its
+/// newline: the library writes `"\n" + line`, so a line is only known complete once the next
+/// one starts, or the job has ended.
+struct PlxTail {
+    dir: PathBuf,
+    offsets: BTreeMap<String, u64>,
+}
+
+impl PlxTail {
+    fn read(&mut self, at_end: bool) -> Vec<(String, u64, Vec<Pt>)> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut out = Vec::new();
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return out;
+        };
+        for e in entries.flatten() {
+            let file_name = e.file_name().to_string_lossy().into_owned();
+            let Some(name) = file_name.strip_suffix(".plx") else {
+                continue;
+            };
+            let start = *self.offsets.get(name).unwrap_or(&0) as usize;
+            // Only what was added since the last read.
+            let mut bytes = Vec::new();
+            let Ok(mut f) = std::fs::File::open(e.path()) else {
+                continue;
+            };
+            if f.seek(SeekFrom::Start(start as u64)).is_err() || f.read_to_end(&mut bytes).is_err()
+            {
+                continue;
+            }
+            if bytes.is_empty() {
+                continue;
+            }
+            let chunk = &bytes[..];
+            // Complete part: up to the last newline (or all of it at the end).
+            let end = if at_end {
+                chunk.len()
+            } else {
+                match chunk.iter().rposition(|b| *b == b'\n') {
+                    Some(i) => i,
+                    None => continue,
+                }
+            };
+            let text = String::from_utf8_lossy(&chunk[..end]);
+            let mut pts = Vec::new();
+            for line in text.split('\n') {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with("step|") {
+                    continue;
+                }
+                let mut cols = line.splitn(3, '|');
+                let (Some(step), Some(ts), Some(val)) = (cols.next(), cols.next(), cols.next())
+                else {
+                    continue;
+                };
+                let Ok(value) = val.trim().parse::<f64>() else {
+                    continue;
+                };
+                if !value.is_finite() {
+                    continue;
+                }
+                pts.push((
+                    step.trim().parse().ok(),
+                    J::String(ts.trim().to_string()),
+                    value,
+                ));
+            }
+            self.offsets.insert(name.to_string(), (start + end) as u64);
+            if !pts.is_empty() {
+                out.push((name.to_string(), start as u64, pts));
+            }
+        }
+        out
+    }
+}
+
+/// Appends a point to a resource series file in upstream's format.
+fn append_resource(dir: &Path, name: &str, value: f64) {
+    use std::io::Write;
+    let path = dir.join(format!("{name}.plx"));
+    let new = !path.exists();
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    {
+        let ts = jiff::Timestamp::now().strftime("%Y-%m-%d %H:%M:%S%.6f+00:00");
+        if new {
+            let _ = write!(f, "step|timestamp|metric");
+        }
+        let _ = write!(f, "\n|{ts}|{value}");
+    }
+}
+
+/// Runs `r` to its end. Returns how it ended.
+pub async fn execute(ctx: &Ctx, r: &RunRef, executor_name: &str) -> Result<Outcome> {
+    let client = Arc::new(ctx.client().await?);
+    let api = Api {
+        client: client.clone(),
+        r: r.clone(),
+    };
+    let run = api.current().await?;
+    let status = run.status.clone().unwrap_or_default();
+    if !STARTABLE.contains(&status.as_str()) {
+        return Err(UserError::new(format!(
+            "run `{}` is {status}: only a run that has not started (or is resuming) can be executed",
+            r.uuid
+        ))
+        .hint("`polyaxon ops restart` runs it again as a new run; `polyaxon ops resume` continues it")
+        .into());
+    }
+    let executor: Box<dyn executor::Executor> = match executor_name {
+        "process" => Box::new(executor::process::Process),
+        other => {
+            return Err(UserError::new(format!("`{other}` is not an executor here"))
+                .hint("use `process`")
+                .into());
+        }
+    };
+    // Claim the run: who supervises it, so that a dead supervisor is noticed later.
+    let me = std::process::id();
+    let (boot, start) = process_identity(me).unwrap_or_default();
+    api.patch_meta(json!({"executor": {"kind": executor.name(), "host": hostname(), "pid": me, "boot_id": boot, "start": start}}))
+        .await?;
+
+    let root = context_root(&ctx.settings);
+    let dir = run_dir(&ctx.settings, &r.uuid);
+    for sub in [
+        "outputs",
+        "events/metric",
+        "resources/metric",
+        "assets",
+        "plxlogs",
+    ] {
+        std::fs::create_dir_all(dir.join(sub))
+            .with_context(|| format!("creating `{}`", dir.join(sub).display()))?;
+    }
+
+    let result = supervise(ctx, &api, &run, executor.as_ref(), &root, &dir).await;
+    match result {
+        Ok(o) => Ok(o),
+        Err(e) => {
+            // Whatever went wrong, the run does not stay "running".
+            let msg = format!("{e:#}");
+            let _ = api.status("failed", "ExecutorError", &msg, None).await;
+            Err(e)
+        }
+    }
+}
+
+async fn supervise(
+    ctx: &Ctx,
+    api: &Api,
+    run: &V1Run,
+    executor: &dyn executor::Executor,
+    root: &Path,
+    dir: &Path,
+) -> Result<Outcome> {
+    let r = &api.r;
+    let content = run
+        .content
+        .clone()
+        .filter(|c| !c.trim().is_empty())
+        .ok_or_else(|| UserError::new(format!("run `{}` has no spec to execute", r.uuid)))?;
+    let opts = polyaxonfile::Options {
+        globals: Some(globals(r, run, root, dir)),
+        preset_dirs: crate::settings::preset_dirs(),
+        hub_dirs: crate::settings::hub_dirs(),
+        ..Default::default()
+    };
+    let mut session = polyaxonfile::Session::new();
+    let report =
+        polyaxonfile::check_text(&mut session, &format!("run {}", r.uuid), &content, &opts)
+            .map_err(|d| {
+                UserError::new(format!(
+                    "the run's spec does not compile:\n{}",
+                    d.render(&session.sources, false)
+                ))
+            })?;
+    let compiled = report.compiled.context("compiled")?;
+    if compiled.skipped {
+        api.status(
+            "skipped",
+            "ConditionsFalse",
+            "the run's `conditions` are false",
+            None,
+        )
+        .await?;
+        return Ok(Outcome::Stopped("skipped".into()));
+    }
+
+    // The code: the snapshot written out, or the directory the run was started from.
+    let meta = run.meta_info.clone().unwrap_or_default();
+    let code_dir = prepare_code(&meta, dir)?;
+    let mut plan = plan(&compiled.operation, r, &code_dir, dir)?;
+    if meta.get("stdout_metrics").and_then(J::as_bool) == Some(true) {
+        plan.stdout_metrics = true;
+    }
+
+    // The API for the job: the server itself (remote), or this process serving the embedded
+    // store on a local port.
+    let host = match &ctx.settings.host {
+        Some(h) => h.clone(),
+        None => {
+            let embedded = crate::client::transport::Embedded::open(&ctx.settings.home)
+                .await
+                .map_err(crate::client::ClientError::from)?;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .context("opening a local port for the job's API")?;
+            let addr = listener.local_addr()?;
+            let app = embedded.app.clone();
+            tokio::spawn(async move {
+                let _ = polyaxon_server::serve(listener, app, std::future::pending()).await;
+            });
+            format!("http://{addr}")
+        }
+    };
+    let token: V1Auth = api
+        .client
+        .json(Method::POST, &api.path("/impersonate"), None::<&()>)
+        .await?;
+    let mut env = vec![
+        ("POLYAXON_HOST".to_string(), host.clone()),
+        ("POLYAXON_AUTH_TOKEN".into(), token.token.clone()),
+        ("POLYAXON_IS_MANAGED".into(), "true".into()),
+        ("POLYAXON_API_VERSION".into(), "v1".into()),
+        (
+            "POLYAXON_RUN_INSTANCE".into(),
+            format!("{}.{}.runs.{}", r.owner, r.project, r.uuid),
+        ),
+        ("POLYAXON_CONTEXT_ROOT".into(), root.display().to_string()),
+        (
+            "POLYAXON_ARTIFACTS_ROOT".into(),
+            root.join("artifacts").display().to_string(),
+        ),
+        (
+            "POLYAXON_RUN_ARTIFACTS_PATH".into(),
+            dir.display().to_string(),
+        ),
+        (
+            "POLYAXON_RUN_OUTPUTS_PATH".into(),
+            dir.join("outputs").display().to_string(),
+        ),
+        ("POLYAXON_COLLECT_ARTIFACTS".into(), "true".into()),
+        // This supervisor samples CPU and memory itself.
+        ("POLYAXON_COLLECT_RESOURCES".into(), "false".into()),
+        ("POLYAXON_HAS_PROCESS_SIDECAR".into(), "true".into()),
+        ("POLYAXON_HEADER".into(), "X-POLYAXON-SERVICE".into()),
+        ("POLYAXON_HEADER_SERVICE".into(), "runner".into()),
+        (
+            "POLYAXON_LOG_LEVEL".into(),
+            compiled
+                .operation
+                .plugins
+                .as_ref()
+                .and_then(|p| p.log_level.clone())
+                .unwrap_or_else(|| "INFO".into()),
+        ),
+        ("PYTHONUNBUFFERED".into(), "1".into()),
+    ];
+    // v0.6 jobs read their params from POLYAXON_PARAMS.
+    let params: Map<String, J> = compiled
+        .values
+        .iter()
+        .filter(|v| !v.is_output)
+        .map(|v| (v.name.clone(), v.value.clone()))
+        .collect();
+    env.push(("POLYAXON_PARAMS".into(), J::Object(params).to_string()));
+    // What the user set wins over the contract, as in a container.
+    let user_keys: Vec<String> = plan.job.env.iter().map(|(k, _)| k.clone()).collect();
+    env.retain(|(k, _)| !user_keys.contains(k));
+    env.append(&mut plan.job.env);
+    plan.job.env = env;
+
+    for n in &plan.notes {
+        eprintln!("note: {n}");
+    }
+    let mut attempt = 0u32;
+    loop {
+        let ok = api
+            .status(
+                "starting",
+                "ExecutorStarting",
+                &format!("starting on the {} executor", executor.name()),
+                None,
+            )
+            .await?;
+        if !ok {
+            return Ok(Outcome::Stopped("stopped before it started".into()));
+        }
+        let outcome = attempt_once(api, executor, &plan, dir, attempt).await?;
+        match &outcome {
+            Outcome::Failed(why) if attempt < plan.max_retries => {
+                attempt += 1;
+                let msg = format!("{why}; retry {attempt} of {}", plan.max_retries);
+                if !api
+                    .status(
+                        "retrying",
+                        "ExecutorRetrying",
+                        &msg,
+                        Some(json!({"attempt": attempt})),
+                    )
+                    .await?
+                {
+                    return Ok(Outcome::Stopped("stopped".into()));
+                }
+                continue;
+            }
+            _ => return Ok(outcome),
+        }
+    }
+}
+
+/// The directory the job runs in: the run's code snapshot written out into the run directory
+/// (kept between attempts and resumes), or the directory the run was started from when there
+/// was no repository.
+fn prepare_code(meta: &Map<String, J>, dir: &Path) -> Result<PathBuf> {
+    let code = dir.join("code");
+    if let Some(cr) = meta.get("code_ref") {
+        let repo = cr.get("repo").and_then(J::as_str).unwrap_or("");
+        let snap = cr.get("snapshot").and_then(J::as_str).unwrap_or("");
+        let sub = cr.get("path").and_then(J::as_str).unwrap_or("");
+        if !snap.is_empty() {
+            // Written once; kept for retries and resumes (outputs may live beside it).
+            let marker = dir.join(".code-snapshot");
+            if std::fs::read_to_string(&marker)
+                .ok()
+                .as_deref()
+                .map(str::trim)
+                != Some(snap)
+            {
+                snapshot::checkout(Path::new(repo), snap, &code).with_context(|| {
+                    format!("writing the run's code (snapshot {snap} of `{repo}`)")
+                })?;
+                std::fs::write(&marker, format!("{snap}\n"))?;
+            }
+            let wd = code.join(sub);
+            std::fs::create_dir_all(&wd)?;
+            return Ok(wd);
+        }
+    }
+    match meta.get("cwd").and_then(J::as_str) {
+        Some(cwd) if Path::new(cwd).is_dir() => Ok(PathBuf::from(cwd)),
+        _ => {
+            std::fs::create_dir_all(&code)?;
+            Ok(code)
+        }
+    }
+}
+
+/// One start of the job, to its end.
+async fn attempt_once(
+    api: &Api,
+    executor: &dyn executor::Executor,
+    plan: &Plan,
+    dir: &Path,
+    attempt: u32,
+) -> Result<Outcome> {
+    let mut handle: Box<dyn Handle> = match executor.start(&plan.job).await {
+        Ok(h) => h,
+        Err(e) => {
+            let msg = match e.downcast_ref::<UserError>() {
+                Some(u) => match &u.hint {
+                    Some(h) => format!("{}; {h}", u.message),
+                    None => u.message.clone(),
+                },
+                None => format!("{e:#}"),
+            };
+            api.status("failed", "ExecutorStartFailed", &msg, None)
+                .await?;
+            return Ok(Outcome::Failed(msg));
+        }
+    };
+    let started = Instant::now();
+    let job_pid = handle.pid();
+    if let Some(pid) = job_pid {
+        let (boot, start) = process_identity(pid).unwrap_or_default();
+        api.patch_meta(json!({"executor": {"job": handle.describe(), "job_pid": pid, "job_start": start, "job_boot_id": boot}}))
+            .await?;
+    }
+    let mut running_msg = format!("running ({})", handle.describe());
+    if plan.is_service && !plan.job.ports.is_empty() {
+        let urls: Vec<String> = plan
+            .job
+            .ports
+            .iter()
+            .map(|p| format!("http://127.0.0.1:{p}"))
+            .collect();
+        running_msg = format!("serving at {}", urls.join(", "));
+    }
+    if !api
+        .status(
+            "running",
+            "ExecutorRunning",
+            &running_msg,
+            Some(json!({"attempt": attempt})),
+        )
+        .await?
+    {
+        handle.stop(Duration::from_secs(10)).await?;
+        handle.cleanup().await?;
+        return Ok(Outcome::Stopped("stopped".into()));
+    }
+
+    // Output lines → logs (and stdout metrics).
+    let lines = handle.lines();
+    let pump = tokio::spawn(pump_logs(
+        Api {
+            client: api.client.clone(),
+            r: api.r.clone(),
+        },
+        lines,
+        plan.stdout_metrics,
+        attempt,
+    ));
+    // Event files → metrics.
+    let (tail_stop_tx, tail_stop_rx) = tokio::sync::watch::channel(false);
+    let tail = tokio::spawn(tail_events(
+        Api {
+            client: api.client.clone(),
+            r: api.r.clone(),
+        },
+        dir.join("events/metric"),
+        tail_stop_rx.clone(),
+    ));
+    let sampler = job_pid.map(|pid| {
+        tokio::spawn(sample_resources(
+            pid,
+            dir.join("resources/metric"),
+            tail_stop_rx,
+        ))
+    });
+
+    let grace = Duration::from_secs(10);
+    let mut stop_check = tokio::time::interval(Duration::from_millis(200));
+    stop_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let deadline = plan.timeout.map(|t| tokio::time::Instant::now() + t);
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let outcome = loop {
+        tokio::select! {
+            exit = handle.wait() => {
+                let exit = exit?;
+                break if exit.success() {
+                    Outcome::Succeeded
+                } else {
+                    Outcome::Failed(exit.describe())
+                };
+            }
+            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
+                handle.stop(grace).await?;
+                break Outcome::Failed(format!("timed out after {} s (termination.timeout)", plan.timeout.unwrap_or_default().as_secs()));
+            }
+            _ = stop_check.tick() => {
+                if let Ok(cur) = api.current().await
+                    && matches!(cur.status.as_deref(), Some("stopping") | Some("stopped"))
+                {
+                    handle.stop(grace).await?;
+                    break Outcome::Stopped("stopped on request".into());
+                }
+            }
+            _ = sigterm.recv() => {
+                handle.stop(grace).await?;
+                break Outcome::Stopped("the executor was terminated".into());
+            }
+            _ = sigint.recv() => {
+                handle.stop(grace).await?;
+                break Outcome::Stopped("interrupted".into());
+            }
+        }
+    };
+    handle.cleanup().await?;
+    // Every line and every point is stored before the final status.
+    let _ = pump.await;
+    let _ = tail_stop_tx.send(true);
+    let _ = tail.await;
+    if let Some(s) = sampler {
+        let _ = s.await;
+    }
+    let took = started.elapsed().as_secs_f64();
+    let (kind, reason, msg) = match &outcome {
+        Outcome::Succeeded => (
+            "succeeded",
+            "ExecutorSucceeded",
+            format!("exit code 0 after {took:.1} s"),
+        ),
+        Outcome::Failed(why) => ("failed", "ExecutorFailed", why.clone()),
+        Outcome::Stopped(why) => ("stopped", "ExecutorStopped", why.clone()),
+    };
+    let exit_code = match &outcome {
+        Outcome::Succeeded => Some(0),
+        _ => None,
+    };
+    if matches!(outcome, Outcome::Failed(_)) {
+        // A retry, if any, records its own status; the failure is recorded either way.
+        if attempt < plan.max_retries {
+            return Ok(outcome);
+        }
+    }
+    api.status(
+        kind,
+        reason,
+        &msg,
+        Some(json!({"exit_code": exit_code, "attempt": attempt})),
+    )
+    .await?;
+    Ok(outcome)
+}
+
+/// Stores the job's output as logs, in small batches (a line shows in `polyaxon logs` within
+/// a few tens of milliseconds); with `stdout_metrics`, `name=value` lines become metrics too.
+async fn pump_logs(
+    api: Api,
+    lines: Option<mpsc::Receiver<Line>>,
+    stdout_metrics: bool,
+    attempt: u32,
+) {
+    let Some(mut rx) = lines else { return };
+    let mut batch: Vec<V1Log> = Vec::new();
+    let mut metrics: SeriesPts = BTreeMap::new();
+    let mut seq = 0u64;
+    let mut metric_batch = 0u64;
+    let flush_every = Duration::from_millis(20);
+    loop {
+        let line = tokio::time::timeout(flush_every, rx.recv()).await;
+        let closed = matches!(line, Ok(None));
+        if let Ok(Some(l)) = line {
+            seq += 1;
+            if stdout_metrics
+                && l.stream == Stream::Stdout
+                && let Some((step, pts)) = parse_metric_line(&l.text)
+            {
+                let ts = J::from(l.at as f64 / 1e6);
+                for (name, v) in pts {
+                    metrics.entry(name).or_default().push((step, ts.clone(), v));
+                }
+            }
+            batch.push(V1Log {
+                timestamp: Some(polyaxon_server::api::time(l.at)),
+                node: None,
+                pod: None,
+                container: (l.stream == Stream::Stderr).then(|| "stderr".to_string()),
+                value: l.text,
+            });
+            if batch.len() < 2000 {
+                continue;
+            }
+        }
+        if !batch.is_empty() {
+            // Retried until stored: no line is lost to a busy server.
+            for i in 0..20 {
+                match api.append_logs(&batch).await {
+                    Ok(()) => break,
+                    Err(e) if i == 19 => eprintln!(
+                        "warning: {} log lines could not be stored: {e:#}",
+                        batch.len()
+                    ),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100 * (i + 1))).await,
+                }
+            }
+            batch.clear();
+        }
+        if !metrics.is_empty() {
+            metric_batch += 1;
+            let id = format!("stdout-{attempt}-{metric_batch}-{seq}");
+            for i in 0..20 {
+                match api.ingest(&id, &metrics).await {
+                    Ok(()) => break,
+                    Err(e) if i == 19 => {
+                        eprintln!("warning: stdout metrics could not be stored: {e:#}")
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100 * (i + 1))).await,
+                }
+            }
+            metrics.clear();
+        }
+        if closed {
+            break;
+        }
+    }
+}
+
+/// Ingests the job's metric event files as they grow, and what is left at the end. Each batch
+/// is named by file and offset, so a retried batch is never counted twice.
+async fn tail_events(api: Api, dir: PathBuf, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tail = PlxTail {
+        dir,
+        offsets: BTreeMap::new(),
+    };
+    loop {
+        let at_end = *stop.borrow();
+        let found = tail.read(at_end);
+        for (name, offset, pts) in found {
+            let id = format!("plx-{name}-{offset}");
+            let series = BTreeMap::from([(name.clone(), pts)]);
+            for i in 0..20 {
+                match api.ingest(&id, &series).await {
+                    Ok(()) => break,
+                    Err(e) if i == 19 => {
+                        eprintln!("warning: metric `{name}` could not be stored: {e:#}")
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100 * (i + 1))).await,
+                }
+            }
+        }
+        if at_end {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// Samples the job's CPU (percent of one core) and resident memory (bytes) every few
+/// seconds, summed over its process group, into `resources/metric/{cpu,memory}.plx`.
+async fn sample_resources(pid: u32, dir: PathBuf, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let ticks = 100.0; // USER_HZ on Linux
+    let page = 4096.0;
+    let mut last: Option<(Instant, u64)> = None;
+    let every = Duration::from_secs(2);
+    loop {
+        if let Some(members) = executor::process::group_members(pid) {
+            let live: Vec<_> = members.iter().filter(|m| m.state != 'Z').collect();
+            if !live.is_empty() {
+                let cpu: u64 = live.iter().map(|m| m.cpu_ticks).sum();
+                let rss: u64 = live.iter().map(|m| m.rss_pages).sum();
+                let now = Instant::now();
+                if let Some((t, c)) = last {
+                    let secs = now.duration_since(t).as_secs_f64();
+                    if secs > 0.0 {
+                        let pct = (cpu.saturating_sub(c)) as f64 / ticks / secs * 100.0;
+                        append_resource(&dir, "cpu", (pct * 10.0).round() / 10.0);
+                    }
+                }
+                append_resource(&dir, "memory", rss as f64 * page);
+                last = Some((now, cpu));
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+/// Marks failed the runs whose supervisor died (a killed terminal, a reboot), and ends what
+/// their jobs left running. Called when the embedded store is opened.
+pub async fn reap_orphans(app: &polyaxon_server::App) {
+    let Ok(active) = app.store.active_runs().await else {
+        return;
+    };
+    for (uuid, meta) in active {
+        let Some(ex) = meta.get("executor") else {
+            continue;
+        };
+        let pid = ex.get("pid").and_then(J::as_u64).unwrap_or(0) as u32;
+        let boot = ex.get("boot_id").and_then(J::as_str).unwrap_or("");
+        let start = ex.get("start").and_then(J::as_u64).unwrap_or(0);
+        let host = ex.get("host").and_then(J::as_str).unwrap_or("");
+        if pid == 0 || host != hostname() || is_alive(pid, boot, start) {
+            continue;
+        }
+        // The job may outlive its supervisor: end it too.
+        if let Some(job) = ex.get("job_pid").and_then(J::as_u64) {
+            let jb = ex.get("job_boot_id").and_then(J::as_str).unwrap_or("");
+            let js = ex.get("job_start").and_then(J::as_u64).unwrap_or(0);
+            if is_alive(job as u32, jb, js) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(job as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        let _ = app
+            .store
+            .add_status(
+                &uuid,
+                "failed",
+                Some("ExecutorLost"),
+                Some(&format!(
+                    "the process supervising the run (pid {pid}) ended without finishing it"
+                )),
+                None,
+                true,
+            )
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stdout_metric_lines() {
+        assert_eq!(
+            parse_metric_line("step=3 loss=0.25, acc=0.9"),
+            Some((Some(3), vec![("loss".into(), 0.25), ("acc".into(), 0.9)]))
+        );
+        assert_eq!(
+            parse_metric_line("loss=1e-3"),
+            Some((None, vec![("loss".into(), 0.001)]))
+        );
+        assert_eq!(parse_metric_line("epoch 3 loss=0.25"), None);
+        assert_eq!(parse_metric_line("loss=abc"), None);
+        assert_eq!(parse_metric_line("loss=nan"), None);
+        assert_eq!(parse_metric_line(""), None);
+        assert_eq!(parse_metric_line("step=1"), None);
+    }
+
+    #[test]
+    fn event_files_are_read_once_and_whole_lines_only() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("loss.plx");
+        std::fs::write(&f, "step|timestamp|metric\n0|2026-11-24 01:31:17.054180+00:00|1.0\n1|2026-11-24 01:31:17.1+00:00|0.5").unwrap();
+        let mut t = PlxTail {
+            dir: d.path().to_path_buf(),
+            offsets: BTreeMap::new(),
+        };
+        let first = t.read(false);
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].2.len(), 1, "the last line has no newline yet");
+        assert_eq!(first[0].2[0].0, Some(0));
+        assert!(t.read(false).is_empty());
+        let end = t.read(true);
+        assert_eq!(
+            end[0].2,
+            vec![(
+                Some(1),
+                J::String("2026-11-24 01:31:17.1+00:00".into()),
+                0.5
+            )]
+        );
+        assert!(t.read(true).is_empty());
+    }
+
+    #[test]
+    fn this_process_is_alive_and_a_made_up_one_is_not() {
+        let me = std::process::id();
+        let (boot, start) = process_identity(me).unwrap();
+        assert!(is_alive(me, &boot, start));
+        assert!(
+            !is_alive(me, &boot, start + 1),
+            "a reused pid is not the same process"
+        );
+        assert!(!is_alive(me, "another-boot", start));
+    }
+}
