@@ -163,6 +163,9 @@ _polyaxon() {
             polyaxon__subcmd__help__subcmd__ops,artifacts)
                 cmd="polyaxon__subcmd__help__subcmd__ops__subcmd__artifacts"
                 ;;
+            polyaxon__subcmd__help__subcmd__ops,code)
+                cmd="polyaxon__subcmd__help__subcmd__ops__subcmd__code"
+                ;;
             polyaxon__subcmd__help__subcmd__ops,dashboard)
                 cmd="polyaxon__subcmd__help__subcmd__ops__subcmd__dashboard"
                 ;;
@@ -226,6 +229,9 @@ _polyaxon() {
             polyaxon__subcmd__ops,artifacts)
                 cmd="polyaxon__subcmd__ops__subcmd__artifacts"
                 ;;
+            polyaxon__subcmd__ops,code)
+                cmd="polyaxon__subcmd__ops__subcmd__code"
+                ;;
             polyaxon__subcmd__ops,dashboard)
                 cmd="polyaxon__subcmd__ops__subcmd__dashboard"
                 ;;
@@ -270,6 +276,9 @@ _polyaxon() {
                 ;;
             polyaxon__subcmd__ops__subcmd__help,artifacts)
                 cmd="polyaxon__subcmd__ops__subcmd__help__subcmd__artifacts"
+                ;;
+            polyaxon__subcmd__ops__subcmd__help,code)
+                cmd="polyaxon__subcmd__ops__subcmd__help__subcmd__code"
                 ;;
             polyaxon__subcmd__ops__subcmd__help,dashboard)
                 cmd="polyaxon__subcmd__ops__subcmd__help__subcmd__dashboard"
@@ -877,7 +886,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__help__subcmd__ops)
-            opts="ls get statuses logs metrics artifacts stop delete restart resume update approve dashboard execute"
+            opts="ls get statuses logs metrics artifacts code stop delete restart resume update approve dashboard execute"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -905,6 +914,20 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__help__subcmd__ops__subcmd__artifacts)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__ops__subcmd__code)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1359,7 +1382,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__ops)
-            opts="-p -v -h -V --project --uuid --uid --verbose --help --version ls get statuses logs metrics artifacts stop delete restart resume update approve dashboard execute help"
+            opts="-p -v -h -V --project --uuid --uid --verbose --help --version ls get statuses logs metrics artifacts code stop delete restart resume update approve dashboard execute help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1442,6 +1465,48 @@ _polyaxon() {
                     return 0
                     ;;
                 --path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --uuid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__ops__subcmd__code)
+            opts="-o -p -v -h -V --checkout --output --project --uuid --uid --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --checkout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1605,7 +1670,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__ops__subcmd__help)
-            opts="ls get statuses logs metrics artifacts stop delete restart resume update approve dashboard execute help"
+            opts="ls get statuses logs metrics artifacts code stop delete restart resume update approve dashboard execute help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1633,6 +1698,20 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__ops__subcmd__help__subcmd__artifacts)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__ops__subcmd__help__subcmd__code)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -360,6 +360,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand logs 'Show a run''s logs, following it while it runs'
             cand metrics 'Show a run''s metrics: last values, or the series (`--plot` draws them)'
             cand artifacts 'Download a run''s files'
+            cand code 'Show where a run''s code came from, or write it out (`--checkout DIR`)'
             cand stop 'Stop a run'
             cand delete 'Delete a run and its files'
             cand restart 'Run a run again as a new run (`--copy` starts from a copy of its files)'
@@ -469,6 +470,21 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand --uid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
             cand --uuid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
             cand --no-untar 'Keep directories as `.tar.gz` archives instead of unpacking them'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;ops;code'= {
+            cand --checkout 'Write the run''s code into this directory (new or empty)'
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --uid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand --uuid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
             cand -v 'Print more detail about what happens'
             cand --verbose 'Print more detail about what happens'
             cand -h 'Print help'
@@ -606,6 +622,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand logs 'Show a run''s logs, following it while it runs'
             cand metrics 'Show a run''s metrics: last values, or the series (`--plot` draws them)'
             cand artifacts 'Download a run''s files'
+            cand code 'Show where a run''s code came from, or write it out (`--checkout DIR`)'
             cand stop 'Stop a run'
             cand delete 'Delete a run and its files'
             cand restart 'Run a run again as a new run (`--copy` starts from a copy of its files)'
@@ -627,6 +644,8 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
         &'polyaxon;ops;help;metrics'= {
         }
         &'polyaxon;ops;help;artifacts'= {
+        }
+        &'polyaxon;ops;help;code'= {
         }
         &'polyaxon;ops;help;stop'= {
         }
@@ -903,6 +922,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand logs 'Show a run''s logs, following it while it runs'
             cand metrics 'Show a run''s metrics: last values, or the series (`--plot` draws them)'
             cand artifacts 'Download a run''s files'
+            cand code 'Show where a run''s code came from, or write it out (`--checkout DIR`)'
             cand stop 'Stop a run'
             cand delete 'Delete a run and its files'
             cand restart 'Run a run again as a new run (`--copy` starts from a copy of its files)'
@@ -923,6 +943,8 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
         &'polyaxon;help;ops;metrics'= {
         }
         &'polyaxon;help;ops;artifacts'= {
+        }
+        &'polyaxon;help;ops;code'= {
         }
         &'polyaxon;help;ops;stop'= {
         }

@@ -110,10 +110,15 @@ impl Ctx {
         let cached = self.settings.run_cache()?;
         if let Some(u) = uid.map(str::trim).filter(|u| !u.is_empty()) {
             let uuid = u.replace('-', "");
-            // The project: given, else the cached run's when it is that run, else the context.
+            // The project: given; else the directory's; else the last run's (the runs one
+            // works with are mostly in one project).
             let p = match (project, &cached) {
                 (Some(p), _) => self.project(client, Some(p)).await?,
                 (None, Some(c)) if c.uuid == uuid => ProjectRef {
+                    owner: c.owner.clone(),
+                    name: c.project.clone(),
+                },
+                (None, Some(c)) if self.settings.project_cache()?.is_none() => ProjectRef {
                     owner: c.owner.clone(),
                     name: c.project.clone(),
                 },

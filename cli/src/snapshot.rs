@@ -233,7 +233,12 @@ pub fn checkout(repo_dir: &Path, commit_or_uuid: &str, target: &Path) -> Result<
     let tree = commit.tree()?;
     std::fs::create_dir_all(target).with_context(|| format!("creating `{}`", target.display()))?;
     let mut cb = git2::build::CheckoutBuilder::new();
-    cb.target_dir(target).force().recreate_missing(true);
+    // Into another directory, and without touching the repository's own index (which a
+    // checkout updates by default).
+    cb.target_dir(target)
+        .force()
+        .recreate_missing(true)
+        .update_index(false);
     repo.checkout_tree(tree.as_object(), Some(&mut cb))
         .with_context(|| format!("writing the code into `{}`", target.display()))?;
     Ok(count_blobs(&repo, &tree))
@@ -344,6 +349,11 @@ mod tests {
         let out = tempfile::tempdir().unwrap();
         let n = checkout(p, "u1", out.path()).unwrap();
         assert_eq!(n, 4);
+        assert_eq!(
+            std::fs::read(r.path().join("index")).unwrap(),
+            index_before,
+            "checkout leaves the index too"
+        );
         assert_eq!(
             std::fs::read_to_string(out.path().join("train.py")).unwrap(),
             "print(2)\n"

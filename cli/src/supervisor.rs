@@ -111,6 +111,10 @@ pub fn process_identity(pid: u32) -> Option<(String, u64)> {
         .to_string();
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &stat[stat.rfind(')')? + 2..];
+    // A zombie (dead, not yet reaped by whoever inherited it) is gone for our purposes.
+    if rest.starts_with('Z') || rest.starts_with('X') {
+        return None;
+    }
     let start: u64 = rest.split_whitespace().nth(19)?.parse().ok()?;
     Some((boot, start))
 }
@@ -282,9 +286,12 @@ fn run_kind(r: &polyaxonfile::spec::Run) -> &'static str {
 }
 
 /// Calls for the run this supervisor owns.
+#[derive(Clone)]
 struct Api {
     client: Arc<Client>,
     r: RunRef,
+    /// `meta_info.executor` as last written (patches of `meta_info` replace whole keys).
+    executor: Arc<std::sync::Mutex<Map<String, J>>>,
 }
 
 impl Api {
@@ -328,6 +335,18 @@ impl Api {
 
     async fn current(&self) -> Result<V1Run> {
         Ok(self.client.get_run(&self.r).await?)
+    }
+
+    /// Adds fields to `meta_info.executor`.
+    async fn record_executor(&self, fields: J) -> Result<()> {
+        let all = {
+            let mut m = self.executor.lock().expect("not poisoned");
+            if let J::Object(f) = fields {
+                m.extend(f);
+            }
+            J::Object(m.clone())
+        };
+        self.patch_meta(json!({ "executor": all })).await
     }
 
     async fn patch_meta(&self, meta: J) -> Result<()> {
@@ -509,6 +528,7 @@ pub async fn execute(ctx: &Ctx, r: &RunRef, executor_name: &str) -> Result<Outco
     let api = Api {
         client: client.clone(),
         r: r.clone(),
+        executor: Default::default(),
     };
     let run = api.current().await?;
     let status = run.status.clone().unwrap_or_default();
@@ -531,7 +551,7 @@ pub async fn execute(ctx: &Ctx, r: &RunRef, executor_name: &str) -> Result<Outco
     // Claim the run: who supervises it, so that a dead supervisor is noticed later.
     let me = std::process::id();
     let (boot, start) = process_identity(me).unwrap_or_default();
-    api.patch_meta(json!({"executor": {"kind": executor.name(), "host": hostname(), "pid": me, "boot_id": boot, "start": start}}))
+    api.record_executor(json!({"kind": executor.name(), "host": hostname(), "pid": me, "boot_id": boot, "start": start}))
         .await?;
 
     let root = context_root(&ctx.settings);
@@ -656,7 +676,9 @@ async fn supervise(
         ("POLYAXON_COLLECT_ARTIFACTS".into(), "true".into()),
         // This supervisor samples CPU and memory itself.
         ("POLYAXON_COLLECT_RESOURCES".into(), "false".into()),
-        ("POLYAXON_HAS_PROCESS_SIDECAR".into(), "true".into()),
+        // POLYAXON_HAS_PROCESS_SIDECAR stays unset: this supervisor is the sidecar (the
+        // library reads any value, even "false", as yes, and its own sidecar thread needs
+        // pandas and would post the same summaries again).
         ("POLYAXON_HEADER".into(), "X-POLYAXON-SERVICE".into()),
         ("POLYAXON_HEADER_SERVICE".into(), "runner".into()),
         (
@@ -787,7 +809,7 @@ async fn attempt_once(
     let job_pid = handle.pid();
     if let Some(pid) = job_pid {
         let (boot, start) = process_identity(pid).unwrap_or_default();
-        api.patch_meta(json!({"executor": {"job": handle.describe(), "job_pid": pid, "job_start": start, "job_boot_id": boot}}))
+        api.record_executor(json!({"job": handle.describe(), "job_pid": pid, "job_start": start, "job_boot_id": boot}))
             .await?;
     }
     let mut running_msg = format!("running ({})", handle.describe());
@@ -816,22 +838,11 @@ async fn attempt_once(
 
     // Output lines → logs (and stdout metrics).
     let lines = handle.lines();
-    let pump = tokio::spawn(pump_logs(
-        Api {
-            client: api.client.clone(),
-            r: api.r.clone(),
-        },
-        lines,
-        plan.stdout_metrics,
-        attempt,
-    ));
+    let pump = tokio::spawn(pump_logs(api.clone(), lines, plan.stdout_metrics, attempt));
     // Event files → metrics.
     let (tail_stop_tx, tail_stop_rx) = tokio::sync::watch::channel(false);
     let tail = tokio::spawn(tail_events(
-        Api {
-            client: api.client.clone(),
-            r: api.r.clone(),
-        },
+        api.clone(),
         dir.join("events/metric"),
         tail_stop_rx.clone(),
     ));
@@ -1063,7 +1074,7 @@ pub async fn reap_orphans(app: &polyaxon_server::App) {
     let Ok(active) = app.store.active_runs().await else {
         return;
     };
-    for (uuid, meta) in active {
+    for (uuid, status, meta) in active {
         let Some(ex) = meta.get("executor") else {
             continue;
         };
@@ -1085,12 +1096,18 @@ pub async fn reap_orphans(app: &polyaxon_server::App) {
                 );
             }
         }
+        // A stop was asked for and the job is gone: that is what was asked.
+        let (to, reason) = if status == "stopping" {
+            ("stopped", "ExecutorLostWhileStopping")
+        } else {
+            ("failed", "ExecutorLost")
+        };
         let _ = app
             .store
             .add_status(
                 &uuid,
-                "failed",
-                Some("ExecutorLost"),
+                to,
+                Some(reason),
                 Some(&format!(
                     "the process supervising the run (pid {pid}) ended without finishing it"
                 )),

@@ -350,6 +350,7 @@ async fn follow_run(ctx: &Ctx, client: &Client, r: &RunRef, args: &RunArgs) -> R
         }
     });
     let mut stopping = false;
+    let mut cursor = crate::commands::ops::logs::Cursor::default();
     let status = loop {
         let ended = if args.logs {
             let la = LogsArgs {
@@ -358,7 +359,7 @@ async fn follow_run(ctx: &Ctx, client: &Client, r: &RunRef, args: &RunArgs) -> R
                 hide_time: true,
                 all_info: false,
             };
-            let f = follow(ctx, client, r, &la, true, Some(&mut rx)).await?;
+            let f = follow(ctx, client, r, &la, true, &mut cursor, Some(&mut rx)).await?;
             f.ended.then_some(f.status)
         } else {
             watch_statuses(ctx, client, r, &mut rx).await?

@@ -5,5 +5,6 @@ mod common;
 mod docs;
 mod embedded;
 mod remote;
+mod run;
 mod server;
 mod snapshots_cli;

@@ -42,31 +42,52 @@ pub fn http_with(
 
 /// Starts the server and waits for its "listening" line; returns the child, the address and
 /// the stderr lines so far, with the rest arriving on the channel.
-pub fn start(env: &Env, extra: &[&str]) -> (Child, String, Vec<String>, mpsc::Receiver<String>) {
+/// A server process that is killed when the test ends, passed or not.
+pub struct Server(pub Child);
+
+impl std::ops::Deref for Server {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn start(env: &Env, extra: &[&str]) -> (Server, String, Vec<String>, mpsc::Receiver<String>) {
     start_with(env, extra, &[])
 }
 
-#[expect(
-    clippy::zombie_processes,
-    reason = "callers stop and wait for the child (`terminate`)"
-)]
 pub fn start_with(
     env: &Env,
     extra: &[&str],
     vars: &[(&str, &str)],
-) -> (Child, String, Vec<String>, mpsc::Receiver<String>) {
-    let mut child = env
-        .cmd_std()
-        .args(["server", "start", "--port", "0"])
-        .args(extra)
-        .envs(vars.iter().copied())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+) -> (Server, String, Vec<String>, mpsc::Receiver<String>) {
+    // Killed on drop from here on, even when the test fails while it starts.
+    let mut server = Server(
+        env.cmd_std()
+            .args(["server", "start", "--port", "0"])
+            .args(extra)
+            .envs(vars.iter().copied())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let (tx, rx) = mpsc::channel();
-    let err = child.stderr.take().unwrap();
+    let err = server.0.stderr.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(err).lines().map_while(Result::ok) {
             if tx.send(line).is_err() {
@@ -82,7 +103,7 @@ pub fn start_with(
         seen.push(line.clone());
         if let Some(rest) = line.split("listening on http://").nth(1) {
             let addr = rest.split_whitespace().next().unwrap().to_string();
-            return (child, addr, seen, rx);
+            return (server, addr, seen, rx);
         }
     }
 }

@@ -316,10 +316,14 @@ impl Store {
 
     /// Runs `f` in a transaction.
     pub async fn begin(&self) -> Result<Tx<'_>> {
-        Ok(Tx {
-            tx: self.pool.begin().await?,
-            store: self,
-        })
+        // SQLite: take the write lock up front. A deferred transaction that reads, then
+        // writes after another connection wrote, fails at once with "database is locked"
+        // (the busy timeout cannot help it); an immediate one waits its turn.
+        let tx = match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.pool.begin().await?,
+        };
+        Ok(Tx { tx, store: self })
     }
 
     /// Closes the pool (waits for connections to be returned).

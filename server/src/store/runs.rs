@@ -225,17 +225,19 @@ impl Store {
         .ok_or_else(|| StoreError::NotFound(format!("run `{uuid}`")))
     }
 
-    /// Runs that an executor may be working on (started, not ended), across projects, with
-    /// their `meta_info`: what is checked for executors that died.
-    pub async fn active_runs(&self) -> Result<Vec<(String, Map<String, J>)>> {
+    /// Runs an executor is working on (it moved them past `queued` or `resuming`, and they
+    /// have not ended), across projects, with their status and `meta_info`: what is checked
+    /// for executors that died.
+    pub async fn active_runs(&self) -> Result<Vec<(String, String, Map<String, J>)>> {
         #[derive(FromRow)]
         struct Active {
             uuid: String,
+            status: String,
             meta_info: Option<String>,
         }
         let rows: Vec<Active> = self
             .fetch_all(
-                "SELECT uuid, meta_info FROM runs WHERE status IN ('queued', 'scheduled', 'starting', 'running', 'stopping', 'retrying', 'resuming', 'warning', 'unknown', 'processing')",
+                "SELECT uuid, status, meta_info FROM runs WHERE status IN ('starting', 'running', 'stopping', 'retrying', 'warning', 'unknown', 'processing')",
                 vec![],
             )
             .await?;
@@ -243,7 +245,7 @@ impl Store {
             .into_iter()
             .filter_map(|r| {
                 let m: Map<String, J> = serde_json::from_str(r.meta_info.as_deref()?).ok()?;
-                m.contains_key("executor").then_some((r.uuid, m))
+                m.contains_key("executor").then_some((r.uuid, r.status, m))
             })
             .collect())
     }
@@ -499,6 +501,8 @@ impl Store {
             },
             meta_info: {
                 let mut m = source.meta_info();
+                // Where the original ran is not where the copy will.
+                m.remove("executor");
                 m.extend(overrides.meta_info.unwrap_or_default());
                 m
             },

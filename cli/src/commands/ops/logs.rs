@@ -53,7 +53,16 @@ pub fn run(ctx: &Ctx, target: &Target, args: LogsArgs) -> Result<()> {
         let client = ctx.client().await?;
         let (r, run) = target.resolve(ctx, &client).await?;
         let done = super::is_done(run.status.as_deref().unwrap_or(""));
-        let printed = follow(ctx, &client, &r, &args, !args.no_follow && !done, None).await?;
+        let printed = follow(
+            ctx,
+            &client,
+            &r,
+            &args,
+            !args.no_follow && !done,
+            &mut Cursor::default(),
+            None,
+        )
+        .await?;
         if printed.lines == 0 {
             ctx.printer.note(&format!(
                 "run `{}` has no logs{}",
@@ -63,6 +72,13 @@ pub fn run(ctx: &Ctx, target: &Target, args: LogsArgs) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// Where following got to: the next read continues from there.
+#[derive(Clone, Debug, Default)]
+pub struct Cursor {
+    last_file: Option<String>,
+    last_time: Option<String>,
 }
 
 /// What following printed.
@@ -82,16 +98,16 @@ pub async fn follow(
     r: &crate::client::RunRef,
     args: &LogsArgs,
     follow: bool,
+    cursor: &mut Cursor,
     mut interrupt: Option<&mut tokio::sync::mpsc::Receiver<()>>,
 ) -> Result<Followed> {
-    let (mut last_file, mut last_time): (Option<String>, Option<String>) = (None, None);
     let mut last_status_check = Instant::now();
     let mut printed = 0usize;
     let mut status = String::new();
     let mut done = !follow;
     loop {
         let page = client
-            .logs(r, last_file.as_deref(), last_time.as_deref())
+            .logs(r, cursor.last_file.as_deref(), cursor.last_time.as_deref())
             .await
             .map_err(|e| run_not_found(e, r))?;
         let got = page.logs.len();
@@ -104,8 +120,8 @@ pub async fn follow(
             ctx.printer.out(&text)?;
             printed += got;
         }
-        last_file = page.last_file;
-        last_time = page.last_time;
+        cursor.last_file = page.last_file;
+        cursor.last_time = page.last_time;
         if got > 0 {
             continue;
         }

@@ -2,6 +2,7 @@
 
 pub mod approve;
 pub mod artifacts;
+pub mod code;
 pub mod dashboard;
 pub mod delete;
 pub mod get;
@@ -63,6 +64,8 @@ pub enum OpsCommand {
     Metrics(metrics::MetricsArgs),
     /// Download a run's files.
     Artifacts(artifacts::ArtifactsArgs),
+    /// Show where a run's code came from, or write it out (`--checkout DIR`).
+    Code(code::CodeArgs),
     /// Stop a run.
     Stop(stop::StopArgs),
     /// Delete a run and its files.
@@ -91,6 +94,7 @@ pub fn run(ctx: &Ctx, args: OpsArgs) -> Result<()> {
         OpsCommand::Logs(a) => logs::run(ctx, &t, a),
         OpsCommand::Metrics(a) => metrics::run(ctx, &t, a),
         OpsCommand::Artifacts(a) => artifacts::run(ctx, &t, a),
+        OpsCommand::Code(a) => code::run(ctx, &t, a),
         OpsCommand::Stop(a) => stop::run(ctx, &t, a),
         OpsCommand::Delete(a) => delete::run(ctx, &t, a),
         OpsCommand::Restart(a) => restart::run(ctx, &t, a),

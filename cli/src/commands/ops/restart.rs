@@ -31,6 +31,15 @@ pub struct RestartArgs {
     pub output: OutputArgs,
 }
 
+/// The executor a run was started on by `polyaxon run` on this machine, if any.
+pub fn local_executor(run: &V1Run) -> Option<String> {
+    run.meta_info
+        .as_ref()?
+        .get("executor_kind")?
+        .as_str()
+        .map(str::to_string)
+}
+
 /// The overrides given for a new run.
 pub fn overrides(
     name: &Option<String>,
@@ -48,7 +57,7 @@ pub fn overrides(
 pub fn run(ctx: &Ctx, target: &Target, args: RestartArgs) -> Result<()> {
     ctx.block_on(async {
         let client = ctx.client().await?;
-        let (r, _) = target.resolve(ctx, &client).await?;
+        let (r, original) = target.resolve(ctx, &client).await?;
         let new = client
             .restart_run(
                 &r,
@@ -63,6 +72,10 @@ pub fn run(ctx: &Ctx, target: &Target, args: RestartArgs) -> Result<()> {
             ..r.clone()
         };
         ctx.remember_run(&new_ref, new.name.as_deref());
+        // A run that was executed here runs again here, with the same code and params.
+        if let Some(kind) = local_executor(&original) {
+            crate::commands::run::spawn_executor(ctx, &new_ref, &kind)?;
+        }
         let json = super::to_json(&new);
         if !args.output.write_file(&ctx.printer, &json)? {
             if args.output.format() == crate::printer::Format::Table {

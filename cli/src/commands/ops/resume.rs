@@ -29,7 +29,7 @@ pub struct ResumeArgs {
 pub fn run(ctx: &Ctx, target: &Target, args: ResumeArgs) -> Result<()> {
     ctx.block_on(async {
         let client = ctx.client().await?;
-        let (r, _) = target.resolve(ctx, &client).await?;
+        let (r, original) = target.resolve(ctx, &client).await?;
         let run = client
             .resume_run(
                 &r,
@@ -37,6 +37,9 @@ pub fn run(ctx: &Ctx, target: &Target, args: ResumeArgs) -> Result<()> {
             )
             .await
             .map_err(|e| run_not_found(e, &r))?;
+        if let Some(kind) = super::restart::local_executor(&original) {
+            crate::commands::run::spawn_executor(ctx, &r, &kind)?;
+        }
         let json = super::to_json(&run);
         if !args.output.write_file(&ctx.printer, &json)? {
             if args.output.format() == crate::printer::Format::Table {

@@ -1,0 +1,115 @@
+//! `polyaxon ops code`: where a run's code came from, and the code itself written out.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use clap::Args;
+use serde_json::Value as J;
+
+use super::Target;
+use crate::commands::OutputArgs;
+use crate::context::Ctx;
+use crate::error::UserError;
+use crate::output::{self, Cell};
+use crate::snapshot;
+
+#[derive(Debug, Args)]
+pub struct CodeArgs {
+    /// The run's uuid (default: the last run used).
+    #[arg(value_name = "UUID")]
+    pub run: Option<String>,
+
+    /// Write the run's code into this directory (new or empty).
+    #[arg(long, value_name = "DIR")]
+    pub checkout: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+pub fn run(ctx: &Ctx, target: &Target, args: CodeArgs) -> Result<()> {
+    let target = Target {
+        project: target.project.clone(),
+        uid: args.run.clone().or_else(|| target.uid.clone()),
+    };
+    let (r, run) = ctx.block_on(async {
+        let client = ctx.client().await?;
+        target.resolve(ctx, &client).await
+    })?;
+    let Some(code) = run
+        .meta_info
+        .as_ref()
+        .and_then(|m| m.get("code_ref"))
+        .cloned()
+    else {
+        return Err(
+            UserError::new(format!("run `{}` has no code snapshot", r.uuid))
+                .hint("runs started outside a git repository ran in their directory as it was")
+                .into(),
+        );
+    };
+    let get = |k: &str| code.get(k).and_then(J::as_str).unwrap_or("").to_string();
+    if let Some(dir) = &args.checkout {
+        if dir.exists()
+            && std::fs::read_dir(dir)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(false)
+        {
+            return Err(UserError::new(format!("`{}` is not empty", dir.display()))
+                .hint("give a new or empty directory")
+                .into());
+        }
+        // The snapshot lives in the repository it was taken from; else in the one here.
+        let repo = get("repo");
+        let from = if Path::new(&repo).join(".git").exists() {
+            PathBuf::from(&repo)
+        } else {
+            std::env::current_dir()?
+        };
+        let n = snapshot::checkout(&from, &get("snapshot"), dir).map_err(|e| {
+            UserError::new(format!("{e:#}")).hint(format!(
+                "the snapshot is in the repository at `{repo}`; run this there, or in a clone that fetched `{}{}`",
+                snapshot::REF_PREFIX,
+                r.uuid
+            ))
+        })?;
+        ctx.printer.success(&format!(
+            "wrote the {n} files of run `{}` into `{}`",
+            r.uuid,
+            dir.display()
+        ));
+        return Ok(());
+    }
+    if args.output.write_file(&ctx.printer, &code)? {
+        return Ok(());
+    }
+    let mut pairs: Vec<(String, Cell)> = Vec::new();
+    for (k, label) in [
+        ("commit", "commit"),
+        ("branch", "branch"),
+        ("url", "remote"),
+        ("repo", "repository"),
+        ("path", "directory"),
+        ("snapshot", "snapshot"),
+        ("tree", "tree"),
+    ] {
+        let v = get(k);
+        if !v.is_empty() {
+            pairs.push((label.into(), v.into()));
+        }
+    }
+    pairs.push((
+        "uncommitted".into(),
+        if code.get("is_dirty").and_then(J::as_bool) == Some(true) {
+            "yes (in the snapshot)"
+        } else {
+            "no"
+        }
+        .into(),
+    ));
+    pairs.push((
+        "restore".into(),
+        format!("polyaxon ops code {} --checkout DIR", r.uuid).into(),
+    ));
+    output::detail(&ctx.printer, args.output.format(), &code, &pairs)
+}

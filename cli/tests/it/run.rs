@@ -1,0 +1,577 @@
+//! `polyaxon run` end to end on the process executor, on a clean `POLYAXON_HOME`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value as J;
+
+use crate::common::{Env, stderr, stdout};
+
+/// A sealed environment with a git repository to run from.
+struct Work {
+    env: Env,
+    dir: PathBuf,
+}
+
+const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+impl Work {
+    fn new(polyaxonfile: &str) -> Work {
+        let env = Env::new();
+        let dir = env.home.path().join("work");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("polyaxonfile.yml"), polyaxonfile).unwrap();
+        let repo = git2::Repository::init(&dir).unwrap();
+        polyaxon_cli::snapshot::commit_all(&repo, "initial").unwrap();
+        Work { env, dir }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = self.env.cmd_std();
+        c.current_dir(&self.dir).env("PATH", PATH);
+        c
+    }
+
+    fn out(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.out(args);
+        assert!(
+            o.status.success(),
+            "`polyaxon {}`: {}{}",
+            args.join(" "),
+            stdout(&o),
+            stderr(&o)
+        );
+        stdout(&o)
+    }
+
+    fn json(&self, args: &[&str]) -> J {
+        let text = self.ok(args);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
+    fn run_json(&self, uuid: &str) -> J {
+        self.json(&["ops", "get", "--uid", uuid, "-o", "json"])
+    }
+
+    /// Waits until the run's status is one of `want`; returns the run.
+    fn wait_status(&self, uuid: &str, want: &[&str], secs: u64) -> J {
+        let end = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let r = self.run_json(uuid);
+            if want.contains(&r["status"].as_str().unwrap_or("")) {
+                return r;
+            }
+            assert!(
+                Instant::now() < end,
+                "run still {} after {secs} s: {r}",
+                r["status"]
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `polyaxon run` (in the background); returns the new run's uuid.
+    fn start(&self, extra: &[&str]) -> String {
+        let mut args = vec!["run", "-o", "json"];
+        args.extend(extra);
+        let r = self.json(&args);
+        r["uuid"].as_str().unwrap().to_string()
+    }
+
+    fn statuses(&self, uuid: &str) -> Vec<(String, String)> {
+        let s = self.json(&["ops", "statuses", "--uid", uuid, "-o", "json"]);
+        s.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["type"].as_str().unwrap().to_string(),
+                    c["message"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+fn job(command: &str, extra: &str) -> String {
+    format!(
+        "version: 1.1\nkind: component\nname: job\n{extra}\nrun:\n  kind: job\n  container:\n    image: busybox\n    command: [sh, -c, {}]\n",
+        serde_json::to_string(command).unwrap()
+    )
+}
+
+fn alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            let state = s[s.rfind(')').unwrap() + 2..].chars().next().unwrap();
+            state != 'Z'
+        })
+        .unwrap_or(false)
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn the_quickstart_runs_on_a_clean_home() {
+    let env = Env::new();
+    let qs = repo_root().join("examples/quickstart/polyaxonfile.yml");
+    let out = env
+        .cmd_std()
+        .env("PATH", PATH)
+        .args(["run", "-f", qs.to_str().unwrap(), "-l", "-P", "epochs=4"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("step=")).collect();
+    assert_eq!(lines.len(), 4, "{}", stdout(&out));
+    assert!(stderr(&out).contains("succeeded"), "{}", stderr(&out));
+    let run: J = serde_json::from_str(&stdout(
+        &env.cmd()
+            .args(["ops", "get", "-o", "json"])
+            .output()
+            .unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(run["project"], "default");
+    assert_eq!(run["inputs"]["lr"], 0.1);
+    assert_eq!(run["inputs"]["epochs"], 4);
+    assert!(run["outputs"]["loss"].as_f64().unwrap() > 0.0);
+    // The code: a snapshot of this repository, taken where the polyaxonfile is.
+    let code = &run["meta_info"]["code_ref"];
+    assert_eq!(code["path"], "examples/quickstart");
+    assert_eq!(code["snapshot"].as_str().unwrap().len(), 40);
+    let m: J = serde_json::from_str(&stdout(
+        &env.cmd()
+            .args(["ops", "metrics", "-o", "json"])
+            .output()
+            .unwrap(),
+    ))
+    .unwrap();
+    let names: Vec<&str> = m
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["accuracy", "loss"]);
+    assert_eq!(m[1]["data"]["step"], serde_json::json!([0, 1, 2, 3]));
+}
+
+#[test]
+fn a_failing_job_says_why() {
+    let w = Work::new(&job("echo about to fail; echo oops >&2; exit 3", ""));
+    let out = w.out(&["run", "-l"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains("about to fail") && stdout(&out).contains("oops"));
+    assert!(
+        stderr(&out).contains("failed (exit code 3)"),
+        "{}",
+        stderr(&out)
+    );
+    let uuid = w.json(&["ops", "get", "-o", "json"])["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let st = w.statuses(&uuid);
+    let kinds: Vec<&str> = st.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["created", "queued", "starting", "running", "failed"]
+    );
+    assert_eq!(st[4].1, "exit code 3");
+    // Both streams are kept, stderr marked.
+    let logs = w.ok(&["ops", "logs", "-a", "--hide-time"]);
+    assert!(
+        logs.contains("about to fail\n") && logs.contains("[stderr] oops"),
+        "{logs}"
+    );
+    // A bad polyaxonfile runs nothing.
+    std::fs::write(w.dir.join("bad.yml"), "version: 1.1\nkind: component\nrun: {kind: job, container: {image: x, command: [a], workdir: y}}\n").unwrap();
+    let out = w.out(&["run", "-f", "bad.yml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("did you mean `workingDir`"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("nothing was run"));
+    // A command that does not exist here.
+    std::fs::write(
+        w.dir.join("missing.yml"),
+        job("x", "").replace("[sh, -c, \"x\"]", "[no-such-program-here]"),
+    )
+    .unwrap();
+    let out = w.out(&["run", "-f", "missing.yml", "-l"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot start `no-such-program-here`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn timeouts_and_retries() {
+    let w = Work::new(&job("sleep 30", "termination: {timeout: 1}"));
+    let t = Instant::now();
+    let out = w.out(&["run", "-l"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(t.elapsed() < Duration::from_secs(20));
+    assert!(
+        stderr(&out).contains("timed out after 1 s"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Fails twice, then succeeds: two retries, in the same run and directory.
+    let flaky = "n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; echo attempt $n; [ $n -ge 3 ]";
+    std::fs::write(
+        w.dir.join("flaky.yml"),
+        job(flaky, "termination: {maxRetries: 2}"),
+    )
+    .unwrap();
+    let out = w.out(&["run", "-f", "flaky.yml", "-l"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("attempt 3"));
+    let uuid = w.json(&["ops", "get", "-o", "json"])["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let kinds: Vec<String> = w.statuses(&uuid).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "retrying").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert_eq!(kinds.last().unwrap(), "succeeded");
+    // Not enough retries: failed in the end.
+    std::fs::write(
+        w.dir.join("flaky1.yml"),
+        job(
+            &flaky.replace("count", "count1"),
+            "termination: {maxRetries: 1}",
+        ),
+    )
+    .unwrap();
+    let out = w.out(&["run", "-f", "flaky1.yml", "-l"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn ctrl_c_stops_the_run() {
+    let w = Work::new(&job("echo started; sleep 60", ""));
+    let mut child = w
+        .cmd()
+        .args(["run", "-l"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let uuid = {
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            let o = w.out(&["ops", "get", "-o", "json"]);
+            if o.status.success() {
+                let r: J = serde_json::from_slice(&o.stdout).unwrap();
+                if r["status"] == "running" {
+                    break r["uuid"].as_str().unwrap().to_string();
+                }
+            }
+            assert!(Instant::now() < end, "the run did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let run = w.run_json(&uuid);
+    let job_pid = run["meta_info"]["executor"]["job_pid"].as_u64().unwrap();
+    assert!(alive(job_pid));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("stopping run"), "{err}");
+    let r = w.wait_status(&uuid, &["stopped"], 20);
+    assert_eq!(r["status"], "stopped");
+    assert!(!alive(job_pid), "the job is gone");
+}
+
+#[test]
+fn stop_from_another_terminal_and_a_dead_supervisor() {
+    let w = Work::new(&job("sleep 60", ""));
+    let uuid = w.start(&[]);
+    let r = w.wait_status(&uuid, &["running"], 20);
+    let job_pid = r["meta_info"]["executor"]["job_pid"].as_u64().unwrap();
+    w.ok(&["ops", "stop", "-y", "--uid", &uuid]);
+    w.wait_status(&uuid, &["stopped"], 20);
+    assert!(!alive(job_pid));
+
+    // The supervisor killed: the next command notices, ends the job, fails the run.
+    let uuid = w.start(&[]);
+    let r = w.wait_status(&uuid, &["running"], 20);
+    let sup = r["meta_info"]["executor"]["pid"].as_u64().unwrap();
+    let job_pid = r["meta_info"]["executor"]["job_pid"].as_u64().unwrap();
+    Command::new("kill")
+        .args(["-KILL", &sup.to_string()])
+        .status()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(10);
+    while alive(sup) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = w.run_json(&uuid);
+    assert_eq!(r["status"], "failed", "{r}");
+    let last = &r["status_conditions"].as_array().unwrap().last().unwrap()["reason"];
+    assert_eq!(last, "ExecutorLost");
+    let end = Instant::now() + Duration::from_secs(5);
+    while alive(job_pid) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!alive(job_pid), "the orphaned job was ended");
+}
+
+#[test]
+fn restart_copy_and_resume() {
+    let w = Work::new(&job(
+        "echo line >> \"$POLYAXON_RUN_OUTPUTS_PATH/log.txt\"; wc -l < \"$POLYAXON_RUN_OUTPUTS_PATH/log.txt\"",
+        "",
+    ));
+    let out = w.out(&["run", "-l"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let first = w.json(&["ops", "get", "-o", "json"])["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let home = w.env.home.path().join(".polyaxon/artifacts");
+    let lines = |u: &str| {
+        std::fs::read_to_string(home.join(u).join("outputs/log.txt"))
+            .unwrap()
+            .lines()
+            .count()
+    };
+    assert_eq!(lines(&first), 1);
+    // Restart: a new run, from nothing.
+    let again = w.json(&["ops", "restart", "--uid", &first, "-o", "json"]);
+    let again = again["uuid"].as_str().unwrap().to_string();
+    w.wait_status(&again, &["succeeded"], 20);
+    assert_eq!(lines(&again), 1);
+    // Copy: a new run from the original's files.
+    let copy = w.json(&["ops", "restart", "--copy", "--uid", &first, "-o", "json"]);
+    let copy = copy["uuid"].as_str().unwrap().to_string();
+    w.wait_status(&copy, &["succeeded"], 20);
+    assert_eq!(lines(&copy), 2);
+    // Resume: the same run continues with its files.
+    let resumed = w.json(&["ops", "resume", "--uid", &first, "-o", "json"]);
+    assert_eq!(resumed["uuid"], first.as_str());
+    let r = w.wait_status(&first, &["succeeded"], 20);
+    assert_eq!(lines(&first), 2);
+    let kinds: Vec<&str> = r["status_conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"resuming"), "{kinds:?}");
+}
+
+#[test]
+fn the_official_python_tracking_client_is_heard() {
+    let Some(python) = std::env::var_os("POLYAXON_TEST_PYTHON") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "POLYAXON_TEST_PYTHON must be set in CI"
+        );
+        eprintln!("skipped: POLYAXON_TEST_PYTHON is not set (scripts/test sets it)");
+        return;
+    };
+    let python = PathBuf::from(python);
+    let w = Work::new(&format!(
+        "version: 1.1\nkind: component\nname: tracked\ninputs:\n  - {{name: lr, type: float, value: 0.01, isOptional: true}}\nrun:\n  kind: job\n  container:\n    image: python\n    command: [{}, -u, track.py]\n",
+        python.display()
+    ));
+    std::fs::write(
+        w.dir.join("track.py"),
+        r#"
+from polyaxon import tracking
+
+tracking.init()
+tracking.log_inputs(batch_size=32, optimizer="adam")
+for step in range(50):
+    tracking.log_metrics(step=step, loss=1.0 / (step + 1), accuracy=step / 50)
+tracking.log_outputs(final_accuracy=0.98)
+print("done", flush=True)
+tracking.end()
+"#,
+    )
+    .unwrap();
+    let out = w.out(&["run", "-l"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let r = w.json(&["ops", "get", "-o", "json"]);
+    assert_eq!(r["inputs"]["lr"], 0.01);
+    assert_eq!(r["inputs"]["batch_size"], 32);
+    assert_eq!(r["inputs"]["optimizer"], "adam");
+    assert_eq!(r["outputs"]["final_accuracy"], 0.98);
+    let m = w.json(&["ops", "metrics", "-o", "json"]);
+    let loss = m
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "loss")
+        .expect("loss");
+    assert_eq!(loss["total"], 50, "every point, once: {loss}");
+    assert_eq!(loss["data"]["step"][49], 49);
+    assert_eq!(loss["stats"]["min"]["value"], 0.02);
+    // The event files are where upstream puts them.
+    let uuid = r["uuid"].as_str().unwrap();
+    assert!(
+        w.env
+            .home
+            .path()
+            .join(".polyaxon/artifacts")
+            .join(uuid)
+            .join("events/metric/loss.plx")
+            .is_file()
+    );
+}
+
+#[test]
+fn a_million_log_lines_are_stored_whole() {
+    let w = Work::new(&job("seq 1 1000000", ""));
+    let uuid = w.start(&[]);
+    w.wait_status(&uuid, &["succeeded"], 120);
+    let logs = w.ok(&["ops", "logs", "--no-follow", "--hide-time", "--uid", &uuid]);
+    let lines: Vec<&str> = logs.lines().collect();
+    assert_eq!(lines.len(), 1_000_000);
+    assert_eq!(lines[0], "1");
+    assert_eq!(lines[999_999], "1000000");
+    assert!(
+        lines
+            .iter()
+            .enumerate()
+            .all(|(i, l)| l.parse::<usize>() == Ok(i + 1)),
+        "in order, none lost or doubled"
+    );
+}
+
+#[test]
+fn services_serve_until_stopped() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let w = Work::new(&format!(
+        "version: 1.1\nkind: component\nname: web\nrun:\n  kind: service\n  ports: [{port}]\n  container:\n    image: python\n    command: [python3, -m, http.server, \"{port}\", --bind, 127.0.0.1]\n"
+    ));
+    std::fs::write(w.dir.join("index.html"), "hello from a service").unwrap();
+    let uuid = w.start(&[]);
+    let r = w.wait_status(&uuid, &["running"], 20);
+    let msg = r["status_conditions"].as_array().unwrap().last().unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(msg, format!("serving at http://127.0.0.1:{port}"));
+    let end = Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            write!(s, "GET /index.html HTTP/1.0\r\n\r\n").unwrap();
+            let mut b = String::new();
+            let _ = s.read_to_string(&mut b);
+            if !b.is_empty() {
+                break b;
+            }
+        }
+        assert!(Instant::now() < end, "the service never answered");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(body.contains("hello from a service"), "{body}");
+    // Still up a while later: services do not end by themselves.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(w.run_json(&uuid)["status"], "running");
+    w.ok(&["ops", "stop", "-y", "--uid", &uuid]);
+    w.wait_status(&uuid, &["stopped"], 20);
+}
+
+#[test]
+fn code_snapshots_and_runs_outside_git() {
+    let w = Work::new(&job("cat data.txt", ""));
+    // Uncommitted and untracked changes are in the run's code; ignored files are not.
+    std::fs::write(w.dir.join("data.txt"), "from the working tree").unwrap();
+    std::fs::write(w.dir.join(".polyaxonignore"), "secret.key\n").unwrap();
+    std::fs::write(w.dir.join("secret.key"), "x").unwrap();
+    let out = w.out(&["run", "-l"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("from the working tree"));
+    let code = w.json(&["ops", "code", "-o", "json"]);
+    assert_eq!(code["is_dirty"], true);
+    let dest = w.env.home.path().join("restored");
+    w.ok(&["ops", "code", "--checkout", dest.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(dest.join("data.txt")).unwrap(),
+        "from the working tree"
+    );
+    assert!(!dest.join("secret.key").exists());
+    assert!(dest.join("polyaxonfile.yml").is_file());
+    // The user's repository is as it was: nothing staged, HEAD where it was.
+    let repo = git2::Repository::open(&w.dir).unwrap();
+    assert!(
+        repo.index()
+            .unwrap()
+            .get_path(Path::new("data.txt"), 0)
+            .is_none()
+    );
+    assert_eq!(
+        repo.head()
+            .unwrap()
+            .peel_to_commit()
+            .unwrap()
+            .message()
+            .ok(),
+        Some("initial")
+    );
+
+    // Outside a repository: it runs in the directory, and says so.
+    let plain = w.env.home.path().join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    std::fs::write(plain.join("polyaxonfile.yml"), job("pwd; cat note.txt", "")).unwrap();
+    std::fs::write(plain.join("note.txt"), "no git here").unwrap();
+    let out = w
+        .env
+        .cmd_std()
+        .current_dir(&plain)
+        .env("PATH", PATH)
+        .args(["run", "-l"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not in a git repository"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("no git here"));
+    let out = w
+        .env
+        .cmd_std()
+        .current_dir(&plain)
+        .args(["ops", "code"])
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&out).contains("has no code snapshot"),
+        "{}",
+        stderr(&out)
+    );
+}
