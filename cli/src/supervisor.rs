@@ -149,6 +149,7 @@ fn plan(
     r: &RunRef,
     code_dir: &Path,
     dir: &Path,
+    in_image: bool,
 ) -> Result<Plan> {
     use polyaxonfile::spec::Run;
     let Some(run) = &op.run else {
@@ -179,8 +180,9 @@ fn plan(
         return Err(UserError::new("the run's spec has no `run.container`").into());
     };
     let mut argv: Vec<String> = c.command.clone().unwrap_or_default();
+    let command_len = argv.len();
     argv.extend(c.args.clone().unwrap_or_default());
-    if argv.is_empty() {
+    if argv.is_empty() && !in_image {
         return Err(UserError::new("the container has no `command` (the process executor cannot use an image's entrypoint)")
             .hint("give `run.container.command`, e.g. `command: [python3, train.py]`")
             .into());
@@ -214,7 +216,7 @@ fn plan(
     let workdir = match c.working_dir.as_deref().filter(|w| !w.trim().is_empty()) {
         None => code_dir.to_path_buf(),
         Some(w) if Path::new(w).is_absolute() => {
-            if Path::new(w).is_dir() {
+            if in_image || Path::new(w).is_dir() {
                 PathBuf::from(w)
             } else {
                 notes.push(format!(
@@ -243,6 +245,7 @@ fn plan(
         job: Job {
             uuid: r.uuid.clone(),
             argv,
+            command_len,
             env,
             workdir,
             image: c.image.clone(),
@@ -256,6 +259,7 @@ fn plan(
                 ("operation.polyaxon.com/project".into(), r.project.clone()),
                 ("operation.polyaxon.com/kind".into(), run_kind(run).into()),
             ],
+            ..Default::default()
         },
         timeout: termination
             .and_then(|t| t.timeout)
@@ -542,9 +546,22 @@ pub async fn execute(ctx: &Ctx, r: &RunRef, executor_name: &str) -> Result<Outco
     }
     let executor: Box<dyn executor::Executor> = match executor_name {
         "process" => Box::new(executor::process::Process),
+        "docker" => match executor::docker::Docker::connect().await {
+            Ok(docker) => Box::new(executor::docker::DockerExecutor { docker }),
+            Err(e) => {
+                let msg = match e.downcast_ref::<UserError>() {
+                    Some(u) => format!("{}; {}", u.message, u.hint.clone().unwrap_or_default()),
+                    None => format!("{e:#}"),
+                };
+                let _ = api
+                    .status("failed", "ExecutorUnavailable", &msg, None)
+                    .await;
+                return Err(e);
+            }
+        },
         other => {
             return Err(UserError::new(format!("`{other}` is not an executor here"))
-                .hint("use `process`")
+                .hint("use `process` or `docker`")
                 .into());
         }
     };
@@ -593,8 +610,12 @@ async fn supervise(
         .clone()
         .filter(|c| !c.trim().is_empty())
         .ok_or_else(|| UserError::new(format!("run `{}` has no spec to execute", r.uuid)))?;
+    // Paths as the job sees them (the same on this machine's processes; under
+    // `/plx-context` in a container).
+    let job_root = executor.job_root(root);
+    let job_dir = job_root.join("artifacts").join(&r.uuid);
     let opts = polyaxonfile::Options {
-        globals: Some(globals(r, run, root, dir)),
+        globals: Some(globals(r, run, &job_root, &job_dir)),
         preset_dirs: crate::settings::preset_dirs(),
         hub_dirs: crate::settings::hub_dirs(),
         ..Default::default()
@@ -623,7 +644,42 @@ async fn supervise(
     // The code: the snapshot written out, or the directory the run was started from.
     let meta = run.meta_info.clone().unwrap_or_default();
     let code_dir = prepare_code(&meta, dir)?;
-    let mut plan = plan(&compiled.operation, r, &code_dir, dir)?;
+    let in_image = executor.name() != "process";
+    let job_code_dir = if in_image {
+        match code_dir.strip_prefix(dir) {
+            Ok(rel) => job_dir.join(rel),
+            // Run from its directory (no git): the container sees it mounted at `code/`.
+            Err(_) => job_dir.join("code"),
+        }
+    } else {
+        code_dir.clone()
+    };
+    let mut plan = plan(&compiled.operation, r, &job_code_dir, dir, in_image)?;
+    if in_image {
+        plan.job.mounts.push((dir.to_path_buf(), job_dir.clone()));
+        if !code_dir.starts_with(dir) {
+            plan.job
+                .mounts
+                .push((code_dir.clone(), job_dir.join("code")));
+        }
+        plan.job.user = Some(format!(
+            "{}:{}",
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw()
+        ));
+    }
+    // An image to build first (docker), or a note that there is none here (process).
+    let dockerfile = build_source(&compiled.operation, &code_dir)?;
+    match (&dockerfile, executor.name()) {
+        (Some(_), "process") => plan.notes.push(
+            "the image described by `init.dockerfile` is built by `--executor docker`; the process executor runs on this machine as it is".into(),
+        ),
+        (Some(text), "docker") => {
+            let tag = build_image(api, text, &code_dir, &compiled.operation).await?;
+            plan.job.image = Some(tag);
+        }
+        _ => {}
+    }
     if meta.get("stdout_metrics").and_then(J::as_bool) == Some(true) {
         plan.stdout_metrics = true;
     }
@@ -660,18 +716,21 @@ async fn supervise(
             "POLYAXON_RUN_INSTANCE".into(),
             format!("{}.{}.runs.{}", r.owner, r.project, r.uuid),
         ),
-        ("POLYAXON_CONTEXT_ROOT".into(), root.display().to_string()),
+        (
+            "POLYAXON_CONTEXT_ROOT".into(),
+            job_root.display().to_string(),
+        ),
         (
             "POLYAXON_ARTIFACTS_ROOT".into(),
-            root.join("artifacts").display().to_string(),
+            job_root.join("artifacts").display().to_string(),
         ),
         (
             "POLYAXON_RUN_ARTIFACTS_PATH".into(),
-            dir.display().to_string(),
+            job_dir.display().to_string(),
         ),
         (
             "POLYAXON_RUN_OUTPUTS_PATH".into(),
-            dir.join("outputs").display().to_string(),
+            job_dir.join("outputs").display().to_string(),
         ),
         ("POLYAXON_COLLECT_ARTIFACTS".into(), "true".into()),
         // This supervisor samples CPU and memory itself.
@@ -743,6 +802,96 @@ async fn supervise(
             _ => return Ok(outcome),
         }
     }
+}
+
+/// The Dockerfile to build the job's image from: generated from `init: [{dockerfile: …}]`,
+/// or the file a `build` section names (`params.dockerfile`).
+fn build_source(op: &polyaxonfile::CompiledOperation, code_dir: &Path) -> Result<Option<String>> {
+    use polyaxonfile::spec::Run;
+    let init = match &op.run {
+        Some(Run::Job(j)) => j.init.as_ref(),
+        Some(Run::Service(s)) => s.init.as_ref(),
+        _ => None,
+    };
+    if let Some(d) = init
+        .into_iter()
+        .flatten()
+        .find_map(|i| i.dockerfile.as_ref())
+    {
+        return Ok(Some(crate::build::dockerfile_of(d)));
+    }
+    if let Some(b) = &op.build {
+        let named = b
+            .params
+            .as_ref()
+            .and_then(|p| p.get("dockerfile"))
+            .and_then(|p| p.value.as_ref())
+            .and_then(J::as_str)
+            .map(str::to_string);
+        let path = code_dir.join(named.as_deref().unwrap_or("Dockerfile"));
+        return match std::fs::read_to_string(&path) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) => Err(UserError::new(format!(
+                "the `build` section's Dockerfile `{}` cannot be read: {e}",
+                path.display()
+            ))
+            .into()),
+        };
+    }
+    Ok(None)
+}
+
+/// Builds (or finds) the job's image, its output stored as the run's logs.
+async fn build_image(
+    api: &Api,
+    dockerfile: &str,
+    code_dir: &Path,
+    op: &polyaxonfile::CompiledOperation,
+) -> Result<String> {
+    let docker = executor::docker::Docker::connect().await?;
+    let name = format!(
+        "polyaxon/{}",
+        op.name
+            .as_deref()
+            .unwrap_or("job")
+            .to_ascii_lowercase()
+            .chars()
+            .map(
+                |c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                    c
+                } else {
+                    '-'
+                }
+            )
+            .collect::<String>()
+    );
+    let spec = crate::build::BuildSpec {
+        dockerfile: dockerfile.to_string(),
+        context: code_dir.to_path_buf(),
+        name,
+    };
+    api.status("starting", "ImageBuilding", "building the image", None)
+        .await?;
+    let (tx, rx) = mpsc::channel(1024);
+    let pump = tokio::spawn(pump_logs(api.clone(), Some(rx), false, 0, Some("build")));
+    let built = docker.build(&spec, &tx).await;
+    drop(tx);
+    let _ = pump.await;
+    let (tag, fresh) = built?;
+    let msg = if fresh {
+        format!("built the image `{tag}`")
+    } else {
+        format!("the image `{tag}` is up to date (nothing changed since it was built)")
+    };
+    api.append_logs(&[V1Log {
+        timestamp: Some(polyaxon_server::api::time(executor::now_micros())),
+        node: None,
+        pod: None,
+        container: Some("build".into()),
+        value: msg,
+    }])
+    .await?;
+    Ok(tag)
 }
 
 /// The directory the job runs in: the run's code snapshot written out into the run directory
@@ -838,7 +987,13 @@ async fn attempt_once(
 
     // Output lines → logs (and stdout metrics).
     let lines = handle.lines();
-    let pump = tokio::spawn(pump_logs(api.clone(), lines, plan.stdout_metrics, attempt));
+    let pump = tokio::spawn(pump_logs(
+        api.clone(),
+        lines,
+        plan.stdout_metrics,
+        attempt,
+        None,
+    ));
     // Event files → metrics.
     let (tail_stop_tx, tail_stop_rx) = tokio::sync::watch::channel(false);
     let tail = tokio::spawn(tail_events(
@@ -937,6 +1092,7 @@ async fn pump_logs(
     lines: Option<mpsc::Receiver<Line>>,
     stdout_metrics: bool,
     attempt: u32,
+    container: Option<&'static str>,
 ) {
     let Some(mut rx) = lines else { return };
     let mut batch: Vec<V1Log> = Vec::new();
@@ -962,7 +1118,11 @@ async fn pump_logs(
                 timestamp: Some(polyaxon_server::api::time(l.at)),
                 node: None,
                 pod: None,
-                container: (l.stream == Stream::Stderr).then(|| "stderr".to_string()),
+                container: match (container, l.stream) {
+                    (Some(c), _) => Some(c.to_string()),
+                    (None, Stream::Stderr) => Some("stderr".to_string()),
+                    (None, Stream::Stdout) => None,
+                },
                 value: l.text,
             });
             if batch.len() < 2000 {
@@ -1086,6 +1246,11 @@ pub async fn reap_orphans(app: &polyaxon_server::App) {
             continue;
         }
         // The job may outlive its supervisor: end it too.
+        if ex.get("kind").and_then(J::as_str) == Some("docker")
+            && let Ok(d) = executor::docker::Docker::connect().await
+        {
+            d.remove(&uuid).await;
+        }
         if let Some(job) = ex.get("job_pid").and_then(J::as_u64) {
             let jb = ex.get("job_boot_id").and_then(J::as_str).unwrap_or("");
             let js = ex.get("job_start").and_then(J::as_u64).unwrap_or(0);

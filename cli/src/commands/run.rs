@@ -216,13 +216,6 @@ pub fn spawn_executor(ctx: &Ctx, r: &RunRef, executor: &str) -> Result<()> {
 }
 
 pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
-    if args.executor == "docker" {
-        return Err(
-            UserError::new("the docker executor is not in this build yet")
-                .hint("use `--executor process` (the default)")
-                .into(),
-        );
-    }
     let (_files, report) = compile(ctx, &args)?;
     let compiled = report.compiled.as_ref().context("compiled")?;
     if compiled.operation.matrix.is_some() {

@@ -2,6 +2,7 @@
 //! An executor starts a job and hands back a [`Handle`]: its output lines, its end, a way to
 //! stop it, and a cleanup that leaves nothing behind.
 
+pub mod docker;
 pub mod process;
 
 use std::path::PathBuf;
@@ -17,6 +18,9 @@ pub struct Job {
     pub uuid: String,
     /// The program and its arguments (no shell in between).
     pub argv: Vec<String>,
+    /// How many of `argv` are the container's `command` (the rest are its `args`): images
+    /// take the first as their entrypoint.
+    pub command_len: usize,
     pub env: Vec<(String, String)>,
     /// The working directory, on the host.
     pub workdir: PathBuf,
@@ -30,6 +34,10 @@ pub struct Job {
     pub limits: Vec<(String, String)>,
     /// Labels for what the executor creates.
     pub labels: Vec<(String, String)>,
+    /// Directories of this machine to mount (host, inside), for executors that isolate.
+    pub mounts: Vec<(PathBuf, PathBuf)>,
+    /// The user to run as (`uid:gid`), for executors that can choose.
+    pub user: Option<String>,
 }
 
 /// Which stream a line came from.
@@ -93,6 +101,10 @@ pub trait Handle: Send {
 /// Starts jobs somewhere.
 pub trait Executor: Send + Sync {
     fn name(&self) -> &'static str;
+    /// The context root (`/plx-context` upstream) as the job sees it, given this machine's.
+    fn job_root(&self, host_root: &std::path::Path) -> PathBuf {
+        host_root.to_path_buf()
+    }
     fn start<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, anyhow::Result<Box<dyn Handle>>>;
 }
 

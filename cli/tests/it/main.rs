@@ -2,6 +2,7 @@
 
 mod check;
 mod common;
+mod docker;
 mod docs;
 mod embedded;
 mod remote;

@@ -1,0 +1,216 @@
+//! `--executor docker` against a real Docker Engine: an image built `FROM scratch` with
+//! busybox through `init.dockerfile`, a job run in it with its logs, a stop, a rebuild skipped
+//! when nothing changed, and no container left behind.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value as J;
+
+use crate::common::{Env, stderr, stdout};
+
+/// Whether a Docker Engine answers; in CI it must (scripts/test starts one).
+fn docker_available() -> bool {
+    let ok = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "a Docker Engine must run in CI (scripts/test starts one)"
+        );
+        eprintln!("skipped: no Docker Engine (scripts/test installs and starts one)");
+    }
+    ok
+}
+
+fn busybox() -> Option<std::path::PathBuf> {
+    ["/usr/bin/busybox", "/bin/busybox"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.is_file())
+}
+
+const POLYAXONFILE: &str = r#"version: 1.1
+kind: component
+name: boxed
+inputs:
+  - {name: seconds, type: int, value: 0, isOptional: true}
+run:
+  kind: job
+  init:
+    - dockerfile:
+        image: scratch
+        copy: [[busybox, /bin/busybox]]
+        run: ['["/bin/busybox", "--install", "-s", "/bin"]']
+        workdir: /
+  container:
+    image: busybox
+    command: [sh, -c]
+    args: ["echo in a container as $(id -u); ls $POLYAXON_RUN_OUTPUTS_PATH/..; echo out > $POLYAXON_RUN_OUTPUTS_PATH/result.txt; sleep {{ seconds }}; echo bye"]
+"#;
+
+fn containers_of(uuid: &str) -> usize {
+    let o = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "-q",
+            "--filter",
+            &format!("label=operation.polyaxon.com/uuid={uuid}"),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).lines().count()
+}
+
+/// Removes an image the test built, when the test ends.
+struct RemoveImage(String);
+
+impl Drop for RemoveImage {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
+    }
+}
+
+#[test]
+fn build_run_stop_and_reuse() {
+    if !docker_available() {
+        return;
+    }
+    let Some(bb) = busybox() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "busybox-static must be installed in CI"
+        );
+        eprintln!("skipped: no busybox (scripts/test installs busybox-static)");
+        return;
+    };
+    let env = Env::new();
+    let dir = env.home.path().join("work");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(&bb, dir.join("busybox")).unwrap();
+    std::fs::write(dir.join("polyaxonfile.yml"), POLYAXONFILE).unwrap();
+    // A context no earlier test built (images persist between runs of the suite).
+    let nonce = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+    std::fs::write(dir.join("nonce.txt"), nonce).unwrap();
+    let repo = git2::Repository::init(&dir).unwrap();
+    polyaxon_cli::snapshot::commit_all(&repo, "initial").unwrap();
+    let cmd = |args: &[&str]| {
+        env.cmd_std()
+            .current_dir(&dir)
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+
+    // Built from the generated Dockerfile, run in it, output streamed.
+    let out = cmd(&["run", "--executor", "docker", "-l"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("Step 4/4 : RUN"),
+        "the build's output: {text}"
+    );
+    assert!(text.contains("built the image `polyaxon/boxed:"), "{text}");
+    assert!(
+        text.contains("in a container as 0") || text.contains("in a container as "),
+        "{text}"
+    );
+    assert!(text.contains("bye"));
+    let tag = text
+        .split("built the image `")
+        .nth(1)
+        .and_then(|t| t.split('`').next())
+        .unwrap()
+        .to_string();
+    let _cleanup = RemoveImage(tag);
+    let r: J = serde_json::from_slice(&cmd(&["ops", "get", "-o", "json"]).stdout).unwrap();
+    let uuid = r["uuid"].as_str().unwrap().to_string();
+    assert_eq!(r["status"], "succeeded");
+    // What the job wrote under its outputs is in the run's directory here.
+    let result = env
+        .home
+        .path()
+        .join(".polyaxon/artifacts")
+        .join(&uuid)
+        .join("outputs/result.txt");
+    assert_eq!(std::fs::read_to_string(result).unwrap(), "out\n");
+    assert_eq!(containers_of(&uuid), 0, "the container is removed");
+
+    // Nothing changed: the image is reused, not rebuilt.
+    let out = cmd(&["run", "--executor", "docker", "-l"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("is up to date"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("Step 1/4"), "{}", stdout(&out));
+
+    // A long job, stopped from another command: stopped, its container gone.
+    let out = cmd(&[
+        "run",
+        "--executor",
+        "docker",
+        "-P",
+        "seconds=60",
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let uuid = serde_json::from_slice::<J>(&out.stdout).unwrap()["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r: J =
+            serde_json::from_slice(&cmd(&["ops", "get", "--uid", &uuid, "-o", "json"]).stdout)
+                .unwrap();
+        if r["status"] == "running" {
+            break;
+        }
+        assert!(Instant::now() < end, "never ran: {r}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(containers_of(&uuid), 1);
+    let out = cmd(&["ops", "stop", "-y", "--uid", &uuid]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r: J =
+            serde_json::from_slice(&cmd(&["ops", "get", "--uid", &uuid, "-o", "json"]).stdout)
+                .unwrap();
+        if r["status"] == "stopped" {
+            break;
+        }
+        assert!(Instant::now() < end, "never stopped: {r}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(containers_of(&uuid), 0, "no container is left behind");
+
+    // A broken build says which step failed.
+    std::fs::write(
+        dir.join("polyaxonfile.yml"),
+        POLYAXONFILE.replace(
+            r#"run: ['["/bin/busybox", "--install", "-s", "/bin"]']"#,
+            r#"run: ['["/bin/busybox", "false"]']"#,
+        ),
+    )
+    .unwrap();
+    let out = cmd(&["run", "--executor", "docker", "-l"]);
+    assert_eq!(out.status.code(), Some(1));
+    let st = cmd(&["ops", "statuses", "-o", "json"]);
+    let last = serde_json::from_slice::<J>(&st.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["type"], "failed");
+    assert!(
+        last["message"].as_str().unwrap().contains("Step 4/4"),
+        "{last}"
+    );
+}
