@@ -1594,7 +1594,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__ops__subcmd__execute)
-            opts="-p -v -h -V --exc --executor --project --uuid --uid --verbose --help --version"
+            opts="-p -v -h -V --exc --executor --run-from-stdin --project --uuid --uid --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -608,6 +608,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
             cand --uid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
             cand --uuid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand --run-from-stdin 'Wait for the run on standard input (`OWNER/PROJECT UUID`), the store opened meanwhile; end-of-file exits quietly (what `polyaxon run` uses)'
             cand -v 'Print more detail about what happens'
             cand --verbose 'Print more detail about what happens'
             cand -h 'Print help'

@@ -329,6 +329,7 @@ complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_s
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from execute" -l executor -l exc -d 'Where the job runs: `process` (this machine)' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from execute" -s p -l project -d 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from execute" -l uid -l uuid -d 'The run\'s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from execute" -l run-from-stdin -d 'Wait for the run on standard input (`OWNER/PROJECT UUID`), the store opened meanwhile; end-of-file exits quietly (what `polyaxon run` uses)'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from execute" -s v -l verbose -d 'Print more detail about what happens'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from execute" -s h -l help -d 'Print help'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from execute" -s V -l version -d 'Print version'

@@ -29,3 +29,5 @@ pub const POLYAXON_CREDENTIAL_STORE: &str = "POLYAXON_CREDENTIAL_STORE";
 pub const COLUMNS: &str = "COLUMNS";
 /// The browser `dashboard` commands open.
 pub const BROWSER: &str = "BROWSER";
+/// Prints how long each start-up step took (for tuning; any value turns it on).
+pub const POLYAXON_TIMINGS: &str = "POLYAXON_TIMINGS";

@@ -17,6 +17,7 @@ pub mod printer;
 pub mod settings;
 pub mod snapshot;
 pub mod supervisor;
+pub mod timing;
 
 use clap::Parser;
 
@@ -25,6 +26,7 @@ use crate::printer::Printer;
 
 /// Runs the CLI and returns its exit code.
 pub fn main() -> i32 {
+    timing::init();
     let args = match cli::Cli::try_parse_from(cli::normalize_args(std::env::args_os())) {
         Ok(a) => a,
         Err(e) => {

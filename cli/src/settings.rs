@@ -168,8 +168,19 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     write_private(path, text.as_bytes())
 }
 
-/// Writes a file atomically with mode 0600.
+/// Writes a cache file (the last run, the user): atomically, but without waiting for the disk
+/// (losing one to a power cut costs nothing, and the wait is on every `polyaxon run`).
+pub fn write_cache<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)? + "\n";
+    write_file(path, text.as_bytes(), false)
+}
+
+/// Writes a file atomically with mode 0600, durably.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_file(path, bytes, true)
+}
+
+fn write_file(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating `{}`", dir.display()))?;
     let tmp = dir.join(format!(
@@ -190,7 +201,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
             .open(&tmp)
             .with_context(|| format!("writing `{}`", tmp.display()))?;
         f.write_all(bytes)
-            .and_then(|_| f.sync_all())
+            .and_then(|_| if durable { f.sync_all() } else { Ok(()) })
             .with_context(|| format!("writing `{}`", tmp.display()))?;
     }
     std::fs::rename(&tmp, path).with_context(|| format!("writing `{}`", path.display()))
@@ -296,7 +307,7 @@ impl Settings {
     /// Remembers the last run used (best effort: a read-only context is not an error).
     pub fn remember_run(&self, run: &RunCache) {
         if self.run_cache().ok().flatten().as_ref() != Some(run) {
-            let _ = write_json(&self.run_path(), run);
+            let _ = write_cache(&self.run_path(), run);
         }
     }
 

@@ -527,14 +527,22 @@ fn append_resource(dir: &Path, name: &str, value: f64) {
 }
 
 /// Runs `r` to its end. Returns how it ended.
-pub async fn execute(ctx: &Ctx, r: &RunRef, executor_name: &str) -> Result<Outcome> {
-    let client = Arc::new(ctx.client().await?);
+/// `client` is opened without reaping orphans: a run being started is not one, and
+/// start-up time counts.
+pub async fn execute(
+    ctx: &Ctx,
+    client: crate::client::Client,
+    r: &RunRef,
+    executor_name: &str,
+) -> Result<Outcome> {
+    let client = Arc::new(client);
     let api = Api {
         client: client.clone(),
         r: r.clone(),
         executor: Default::default(),
     };
     let run = api.current().await?;
+    crate::timing::mark("execute: run read");
     let status = run.status.clone().unwrap_or_default();
     if !STARTABLE.contains(&status.as_str()) {
         return Err(UserError::new(format!(
@@ -565,11 +573,29 @@ pub async fn execute(ctx: &Ctx, r: &RunRef, executor_name: &str) -> Result<Outco
                 .into());
         }
     };
-    // Claim the run: who supervises it, so that a dead supervisor is noticed later.
+    // Claim the run (who supervises it, so that a dead supervisor is noticed later) and queue
+    // it, while the spec compiles and the code is written out; done before the job starts.
     let me = std::process::id();
     let (boot, start) = process_identity(me).unwrap_or_default();
-    api.record_executor(json!({"kind": executor.name(), "host": hostname(), "pid": me, "boot_id": boot, "start": start}))
-        .await?;
+    let claim = {
+        let api = api.clone();
+        let kind = executor.name();
+        let queue = status == "created";
+        tokio::spawn(async move {
+            api.record_executor(json!({"kind": kind, "host": hostname(), "pid": me, "boot_id": boot, "start": start}))
+                .await?;
+            if queue {
+                api.status(
+                    "queued",
+                    "PolyaxonRunQueued",
+                    &format!("queued for the {kind} executor"),
+                    None,
+                )
+                .await?;
+            }
+            Ok::<(), anyhow::Error>(())
+        })
+    };
 
     let root = context_root(&ctx.settings);
     let dir = run_dir(&ctx.settings, &r.uuid);
@@ -584,7 +610,7 @@ pub async fn execute(ctx: &Ctx, r: &RunRef, executor_name: &str) -> Result<Outco
             .with_context(|| format!("creating `{}`", dir.join(sub).display()))?;
     }
 
-    let result = supervise(ctx, &api, &run, executor.as_ref(), &root, &dir).await;
+    let result = supervise(ctx, &api, &run, executor.as_ref(), &root, &dir, claim).await;
     match result {
         Ok(o) => Ok(o),
         Err(e) => {
@@ -603,6 +629,7 @@ async fn supervise(
     executor: &dyn executor::Executor,
     root: &Path,
     dir: &Path,
+    claim: tokio::task::JoinHandle<Result<()>>,
 ) -> Result<Outcome> {
     let r = &api.r;
     let content = run
@@ -630,6 +657,7 @@ async fn supervise(
                 ))
             })?;
     let compiled = report.compiled.context("compiled")?;
+    crate::timing::mark("execute: compiled");
     if compiled.skipped {
         api.status(
             "skipped",
@@ -644,6 +672,7 @@ async fn supervise(
     // The code: the snapshot written out, or the directory the run was started from.
     let meta = run.meta_info.clone().unwrap_or_default();
     let code_dir = prepare_code(&meta, dir)?;
+    crate::timing::mark("execute: code written");
     let in_image = executor.name() != "process";
     let job_code_dir = if in_image {
         match code_dir.strip_prefix(dir) {
@@ -686,23 +715,22 @@ async fn supervise(
 
     // The API for the job: the server itself (remote), or this process serving the embedded
     // store on a local port.
-    let host = match &ctx.settings.host {
-        Some(h) => h.clone(),
-        None => {
-            let embedded = crate::client::transport::Embedded::open(&ctx.settings.home)
-                .await
-                .map_err(crate::client::ClientError::from)?;
+    let host = match (&ctx.settings.host, api.client.embedded_app()) {
+        (Some(h), _) => h.clone(),
+        (None, Some(app)) => {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .context("opening a local port for the job's API")?;
             let addr = listener.local_addr()?;
-            let app = embedded.app.clone();
+            let app = app.clone();
             tokio::spawn(async move {
                 let _ = polyaxon_server::serve(listener, app, std::future::pending()).await;
             });
             format!("http://{addr}")
         }
+        (None, None) => anyhow::bail!("the embedded store is not open"),
     };
+    crate::timing::mark("execute: api served");
     let token: V1Auth = api
         .client
         .json(Method::POST, &api.path("/impersonate"), None::<&()>)
@@ -768,19 +796,10 @@ async fn supervise(
     for n in &plan.notes {
         eprintln!("note: {n}");
     }
+    claim.await.context("claiming the run")??;
+    crate::timing::mark("execute: claimed");
     let mut attempt = 0u32;
     loop {
-        let ok = api
-            .status(
-                "starting",
-                "ExecutorStarting",
-                &format!("starting on the {} executor", executor.name()),
-                None,
-            )
-            .await?;
-        if !ok {
-            return Ok(Outcome::Stopped("stopped before it started".into()));
-        }
         let outcome = attempt_once(api, executor, &plan, dir, attempt).await?;
         match &outcome {
             Outcome::Failed(why) if attempt < plan.max_retries => {
@@ -939,6 +958,7 @@ async fn attempt_once(
     dir: &Path,
     attempt: u32,
 ) -> Result<Outcome> {
+    crate::timing::mark("execute: starting the job");
     let mut handle: Box<dyn Handle> = match executor.start(&plan.job).await {
         Ok(h) => h,
         Err(e) => {
@@ -954,7 +974,23 @@ async fn attempt_once(
             return Ok(Outcome::Failed(msg));
         }
     };
+    crate::timing::mark("execute: job started");
     let started = Instant::now();
+    // The job is started before its statuses are written: they are records, and the job's
+    // start should not wait for them.
+    if !api
+        .status(
+            "starting",
+            "ExecutorStarting",
+            &format!("started on the {} executor", executor.name()),
+            None,
+        )
+        .await?
+    {
+        handle.stop(Duration::from_secs(10)).await?;
+        handle.cleanup().await?;
+        return Ok(Outcome::Stopped("stopped before it started".into()));
+    }
     let job_pid = handle.pid();
     if let Some(pid) = job_pid {
         let (boot, start) = process_identity(pid).unwrap_or_default();

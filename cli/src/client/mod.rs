@@ -87,6 +87,8 @@ pub struct Client {
     transport: Box<dyn Transport>,
     token_from_env: bool,
     embedded: bool,
+    /// The embedded server, when that is where calls go.
+    app: Option<polyaxon_server::App>,
 }
 
 /// Query parameters for list calls.
@@ -142,17 +144,26 @@ pub fn seg(s: &str) -> String {
 impl Client {
     /// A client for the configured server, or for the embedded store when there is none.
     pub async fn connect(settings: &Settings) -> Result<Client, anyhow::Error> {
+        Self::connect_with(settings, true).await
+    }
+
+    /// The same; `reap` looks for runs whose supervisor died when opening the embedded store.
+    pub async fn connect_with(settings: &Settings, reap: bool) -> Result<Client, anyhow::Error> {
         match &settings.host {
             None => {
                 let t = transport::Embedded::open(&settings.home)
                     .await
                     .map_err(ClientError::from)?;
                 // Runs whose supervising process died are not left "running".
-                crate::supervisor::reap_orphans(&t.app).await;
+                if reap {
+                    crate::supervisor::reap_orphans(&t.app).await;
+                }
+                let app = Some(t.app.clone());
                 Ok(Client {
                     transport: Box::new(t),
                     token_from_env: false,
                     embedded: true,
+                    app,
                 })
             }
             Some(host) => {
@@ -164,6 +175,7 @@ impl Client {
                     ),
                     token_from_env: settings.env_token.is_some(),
                     embedded: false,
+                    app: None,
                 })
             }
         }
@@ -175,7 +187,13 @@ impl Client {
             transport,
             token_from_env: false,
             embedded,
+            app: None,
         }
+    }
+
+    /// The embedded server this client calls, if it is one.
+    pub fn embedded_app(&self) -> Option<&polyaxon_server::App> {
+        self.app.as_ref()
     }
 
     pub fn is_embedded(&self) -> bool {

@@ -189,34 +189,80 @@ fn content(report: &polyaxonfile::Report) -> Result<String> {
 /// Starts `polyaxon ops execute` for the run in the background, detached from this terminal
 /// (its own process group: Ctrl-C here does not reach it), its own output in a log file.
 pub fn spawn_executor(ctx: &Ctx, r: &RunRef, executor: &str) -> Result<()> {
-    let exe = std::env::current_exe().context("finding the polyaxon binary")?;
-    let logs = ctx.settings.home.join("executors");
-    std::fs::create_dir_all(&logs).with_context(|| format!("creating `{}`", logs.display()))?;
-    let log = std::fs::File::create(logs.join(format!("{}.log", r.uuid)))?;
-    let mut cmd = std::process::Command::new(exe);
-    cmd.args([
-        "ops",
-        "-p",
-        &format!("{}/{}", r.owner, r.project),
-        "--uid",
-        &r.uuid,
-        "execute",
-        "--executor",
-        executor,
-    ])
-    .stdin(std::process::Stdio::null())
-    .stdout(log.try_clone()?)
-    .stderr(log);
-    {
-        use std::os::unix::process::CommandExt;
-        cmd.process_group(0);
+    let pending = Standby::spawn(ctx, executor)?;
+    pending.hand(r)
+}
+
+/// An executor started before its run exists (`ops execute --run-from-stdin`): it opens the
+/// store while this process snapshots the code and creates the run, then gets the run on its
+/// stdin ([`Standby::hand`]). Dropped unhanded, it reads end-of-file and exits, and its log
+/// is removed.
+pub struct Standby {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    log: std::path::PathBuf,
+}
+
+impl Standby {
+    pub fn spawn(ctx: &Ctx, executor: &str) -> Result<Standby> {
+        let exe = std::env::current_exe().context("finding the polyaxon binary")?;
+        let logs = ctx.settings.home.join("executors");
+        std::fs::create_dir_all(&logs).with_context(|| format!("creating `{}`", logs.display()))?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        let log_path = logs.join(format!(".pending-{}-{nanos}.log", std::process::id()));
+        let log = std::fs::File::create(&log_path)
+            .with_context(|| format!("creating `{}`", log_path.display()))?;
+        let mut cmd = std::process::Command::new(exe);
+        cmd.args(["ops", "execute", "--run-from-stdin", "--executor", executor])
+            .stdin(std::process::Stdio::piped())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        }
+        let mut child = cmd.spawn().context("starting the executor")?;
+        let stdin = child.stdin.take();
+        Ok(Standby {
+            child,
+            stdin,
+            log: log_path,
+        })
     }
-    cmd.spawn().context("starting the executor")?;
-    Ok(())
+
+    /// Gives the executor its run: it starts it at once.
+    pub fn hand(mut self, r: &RunRef) -> Result<()> {
+        use std::io::Write;
+        let named = self.log.with_file_name(format!("{}.log", r.uuid));
+        std::fs::rename(&self.log, &named)
+            .with_context(|| format!("naming the executor's log `{}`", named.display()))?;
+        self.log = named;
+        let mut stdin = self.stdin.take().context("the executor's input")?;
+        writeln!(stdin, "{}/{} {}", r.owner, r.project, r.uuid)
+            .and_then(|_| stdin.flush())
+            .context("handing the run to its executor")?;
+        self.log = std::path::PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for Standby {
+    fn drop(&mut self) {
+        if self.stdin.take().is_some() {
+            // Not handed a run: it exits on end-of-file; its log says nothing worth keeping.
+            let _ = self.child.wait();
+            let _ = std::fs::remove_file(&self.log);
+        }
+    }
 }
 
 pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
+    crate::timing::mark("run: start");
     let (_files, report) = compile(ctx, &args)?;
+    crate::timing::mark("run: compiled");
     let compiled = report.compiled.as_ref().context("compiled")?;
     if compiled.operation.matrix.is_some() {
         return Err(UserError::new("this operation is a hyperparameter search (`matrix`), which this version cannot run yet")
@@ -238,8 +284,30 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
     };
     ctx.block_on(async {
         let client = ctx.client().await?;
+        crate::timing::mark("run: store open");
+        // The executor starts now (the store is open and up to date) and gets ready while
+        // the code is snapshot and the run created.
+        let standby = Standby::spawn(ctx, &args.executor)?;
         let p = project_for_run(ctx, &client, args.project.as_deref()).await?;
-        // The run first (for its uuid), its code snapshot next, then the executor.
+        crate::timing::mark("run: project");
+        // The code snapshot, the run with it, then the snapshot named after the run.
+        let mut meta = json!({"executor_kind": args.executor, "stdout_metrics": args.stdout_metrics, "upload": args.upload});
+        let code = snapshot::snapshot_unpinned(&code_dir).context("snapshotting the code")?;
+        crate::timing::mark("run: snapshot");
+        match &code {
+            Some(c) => meta["code_ref"] = serde_json::to_value(c)?,
+            None => {
+                ctx.printer.note(&format!(
+                    "`{}` is not in a git repository: no code snapshot; the job runs in it as it is",
+                    code_dir.display()
+                ));
+                meta["cwd"] = J::String(code_dir.display().to_string());
+            }
+        }
+        let meta = match meta {
+            J::Object(m) => m,
+            _ => Map::new(),
+        };
         let created: V1Run = client
             .json(
                 Method::POST,
@@ -255,7 +323,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
                     name: args.name.clone(),
                     description: args.description.clone(),
                     tags: args.tags.as_deref().map(split_tags),
-                    meta_info: None,
+                    meta_info: Some(meta),
                     pending: None,
                 }),
             )
@@ -266,49 +334,14 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
             project: p.name.clone(),
             uuid: created.uuid.clone().unwrap_or_default(),
         };
+        crate::timing::mark("run: created");
+        // The executor first (it queues the run and starts the job); the rest meanwhile.
+        standby.hand(&r)?;
+        crate::timing::mark("run: executor spawned");
         ctx.remember_run(&r, created.name.as_deref());
-        let mut meta = json!({"executor_kind": args.executor, "stdout_metrics": args.stdout_metrics, "upload": args.upload});
-        match snapshot::snapshot(&code_dir, &r.uuid) {
-            Ok(Some(code)) => {
-                meta["code_ref"] = serde_json::to_value(&code)?;
-            }
-            Ok(None) => {
-                ctx.printer.note(&format!(
-                    "`{}` is not in a git repository: no code snapshot; the job runs in it as it is",
-                    code_dir.display()
-                ));
-                meta["cwd"] = J::String(code_dir.display().to_string());
-            }
-            Err(e) => {
-                let _ = client.stop_run(&r).await;
-                return Err(e.context("snapshotting the code"));
-            }
+        if let Some(c) = &code {
+            snapshot::pin(c, &r.uuid).context("naming the code snapshot")?;
         }
-        let _: V1Run = client
-            .json(
-                Method::PATCH,
-                &format!(
-                    "/api/v1/{}/{}/runs/{}",
-                    crate::client::seg(&r.owner),
-                    crate::client::seg(&r.project),
-                    crate::client::seg(&r.uuid)
-                ),
-                Some(&json!({"meta_info": meta, "merge": true})),
-            )
-            .await?;
-        let _: J = client
-            .json(
-                Method::POST,
-                &format!(
-                    "/api/v1/{}/{}/runs/{}/statuses",
-                    crate::client::seg(&r.owner),
-                    crate::client::seg(&r.project),
-                    crate::client::seg(&r.uuid)
-                ),
-                Some(&json!({"condition": {"type": "queued", "status": "True", "reason": "PolyaxonRunQueued", "message": format!("queued for the {} executor", args.executor)}})),
-            )
-            .await?;
-        spawn_executor(ctx, &r, &args.executor)?;
         let name = created.name.clone().unwrap_or_else(|| "run".into());
         if args.output.format() != Format::Table {
             let run = client.get_run(&r).await?;
@@ -455,6 +488,10 @@ pub struct ExecuteArgs {
         default_value = "process"
     )]
     pub executor: String,
+    /// Wait for the run on standard input (`OWNER/PROJECT UUID`), the store opened
+    /// meanwhile; end-of-file exits quietly (what `polyaxon run` uses).
+    #[arg(long, hide = true)]
+    pub run_from_stdin: bool,
 }
 
 pub fn execute(ctx: &Ctx, target: &crate::commands::ops::Target, args: ExecuteArgs) -> Result<()> {
@@ -463,18 +500,67 @@ pub fn execute(ctx: &Ctx, target: &crate::commands::ops::Target, args: ExecuteAr
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let client = ctx.client().await?;
-        let r = ctx
-            .run(&client, target.project.as_deref(), target.uid.as_deref())
-            .await?;
-        drop(client);
-        let outcome = crate::supervisor::execute(ctx, &r, &args.executor).await?;
-        match outcome {
-            crate::supervisor::Outcome::Succeeded => Ok(()),
-            crate::supervisor::Outcome::Failed(why) | crate::supervisor::Outcome::Stopped(why) => {
-                ctx.printer.err(&format!("run `{}` ended: {why}", r.uuid));
-                Err(Reported(1).into())
-            }
+        if args.run_from_stdin {
+            let client = crate::client::Client::connect_with(&ctx.settings, false).await?;
+            crate::timing::mark("execute: store open");
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the run to execute")?;
+            let Some((project, uuid)) = line.trim().split_once(' ') else {
+                return Ok(()); // no run: `polyaxon run` did not get as far as creating one
+            };
+            let Some((owner, project)) = project.split_once('/') else {
+                anyhow::bail!(
+                    "expected `OWNER/PROJECT UUID` on standard input, got `{}`",
+                    line.trim()
+                );
+            };
+            let r = RunRef {
+                owner: owner.to_string(),
+                project: project.to_string(),
+                uuid: uuid.replace('-', ""),
+            };
+            return report_outcome(
+                ctx,
+                &r,
+                crate::supervisor::execute(ctx, client, &r, &args.executor).await?,
+            );
         }
+        // `OWNER/PROJECT` and a uuid (as `polyaxon run` passes them) need no lookup.
+        let r = match (
+            target.project.as_deref().and_then(|p| p.split_once('/')),
+            target.uid.as_deref(),
+        ) {
+            (Some((owner, project)), Some(uid)) if !owner.is_empty() && !project.is_empty() => {
+                RunRef {
+                    owner: owner.to_string(),
+                    project: project.to_string(),
+                    uuid: uid.replace('-', ""),
+                }
+            }
+            _ => {
+                let client = ctx.client().await?;
+                ctx.run(&client, target.project.as_deref(), target.uid.as_deref())
+                    .await?
+            }
+        };
+        let client = crate::client::Client::connect_with(&ctx.settings, false).await?;
+        crate::timing::mark("execute: store open");
+        report_outcome(
+            ctx,
+            &r,
+            crate::supervisor::execute(ctx, client, &r, &args.executor).await?,
+        )
     })
+}
+
+fn report_outcome(ctx: &Ctx, r: &RunRef, outcome: crate::supervisor::Outcome) -> Result<()> {
+    match outcome {
+        crate::supervisor::Outcome::Succeeded => Ok(()),
+        crate::supervisor::Outcome::Failed(why) | crate::supervisor::Outcome::Stopped(why) => {
+            ctx.printer.err(&format!("run `{}` ended: {why}", r.uuid));
+            Err(Reported(1).into())
+        }
+    }
 }

@@ -39,8 +39,10 @@ pub struct TopLogsArgs {
     pub logs: LogsArgs,
 }
 
-/// How often a followed run is asked for new lines.
+/// How often a followed run is asked for new lines: over the network, and from the local
+/// store (a read of a file's tail, cheap enough to do often).
 const POLL: Duration = Duration::from_millis(50);
+const POLL_LOCAL: Duration = Duration::from_millis(20);
 /// How often a quiet run is asked whether it has ended.
 const STATUS_EVERY: Duration = Duration::from_millis(500);
 
@@ -139,14 +141,15 @@ pub async fn follow(
                 continue;
             }
         }
+        let poll = if client.is_embedded() { POLL_LOCAL } else { POLL };
         match interrupt.as_deref_mut() {
             Some(rx) => {
                 tokio::select! {
-                    _ = tokio::time::sleep(POLL) => {}
+                    _ = tokio::time::sleep(poll) => {}
                     got = rx.recv() => if got.is_some() { break },
                 }
             }
-            None => tokio::time::sleep(POLL).await,
+            None => tokio::time::sleep(poll).await,
         }
     }
     if status.is_empty() {
