@@ -2626,7 +2626,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__run)
-            opts="-f -P -p -n -w -l -u -o -v -h -V --file --param --project --name --tags --description --watch --log --logs --executor --presets --stdout-metrics --upload --output --verbose --help --version"
+            opts="-f -P -p -n -w -l -u -o -v -h -V --file --param --project --name --tags --description --watch --log --logs --executor --presets --stdout-metrics --upload --u-from --upload-from --u-to --upload-to --output --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2677,6 +2677,22 @@ _polyaxon() {
                     return 0
                     ;;
                 --presets)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upload-from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --u-from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upload-to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --u-to)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -53,11 +53,13 @@ complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l description -d
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l executor -d 'Where the job runs: `process` (this machine) or `docker`' -r -f -a "process\t''
 docker\t''"
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l presets -d 'Named presets to apply, comma-separated' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l upload-from -l u-from -d 'The directory to upload (implies `-u`; default: the directory the code runs from)' -r -F
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l upload-to -l u-to -d 'Where in the run\'s artifacts the upload goes (implies `-u`; `/` for the root)' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -s o -l output -d 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -s w -l watch -d 'Follow the run\'s statuses until it ends'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -s l -l logs -l log -d 'Follow the run\'s logs until it ends (Ctrl-C stops the run)'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l stdout-metrics -d 'Read `name=value` lines the job prints as metrics (also: `POLYAXON_STDOUT_METRICS=true` in the container\'s env)'
-complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -s u -l upload -d 'Keep the code with the run\'s files (`code/`) on the server too'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -s u -l upload -d 'Upload the code to the run\'s artifacts (`uploads/`) before it starts: in a git repository the files of the run\'s code snapshot, elsewhere the directory\'s files less what `.polyaxonignore` excludes. The job finds them under its artifacts path'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -s v -l verbose -d 'Print more detail about what happens'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -s h -l help -d 'Print help'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -s V -l version -d 'Print version'

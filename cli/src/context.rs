@@ -77,6 +77,18 @@ impl Ctx {
             Some(p) => self.parse_project(client, p).await,
             None => match self.settings.project_cache()? {
                 Some(ProjectCache { owner, name, .. }) => Ok(ProjectRef { owner, name }),
+                // Embedded, runs started without a project are in `default/default`.
+                None if client.is_embedded()
+                    && client
+                        .get_project(crate::client::EMBEDDED_USER, "default")
+                        .await
+                        .is_ok() =>
+                {
+                    Ok(ProjectRef {
+                        owner: crate::client::EMBEDDED_USER.into(),
+                        name: "default".into(),
+                    })
+                }
                 None => Err(UserError::new("no project given, and none set up here")
                     .hint("pass `-p PROJECT` (or `-p OWNER/PROJECT`), or run `polyaxon init -p PROJECT` in this directory")
                     .into()),

@@ -18,6 +18,7 @@ pub mod settings;
 pub mod snapshot;
 pub mod supervisor;
 pub mod timing;
+pub mod upload;
 
 use clap::Parser;
 

@@ -331,7 +331,8 @@ fn stat_of(_: &Path, _: &git2::IndexEntry) -> Option<git2::IndexEntry> {
 /// in parallel (a repository handle per thread) when there are many.
 fn new_entries(repo: &Repository, root: &Path, add: &[PathBuf]) -> Result<Vec<git2::IndexEntry>> {
     let one = |repo: &Repository, p: &PathBuf| {
-        blob_entry(repo, root, p).with_context(|| format!("adding `{}` to the snapshot", p.display()))
+        blob_entry(repo, root, p)
+            .with_context(|| format!("adding `{}` to the snapshot", p.display()))
     };
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
@@ -360,7 +361,10 @@ fn new_entries(repo: &Repository, root: &Path, add: &[PathBuf]) -> Result<Vec<gi
             .collect();
         let mut out = Vec::new();
         for p in parts {
-            out.extend(p.join().map_err(|_| anyhow::anyhow!("a snapshot thread panicked"))??);
+            out.extend(
+                p.join()
+                    .map_err(|_| anyhow::anyhow!("a snapshot thread panicked"))??,
+            );
         }
         Ok(out)
     })
@@ -403,13 +407,13 @@ fn blob_entry(repo: &Repository, root: &Path, rel: &Path) -> Result<Option<git2:
 }
 
 #[cfg(unix)]
-fn is_executable(m: &std::fs::Metadata) -> bool {
+pub(crate) fn is_executable(m: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::PermissionsExt;
     m.permissions().mode() & 0o111 != 0
 }
 
 #[cfg(not(unix))]
-fn is_executable(_: &std::fs::Metadata) -> bool {
+pub(crate) fn is_executable(_: &std::fs::Metadata) -> bool {
     false
 }
 
@@ -637,7 +641,11 @@ mod tests {
         let files = files_of(&r, &code.snapshot);
         assert_eq!(files.len(), 301);
         let tree = r.find_tree(Oid::from_str(&code.tree).unwrap()).unwrap();
-        let blob = tree.get_path(Path::new("d3/n213.py")).unwrap().to_object(&r).unwrap();
+        let blob = tree
+            .get_path(Path::new("d3/n213.py"))
+            .unwrap()
+            .to_object(&r)
+            .unwrap();
         assert_eq!(blob.as_blob().unwrap().content(), b"n = 213\n");
     }
 

@@ -1051,10 +1051,15 @@ async fn attempt_once(
     let deadline = plan.timeout.map(|t| tokio::time::Instant::now() + t);
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut exit_code: Option<i32> = None;
     let outcome = loop {
         tokio::select! {
             exit = handle.wait() => {
                 let exit = exit?;
+                exit_code = match exit {
+                    executor::Exit::Code(c) => Some(c),
+                    executor::Exit::Signal(s) => Some(128 + s),
+                };
                 break if exit.success() {
                     Outcome::Succeeded
                 } else {
@@ -1100,10 +1105,6 @@ async fn attempt_once(
         ),
         Outcome::Failed(why) => ("failed", "ExecutorFailed", why.clone()),
         Outcome::Stopped(why) => ("stopped", "ExecutorStopped", why.clone()),
-    };
-    let exit_code = match &outcome {
-        Outcome::Succeeded => Some(0),
-        _ => None,
     };
     if matches!(outcome, Outcome::Failed(_)) {
         // A retry, if any, records its own status; the failure is recorded either way.

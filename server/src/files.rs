@@ -42,6 +42,115 @@ pub fn safe_join(base: &Path, rel: &str) -> Result<PathBuf, ApiError> {
     Ok(out)
 }
 
+/// Unpacks the tar archive `archive` (gzip-compressed or not) into `dir` (`rel` below the
+/// run's directory), and returns the files written, relative to the run's directory. Only
+/// files and directories are taken (links and devices are skipped), every path must stay
+/// inside `dir`, and the unpacked size is capped at `limit` bytes.
+pub fn untar(
+    archive: &Path,
+    dir: &Path,
+    rel: &str,
+    overwrite: bool,
+    limit: u64,
+) -> Result<Vec<String>, ApiError> {
+    use std::io::{Read, Seek};
+    let bad = |what: String| ApiError::BadRequest(format!("the archive is not usable: {what}"));
+    let open = || -> Result<tar::Archive<Box<dyn Read>>, ApiError> {
+        let mut f = std::fs::File::open(archive)?;
+        let mut magic = [0u8; 2];
+        let n = f.read(&mut magic)?;
+        f.seek(std::io::SeekFrom::Start(0))?;
+        let reader: Box<dyn Read> = if n == 2 && magic == [0x1f, 0x8b] {
+            Box::new(flate2::read::GzDecoder::new(std::io::BufReader::new(f)))
+        } else {
+            Box::new(std::io::BufReader::new(f))
+        };
+        Ok(tar::Archive::new(reader))
+    };
+    // Every path and the total size checked first: a bad archive writes nothing.
+    let inner_path = |path: &Path| -> Result<String, ApiError> {
+        let mut inner = String::new();
+        for c in path.components() {
+            match c {
+                Component::Normal(s) => {
+                    if !inner.is_empty() {
+                        inner.push('/');
+                    }
+                    inner.push_str(&s.to_string_lossy());
+                }
+                Component::CurDir => {}
+                _ => return Err(bad(format!("`{}` leaves the destination", path.display()))),
+            }
+        }
+        Ok(inner)
+    };
+    let mut total: u64 = 0;
+    for entry in open()?.entries().map_err(|e| bad(e.to_string()))? {
+        let entry = entry.map_err(|e| bad(e.to_string()))?;
+        inner_path(&entry.path().map_err(|e| bad(e.to_string()))?)?;
+        if matches!(
+            entry.header().entry_type(),
+            tar::EntryType::Regular | tar::EntryType::Continuous
+        ) {
+            total = total.saturating_add(entry.size());
+            if total > limit {
+                return Err(ApiError::TooLarge(format!(
+                    "the archive unpacks to more than {} MiB",
+                    limit >> 20
+                )));
+            }
+        }
+    }
+    let mut ar = open()?;
+    std::fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    for entry in ar.entries().map_err(|e| bad(e.to_string()))? {
+        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+        let inner = inner_path(&entry.path().map_err(|e| bad(e.to_string()))?)?;
+        if inner.is_empty() {
+            continue;
+        }
+        let dest = dir.join(&inner);
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => std::fs::create_dir_all(&dest)?,
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let rel_out = if rel.is_empty() {
+                    inner.clone()
+                } else {
+                    format!("{rel}/{inner}")
+                };
+                if let Some(parent) = dest.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                // Never through a link a job left there.
+                if std::fs::symlink_metadata(&dest).is_ok_and(|m| m.file_type().is_symlink()) {
+                    std::fs::remove_file(&dest)?;
+                }
+                if !overwrite && dest.exists() {
+                    return Err(ApiError::Conflict(format!(
+                        "`{rel_out}` exists; pass `overwrite=true` to replace it"
+                    )));
+                }
+                let mut out = std::fs::File::create(&dest)?;
+                let size = entry.size();
+                let copied = std::io::copy(&mut (&mut entry).take(size), &mut out)?;
+                let executable = entry.header().mode().is_ok_and(|m| m & 0o111 != 0);
+                if copied != size {
+                    return Err(bad(format!("`{inner}` is cut short")));
+                }
+                #[cfg(unix)]
+                if executable {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o755))?;
+                }
+                written.push(rel_out);
+            }
+            _ => {} // links, devices, fifos: not taken
+        }
+    }
+    Ok(written)
+}
+
 /// The files (with sizes) and directories directly under `rel`.
 pub fn tree(run: &Path, rel: &str) -> Result<V1ArtifactTree, ApiError> {
     let dir = safe_join(run, rel)?;

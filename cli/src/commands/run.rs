@@ -67,9 +67,19 @@ pub struct RunArgs {
     #[arg(long)]
     pub stdout_metrics: bool,
 
-    /// Keep the code with the run's files (`code/`) on the server too.
+    /// Upload the code to the run's artifacts (`uploads/`) before it starts: in a git
+    /// repository the files of the run's code snapshot, elsewhere the directory's files less
+    /// what `.polyaxonignore` excludes. The job finds them under its artifacts path.
     #[arg(short = 'u', long)]
     pub upload: bool,
+
+    /// The directory to upload (implies `-u`; default: the directory the code runs from).
+    #[arg(long = "upload-from", visible_alias = "u-from", value_name = "PATH")]
+    pub upload_from: Option<PathBuf>,
+
+    /// Where in the run's artifacts the upload goes (implies `-u`; `/` for the root).
+    #[arg(long = "upload-to", visible_alias = "u-to", value_name = "PATH")]
+    pub upload_to: Option<String>,
 
     #[command(flatten)]
     pub output: OutputArgs,
@@ -291,7 +301,8 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
         let p = project_for_run(ctx, &client, args.project.as_deref()).await?;
         crate::timing::mark("run: project");
         // The code snapshot, the run with it, then the snapshot named after the run.
-        let mut meta = json!({"executor_kind": args.executor, "stdout_metrics": args.stdout_metrics, "upload": args.upload});
+        let upload = args.upload || args.upload_from.is_some() || args.upload_to.is_some();
+        let mut meta = json!({"executor_kind": args.executor, "stdout_metrics": args.stdout_metrics, "upload": upload});
         let code = snapshot::snapshot_unpinned(&code_dir).context("snapshotting the code")?;
         crate::timing::mark("run: snapshot");
         match &code {
@@ -335,6 +346,25 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
             uuid: created.uuid.clone().unwrap_or_default(),
         };
         crate::timing::mark("run: created");
+        if upload {
+            let from = args.upload_from.clone().unwrap_or_else(|| code_dir.clone());
+            let to = args.upload_to.clone().unwrap_or_else(|| "uploads".into());
+            if let Err(e) = upload_code(ctx, &client, &r, &from, &to, code.as_ref()).await {
+                let _ = client
+                    .json::<J>(
+                        Method::POST,
+                        &format!(
+                            "/api/v1/{}/{}/runs/{}/statuses",
+                            crate::client::seg(&r.owner),
+                            crate::client::seg(&r.project),
+                            r.uuid
+                        ),
+                        Some(&json!({"condition": {"type": "failed", "status": "True", "reason": "UploadFailed", "message": format!("{e:#}")}})),
+                    )
+                    .await;
+                return Err(e.context(format!("run `{}` failed: its code could not be uploaded", r.uuid)));
+            }
+        }
         // The executor first (it queues the run and starts the job); the rest meanwhile.
         standby.hand(&r)?;
         crate::timing::mark("run: executor spawned");
@@ -362,6 +392,68 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
         }
         follow_run(ctx, &client, &r, &args).await
     })
+}
+
+/// `polyaxon run -u`: packs `from` and unpacks it into the run's artifacts at `to`.
+async fn upload_code(
+    ctx: &Ctx,
+    client: &Client,
+    r: &RunRef,
+    from: &std::path::Path,
+    to: &str,
+    code: Option<&snapshot::CodeRef>,
+) -> Result<()> {
+    let packed = crate::upload::pack(from, code)?;
+    let spinner = if ctx.printer.interactive {
+        let pb = indicatif::ProgressBar::new_spinner().with_message(format!(
+            "uploading {} files ({}) to `{}`",
+            packed.files,
+            crate::commands::ops::artifacts::human_bytes(packed.size),
+            to
+        ));
+        pb.enable_steady_tick(std::time::Duration::from_millis(100));
+        pb
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let path = crate::client::with_query(
+        &format!(
+            "/api/v1/{}/{}/runs/{}/artifacts/upload",
+            crate::client::seg(&r.owner),
+            crate::client::seg(&r.project),
+            r.uuid
+        ),
+        &[
+            ("path", to.trim_matches('/').to_string()),
+            ("untar", "true".into()),
+            ("overwrite", "true".into()),
+        ],
+    );
+    let res = client
+        .call(
+            Method::POST,
+            &path,
+            Some((bytes::Bytes::from(packed.bytes), "application/gzip")),
+        )
+        .await;
+    spinner.finish_and_clear();
+    res?;
+    let skipped = if packed.skipped > 0 {
+        format!("; {} links and special files left out", packed.skipped)
+    } else {
+        String::new()
+    };
+    ctx.printer.note(&format!(
+        "uploaded {} files ({}) to `{}` in the run's artifacts{skipped}",
+        packed.files,
+        crate::commands::ops::artifacts::human_bytes(packed.size),
+        if to.trim_matches('/').is_empty() {
+            "/"
+        } else {
+            to.trim_matches('/')
+        }
+    ));
+    Ok(())
 }
 
 /// Follows a started run here: its logs (`-l`) or statuses (`-w`) until it ends. The first

@@ -188,6 +188,8 @@ fn a_failing_job_says_why() {
         ["created", "queued", "starting", "running", "failed"]
     );
     assert_eq!(st[4].1, "exit code 3");
+    let full = w.json(&["ops", "statuses", "--uid", &uuid, "-o", "json"]);
+    assert_eq!(full[4]["meta_info"]["exit_code"], 3, "{full}");
     // Both streams are kept, stderr marked.
     let logs = w.ok(&["ops", "logs", "-a", "--hide-time"]);
     assert!(
@@ -574,4 +576,77 @@ fn code_snapshots_and_runs_outside_git() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn upload_puts_the_code_in_the_runs_artifacts() {
+    let w = Work::new(&job(
+        "cat $POLYAXON_RUN_ARTIFACTS_PATH/uploads/data.txt; ls $POLYAXON_RUN_ARTIFACTS_PATH/uploads",
+        "",
+    ));
+    std::fs::write(w.dir.join("data.txt"), "uploaded with the run").unwrap();
+    std::fs::write(w.dir.join(".gitignore"), "*.ckpt\n").unwrap();
+    std::fs::write(w.dir.join("model.ckpt"), "big").unwrap();
+    let out = w.out(&["run", "-u", "-l"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("uploaded with the run"), "{text}");
+    assert!(
+        !text.contains("model.ckpt"),
+        "ignored files stay home: {text}"
+    );
+    assert!(
+        stderr(&out).contains("uploaded 3 files"),
+        "{}",
+        stderr(&out)
+    );
+    let got = w.env.home.path().join("got");
+    w.ok(&[
+        "ops",
+        "artifacts",
+        "-d",
+        "uploads",
+        "--path",
+        got.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(got.join("uploads/data.txt")).unwrap(),
+        "uploaded with the run"
+    );
+    assert!(got.join("uploads/polyaxonfile.yml").is_file());
+    assert!(!got.join("uploads/model.ckpt").exists());
+
+    // Elsewhere, from another directory; a directory that does not exist fails the run.
+    let other = w.env.home.path().join("assets");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("vocab.txt"), "a b c").unwrap();
+    let uuid = w.start(&[
+        "--upload-from",
+        other.to_str().unwrap(),
+        "--upload-to",
+        "inputs/vocab",
+    ]);
+    // (The job looks in `uploads/`, which this run does not have.)
+    w.wait_status(&uuid, &["failed"], 30);
+    let got = w.env.home.path().join("got2");
+    w.ok(&[
+        "ops",
+        "artifacts",
+        "--uid",
+        &uuid,
+        "-f",
+        "inputs/vocab/vocab.txt",
+        "--path",
+        got.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(got.join("inputs/vocab/vocab.txt")).unwrap(),
+        "a b c"
+    );
+    let out = w.out(&["run", "--upload-from", "/nonexistent/dir"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    let last = w.json(&["ops", "ls", "-o", "json"]);
+    let failed = &last.as_array().unwrap()[0];
+    assert_eq!(failed["status"], "failed", "{failed}");
 }

@@ -446,6 +446,8 @@ pub struct PathQuery {
     pub stream: Option<bool>,
     pub connection: Option<String>,
     pub force: Option<bool>,
+    /// Uploads: the file is a tar archive (gzip-compressed or not) to unpack into `path`.
+    pub untar: Option<bool>,
 }
 
 /// The files and directories under a path of a run's artifacts.
@@ -583,6 +585,70 @@ pub async fn upload(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("multipart/"));
     let mut written = Vec::new();
+    if q.untar == Some(true) {
+        let dir_rel = q
+            .path
+            .as_deref()
+            .unwrap_or("")
+            .trim_matches('/')
+            .to_string();
+        let dir = files::safe_join(&base, &dir_rel)?;
+        tokio::fs::create_dir_all(&base).await?;
+        let max = app.config.max_upload as u64;
+        let tmp = tempfile::NamedTempFile::new_in(&base)?;
+        let mut out = tokio::fs::File::from_std(tmp.reopen()?);
+        let mut total: u64 = 0;
+        let too_large = || {
+            ApiError::TooLarge(format!(
+                "the upload is larger than the {} MiB this server accepts",
+                max >> 20
+            ))
+        };
+        if is_multipart {
+            let mut mp = <Multipart as axum::extract::FromRequest<App>>::from_request(req, &app)
+                .await
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let mut got = false;
+            while let Some(mut field) = mp.next_field().await.map_err(multipart_error)? {
+                if field.file_name().is_none() || got {
+                    continue;
+                }
+                got = true;
+                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                    total += chunk.len() as u64;
+                    if total > max {
+                        return Err(too_large());
+                    }
+                    out.write_all(&chunk).await?;
+                }
+            }
+            if !got {
+                return Err(ApiError::BadRequest("the form has no file".into()));
+            }
+        } else {
+            let mut body = req.into_body().into_data_stream();
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| {
+                    ApiError::BadRequest(format!("the upload was interrupted: {e}"))
+                })?;
+                total += chunk.len() as u64;
+                if total > max {
+                    return Err(too_large());
+                }
+                out.write_all(&chunk).await?;
+            }
+        }
+        out.flush().await?;
+        drop(out);
+        // Unpacked, a few times the upload limit at most (a small archive can expand a lot).
+        let limit = max.saturating_mul(8);
+        let written = tokio::task::spawn_blocking(move || {
+            files::untar(tmp.path(), &dir, &dir_rel, overwrite, limit)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("unpacking the upload: {e}")))??;
+        return Ok(Json(json!({"paths": written})));
+    }
     if is_multipart {
         let mut mp = <Multipart as axum::extract::FromRequest<App>>::from_request(req, &app)
             .await

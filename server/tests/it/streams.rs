@@ -431,6 +431,136 @@ async fn limits(s: TestServer) {
     s.finish().await;
 }
 
+fn tar_gz(entries: &[(&str, &[u8], u32, tar::EntryType)]) -> Vec<u8> {
+    let enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut t = tar::Builder::new(enc);
+    for (name, data, mode, kind) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(*kind);
+        h.set_mode(*mode);
+        h.set_size(data.len() as u64);
+        if *kind == tar::EntryType::Symlink {
+            h.set_size(0);
+            h.set_link_name("/etc/passwd").unwrap();
+            t.append_data(&mut h, name, &[][..]).unwrap();
+        } else {
+            // Written raw: `append_data` refuses `..`, which a hostile client would not.
+            let mut name_bytes = [0u8; 100];
+            name_bytes[..name.len()].copy_from_slice(name.as_bytes());
+            h.as_old_mut().name = name_bytes;
+            h.set_cksum();
+            t.append(&h, *data).unwrap();
+        }
+    }
+    t.into_inner().unwrap().finish().unwrap()
+}
+
+both!(artifacts_upload_untar, |s| {
+    let p = s.project("demo").await;
+    let uuid = s.run(&p, json!({})).await;
+    let up = |path: &str| {
+        format!("/api/v1/root/{p}/runs/{uuid}/artifacts/upload?path={path}&untar=true")
+    };
+    let archive = tar_gz(&[
+        ("train.py", b"print(1)\n", 0o644, tar::EntryType::Regular),
+        ("bin/run.sh", b"#!/bin/sh\n", 0o755, tar::EntryType::Regular),
+        ("link", b"", 0o777, tar::EntryType::Symlink),
+    ]);
+    let (st, body) = s
+        .raw(
+            Method::POST,
+            &up("uploads"),
+            &s.root_token,
+            "application/gzip",
+            archive,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let written: J = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        written["paths"],
+        json!(["uploads/train.py", "uploads/bin/run.sh"])
+    );
+    let (_, tree) = s
+        .get(&format!(
+            "{}?path=uploads",
+            streams(&p, &uuid, "artifacts/tree")
+        ))
+        .await;
+    assert_eq!(
+        tree["files"],
+        json!({"train.py": 9}),
+        "the link is not taken"
+    );
+    assert_eq!(tree["dirs"], json!(["bin"]));
+    // Multipart too, and an uncompressed archive.
+    let mut plain = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(2);
+    h.set_mode(0o644);
+    plain.append_data(&mut h, "data.csv", &b"a\n"[..]).unwrap();
+    let form = reqwest::multipart::Form::new().part(
+        "uploadfile",
+        reqwest::multipart::Part::bytes(plain.into_inner().unwrap()).file_name("code.tar"),
+    );
+    let resp = s
+        .client
+        .post(format!("{}{}", s.base, up("")))
+        .header("Authorization", format!("Token {}", s.root_token))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let (_, root) = s.get(&streams(&p, &uuid, "artifacts/tree")).await;
+    assert_eq!(root["files"]["data.csv"], 2);
+    // A path leaving the destination is refused, whole.
+    let as_json = |(st, b): (StatusCode, Vec<u8>)| (st, serde_json::from_slice::<J>(&b).unwrap());
+    let evil = tar_gz(&[
+        ("first.txt", b"x", 0o644, tar::EntryType::Regular),
+        ("../../escape.txt", b"x", 0o644, tar::EntryType::Regular),
+    ]);
+    expect_error(
+        as_json(
+            s.raw(
+                Method::POST,
+                &up("uploads"),
+                &s.root_token,
+                "application/gzip",
+                evil,
+            )
+            .await,
+        ),
+        StatusCode::BAD_REQUEST,
+        "leaves the destination",
+    );
+    let (_, tree) = s
+        .get(&format!(
+            "{}?path=uploads",
+            streams(&p, &uuid, "artifacts/tree")
+        ))
+        .await;
+    assert!(
+        tree["files"].get("first.txt").is_none(),
+        "nothing of a refused archive is written"
+    );
+    // Not an archive.
+    expect_error(
+        as_json(
+            s.raw(
+                Method::POST,
+                &up("uploads"),
+                &s.root_token,
+                "application/gzip",
+                vec![0x1f, 0x8b, 1, 2, 3],
+            )
+            .await,
+        ),
+        StatusCode::BAD_REQUEST,
+        "not usable",
+    );
+});
+
 fn small(c: &mut polyaxon_server::Config) {
     c.max_body = 100_000;
     c.max_metrics_body = 100_000;

@@ -141,7 +141,11 @@ pub async fn follow(
                 continue;
             }
         }
-        let poll = if client.is_embedded() { POLL_LOCAL } else { POLL };
+        let poll = if client.is_embedded() {
+            POLL_LOCAL
+        } else {
+            POLL
+        };
         match interrupt.as_deref_mut() {
             Some(rx) => {
                 tokio::select! {
