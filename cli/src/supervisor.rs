@@ -860,6 +860,108 @@ fn build_source(op: &polyaxonfile::CompiledOperation, code_dir: &Path) -> Result
     Ok(None)
 }
 
+/// A line of the executor's own in the run's logs.
+async fn executor_log(api: &Api, text: String) {
+    let _ = api
+        .append_logs(&[V1Log {
+            timestamp: Some(polyaxon_server::api::time(executor::now_micros())),
+            node: None,
+            pod: None,
+            container: Some("polyaxon".into()),
+            value: text,
+        }])
+        .await;
+}
+
+/// Against a server: the files of the run written on this machine (outputs, assets, system
+/// metrics, events) sent to it, in batches, so `ops artifacts` there has them; logs, metrics
+/// and the code went by the API already. A failure is said in the run's logs (the files stay
+/// here); it does not fail the run.
+async fn sync_artifacts(api: &Api, dir: &Path) {
+    if api.client.is_embedded() {
+        return;
+    }
+    const BATCH: u64 = 64 << 20;
+    const LARGEST: u64 = 2 << 30;
+    let ignore = crate::upload::Ignore::parse("/code/\n/plxlogs/\n/.code-snapshot\n");
+    let files = match tokio::task::block_in_place(|| crate::upload::list_files(dir, &ignore)) {
+        Ok((f, _)) => f,
+        Err(e) => {
+            executor_log(
+                api,
+                format!("the run's files were not sent to the server: {e:#}"),
+            )
+            .await;
+            return;
+        }
+    };
+    let (files, too_big): (Vec<_>, Vec<_>) = files.into_iter().partition(|f| f.size <= LARGEST);
+    for f in &too_big {
+        executor_log(
+            api,
+            format!(
+                "`{}` ({}) is too large to send to the server; it is kept at `{}`",
+                f.rel,
+                crate::commands::ops::artifacts::human_bytes(f.size),
+                f.path.display()
+            ),
+        )
+        .await;
+    }
+    let mut batches: Vec<Vec<crate::upload::Found>> = Vec::new();
+    let mut size = 0;
+    for f in files {
+        if batches.is_empty() || size + f.size > BATCH {
+            batches.push(Vec::new());
+            size = 0;
+        }
+        size += f.size;
+        batches.last_mut().expect("a batch").push(f);
+    }
+    let path = crate::client::with_query(
+        &api.r.api("/artifacts/upload"),
+        &[("untar", "true".into()), ("overwrite", "true".into())],
+    );
+    let (mut sent, mut bytes) = (0usize, 0u64);
+    for batch in batches.iter().filter(|b| !b.is_empty()) {
+        let res = match tokio::task::block_in_place(|| crate::upload::pack_files(batch)) {
+            Ok(p) => api
+                .client
+                .call(
+                    Method::POST,
+                    &path,
+                    Some((p.bytes.into(), "application/gzip")),
+                )
+                .await
+                .map_err(anyhow::Error::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = res {
+            executor_log(
+                api,
+                format!(
+                    "some of the run's files were not sent to the server ({e:#}); they are kept at `{}`",
+                    dir.display()
+                ),
+            )
+            .await;
+            return;
+        }
+        sent += batch.len();
+        bytes += batch.iter().map(|f| f.size).sum::<u64>();
+    }
+    if sent > 0 {
+        executor_log(
+            api,
+            format!(
+                "sent the run's {sent} files ({}) to the server",
+                crate::commands::ops::artifacts::human_bytes(bytes)
+            ),
+        )
+        .await;
+    }
+}
+
 /// Builds (or finds) the job's image, its output stored as the run's logs.
 async fn build_image(
     api: &Api,
@@ -1112,6 +1214,7 @@ async fn attempt_once(
             return Ok(outcome);
         }
     }
+    sync_artifacts(api, dir).await;
     api.status(
         kind,
         reason,
@@ -1272,52 +1375,89 @@ pub async fn reap_orphans(app: &polyaxon_server::App) {
         return;
     };
     for (uuid, status, meta) in active {
-        let Some(ex) = meta.get("executor") else {
+        if let Some((to, reason, msg)) = orphan(&uuid, &status, &meta).await {
+            let _ = app
+                .store
+                .add_status(&uuid, to, Some(reason), Some(&msg), None, true)
+                .await;
+        }
+    }
+}
+
+/// The same against a server: this machine's runs in `project` whose supervisor died.
+pub async fn reap_remote_orphans(client: &crate::client::Client, owner: &str, project: &str) {
+    let q = crate::client::ListQuery {
+        query: Some("status:queued|starting|running|stopping".into()),
+        limit: Some(200),
+        ..Default::default()
+    };
+    let Ok(list) = client.list_runs(owner, project, &q).await else {
+        return;
+    };
+    for run in list.results {
+        let (Some(uuid), Some(status), Some(meta)) = (run.uuid, run.status, run.meta_info) else {
             continue;
         };
-        let pid = ex.get("pid").and_then(J::as_u64).unwrap_or(0) as u32;
-        let boot = ex.get("boot_id").and_then(J::as_str).unwrap_or("");
-        let start = ex.get("start").and_then(J::as_u64).unwrap_or(0);
-        let host = ex.get("host").and_then(J::as_str).unwrap_or("");
-        if pid == 0 || host != hostname() || is_alive(pid, boot, start) {
+        let Some((to, reason, msg)) = orphan(&uuid, &status, &meta).await else {
             continue;
-        }
-        // The job may outlive its supervisor: end it too.
-        if ex.get("kind").and_then(J::as_str) == Some("docker")
-            && let Ok(d) = executor::docker::Docker::connect().await
-        {
-            d.remove(&uuid).await;
-        }
-        if let Some(job) = ex.get("job_pid").and_then(J::as_u64) {
-            let jb = ex.get("job_boot_id").and_then(J::as_str).unwrap_or("");
-            let js = ex.get("job_start").and_then(J::as_u64).unwrap_or(0);
-            if is_alive(job as u32, jb, js) {
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(job as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        }
-        // A stop was asked for and the job is gone: that is what was asked.
-        let (to, reason) = if status == "stopping" {
-            ("stopped", "ExecutorLostWhileStopping")
-        } else {
-            ("failed", "ExecutorLost")
         };
-        let _ = app
-            .store
-            .add_status(
-                &uuid,
-                to,
-                Some(reason),
-                Some(&format!(
-                    "the process supervising the run (pid {pid}) ended without finishing it"
-                )),
-                None,
-                true,
+        let r = RunRef {
+            owner: owner.to_string(),
+            project: project.to_string(),
+            uuid,
+        };
+        let _ = client
+            .json::<J>(
+                Method::POST,
+                &r.api("/statuses"),
+                Some(&json!({"condition": {"type": to, "status": "True", "reason": reason, "message": msg}})),
             )
             .await;
     }
+}
+
+/// For an active run supervised on this machine by a process that is gone: its job ended
+/// (if it outlived the supervisor) and the status to record.
+async fn orphan(
+    uuid: &str,
+    status: &str,
+    meta: &Map<String, J>,
+) -> Option<(&'static str, &'static str, String)> {
+    let ex = meta.get("executor")?;
+    let pid = ex.get("pid").and_then(J::as_u64).unwrap_or(0) as u32;
+    let boot = ex.get("boot_id").and_then(J::as_str).unwrap_or("");
+    let start = ex.get("start").and_then(J::as_u64).unwrap_or(0);
+    let host = ex.get("host").and_then(J::as_str).unwrap_or("");
+    if pid == 0 || host != hostname() || is_alive(pid, boot, start) {
+        return None;
+    }
+    // The job may outlive its supervisor: end it too.
+    if ex.get("kind").and_then(J::as_str) == Some("docker")
+        && let Ok(d) = executor::docker::Docker::connect().await
+    {
+        d.remove(uuid).await;
+    }
+    if let Some(job) = ex.get("job_pid").and_then(J::as_u64) {
+        let jb = ex.get("job_boot_id").and_then(J::as_str).unwrap_or("");
+        let js = ex.get("job_start").and_then(J::as_u64).unwrap_or(0);
+        if is_alive(job as u32, jb, js) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(job as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    // A stop was asked for and the job is gone: that is what was asked.
+    let (to, reason) = if status == "stopping" {
+        ("stopped", "ExecutorLostWhileStopping")
+    } else {
+        ("failed", "ExecutorLost")
+    };
+    Some((
+        to,
+        reason,
+        format!("the process supervising the run (pid {pid}) ended without finishing it"),
+    ))
 }
 
 #[cfg(test)]

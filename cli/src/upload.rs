@@ -42,7 +42,7 @@ pub fn pack(dir: &Path, code: Option<&CodeRef>) -> Result<Packed> {
     } else {
         let rules = std::fs::read_to_string(dir.join(IGNORE_FILE)).unwrap_or_default();
         let ignore = Ignore::parse(&rules);
-        pack_dir(&mut w, &dir, &dir, &ignore)?;
+        pack_dir(&mut w, &dir, &ignore)?;
     }
     w.finish()
 }
@@ -138,7 +138,30 @@ fn pack_snapshot(w: &mut Writer, repo_root: &Path, code: &CodeRef, inside: &Path
     }
 }
 
-fn pack_dir(w: &mut Writer, root: &Path, dir: &Path, ignore: &Ignore) -> Result<()> {
+/// A file found under a directory.
+pub struct Found {
+    pub rel: String,
+    pub path: PathBuf,
+    pub size: u64,
+    pub executable: bool,
+}
+
+/// The files under `root` (sorted, `.git/` and `.polyaxon/` left out), and how many links
+/// and special files were passed over.
+pub fn list_files(root: &Path, ignore: &Ignore) -> Result<(Vec<Found>, usize)> {
+    let mut out = Vec::new();
+    let mut skipped = 0;
+    walk(root, root, ignore, &mut out, &mut skipped)?;
+    Ok((out, skipped))
+}
+
+fn walk(
+    root: &Path,
+    dir: &Path,
+    ignore: &Ignore,
+    out: &mut Vec<Found>,
+    skipped: &mut usize,
+) -> Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("reading `{}`", dir.display()))?
         .collect::<std::io::Result<_>>()
@@ -152,19 +175,44 @@ fn pack_dir(w: &mut Writer, root: &Path, dir: &Path, ignore: &Ignore) -> Result<
             if rel == ".git" || rel == ".polyaxon" || ignore.is_ignored(&rel, true) {
                 continue;
             }
-            pack_dir(w, root, &path, ignore)?;
+            walk(root, &path, ignore, out, skipped)?;
         } else if kind.is_file() {
             if ignore.is_ignored(&rel, false) {
                 continue;
             }
-            let data =
-                std::fs::read(&path).with_context(|| format!("reading `{}`", path.display()))?;
             let meta = e.metadata()?;
-            w.file(&rel, &data, is_executable(&meta))?;
+            out.push(Found {
+                rel,
+                path,
+                size: meta.len(),
+                executable: is_executable(&meta),
+            });
         } else if !ignore.is_ignored(&rel, false) {
-            w.skipped += 1;
+            *skipped += 1;
         }
     }
+    Ok(())
+}
+
+/// Packs the files given.
+pub fn pack_files(files: &[Found]) -> Result<Packed> {
+    let mut w = Writer::new();
+    for f in files {
+        let data =
+            std::fs::read(&f.path).with_context(|| format!("reading `{}`", f.path.display()))?;
+        w.file(&f.rel, &data, f.executable)?;
+    }
+    w.finish()
+}
+
+fn pack_dir(w: &mut Writer, root: &Path, ignore: &Ignore) -> Result<()> {
+    let (files, skipped) = list_files(root, ignore)?;
+    for f in &files {
+        let data =
+            std::fs::read(&f.path).with_context(|| format!("reading `{}`", f.path.display()))?;
+        w.file(&f.rel, &data, f.executable)?;
+    }
+    w.skipped += skipped;
     Ok(())
 }
 

@@ -459,7 +459,7 @@ pub struct RunRef {
 }
 
 impl RunRef {
-    fn api(&self, rest: &str) -> String {
+    pub fn api(&self, rest: &str) -> String {
         format!(
             "/api/v1/{}/{}/runs/{}{rest}",
             seg(&self.owner),

@@ -353,12 +353,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
                 let _ = client
                     .json::<J>(
                         Method::POST,
-                        &format!(
-                            "/api/v1/{}/{}/runs/{}/statuses",
-                            crate::client::seg(&r.owner),
-                            crate::client::seg(&r.project),
-                            r.uuid
-                        ),
+                        &r.api("/statuses"),
                         Some(&json!({"condition": {"type": "failed", "status": "True", "reason": "UploadFailed", "message": format!("{e:#}")}})),
                     )
                     .await;
@@ -367,6 +362,11 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
         }
         // The executor first (it queues the run and starts the job); the rest meanwhile.
         standby.hand(&r)?;
+        if !client.is_embedded() {
+            // Runs of this machine left active by a supervisor that died (the embedded store
+            // is looked at whenever it is opened).
+            crate::supervisor::reap_remote_orphans(&client, &r.owner, &r.project).await;
+        }
         crate::timing::mark("run: executor spawned");
         ctx.remember_run(&r, created.name.as_deref());
         if let Some(c) = &code {

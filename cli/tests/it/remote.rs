@@ -230,6 +230,180 @@ fn flow(database_url: Option<&str>) {
     assert!(err.contains("is the server running"), "{err}");
 }
 
+/// `polyaxon run` against a server: the job runs here, its statuses, logs, metrics and
+/// files go to the server; a run whose supervisor died is noticed by the next `run`.
+fn runs(database_url: Option<&str>) {
+    let server_env = Env::new();
+    let mut extra = vec![];
+    if let Some(u) = database_url {
+        extra = vec!["--database-url", u];
+    }
+    let (mut server, addr, _, _) = start_with(
+        &server_env,
+        &extra,
+        &[("POLYAXON_ADMIN_PASSWORD", PASSWORD)],
+    );
+    let env = Env::new();
+    ok(
+        &env,
+        &["config", "set", "--host", &format!("http://{addr}")],
+    );
+    let out = env
+        .cmd()
+        .args(["login", "-u", "root", "--password-stdin"])
+        .write_stdin(format!("{PASSWORD}\n"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    ok(&env, &["project", "create", "-n", "demo"]);
+    let work = env.home.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let job = |cmd: &str| {
+        format!(
+            "version: 1.1\nkind: component\nname: remote\nrun:\n  kind: job\n  container:\n    image: busybox\n    command: [sh, -c, {}]\n",
+            serde_json::to_string(cmd).unwrap()
+        )
+    };
+    std::fs::write(
+        work.join("polyaxonfile.yml"),
+        job("echo training here; echo loss=0.5; echo loss=0.25; mkdir -p $POLYAXON_RUN_OUTPUTS_PATH; echo weights > $POLYAXON_RUN_OUTPUTS_PATH/model.txt"),
+    )
+    .unwrap();
+    let repo = git2::Repository::init(&work).unwrap();
+    polyaxon_cli::snapshot::commit_all(&repo, "initial").unwrap();
+    let in_work = |args: &[&str]| {
+        env.cmd_std()
+            .current_dir(&work)
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = in_work(&["run", "-p", "root/demo", "--stdout-metrics", "-l"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("training here"), "{}", stdout(&out));
+    let run: J =
+        serde_json::from_str(&ok(&env, &["ops", "get", "-p", "root/demo", "-o", "json"])).unwrap();
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let uuid = run["uuid"].as_str().unwrap().to_string();
+    let m: J = serde_json::from_str(&ok(
+        &env,
+        &[
+            "ops",
+            "metrics",
+            "-p",
+            "root/demo",
+            "--uid",
+            &uuid,
+            "-o",
+            "json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(m[0]["name"], "loss", "{m}");
+    assert_eq!(m[0]["data"]["metric"], json!([0.5, 0.25]));
+    let logs = ok(
+        &env,
+        &[
+            "ops",
+            "logs",
+            "-p",
+            "root/demo",
+            "--uid",
+            &uuid,
+            "--hide-time",
+        ],
+    );
+    assert!(logs.contains("training here"), "{logs}");
+    assert!(logs.contains("sent the run's"), "{logs}");
+    // The outputs the job wrote here are on the server.
+    let got = env.home.path().join("got");
+    ok(
+        &env,
+        &[
+            "ops",
+            "artifacts",
+            "-p",
+            "root/demo",
+            "--uid",
+            &uuid,
+            "-f",
+            "outputs/model.txt",
+            "--path",
+            got.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(got.join("outputs/model.txt")).unwrap(),
+        "weights\n"
+    );
+
+    // A supervisor killed: the next `polyaxon run` here fails its run and ends its job.
+    std::fs::write(work.join("sleep.yml"), job("sleep 60")).unwrap();
+    let out = in_work(&["run", "-p", "root/demo", "-f", "sleep.yml", "-o", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sleeper = serde_json::from_str::<J>(&stdout(&out)).unwrap()["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let get = |uuid: &str| -> J {
+        serde_json::from_str(&ok(
+            &env,
+            &["ops", "get", "-p", "root/demo", "--uid", uuid, "-o", "json"],
+        ))
+        .unwrap()
+    };
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let r = loop {
+        let r = get(&sleeper);
+        if r["status"] == "running" && r["meta_info"]["executor"]["job_pid"].is_u64() {
+            break r;
+        }
+        assert!(std::time::Instant::now() < end, "never running: {r}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let sup = r["meta_info"]["executor"]["pid"].as_u64().unwrap();
+    let job_pid = r["meta_info"]["executor"]["job_pid"].as_u64().unwrap();
+    std::process::Command::new("kill")
+        .args(["-KILL", &sup.to_string()])
+        .status()
+        .unwrap();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{sup}")).exists()
+        && std::fs::read_to_string(format!("/proc/{sup}/stat")).is_ok_and(|s| !s.contains(") Z"))
+        && std::time::Instant::now() < end
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = in_work(&["run", "-p", "root/demo", "-l"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = get(&sleeper);
+    assert_eq!(r["status"], "failed", "{r}");
+    let last = &r["status_conditions"].as_array().unwrap().last().unwrap()["reason"];
+    assert_eq!(last, "ExecutorLost");
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::fs::read_to_string(format!("/proc/{job_pid}/stat")).is_ok_and(|s| !s.contains(") Z"))
+        && std::time::Instant::now() < end
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        !std::fs::read_to_string(format!("/proc/{job_pid}/stat")).is_ok_and(|s| !s.contains(") Z")),
+        "the orphaned job was ended"
+    );
+    assert!(terminate(&mut server).success());
+}
+
+#[test]
+fn runs_against_a_server_on_sqlite() {
+    runs(None);
+}
+
+#[test]
+fn runs_against_a_server_on_postgres() {
+    with_database("cli_runs", runs);
+}
+
 #[test]
 fn against_a_server_on_sqlite() {
     flow(None);
@@ -237,6 +411,11 @@ fn against_a_server_on_sqlite() {
 
 #[test]
 fn against_a_server_on_postgres() {
+    with_database("cli", flow);
+}
+
+/// Runs `f` against a fresh PostgreSQL database (skipped where none is configured).
+fn with_database(prefix: &str, f: fn(Option<&str>)) {
     let Ok(admin) = std::env::var("POLYAXON_TEST_DATABASE_URL") else {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -245,7 +424,7 @@ fn against_a_server_on_postgres() {
         eprintln!("skipped: POLYAXON_TEST_DATABASE_URL is not set (scripts/test sets it)");
         return;
     };
-    let db = format!("cli_{}", std::process::id());
+    let db = format!("{prefix}_{}", std::process::id());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -257,7 +436,7 @@ fn against_a_server_on_postgres() {
     exec(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
     exec(format!("CREATE DATABASE {db}"));
     let url = format!("{}/{db}", admin.rsplit_once('/').unwrap().0);
-    let result = std::panic::catch_unwind(|| flow(Some(&url)));
+    let result = std::panic::catch_unwind(|| f(Some(&url)));
     exec(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
     if let Err(e) = result {
         std::panic::resume_unwind(e);

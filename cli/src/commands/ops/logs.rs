@@ -104,6 +104,7 @@ pub async fn follow(
     mut interrupt: Option<&mut tokio::sync::mpsc::Receiver<()>>,
 ) -> Result<Followed> {
     let mut last_status_check = Instant::now();
+    let mut build = BuildProgress::new(follow && ctx.printer.interactive);
     let mut printed = 0usize;
     let mut status = String::new();
     let mut done = !follow;
@@ -116,10 +117,11 @@ pub async fn follow(
         if got > 0 {
             let mut text = String::new();
             for l in &page.logs {
+                build.see(l);
                 text.push_str(&line(ctx, args, l));
                 text.push('\n');
             }
-            ctx.printer.out(&text)?;
+            build.print(|| ctx.printer.out(&text))?;
             printed += got;
         }
         cursor.last_file = page.last_file;
@@ -170,6 +172,72 @@ pub async fn follow(
     })
 }
 
+/// A progress bar over an image build's steps (`Step 3/7 : RUN …` in the lines of the
+/// `build` container) while following on a terminal; the lines themselves still print.
+struct BuildProgress {
+    on: bool,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl BuildProgress {
+    fn new(on: bool) -> Self {
+        BuildProgress { on, bar: None }
+    }
+
+    fn see(&mut self, l: &V1Log) {
+        if !self.on {
+            return;
+        }
+        if l.container.as_deref() != Some("build") {
+            // The build is over once the job speaks.
+            if let Some(b) = self.bar.take() {
+                b.finish_and_clear();
+            }
+            return;
+        }
+        let Some((n, total, what)) = parse_step(&l.value) else {
+            return;
+        };
+        let bar = self.bar.get_or_insert_with(|| {
+            let b = indicatif::ProgressBar::new(total).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "building the image {bar:24} step {pos}/{len} {wide_msg}",
+                )
+                .expect("a valid template"),
+            );
+            b.enable_steady_tick(Duration::from_millis(200));
+            b
+        });
+        bar.set_length(total);
+        bar.set_position(n);
+        bar.set_message(what.to_string());
+    }
+
+    /// Prints with the bar out of the way.
+    fn print<T>(&self, f: impl FnOnce() -> T) -> T {
+        match &self.bar {
+            Some(b) => b.suspend(f),
+            None => f(),
+        }
+    }
+}
+
+impl Drop for BuildProgress {
+    fn drop(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// `Step 3/7 : RUN make` → (3, 7, "RUN make").
+fn parse_step(text: &str) -> Option<(u64, u64, &str)> {
+    let rest = text.strip_prefix("Step ")?;
+    let (nums, what) = rest.split_once(" : ").unwrap_or((rest, ""));
+    let (n, total) = nums.trim().split_once('/')?;
+    Some((n.parse().ok()?, total.parse().ok()?, what.trim()))
+}
+
 fn line(ctx: &Ctx, args: &LogsArgs, l: &V1Log) -> String {
     let mut prefix = String::new();
     if !args.hide_time
@@ -192,4 +260,46 @@ fn line(ctx: &Ctx, args: &LogsArgs, l: &V1Log) -> String {
         }
     }
     format!("{prefix}{}", l.value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_steps_are_read() {
+        assert_eq!(
+            parse_step("Step 3/7 : RUN make all"),
+            Some((3, 7, "RUN make all"))
+        );
+        assert_eq!(
+            parse_step("Step 1/2 : FROM scratch"),
+            Some((1, 2, "FROM scratch"))
+        );
+        assert_eq!(parse_step("Step 10/12"), Some((10, 12, "")));
+        assert_eq!(parse_step(" ---> Running in 1234"), None);
+        assert_eq!(parse_step("Step x/y : no"), None);
+    }
+
+    #[test]
+    fn the_bar_follows_the_build_and_ends_with_it() {
+        let log = |container: &str, value: &str| V1Log {
+            timestamp: None,
+            node: None,
+            pod: None,
+            container: Some(container.into()),
+            value: value.into(),
+        };
+        let mut off = BuildProgress::new(false);
+        off.see(&log("build", "Step 1/3 : FROM scratch"));
+        assert!(off.bar.is_none(), "no bar off a terminal");
+        let mut b = BuildProgress::new(true);
+        b.see(&log("build", " ---> abc"));
+        assert!(b.bar.is_none());
+        b.see(&log("build", "Step 2/3 : COPY . /code"));
+        let bar = b.bar.as_ref().unwrap();
+        assert_eq!((bar.position(), bar.length()), (2, Some(3)));
+        b.see(&log("job", "training"));
+        assert!(b.bar.is_none(), "the job's first line ends the bar");
+    }
 }
