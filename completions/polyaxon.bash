@@ -2626,7 +2626,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__run)
-            opts="-f -P -p -n -w -l -u -o -v -h -V --file --param --project --name --tags --description --watch --log --logs --executor --presets --stdout-metrics --upload --u-from --upload-from --u-to --upload-to --output --verbose --help --version"
+            opts="-f -P -p -n -w -l -u -o -v -h -V --file --param --hparam --matrix-kind --matrix-concurrency --matrix-num-runs --project --name --tags --description --watch --log --logs --executor --presets --stdout-metrics --upload --u-from --upload-from --u-to --upload-to --output --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2645,6 +2645,22 @@ _polyaxon() {
                     return 0
                     ;;
                 -P)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hparam)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --matrix-kind)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --matrix-concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --matrix-num-runs)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -46,6 +46,10 @@ complete -c polyaxon -n "__fish_polyaxon_needs_command" -f -a "generate-docs" -d
 complete -c polyaxon -n "__fish_polyaxon_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -s f -l file -d 'The polyaxonfile(s); later files patch earlier ones. Default: `polyaxonfile.yml` and the other names upstream looks for, here' -r -F
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -s P -l param -d 'A value for an input: `-P lr=0.01` (repeatable)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l hparam -d 'A searched param, `NAME=KIND:VALUE`: `-HP lr=choice:[0.1,0.01]`, `-HP bs=range:16:128:16`, `-HP lr=loguniform:-9:-2` (any matrix param kind); makes the run a search (repeatable)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l matrix-kind -d 'The search\'s kind with `-HP`: grid (the default), random, mapping or hyperband' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l matrix-concurrency -d 'Trials at once with `-HP` (default 1)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l matrix-num-runs -d 'How many trials with `-HP` (random: required; grid: a cap)' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -s p -l project -d 'The project, `NAME` or `OWNER/NAME` (default: the directory\'s, else `default`)' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -s n -l name -d 'A name for the run' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l tags -d 'Tags, comma-separated' -r

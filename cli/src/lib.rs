@@ -14,6 +14,7 @@ pub mod executor;
 pub mod output;
 pub mod plot;
 pub mod printer;
+pub mod scheduler;
 pub mod settings;
 pub mod snapshot;
 pub mod supervisor;

@@ -291,9 +291,9 @@ fn run_kind(r: &polyaxonfile::spec::Run) -> &'static str {
 
 /// Calls for the run this supervisor owns.
 #[derive(Clone)]
-struct Api {
-    client: Arc<Client>,
-    r: RunRef,
+pub(crate) struct Api {
+    pub(crate) client: Arc<Client>,
+    pub(crate) r: RunRef,
     /// `meta_info.executor` as last written (patches of `meta_info` replace whole keys).
     executor: Arc<std::sync::Mutex<Map<String, J>>>,
 }
@@ -318,7 +318,7 @@ impl Api {
     }
 
     /// Adds a status; false when the run may not take it (it was stopped meanwhile).
-    async fn status(
+    pub(crate) async fn status(
         &self,
         kind: &str,
         reason: &str,
@@ -337,7 +337,7 @@ impl Api {
         }
     }
 
-    async fn current(&self) -> Result<V1Run> {
+    pub(crate) async fn current(&self) -> Result<V1Run> {
         Ok(self.client.get_run(&self.r).await?)
     }
 
@@ -363,6 +363,19 @@ impl Api {
             )
             .await?;
         Ok(())
+    }
+
+    /// A line of the executor's own in the run's logs (best effort).
+    pub(crate) async fn log(&self, text: String) {
+        let _ = self
+            .append_logs(&[V1Log {
+                timestamp: Some(polyaxon_server::api::time(executor::now_micros())),
+                node: None,
+                pod: None,
+                container: Some("polyaxon".into()),
+                value: text,
+            }])
+            .await;
     }
 
     async fn append_logs(&self, logs: &[V1Log]) -> Result<()> {
@@ -668,6 +681,11 @@ async fn supervise(
         .await?;
         return Ok(Outcome::Stopped("skipped".into()));
     }
+    // A search: this run drives its trials.
+    if let Some(m) = &compiled.operation.matrix {
+        claim.await.context("claiming the run")??;
+        return crate::scheduler::drive::drive(ctx, api, run, m, executor.name()).await;
+    }
 
     // The code: the snapshot written out, or the directory the run was started from.
     let meta = run.meta_info.clone().unwrap_or_default();
@@ -860,19 +878,6 @@ fn build_source(op: &polyaxonfile::CompiledOperation, code_dir: &Path) -> Result
     Ok(None)
 }
 
-/// A line of the executor's own in the run's logs.
-async fn executor_log(api: &Api, text: String) {
-    let _ = api
-        .append_logs(&[V1Log {
-            timestamp: Some(polyaxon_server::api::time(executor::now_micros())),
-            node: None,
-            pod: None,
-            container: Some("polyaxon".into()),
-            value: text,
-        }])
-        .await;
-}
-
 /// Against a server: the files of the run written on this machine (outputs, assets, system
 /// metrics, events) sent to it, in batches, so `ops artifacts` there has them; logs, metrics
 /// and the code went by the API already. A failure is said in the run's logs (the files stay
@@ -887,25 +892,21 @@ async fn sync_artifacts(api: &Api, dir: &Path) {
     let files = match tokio::task::block_in_place(|| crate::upload::list_files(dir, &ignore)) {
         Ok((f, _)) => f,
         Err(e) => {
-            executor_log(
-                api,
-                format!("the run's files were not sent to the server: {e:#}"),
-            )
+            api.log(format!(
+                "the run's files were not sent to the server: {e:#}"
+            ))
             .await;
             return;
         }
     };
     let (files, too_big): (Vec<_>, Vec<_>) = files.into_iter().partition(|f| f.size <= LARGEST);
     for f in &too_big {
-        executor_log(
-            api,
-            format!(
-                "`{}` ({}) is too large to send to the server; it is kept at `{}`",
-                f.rel,
-                crate::commands::ops::artifacts::human_bytes(f.size),
-                f.path.display()
-            ),
-        )
+        api.log(format!(
+            "`{}` ({}) is too large to send to the server; it is kept at `{}`",
+            f.rel,
+            crate::commands::ops::artifacts::human_bytes(f.size),
+            f.path.display()
+        ))
         .await;
     }
     let mut batches: Vec<Vec<crate::upload::Found>> = Vec::new();
@@ -937,9 +938,7 @@ async fn sync_artifacts(api: &Api, dir: &Path) {
             Err(e) => Err(e),
         };
         if let Err(e) = res {
-            executor_log(
-                api,
-                format!(
+            api.log(format!(
                     "some of the run's files were not sent to the server ({e:#}); they are kept at `{}`",
                     dir.display()
                 ),
@@ -951,13 +950,10 @@ async fn sync_artifacts(api: &Api, dir: &Path) {
         bytes += batch.iter().map(|f| f.size).sum::<u64>();
     }
     if sent > 0 {
-        executor_log(
-            api,
-            format!(
-                "sent the run's {sent} files ({}) to the server",
-                crate::commands::ops::artifacts::human_bytes(bytes)
-            ),
-        )
+        api.log(format!(
+            "sent the run's {sent} files ({}) to the server",
+            crate::commands::ops::artifacts::human_bytes(bytes)
+        ))
         .await;
     }
 }

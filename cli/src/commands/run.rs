@@ -30,6 +30,23 @@ pub struct RunArgs {
     #[arg(short = 'P', long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
 
+    /// A searched param, `NAME=KIND:VALUE`: `-HP lr=choice:[0.1,0.01]`, `-HP bs=range:16:128:16`,
+    /// `-HP lr=loguniform:-9:-2` (any matrix param kind); makes the run a search (repeatable).
+    #[arg(long = "hparam", value_name = "NAME=KIND:VALUE", value_parser = parse_param)]
+    pub hparams: Vec<(String, String)>,
+
+    /// The search's kind with `-HP`: grid (the default), random, mapping or hyperband.
+    #[arg(long, value_name = "KIND", requires = "hparams")]
+    pub matrix_kind: Option<String>,
+
+    /// Trials at once with `-HP` (default 1).
+    #[arg(long, value_name = "N", requires = "hparams")]
+    pub matrix_concurrency: Option<u32>,
+
+    /// How many trials with `-HP` (random: required; grid: a cap).
+    #[arg(long, value_name = "N", requires = "hparams")]
+    pub matrix_num_runs: Option<u32>,
+
     /// The project, `NAME` or `OWNER/NAME` (default: the directory's, else `default`).
     #[arg(short, long, value_name = "PROJECT")]
     pub project: Option<String>,
@@ -149,6 +166,16 @@ fn compile(ctx: &Ctx, args: &RunArgs) -> Result<(Vec<PathBuf>, polyaxonfile::Rep
         hub_dirs: settings::hub_dirs(),
         ..Default::default()
     };
+    // `-HP`: the search as a preset over the files.
+    let _hp_dir;
+    let mut files = files;
+    if !args.hparams.is_empty() {
+        let dir = tempfile::tempdir().context("a temporary directory")?;
+        let preset = dir.path().join("search (from -HP).yml");
+        std::fs::write(&preset, hp_preset(args)?).context("writing the search preset")?;
+        files.push(preset);
+        _hp_dir = dir;
+    }
     let mut session = polyaxonfile::Session::new();
     let result = polyaxonfile::check(&mut session, &files, &opts);
     let warnings = polyaxonfile::Diagnostics(session.warnings.clone());
@@ -173,6 +200,42 @@ fn compile(ctx: &Ctx, args: &RunArgs) -> Result<(Vec<PathBuf>, polyaxonfile::Rep
 }
 
 /// The operation to store: the checked tree with the `-P` values as its params.
+/// The preset `-HP` and the `--matrix-*` flags make: an operation with just a `matrix`.
+fn hp_preset(args: &RunArgs) -> Result<String> {
+    let mut params = String::new();
+    for (name, spec) in &args.hparams {
+        let Some((kind, value)) = spec.split_once(':') else {
+            return Err(UserError::new(format!("`-HP {name}={spec}` has no kind"))
+                .hint("write `-HP NAME=KIND:VALUE`, e.g. `-HP lr=choice:[0.1,0.01]` or `-HP bs=range:16:128:16`")
+                .into());
+        };
+        let value = value.trim();
+        let value = if value.starts_with('[') {
+            value.to_string()
+        } else {
+            serde_json::to_string(value)?
+        };
+        params.push_str(&format!(
+            "    {}: {{kind: {}, value: {value}}}\n",
+            serde_json::to_string(name)?,
+            serde_json::to_string(kind.trim())?
+        ));
+    }
+    let mut text = format!(
+        "version: 1.1\nkind: operation\nisPreset: true\nmatrix:\n  kind: {}\n",
+        serde_json::to_string(args.matrix_kind.as_deref().unwrap_or("grid"))?
+    );
+    if let Some(c) = args.matrix_concurrency {
+        text.push_str(&format!("  concurrency: {c}\n"));
+    }
+    if let Some(n) = args.matrix_num_runs {
+        text.push_str(&format!("  numRuns: {n}\n"));
+    }
+    text.push_str("  params:\n");
+    text.push_str(&params);
+    Ok(text)
+}
+
 fn content(report: &polyaxonfile::Report) -> Result<String> {
     let node = if report.prepared.legacy {
         polyaxonfile::v06::for_output(&report.prepared.node)
@@ -274,10 +337,13 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
     let (_files, report) = compile(ctx, &args)?;
     crate::timing::mark("run: compiled");
     let compiled = report.compiled.as_ref().context("compiled")?;
-    if compiled.operation.matrix.is_some() {
-        return Err(UserError::new("this operation is a hyperparameter search (`matrix`), which this version cannot run yet")
-            .hint("run one trial by removing `matrix` and passing values with `-P`")
-            .into());
+    if let Some(m) = &compiled.operation.matrix {
+        // Unsupported kinds are refused before anything is created.
+        if let Err(e) = crate::scheduler::tuner::for_matrix(m, Some(0)) {
+            return Err(UserError::new(e)
+                .hint("run one trial by removing `matrix` and passing values with `-P`")
+                .into());
+        }
     }
     if let Some(polyaxonfile::spec::Run::Dag(_)) = &compiled.operation.run {
         return Err(
@@ -390,7 +456,12 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
             }
             return Ok(());
         }
-        follow_run(ctx, &client, &r, &args).await
+        let search = compiled
+            .operation
+            .matrix
+            .as_ref()
+            .map(crate::scheduler::drive::objective);
+        follow_run(ctx, &client, &r, &args, search).await
     })
 }
 
@@ -458,7 +529,13 @@ async fn upload_code(
 
 /// Follows a started run here: its logs (`-l`) or statuses (`-w`) until it ends. The first
 /// Ctrl-C stops the run (and keeps following until it has stopped); a second one leaves.
-async fn follow_run(ctx: &Ctx, client: &Client, r: &RunRef, args: &RunArgs) -> Result<()> {
+async fn follow_run(
+    ctx: &Ctx,
+    client: &Client,
+    r: &RunRef,
+    args: &RunArgs,
+    search: Option<Option<polyaxonfile::spec::OptimizationMetric>>,
+) -> Result<()> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(4);
     tokio::spawn(async move {
         while tokio::signal::ctrl_c().await.is_ok() {
@@ -479,6 +556,8 @@ async fn follow_run(ctx: &Ctx, client: &Client, r: &RunRef, args: &RunArgs) -> R
             };
             let f = follow(ctx, client, r, &la, true, &mut cursor, Some(&mut rx)).await?;
             f.ended.then_some(f.status)
+        } else if let Some(metric) = &search {
+            watch_search(ctx, client, r, metric.as_ref(), &mut rx).await?
         } else {
             watch_statuses(ctx, client, r, &mut rx).await?
         };
@@ -564,6 +643,118 @@ async fn watch_statuses(
         }
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+            got = rx.recv() => if got.is_some() { return Ok(None) },
+        }
+    }
+}
+
+/// A search's trials as they start and end, then all of them, best first. `None` on an
+/// interrupt.
+async fn watch_search(
+    ctx: &Ctx,
+    client: &Client,
+    r: &RunRef,
+    metric: Option<&polyaxonfile::spec::OptimizationMetric>,
+    rx: &mut tokio::sync::mpsc::Receiver<()>,
+) -> Result<Option<String>> {
+    use crate::output::{Cell, Col, Table};
+    let mut seen: std::collections::BTreeMap<String, String> = Default::default();
+    let q = crate::client::ListQuery {
+        query: Some(format!("pipeline: {}", r.uuid)),
+        sort: Some("created_at".into()),
+        limit: Some(1000),
+        ..Default::default()
+    };
+    let metric_of = |t: &V1Run| {
+        metric.and_then(|m| {
+            t.outputs
+                .as_ref()
+                .and_then(|o| o.get(&m.name))
+                .and_then(J::as_f64)
+        })
+    };
+    let params_of = |t: &V1Run| {
+        t.inputs
+            .as_ref()
+            .map(|i| {
+                i.iter()
+                    .map(|(k, v)| format!("{k}={}", crate::output::value_text(v)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    };
+    loop {
+        let parent = client.get_run(r).await?;
+        let trials = client.list_runs(&r.owner, &r.project, &q).await?.results;
+        let mut lines = String::new();
+        for t in &trials {
+            let uuid = t.uuid.clone().unwrap_or_default();
+            let status = t.status.clone().unwrap_or_default();
+            if seen.get(&uuid) == Some(&status) {
+                continue;
+            }
+            seen.insert(uuid, status.clone());
+            let shown = match (metric, metric_of(t)) {
+                (Some(m), Some(v)) => format!("  {}={}", m.name, crate::output::short_float(v)),
+                _ => String::new(),
+            };
+            lines.push_str(&format!(
+                "{:<16} {:<10} {}{shown}\n",
+                t.name.clone().unwrap_or_default(),
+                status,
+                params_of(t)
+            ));
+        }
+        if !lines.is_empty() {
+            ctx.printer.out(lines.trim_end())?;
+        }
+        let status = parent.status.clone().unwrap_or_default();
+        if crate::commands::ops::is_done(&status) {
+            let mut sorted: Vec<&V1Run> = trials.iter().collect();
+            if let Some(m) = metric {
+                sorted.sort_by(|a, b| {
+                    let (va, vb) = (metric_of(a), metric_of(b));
+                    if crate::scheduler::tuner::better(m, va, vb) {
+                        std::cmp::Ordering::Less
+                    } else if crate::scheduler::tuner::better(m, vb, va) {
+                        std::cmp::Ordering::Greater
+                    } else {
+                        std::cmp::Ordering::Equal
+                    }
+                });
+            }
+            let mut cols = vec![Col::new("trial"), Col::new("status"), Col::new("params")];
+            if let Some(m) = metric {
+                cols.push(Col::new(&m.name));
+            }
+            let mut table = Table::new(cols);
+            for t in &sorted {
+                let st = t.status.clone().unwrap_or_default();
+                let mut row: Vec<Cell> = vec![
+                    t.name.clone().unwrap_or_default().into(),
+                    Cell::painted(st.clone(), crate::output::status_color(&st)),
+                    params_of(t).into(),
+                ];
+                if metric.is_some() {
+                    row.push(
+                        metric_of(t)
+                            .map(crate::output::short_float)
+                            .unwrap_or_default()
+                            .into(),
+                    );
+                }
+                table.push(row);
+            }
+            if !table.rows.is_empty() {
+                ctx.printer.out("")?;
+                ctx.printer
+                    .out(&table.render(crate::output::term_width(), ctx.printer.color_out()))?;
+            }
+            return Ok(Some(status));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(300)) => {}
             got = rx.recv() => if got.is_some() { return Ok(None) },
         }
     }

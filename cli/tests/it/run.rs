@@ -650,3 +650,169 @@ fn upload_puts_the_code_in_the_runs_artifacts() {
     let failed = &last.as_array().unwrap()[0];
     assert_eq!(failed["status"], "failed", "{failed}");
 }
+
+fn search(matrix: &str, command: &str) -> String {
+    format!(
+        "version: 1.1\nkind: operation\nname: search\nmatrix:\n{matrix}\ncomponent:\n  inputs:\n    - {{name: x, type: int}}\n  run:\n    kind: job\n    container:\n      image: busybox\n      env: [{{name: POLYAXON_STDOUT_METRICS, value: \"true\"}}]\n      command: [sh, -c, {}]\n",
+        serde_json::to_string(command).unwrap()
+    )
+}
+
+fn trials_of(w: &Work, parent: &str) -> Vec<J> {
+    let q = format!("pipeline: {parent}");
+    let list = w.json(&["ops", "ls", "-q", &q, "-l", "100", "-o", "json"]);
+    list.as_array().unwrap().clone()
+}
+
+fn secs(t: &J) -> f64 {
+    let s = t.as_str().unwrap();
+    let t: jiff::Timestamp = s.parse().unwrap();
+    t.as_millisecond() as f64 / 1000.0
+}
+
+#[test]
+fn a_grid_search_respects_its_concurrency_and_finds_the_best() {
+    let w = Work::new(&search(
+        "  kind: grid\n  concurrency: 2\n  params:\n    x: {kind: choice, value: [1, 2, 3, 4, 5]}\n  earlyStopping:\n    - {kind: failure_early_stopping, percent: 90}",
+        // Trial 3 fails; the rest report acc=x after a moment.
+        "sleep 0.6; if [ {{ x }} = 3 ]; then exit 1; fi; echo acc={{ x }}",
+    ));
+    let out = w.out(&["run", "-w"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    // The search view: trials as they end, then a table of them all.
+    let view = stdout(&out);
+    assert!(view.contains("TRIAL") && view.contains("PARAMS"), "{view}");
+    assert!(
+        view.contains("search-2") && view.contains("failed"),
+        "{view}"
+    );
+    let parent = w.json(&["ops", "get", "-o", "json"]);
+    let uuid = parent["uuid"].as_str().unwrap().to_string();
+    let parent = w.run_json(&uuid);
+    assert_eq!(parent["status"], "succeeded", "{parent}");
+    assert_eq!(parent["outputs"]["trials"], 5);
+    assert_eq!(parent["outputs"]["trials_failed"], 1);
+    let trials = trials_of(&w, &uuid);
+    assert_eq!(trials.len(), 5);
+    let mut xs: Vec<i64> = trials
+        .iter()
+        .map(|t| t["inputs"]["x"].as_i64().unwrap())
+        .collect();
+    xs.sort();
+    assert_eq!(xs, [1, 2, 3, 4, 5]);
+    // Never more than 2 at once: at any trial's start, at most one other is running.
+    let spans: Vec<(f64, f64)> = trials
+        .iter()
+        .filter(|t| t["started_at"].is_string() && t["finished_at"].is_string())
+        .map(|t| (secs(&t["started_at"]), secs(&t["finished_at"])))
+        .collect();
+    assert_eq!(spans.len(), 5, "{trials:?}");
+    for (s, _) in &spans {
+        let at_once = spans.iter().filter(|(a, b)| a <= s && s < b).count();
+        assert!(at_once <= 2, "{at_once} trials at once: {spans:?}");
+    }
+    let max_parallel = spans
+        .iter()
+        .map(|(s, _)| spans.iter().filter(|(a, b)| a <= s && s < b).count())
+        .max()
+        .unwrap();
+    assert_eq!(max_parallel, 2, "the concurrency is used: {spans:?}");
+    let failed = trials.iter().find(|t| t["inputs"]["x"] == 3).unwrap();
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["pipeline"]["uuid"].as_str(), Some(uuid.as_str()));
+    // The parent's logs tell the story.
+    let logs = w.ok(&["ops", "logs", "--uid", &uuid, "--hide-time"]);
+    assert!(logs.contains("trial 2 failed"), "{logs}");
+    assert!(logs.contains("trial 4 succeeded"), "{logs}");
+}
+
+#[test]
+fn early_stopping_fires_and_stopping_the_parent_stops_every_trial() {
+    // A threshold: the first trial to reach acc >= 3 ends the search.
+    let w = Work::new(&search(
+        "  kind: grid\n  concurrency: 1\n  params:\n    x: {kind: range, value: [1, 10, 1]}\n  earlyStopping:\n    - {kind: metric_early_stopping, metric: acc, value: 3, optimization: maximize}",
+        "echo acc={{ x }}",
+    ));
+    let out = w.out(&["run", "-w"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    // Best first.
+    let view = stdout(&out);
+    let table: Vec<&str> = view
+        .lines()
+        .skip_while(|l| !l.starts_with("TRIAL"))
+        .collect();
+    assert!(table.len() >= 4 && table[1].contains("x=3"), "{view}");
+    let uuid = w.json(&["ops", "get", "-o", "json"])["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The trials, sorted by their metric through the query language.
+    let q = format!("pipeline: {uuid}");
+    let sorted = w.json(&["ops", "ls", "-q", &q, "-s", "-metrics.acc", "-o", "json"]);
+    assert_eq!(sorted[0]["outputs"]["acc"], 3.0, "{sorted}");
+    // -HP makes a search of a component, as upstream's CLI does.
+    std::fs::write(w.dir.join("comp.yml"), "version: 1.1\nkind: component\nname: comp\ninputs:\n  - {name: x, type: int}\nrun:\n  kind: job\n  container:\n    image: busybox\n    command: [sh, -c, 'echo acc={{ x }}']\n    env: [{name: POLYAXON_STDOUT_METRICS, value: 'true'}]\n").unwrap();
+    let out = w.out(&[
+        "run",
+        "-f",
+        "comp.yml",
+        "-HP",
+        "x=range:1:4:1",
+        "--matrix-concurrency",
+        "2",
+        "-w",
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let hp = w.json(&["ops", "get", "-o", "json"]);
+    assert_eq!(hp["outputs"]["trials"], 3, "{hp}");
+    let out = w.out(&["run", "-f", "comp.yml", "-HP", "x=1:4"]);
+    assert!(
+        stderr(&out).contains("has no kind") || !out.status.success(),
+        "{}",
+        stderr(&out)
+    );
+    let parent = w.run_json(&uuid);
+    let last = parent["status_conditions"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["reason"], "EarlyStopping", "{parent}");
+    assert!(
+        last["message"].as_str().unwrap().contains("acc=3"),
+        "{last}"
+    );
+    assert_eq!(parent["outputs"]["trials"], 3, "{parent}");
+    assert_eq!(parent["outputs"]["best_acc"], 3.0);
+    assert_eq!(parent["outputs"]["best_params"]["x"], 3);
+
+    // A slow random search, stopped from another terminal: the trials stop too.
+    std::fs::write(
+        w.dir.join("slow.yml"),
+        search(
+            "  kind: random\n  numRuns: 6\n  seed: 1\n  concurrency: 2\n  params:\n    x: {kind: choice, value: [1, 2]}",
+            "sleep 30",
+        ),
+    )
+    .unwrap();
+    let uuid = w.start(&["-f", "slow.yml"]);
+    let end = Instant::now() + Duration::from_secs(20);
+    while trials_of(&w, &uuid)
+        .iter()
+        .filter(|t| t["status"] == "running")
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < end, "the trials never ran");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    w.ok(&["ops", "stop", "-y", "--uid", &uuid]);
+    w.wait_status(&uuid, &["stopped"], 30);
+    let trials = trials_of(&w, &uuid);
+    assert_eq!(trials.len(), 2, "no new trial after the stop");
+    assert!(
+        trials.iter().all(|t| t["status"] == "stopped"),
+        "{trials:?}"
+    );
+}

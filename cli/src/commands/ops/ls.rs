@@ -20,7 +20,7 @@ pub struct LsArgs {
     pub query: Option<String>,
 
     /// Order, e.g. `-created_at` or `metrics.loss` (default: last changed first).
-    #[arg(short, long)]
+    #[arg(short, long, allow_hyphen_values = true)]
     pub sort: Option<String>,
 
     /// At most this many.

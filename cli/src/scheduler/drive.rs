@@ -1,0 +1,465 @@
+//! Driving a search: the parent run (`ops execute` of a run whose operation has a `matrix`)
+//! asks its tuner for trials, starts each as a child run (`pipeline` = the parent) on the
+//! executor, at most `concurrency` at once, tells the tuner each result (the trial's last value
+//! of the metric), applies early stopping, and keeps the parent's outputs up to date (trials,
+//! best so far) so that `ops get` shows the progress from anywhere. Stopping the parent stops
+//! every trial.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use http::Method;
+use polyaxon_server::api::{V1OperationBody, V1Run};
+use polyaxonfile::spec::{EarlyStopping, Matrix, Optimization, OptimizationMetric};
+use serde_json::{Map, Value as J, json};
+
+use super::tuner::{self, Ask};
+use crate::client::RunRef;
+use crate::context::Ctx;
+use crate::supervisor::{Api, Outcome};
+
+const FINAL: &[&str] = &[
+    "succeeded",
+    "failed",
+    "stopped",
+    "skipped",
+    "upstream_failed",
+];
+
+/// A started trial.
+struct Trial {
+    ask: Ask,
+    uuid: String,
+    /// Its status and objective once ended.
+    ended: Option<(String, Option<f64>)>,
+}
+
+/// The metric the search optimizes or watches: the matrix's, else its early stopping's.
+pub fn objective(m: &Matrix) -> Option<OptimizationMetric> {
+    let own = match m {
+        Matrix::Hyperband(h) => h.metric.clone(),
+        Matrix::Bayes(b) => Some(b.metric.clone()),
+        Matrix::Hyperopt(h) => h.metric.clone(),
+        Matrix::Tpe(t) => Some(t.metric.clone()),
+        _ => None,
+    };
+    own.or_else(|| {
+        m.early_stopping().iter().find_map(|e| match e {
+            EarlyStopping::Metric(me) => Some(OptimizationMetric {
+                name: me.metric.clone(),
+                optimization: Some(me.optimization),
+            }),
+            EarlyStopping::Failure(_) => None,
+        })
+    })
+}
+
+/// The operation a trial runs: the search's, without its matrix, with the trial's params.
+fn trial_content(base: &J, params: &[(String, J)]) -> Result<String> {
+    let mut op = base.clone();
+    let obj = op
+        .as_object_mut()
+        .context("the search's operation is not a mapping")?;
+    obj.remove("matrix");
+    let p = obj.entry("params").or_insert_with(|| J::Object(Map::new()));
+    let p = p.as_object_mut().context("`params` is not a mapping")?;
+    for (name, v) in params {
+        p.insert(name.clone(), json!({ "value": v }));
+    }
+    Ok(serde_json::to_string(&op)?)
+}
+
+fn show_params(params: &[(String, J)]) -> String {
+    params
+        .iter()
+        .map(|(k, v)| match v {
+            J::String(s) => format!("{k}={s}"),
+            other => format!("{k}={other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Whether `v` reached the early-stopping `target` for `opt`.
+fn reached(opt: Optimization, v: f64, target: f64) -> bool {
+    match opt {
+        Optimization::Maximize => v >= target,
+        Optimization::Minimize => v <= target,
+    }
+}
+
+/// Runs the search to its end. The parent's final status is written here.
+pub(crate) async fn drive(
+    ctx: &Ctx,
+    api: &Api,
+    parent: &V1Run,
+    matrix: &Matrix,
+    executor: &str,
+) -> Result<Outcome> {
+    let r = api.r.clone();
+    let content = parent.content.as_deref().unwrap_or("");
+    let base: J = serde_json::from_str(content)
+        .context("the search's operation is not JSON (create it with `polyaxon run`)")?;
+    let mut tuner = match tuner::for_matrix(matrix, None) {
+        Ok(t) => t,
+        Err(e) => {
+            api.status("failed", "MatrixInvalid", &e, None).await?;
+            return Ok(Outcome::Failed(e));
+        }
+    };
+    let concurrency = matrix.concurrency().filter(|c| *c > 0).unwrap_or(1) as usize;
+    let metric = objective(matrix);
+    let early = matrix.early_stopping().to_vec();
+    for e in &early {
+        if let EarlyStopping::Metric(me) = e
+            && me.policy.is_some()
+        {
+            api.log(format!(
+                "early stopping on `{}`: only the threshold ({}) is applied in this version, not the policy",
+                me.metric, me.value
+            ))
+            .await;
+        }
+    }
+    let parent_meta = parent.meta_info.clone().unwrap_or_default();
+    let name = parent.name.clone().unwrap_or_else(|| "trial".into());
+    if !api
+        .status(
+            "running",
+            "MatrixRunning",
+            &format!(
+                "the `{}` search is running, {concurrency} trial(s) at a time",
+                matrix.kind()
+            ),
+            None,
+        )
+        .await?
+    {
+        return Ok(Outcome::Stopped("stopped before it started".into()));
+    }
+
+    let mut trials: BTreeMap<usize, Trial> = BTreeMap::new();
+    let mut stopping: Option<String> = None;
+    let mut published = J::Null;
+    loop {
+        // The parent stopped from elsewhere: every trial goes too.
+        let me = api.current().await?;
+        if stopping.is_none() && matches!(me.status.as_deref(), Some("stopping" | "stopped")) {
+            stopping = Some("stopped on request".into());
+        }
+        // Start what the tuner has, up to the concurrency.
+        let running = trials.values().filter(|t| t.ended.is_none()).count();
+        if stopping.is_none() && running < concurrency {
+            for ask in tuner.ask(concurrency - running) {
+                let t = start_trial(
+                    ctx,
+                    api,
+                    &r,
+                    &base,
+                    &parent_meta,
+                    &name,
+                    executor,
+                    &ask,
+                    &trials,
+                )
+                .await?;
+                api.log(format!(
+                    "trial {} started ({}{}): {}",
+                    ask.id,
+                    show_params(&ask.params),
+                    if ask.note.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {}", ask.note)
+                    },
+                    t.uuid
+                ))
+                .await;
+                trials.insert(ask.id, t);
+            }
+        }
+        // What the trials did.
+        let mut children: BTreeMap<String, V1Run> = BTreeMap::new();
+        for t in trials.values().filter(|t| t.ended.is_none()) {
+            let tr = RunRef {
+                uuid: t.uuid.clone(),
+                ..r.clone()
+            };
+            children.insert(t.uuid.clone(), api.client.get_run(&tr).await?);
+        }
+        let mut told = Vec::new();
+        for (id, t) in trials.iter_mut().filter(|(_, t)| t.ended.is_none()) {
+            let Some(c) = children.get(&t.uuid) else {
+                continue;
+            };
+            let value = metric.as_ref().and_then(|m| {
+                c.outputs
+                    .as_ref()
+                    .and_then(|o| o.get(&m.name))
+                    .and_then(J::as_f64)
+            });
+            // A threshold reached, even while the trial still runs.
+            if stopping.is_none() {
+                for e in &early {
+                    if let EarlyStopping::Metric(me) = e
+                        && let Some(v) = c
+                            .outputs
+                            .as_ref()
+                            .and_then(|o| o.get(&me.metric))
+                            .and_then(J::as_f64)
+                        && reached(me.optimization, v, me.value)
+                    {
+                        stopping = Some(format!(
+                            "early stopping: trial {id} reached {}={v} ({} {})",
+                            me.metric,
+                            if me.optimization == Optimization::Maximize {
+                                ">="
+                            } else {
+                                "<="
+                            },
+                            me.value
+                        ));
+                    }
+                }
+            }
+            let status = c.status.clone().unwrap_or_default();
+            if FINAL.contains(&status.as_str()) {
+                let v = if status == "succeeded" { value } else { None };
+                t.ended = Some((status.clone(), v));
+                told.push((*id, v, status));
+            }
+        }
+        for (id, v, status) in told {
+            tuner.tell(id, v);
+            let shown = match (&metric, v) {
+                (Some(m), Some(v)) => format!(", {}={v}", m.name),
+                _ => String::new(),
+            };
+            api.log(format!("trial {id} {status}{shown}")).await;
+        }
+        // Failures past the allowed share stop the search.
+        let done: Vec<&Trial> = trials.values().filter(|t| t.ended.is_some()).collect();
+        if stopping.is_none() && !done.is_empty() {
+            let failed = done
+                .iter()
+                .filter(|t| t.ended.as_ref().is_some_and(|e| e.0 == "failed"))
+                .count();
+            for e in &early {
+                if let EarlyStopping::Failure(f) = e
+                    && failed as f64 * 100.0 / done.len() as f64 > f.percent
+                {
+                    stopping = Some(format!(
+                        "early stopping: {failed} of {} trials failed, more than {}%",
+                        done.len(),
+                        f.percent
+                    ));
+                }
+            }
+        }
+        // Progress and the best so far, in the parent's outputs.
+        let summary = summarize(&trials, metric.as_ref());
+        if summary != published {
+            let _ = api
+                .client
+                .json::<V1Run>(
+                    Method::PATCH,
+                    &r.api(""),
+                    Some(&json!({"outputs": summary, "merge": true})),
+                )
+                .await;
+            published = summary;
+        }
+        let active = trials.values().filter(|t| t.ended.is_none()).count();
+        if let Some(why) = &stopping {
+            // Stop what runs, then end once nothing does.
+            for t in trials.values().filter(|t| t.ended.is_none()) {
+                let tr = RunRef {
+                    uuid: t.uuid.clone(),
+                    ..r.clone()
+                };
+                if let Ok(cur) = api.client.get_run(&tr).await
+                    && !matches!(cur.status.as_deref(), Some("stopping" | "stopped"))
+                {
+                    let _ = api.client.stop_run(&tr).await;
+                }
+            }
+            if active == 0 {
+                let user_stop = why == "stopped on request";
+                let (kind, reason) = if user_stop {
+                    ("stopped", "MatrixStopped")
+                } else {
+                    ("succeeded", "EarlyStopping")
+                };
+                if user_stop {
+                    api.status(kind, reason, why, None).await?;
+                    return Ok(Outcome::Stopped(why.clone()));
+                }
+                api.log(why.clone()).await;
+                api.status(kind, reason, why, None).await?;
+                return Ok(Outcome::Succeeded);
+            }
+        } else if active == 0 && tuner.exhausted() {
+            let ok = trials
+                .values()
+                .filter(|t| t.ended.as_ref().is_some_and(|e| e.0 == "succeeded"))
+                .count();
+            let msg = format!("{} trials, {ok} succeeded", trials.len());
+            if ok == 0 && !trials.is_empty() {
+                api.status(
+                    "failed",
+                    "MatrixFailed",
+                    &format!("every trial failed ({msg})"),
+                    None,
+                )
+                .await?;
+                return Ok(Outcome::Failed(format!("every trial failed ({msg})")));
+            }
+            api.status("succeeded", "MatrixSucceeded", &msg, None)
+                .await?;
+            return Ok(Outcome::Succeeded);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn start_trial(
+    ctx: &Ctx,
+    api: &Api,
+    r: &RunRef,
+    base: &J,
+    parent_meta: &Map<String, J>,
+    name: &str,
+    executor: &str,
+    ask: &Ask,
+    trials: &BTreeMap<usize, Trial>,
+) -> Result<Trial> {
+    let content = trial_content(base, &ask.params)?;
+    // Hyperband's `resume`: the previous rung's run continues, with more of the resource.
+    if let Some(prev) = ask.resume_of.and_then(|p| trials.get(&p)) {
+        let tr = RunRef {
+            uuid: prev.uuid.clone(),
+            ..r.clone()
+        };
+        api.client
+            .resume_run(
+                &tr,
+                &V1Run {
+                    content: Some(content),
+                    ..Default::default()
+                },
+            )
+            .await
+            .with_context(|| format!("resuming trial {}", prev.ask.id))?;
+        crate::commands::run::spawn_executor(ctx, &tr, executor)?;
+        return Ok(Trial {
+            ask: ask.clone(),
+            uuid: prev.uuid.clone(),
+            ended: None,
+        });
+    }
+    let mut meta = Map::new();
+    for k in ["code_ref", "cwd", "stdout_metrics"] {
+        if let Some(v) = parent_meta.get(k) {
+            meta.insert(k.into(), v.clone());
+        }
+    }
+    meta.insert("executor_kind".into(), J::String(executor.into()));
+    meta.insert("pipeline".into(), J::String(r.uuid.clone()));
+    meta.insert("pipeline_kind".into(), J::String("matrix".into()));
+    meta.insert("trial".into(), J::from(ask.id));
+    let created: V1Run = api
+        .client
+        .json(
+            Method::POST,
+            &format!(
+                "/api/v1/{}/{}/runs",
+                crate::client::seg(&r.owner),
+                crate::client::seg(&r.project)
+            ),
+            Some(&V1OperationBody {
+                content: Some(content),
+                is_managed: Some(true),
+                managed_by: Some("cli".into()),
+                name: Some(format!("{name}-{}", ask.id)),
+                meta_info: Some(meta),
+                ..Default::default()
+            }),
+        )
+        .await
+        .with_context(|| format!("creating trial {}", ask.id))?;
+    let uuid = created.uuid.unwrap_or_default();
+    let tr = RunRef {
+        uuid: uuid.clone(),
+        ..r.clone()
+    };
+    crate::commands::run::spawn_executor(ctx, &tr, executor)?;
+    Ok(Trial {
+        ask: ask.clone(),
+        uuid,
+        ended: None,
+    })
+}
+
+/// The parent's outputs: counts, and the best trial so far with its params.
+fn summarize(trials: &BTreeMap<usize, Trial>, metric: Option<&OptimizationMetric>) -> J {
+    let count = |s: &str| {
+        trials
+            .values()
+            .filter(|t| t.ended.as_ref().is_some_and(|e| e.0 == s))
+            .count()
+    };
+    let mut out = json!({
+        "trials": trials.len(),
+        "trials_running": trials.values().filter(|t| t.ended.is_none()).count(),
+        "trials_succeeded": count("succeeded"),
+        "trials_failed": count("failed"),
+        "trials_stopped": count("stopped"),
+    });
+    if let Some(m) = metric {
+        let best = trials
+            .values()
+            .filter_map(|t| t.ended.as_ref().and_then(|e| e.1).map(|v| (t, v)))
+            .fold(None::<(&Trial, f64)>, |acc, (t, v)| match acc {
+                Some((_, bv)) if !tuner::better(m, Some(v), Some(bv)) => acc,
+                _ => Some((t, v)),
+            });
+        if let Some((t, v)) = best {
+            out["best_trial"] = J::String(t.uuid.clone());
+            out[format!("best_{}", m.name)] = json!(v);
+            out["best_params"] = J::Object(t.ask.params.iter().cloned().collect());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trial_operations_drop_the_matrix_and_set_params() {
+        let base = json!({"version": 1.1, "kind": "operation", "matrix": {"kind": "grid"}, "params": {"epochs": {"value": 3}}, "component": {"run": {}}});
+        let c: J = serde_json::from_str(
+            &trial_content(
+                &base,
+                &[("lr".into(), json!(0.1)), ("act".into(), json!("relu"))],
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert!(c.get("matrix").is_none());
+        assert_eq!(c["params"]["epochs"]["value"], 3);
+        assert_eq!(c["params"]["lr"]["value"], 0.1);
+        assert_eq!(c["params"]["act"]["value"], "relu");
+    }
+
+    #[test]
+    fn thresholds_follow_the_direction() {
+        assert!(reached(Optimization::Maximize, 0.9, 0.9));
+        assert!(!reached(Optimization::Maximize, 0.8, 0.9));
+        assert!(reached(Optimization::Minimize, 0.1, 0.2));
+        assert!(!reached(Optimization::Minimize, 0.3, 0.2));
+    }
+}

@@ -1,0 +1,15 @@
+//! The scheduler: hyperparameter searches (a `matrix`) driven as a parent run whose trials
+//! are child runs, each a normal run on an executor. See DESIGN.md.
+
+pub mod drive;
+pub mod rng;
+pub mod sample;
+pub mod tuner;
+
+/// A spec value read from YAML (or JSON) text, as polyaxonfiles are (tests).
+#[cfg(test)]
+pub(crate) fn spec_of<T: serde::de::DeserializeOwned>(text: &str) -> T {
+    let node = polyaxonfile::yaml::parse(text, 0).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+    polyaxonfile::de::from_node(&node, &polyaxonfile::de::Ctx::strict(), &[])
+        .unwrap_or_else(|e| panic!("{text}: {e:?}"))
+}
