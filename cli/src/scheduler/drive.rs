@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use http::Method;
 use polyaxon_server::api::{V1OperationBody, V1Run};
-use polyaxonfile::spec::{EarlyStopping, Matrix, Optimization, OptimizationMetric};
+use polyaxonfile::spec::{EarlyStopping, Matrix, Optimization, OptimizationMetric, StoppingPolicy};
 use serde_json::{Map, Value as J, json};
 
 use super::tuner::{self, Ask};
@@ -111,17 +111,6 @@ pub(crate) async fn drive(
     let concurrency = matrix.concurrency().filter(|c| *c > 0).unwrap_or(1) as usize;
     let metric = objective(matrix);
     let early = matrix.early_stopping().to_vec();
-    for e in &early {
-        if let EarlyStopping::Metric(me) = e
-            && me.policy.is_some()
-        {
-            api.log(format!(
-                "early stopping on `{}`: only the threshold ({}) is applied in this version, not the policy",
-                me.metric, me.value
-            ))
-            .await;
-        }
-    }
     let parent_meta = parent.meta_info.clone().unwrap_or_default();
     let name = parent.name.clone().unwrap_or_else(|| "trial".into());
     if !api
@@ -142,6 +131,9 @@ pub(crate) async fn drive(
     let mut trials: BTreeMap<usize, Trial> = BTreeMap::new();
     let mut stopping: Option<String> = None;
     let mut published = J::Null;
+    let mut series: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+    let mut evaluated: BTreeMap<String, i64> = BTreeMap::new();
+    let mut last_policy_check = std::time::Instant::now();
     loop {
         // The parent stopped from elsewhere: every trial goes too.
         let me = api.current().await?;
@@ -203,6 +195,7 @@ pub(crate) async fn drive(
             if stopping.is_none() {
                 for e in &early {
                     if let EarlyStopping::Metric(me) = e
+                        && me.policy.is_none()
                         && let Some(v) = c
                             .outputs
                             .as_ref()
@@ -237,6 +230,17 @@ pub(crate) async fn drive(
                 _ => String::new(),
             };
             api.log(format!("trial {id} {status}{shown}")).await;
+        }
+        // Policies: trials doing worse than the others at the same step are stopped.
+        if stopping.is_none() && last_policy_check.elapsed() >= Duration::from_secs(1) {
+            last_policy_check = std::time::Instant::now();
+            for e in &early {
+                if let EarlyStopping::Metric(me) = e
+                    && let Some(policy) = &me.policy
+                {
+                    apply_policy(api, &r, &trials, me, policy, &mut series, &mut evaluated).await;
+                }
+            }
         }
         // Failures past the allowed share stop the search.
         let done: Vec<&Trial> = trials.values().filter(|t| t.ended.is_some()).collect();
@@ -320,6 +324,194 @@ pub(crate) async fn drive(
             return Ok(Outcome::Succeeded);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A trial's series of `metric`: (step, value), steps increasing.
+async fn metric_series(api: &Api, r: &RunRef, uuid: &str, metric: &str) -> Vec<(i64, f64)> {
+    let tr = RunRef {
+        uuid: uuid.to_string(),
+        ..r.clone()
+    };
+    let Ok(ev) = api.client.metrics(&tr, &[metric.to_string()], None).await else {
+        return Vec::new();
+    };
+    let Some(s) = ev.data.into_iter().find(|s| s.name == metric) else {
+        return Vec::new();
+    };
+    let steps = s
+        .data
+        .get("step")
+        .and_then(J::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let values = s
+        .data
+        .get("metric")
+        .and_then(J::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut out: Vec<(i64, f64)> = steps
+        .iter()
+        .zip(&values)
+        .enumerate()
+        .filter_map(|(i, (st, v))| Some((st.as_i64().unwrap_or(i as i64), v.as_f64()?)))
+        .collect();
+    out.sort_by_key(|p| p.0);
+    out
+}
+
+/// The best value of `s` up to `step`, and the running average up to it.
+fn up_to(s: &[(i64, f64)], step: i64, opt: Optimization) -> Option<(f64, f64)> {
+    let pts: Vec<f64> = s.iter().take_while(|p| p.0 <= step).map(|p| p.1).collect();
+    if pts.is_empty() {
+        return None;
+    }
+    let best = match opt {
+        Optimization::Maximize => pts.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+        Optimization::Minimize => pts.iter().cloned().fold(f64::INFINITY, f64::min),
+    };
+    Some((best, pts.iter().sum::<f64>() / pts.len() as f64))
+}
+
+/// The verdict of a stopping policy on a trial at `step`: why to stop it, if it should be.
+pub fn verdict(
+    policy: &StoppingPolicy,
+    opt: Optimization,
+    mine: &[(i64, f64)],
+    others: &[&[(i64, f64)]],
+    step: i64,
+) -> Option<String> {
+    let (min_interval, min_samples) = match policy {
+        StoppingPolicy::Median(p) => (p.min_interval, p.min_samples),
+        StoppingPolicy::Truncation(p) => (p.min_interval, p.min_samples),
+        StoppingPolicy::Diff(p) => (p.min_interval, p.min_samples),
+    };
+    if step < min_interval.unwrap_or(0) {
+        return None;
+    }
+    let (my_best, _) = up_to(mine, step, opt)?;
+    // Others that got as far.
+    let peers: Vec<(f64, f64)> = others
+        .iter()
+        .filter(|o| o.last().is_some_and(|p| p.0 >= step))
+        .filter_map(|o| up_to(o, step, opt))
+        .collect();
+    if peers.is_empty() || peers.len() < min_samples.unwrap_or(1).max(1) as usize {
+        return None;
+    }
+    let worse = |a: f64, b: f64| match opt {
+        Optimization::Maximize => a < b,
+        Optimization::Minimize => a > b,
+    };
+    match policy {
+        StoppingPolicy::Median(_) => {
+            let mut avgs: Vec<f64> = peers.iter().map(|p| p.1).collect();
+            avgs.sort_by(f64::total_cmp);
+            let m = avgs.len();
+            let median = if m % 2 == 1 {
+                avgs[m / 2]
+            } else {
+                (avgs[m / 2 - 1] + avgs[m / 2]) / 2.0
+            };
+            worse(my_best, median).then(|| {
+                format!("its best {my_best} is worse than the median {median} of the others' running averages at step {step}")
+            })
+        }
+        StoppingPolicy::Truncation(p) => {
+            let mut all: Vec<f64> = peers.iter().map(|p| p.0).collect();
+            all.push(my_best);
+            // Rank from the worst: the trial goes when it is within the worst `percent`.
+            all.sort_by(|a, b| {
+                if worse(*a, *b) {
+                    std::cmp::Ordering::Less
+                } else if worse(*b, *a) {
+                    std::cmp::Ordering::Greater
+                } else {
+                    std::cmp::Ordering::Equal
+                }
+            });
+            let cut = ((all.len() as f64) * p.percent / 100.0).floor() as usize;
+            let rank = all.iter().position(|v| *v == my_best).unwrap_or(all.len());
+            (rank < cut).then(|| {
+                format!(
+                    "it is in the worst {}% of the trials at step {step} ({my_best})",
+                    p.percent
+                )
+            })
+        }
+        StoppingPolicy::Diff(p) => {
+            let best = peers
+                .iter()
+                .map(|p| p.0)
+                .fold(None::<f64>, |acc, v| match acc {
+                    Some(a) if !worse(a, v) => Some(a),
+                    _ => Some(v),
+                })?;
+            let gap = (best - my_best).abs() / best.abs().max(1e-12) * 100.0;
+            (worse(my_best, best) && gap > p.percent).then(|| {
+                format!("its best {my_best} is {gap:.1}% off the best {best} at step {step}")
+            })
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn apply_policy(
+    api: &Api,
+    r: &RunRef,
+    trials: &BTreeMap<usize, Trial>,
+    me: &polyaxonfile::spec::MetricEarlyStopping,
+    policy: &StoppingPolicy,
+    cache: &mut BTreeMap<String, Vec<(i64, f64)>>,
+    evaluated: &mut BTreeMap<String, i64>,
+) {
+    let interval = match policy {
+        StoppingPolicy::Median(p) => p.evaluation_interval,
+        StoppingPolicy::Truncation(p) => p.evaluation_interval,
+        StoppingPolicy::Diff(p) => p.evaluation_interval,
+    }
+    .max(1);
+    let include_ended = match policy {
+        StoppingPolicy::Truncation(p) => p.include_succeeded.unwrap_or(true),
+        _ => true,
+    };
+    // Fresh series for running trials; ended ones are read once.
+    for t in trials.values() {
+        if t.ended.is_none() || !cache.contains_key(&t.uuid) {
+            let s = metric_series(api, r, &t.uuid, &me.metric).await;
+            cache.insert(t.uuid.clone(), s);
+        }
+    }
+    for (id, t) in trials.iter().filter(|(_, t)| t.ended.is_none()) {
+        let Some(mine) = cache.get(&t.uuid) else {
+            continue;
+        };
+        let Some(&(step, _)) = mine.last() else {
+            continue;
+        };
+        let last = evaluated.get(&t.uuid).copied().unwrap_or(i64::MIN);
+        if last != i64::MIN && step - last < interval {
+            continue;
+        }
+        let others: Vec<&[(i64, f64)]> = trials
+            .values()
+            .filter(|o| o.uuid != t.uuid && (include_ended || o.ended.is_none()))
+            .filter_map(|o| cache.get(&o.uuid).map(Vec::as_slice))
+            .collect();
+        evaluated.insert(t.uuid.clone(), step);
+        if let Some(why) = verdict(policy, me.optimization, mine, &others, step) {
+            let tr = RunRef {
+                uuid: t.uuid.clone(),
+                ..r.clone()
+            };
+            let _ = api.client.stop_run(&tr).await;
+            api.log(format!(
+                "trial {id} stopped early ({} policy): {why}",
+                policy.kind()
+            ))
+            .await;
+        }
     }
 }
 
@@ -453,6 +645,40 @@ mod tests {
         assert_eq!(c["params"]["epochs"]["value"], 3);
         assert_eq!(c["params"]["lr"]["value"], 0.1);
         assert_eq!(c["params"]["act"]["value"], "relu");
+    }
+
+    #[test]
+    fn stopping_policies() {
+        let median: StoppingPolicy = crate::scheduler::spec_of(
+            r#"{"kind": "median", "evaluationInterval": 1, "minSamples": 2}"#,
+        );
+        let good: Vec<(i64, f64)> = (0..10).map(|s| (s, 0.5 + s as f64 * 0.05)).collect();
+        let ok: Vec<(i64, f64)> = (0..10).map(|s| (s, 0.4 + s as f64 * 0.05)).collect();
+        let bad: Vec<(i64, f64)> = (0..5).map(|s| (s, 0.1)).collect();
+        let max = Optimization::Maximize;
+        assert!(verdict(&median, max, &bad, &[&good, &ok], 4).is_some());
+        assert!(verdict(&median, max, &good, &[&bad, &ok], 4).is_none());
+        // Too few peers: no verdict.
+        assert!(verdict(&median, max, &bad, &[&good], 4).is_none());
+        // Minimizing, the same series is the best.
+        assert!(verdict(&median, Optimization::Minimize, &bad, &[&good, &ok], 4).is_none());
+        let trunc: StoppingPolicy = crate::scheduler::spec_of(
+            r#"{"kind": "truncation", "percent": 50, "evaluationInterval": 1}"#,
+        );
+        assert!(verdict(&trunc, max, &bad, &[&good, &ok, &good], 4).is_some());
+        assert!(verdict(&trunc, max, &good, &[&bad, &ok], 4).is_none());
+        let diff: StoppingPolicy = crate::scheduler::spec_of(
+            r#"{"kind": "diff", "percent": 30, "evaluationInterval": 1, "minInterval": 3}"#,
+        );
+        assert!(verdict(&diff, max, &bad, &[&good], 4).is_some());
+        assert!(
+            verdict(&diff, max, &ok, &[&good], 4).is_none(),
+            "within 30%"
+        );
+        assert!(
+            verdict(&diff, max, &bad, &[&good], 2).is_none(),
+            "before minInterval"
+        );
     }
 
     #[test]

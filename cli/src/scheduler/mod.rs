@@ -2,9 +2,14 @@
 //! are child runs, each a normal run on an executor. See DESIGN.md.
 
 pub mod drive;
+pub mod gp;
 pub mod rng;
 pub mod sample;
+pub mod space;
+pub mod tpe;
 pub mod tuner;
+
+pub(crate) use tpe::phi as tpe_phi;
 
 /// A spec value read from YAML (or JSON) text, as polyaxonfiles are (tests).
 #[cfg(test)]

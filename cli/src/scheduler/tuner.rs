@@ -3,11 +3,17 @@
 //! trials of each rung to the next with more of the resource.
 
 use polyaxonfile::space;
-use polyaxonfile::spec::{HpParam, Matrix, Optimization, OptimizationMetric, ResourceType};
+use polyaxonfile::spec::{
+    AcquisitionFunction, GaussianProcessKernel, HpParam, HyperoptAlgorithm, Matrix, Optimization,
+    OptimizationMetric, ResourceType,
+};
 use serde_json::Value as J;
 
+use super::gp::{Acquisition, BayesOpt, Kernel};
 use super::rng::Rng;
 use super::sample::sample_all;
+use super::space::Space;
+use super::tpe::Tpe;
 
 /// A trial's params, in order.
 pub type Params = Vec<(String, J)>;
@@ -90,10 +96,163 @@ pub fn for_matrix(m: &Matrix, limit: Option<usize>) -> Result<Box<dyn Tuner>, St
                 rng(h.seed),
             )?))
         }
-        other => Err(format!(
-            "the `{}` matrix cannot run in this version yet (grid, random, mapping and hyperband can)",
-            other.kind()
-        )),
+        Matrix::Bayes(b) => {
+            let space = Space::new(&params(Some(&b.params)))?;
+            let mut opt = BayesOpt::new(space.clone(), rng(b.seed));
+            opt.startup = b.num_initial_runs.max(1) as usize;
+            if let Some(u) = &b.utility_function {
+                let xi = u.eps.unwrap_or(0.0);
+                opt.acquisition = match u.acquisition_function {
+                    Some(AcquisitionFunction::Ucb) => Acquisition::Ucb {
+                        kappa: u.kappa.unwrap_or(2.576),
+                    },
+                    Some(AcquisitionFunction::Poi) => Acquisition::Poi { xi },
+                    _ => Acquisition::Ei { xi },
+                };
+                if let Some(g) = &u.gaussian_process
+                    && g.kernel == Some(GaussianProcessKernel::Rbf)
+                {
+                    opt.kernel = Kernel::Rbf;
+                }
+            }
+            let total = (b.num_initial_runs + b.max_iterations).max(0) as usize;
+            Ok(Box::new(Model::new(space, Algo::Bayes(Box::new(opt)), b.metric.clone(), cap(total))))
+        }
+        Matrix::Tpe(t) => {
+            let space = Space::new(&params(Some(&t.params)))?;
+            let total = t
+                .num_runs
+                .or(t.max_iterations)
+                .ok_or("tpe needs `numRuns` (or `maxIterations`)")?
+                .max(0) as usize;
+            let algo = Algo::Tpe(Box::new(Tpe::new(space.clone(), rng(t.seed))));
+            Ok(Box::new(Model::new(space, algo, t.metric.clone(), cap(total))))
+        }
+        Matrix::Hyperopt(h) => {
+            let space = Space::new(&params(Some(&h.params)))?;
+            let total = h
+                .num_runs
+                .or(h.max_iterations)
+                .ok_or("hyperopt needs `numRuns` (or `maxIterations`)")?
+                .max(0) as usize;
+            let metric = h
+                .metric
+                .clone()
+                .ok_or("hyperopt needs `metric` (what it optimizes)")?;
+            let algo = match h.algorithm {
+                Some(HyperoptAlgorithm::Rand) => Algo::Random(rng(h.seed)),
+                Some(HyperoptAlgorithm::Anneal) => Algo::Anneal(rng(h.seed)),
+                _ => Algo::Tpe(Box::new(Tpe::new(space.clone(), rng(h.seed)))),
+            };
+            Ok(Box::new(Model::new(space, algo, metric, cap(total))))
+        }
+        Matrix::Iterative(_) => Err(
+            "the `iterative` matrix (a tuner container proposing each batch) cannot run in this version yet; grid, random, mapping, hyperband, bayes, tpe and hyperopt can".into(),
+        ),
+    }
+}
+
+/// How a model-based tuner proposes.
+pub enum Algo {
+    Tpe(Box<Tpe>),
+    Bayes(Box<BayesOpt>),
+    Random(Rng),
+    /// Hyperopt's annealing: around the best point so far, ever closer.
+    Anneal(Rng),
+}
+
+/// Bayes, TPE and hyperopt: proposals from the results so far, up to a budget.
+pub struct Model {
+    space: Space,
+    algo: Algo,
+    metric: OptimizationMetric,
+    total: usize,
+    next: usize,
+    pending: std::collections::BTreeMap<usize, Vec<f64>>,
+    /// Results (to minimize), for annealing.
+    seen: Vec<(Vec<f64>, f64)>,
+}
+
+impl Model {
+    pub fn new(space: Space, algo: Algo, metric: OptimizationMetric, total: usize) -> Model {
+        Model {
+            space,
+            algo,
+            metric,
+            total,
+            next: 0,
+            pending: Default::default(),
+            seen: Vec::new(),
+        }
+    }
+
+    fn propose(&mut self) -> Vec<f64> {
+        let pending: Vec<Vec<f64>> = self.pending.values().cloned().collect();
+        match &mut self.algo {
+            Algo::Tpe(t) => t.suggest(&pending),
+            Algo::Bayes(b) => b.suggest(&pending),
+            Algo::Random(r) => self.space.random(r),
+            Algo::Anneal(r) => {
+                let best = self
+                    .seen
+                    .iter()
+                    .min_by(|a, b| a.1.total_cmp(&b.1))
+                    .map(|b| b.0.clone());
+                let Some(best) = best.filter(|_| self.seen.len() >= 5) else {
+                    return self.space.random(r);
+                };
+                let width = (0.5 * 0.9f64.powf(self.seen.len() as f64 / 5.0)).max(0.01);
+                best.iter()
+                    .zip(&self.space.dims)
+                    .map(|(v, d)| match d.categories() {
+                        Some(k) if r.f64() < 0.2 => r.below(k) as f64,
+                        Some(_) => *v,
+                        None => (v + width * r.normal()).clamp(0.0, 1.0),
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+impl Tuner for Model {
+    fn ask(&mut self, n: usize) -> Vec<Ask> {
+        let mut out = Vec::new();
+        while out.len() < n && self.next < self.total {
+            let x = self.propose();
+            let id = self.next;
+            self.next += 1;
+            out.push(Ask {
+                id,
+                params: self.space.decode(&x),
+                resume_of: None,
+                note: String::new(),
+            });
+            self.pending.insert(id, x);
+        }
+        out
+    }
+
+    fn tell(&mut self, id: usize, value: Option<f64>) {
+        let Some(x) = self.pending.remove(&id) else {
+            return;
+        };
+        // Failed trials teach nothing about the objective: they are left out.
+        let Some(v) = value else { return };
+        let y = match self.metric.optimization {
+            Some(Optimization::Minimize) => v,
+            _ => -v,
+        };
+        match &mut self.algo {
+            Algo::Tpe(t) => t.observe(x.clone(), y),
+            Algo::Bayes(b) => b.observe(&x, y),
+            _ => {}
+        }
+        self.seen.push((x, y));
+    }
+
+    fn exhausted(&self) -> bool {
+        self.next >= self.total
     }
 }
 
@@ -428,6 +587,46 @@ mod tests {
         assert!(t.exhausted());
         let mut capped = for_matrix(&m, Some(4)).unwrap();
         assert_eq!(capped.ask(100).len(), 4);
+    }
+
+    #[test]
+    fn model_tuners_optimize_their_metric_in_its_direction() {
+        for kind in ["bayes", "tpe", "hyperopt"] {
+            let budget = match kind {
+                "bayes" => r#""numInitialRuns": 5, "maxIterations": 20"#,
+                _ => r#""numRuns": 25"#,
+            };
+            let m: Matrix = crate::scheduler::spec_of(&format!(
+                r#"{{"kind": "{kind}", {budget}, "seed": 1, "metric": {{"name": "acc", "optimization": "maximize"}}, "params": {{"x": {{"kind": "uniform", "value": [0, 10]}}, "act": {{"kind": "choice", "value": ["relu", "tanh"]}}}}}}"#
+            ));
+            let mut t = for_matrix(&m, None).unwrap();
+            let mut best = f64::NEG_INFINITY;
+            let mut asked = 0;
+            while !t.exhausted() {
+                // Two at a time, as with concurrency 2.
+                let batch = t.ask(2);
+                for a in &batch {
+                    let x = a
+                        .params
+                        .iter()
+                        .find(|p| p.0 == "x")
+                        .unwrap()
+                        .1
+                        .as_f64()
+                        .unwrap();
+                    let act = a.params.iter().find(|p| p.0 == "act").unwrap().1.clone();
+                    assert!(act == "relu" || act == "tanh");
+                    let acc = -(x - 7.0).powi(2) + if act == "tanh" { 1.0 } else { 0.0 };
+                    best = best.max(acc);
+                    t.tell(a.id, Some(acc));
+                }
+                asked += batch.len();
+            }
+            assert_eq!(asked, 25, "{kind}");
+            assert!(best > 0.5, "{kind}: {best}");
+        }
+        let m: Matrix = crate::scheduler::spec_of(r#"{"kind": "iterative", "maxIterations": 3}"#);
+        assert!(for_matrix(&m, None).is_err());
     }
 
     #[test]

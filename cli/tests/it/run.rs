@@ -816,3 +816,65 @@ fn early_stopping_fires_and_stopping_the_parent_stops_every_trial() {
         "{trials:?}"
     );
 }
+
+#[test]
+fn model_based_searches_run_their_budget() {
+    let w = Work::new(&search(
+        "  kind: bayes\n  numInitialRuns: 3\n  maxIterations: 3\n  concurrency: 2\n  seed: 4\n  metric: {name: acc, optimization: maximize}\n  params:\n    x: {kind: range, value: [1, 20, 1]}",
+        "echo acc=$(( 100 - ({{ x }} - 12) * ({{ x }} - 12) ))",
+    ));
+    let out = w.out(&["run", "-w"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let uuid = w.json(&["ops", "get", "-o", "json"])["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let parent = w.run_json(&uuid);
+    assert_eq!(parent["outputs"]["trials"], 6, "{parent}");
+    assert_eq!(parent["outputs"]["trials_succeeded"], 6);
+    let best = parent["outputs"]["best_acc"].as_f64().unwrap();
+    let trials = trials_of(&w, &uuid);
+    let max = trials
+        .iter()
+        .filter_map(|t| t["outputs"]["acc"].as_f64())
+        .fold(f64::NEG_INFINITY, f64::max);
+    assert_eq!(best, max, "the best trial is the one with the highest acc");
+    // An unsupported kind is refused before anything runs.
+    std::fs::write(
+        w.dir.join("iter.yml"),
+        search(
+            "  kind: iterative\n  maxIterations: 2\n  params:\n    x: {kind: choice, value: [1]}",
+            "true",
+        ),
+    )
+    .unwrap();
+    let out = w.out(&["run", "-f", "iter.yml"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("iterative"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_median_stopping_policy_stops_the_laggard() {
+    let w = Work::new(&search(
+        "  kind: grid\n  concurrency: 3\n  params:\n    x: {kind: choice, value: [1, 2, 3]}\n  earlyStopping:\n    - kind: metric_early_stopping\n      metric: acc\n      value: 100\n      optimization: maximize\n      policy: {kind: median, evaluationInterval: 2, minSamples: 2}",
+        "i=0; while [ $i -lt 60 ]; do echo step=$i acc={{ x }}; i=$((i+1)); sleep 0.1; done",
+    ));
+    let out = w.out(&["run", "-w"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let uuid = w.json(&["ops", "get", "-o", "json"])["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let trials = trials_of(&w, &uuid);
+    let status_of = |x: i64| {
+        trials
+            .iter()
+            .find(|t| t["inputs"]["x"] == x)
+            .map(|t| t["status"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(status_of(1), "stopped", "{trials:?}");
+    assert_eq!(status_of(3), "succeeded", "{trials:?}");
+    let logs = w.ok(&["ops", "logs", "--uid", &uuid, "--hide-time"]);
+    assert!(logs.contains("stopped early (median policy)"), "{logs}");
+}

@@ -1,0 +1,727 @@
+//! Bayesian optimization with a Gaussian process: a Matérn 5/2 (or RBF) kernel with one
+//! length scale per dimension, its hyperparameters fitted by maximizing the marginal
+//! likelihood (with weak priors) with L-BFGS, warm-started from the last fit; the next point
+//! maximizes an acquisition function (expected improvement, upper confidence bound or
+//! probability of improvement) over random and local candidates, refined by gradient ascent.
+//! Works on the unit cube and minimizes.
+
+// Numeric code: indexes read closer to the formulas than iterator chains.
+#![allow(clippy::needless_range_loop)]
+
+use super::rng::Rng;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kernel {
+    Matern52,
+    Rbf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Acquisition {
+    /// Expected improvement beyond `xi`.
+    Ei { xi: f64 },
+    /// Lower confidence bound `mean - kappa * sd` (upper for maximization).
+    Ucb { kappa: f64 },
+    /// Probability of improvement beyond `xi`.
+    Poi { xi: f64 },
+}
+
+/// A fitted process.
+pub struct Gp {
+    kernel: Kernel,
+    x: Vec<Vec<f64>>,
+    /// Standardized targets.
+    y: Vec<f64>,
+    /// log length scales, log signal variance, log noise variance.
+    pub theta: Vec<f64>,
+    l: Vec<f64>,
+    alpha: Vec<f64>,
+    n: usize,
+}
+
+const LN_2PI: f64 = 1.837_877_066_409_345_3;
+const SQRT5: f64 = 2.236_067_977_499_79;
+
+fn cholesky(a: &mut [f64], n: usize) -> bool {
+    for j in 0..n {
+        let rj = &a[j * n..j * n + j];
+        let d = a[j * n + j] - dot(rj, rj);
+        if d <= 0.0 || !d.is_finite() {
+            return false;
+        }
+        let d = d.sqrt();
+        a[j * n + j] = d;
+        for i in j + 1..n {
+            let s = a[i * n + j] - dot(&a[i * n..i * n + j], &a[j * n..j * n + j]);
+            a[i * n + j] = s / d;
+        }
+        for i in 0..j {
+            a[i * n + j] = 0.0;
+        }
+    }
+    true
+}
+
+/// Solves L z = b in place (L lower triangular).
+fn forward(l: &[f64], n: usize, b: &mut [f64]) {
+    for i in 0..n {
+        let row = &l[i * n..i * n + i];
+        let s = b[i] - dot(row, &b[..i]);
+        b[i] = s / l[i * n + i];
+    }
+}
+
+/// Solves L^T z = b in place.
+fn backward(l: &[f64], n: usize, b: &mut [f64]) {
+    for i in (0..n).rev() {
+        let mut s = b[i];
+        for k in i + 1..n {
+            s -= l[k * n + i] * b[k];
+        }
+        b[i] = s / l[i * n + i];
+    }
+}
+
+impl Kernel {
+    /// k(r^2) / sf2 and, for the gradient, the factor f with d k / d(log l_d) = sf2 f Δ_d² / l_d².
+    fn eval(self, r2: f64) -> (f64, f64) {
+        match self {
+            Kernel::Rbf => {
+                let k = (-0.5 * r2).exp();
+                (k, k)
+            }
+            Kernel::Matern52 => {
+                let r = r2.sqrt();
+                let e = (-SQRT5 * r).exp();
+                (
+                    (1.0 + SQRT5 * r + 5.0 / 3.0 * r2) * e,
+                    5.0 / 3.0 * (1.0 + SQRT5 * r) * e,
+                )
+            }
+        }
+    }
+}
+
+/// Weak priors on the hyperparameters: (mean, sd) of each log.
+fn prior(d: usize) -> Vec<(f64, f64)> {
+    let mut p = vec![(0.2f64.ln(), 1.5); d];
+    p.push((0.0, 1.5));
+    // Objectives are mostly deterministic: little noise, so the model can resolve small
+    // differences near the optimum.
+    p.push((1e-6f64.ln(), 2.0));
+    p
+}
+
+impl Gp {
+    /// Fits to `x` (points of the unit cube) and `y` (to minimize), starting the
+    /// hyperparameter search from `theta` (of a previous fit) when given, for at most
+    /// `iterations` L-BFGS steps.
+    pub fn fit(
+        kernel: Kernel,
+        x: &[Vec<f64>],
+        y: &[f64],
+        theta: Option<&[f64]>,
+        iterations: usize,
+    ) -> Option<Gp> {
+        let n = x.len();
+        if n == 0 {
+            return None;
+        }
+        let d = x[0].len();
+        let mean = y.iter().sum::<f64>() / n as f64;
+        let sd = (y.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64)
+            .sqrt()
+            .max(1e-12);
+        let ys: Vec<f64> = y.iter().map(|v| (v - mean) / sd).collect();
+        let mut gp = Gp {
+            kernel,
+            x: x.to_vec(),
+            y: ys,
+            theta: match theta {
+                Some(t) if t.len() == d + 2 => t.to_vec(),
+                _ => prior(d).iter().map(|p| p.0).collect(),
+            },
+            l: Vec::new(),
+            alpha: Vec::new(),
+            n,
+        };
+        gp.optimize(iterations);
+        if !gp.factor() {
+            return None;
+        }
+        Some(gp)
+    }
+
+    fn d(&self) -> usize {
+        self.theta.len() - 2
+    }
+
+    fn gram(&self, theta: &[f64]) -> Vec<f64> {
+        let n = self.n;
+        let d = self.d();
+        let inv_l2: Vec<f64> = theta[..d].iter().map(|t| (-2.0 * t).exp()).collect();
+        let sf2 = theta[d].exp();
+        let sn2 = theta[d + 1].exp().max(1e-10);
+        let mut k = vec![0.0; n * n];
+        for i in 0..n {
+            for j in 0..=i {
+                let mut r2 = 0.0;
+                for a in 0..d {
+                    let z = self.x[i][a] - self.x[j][a];
+                    r2 += z * z * inv_l2[a];
+                }
+                let v = sf2 * self.kernel.eval(r2).0;
+                k[i * n + j] = v;
+                k[j * n + i] = v;
+            }
+            k[i * n + i] += sn2 + 1e-9;
+        }
+        k
+    }
+
+    /// The negative log posterior of `theta` and its gradient.
+    fn objective(&self, theta: &[f64]) -> Option<(f64, Vec<f64>)> {
+        let n = self.n;
+        let d = self.d();
+        let mut l = self.gram(theta);
+        if !cholesky(&mut l, n) {
+            return None;
+        }
+        let mut alpha = self.y.clone();
+        forward(&l, n, &mut alpha);
+        backward(&l, n, &mut alpha);
+        let mut nll = 0.5 * self.y.iter().zip(&alpha).map(|(a, b)| a * b).sum::<f64>()
+            + (0..n).map(|i| l[i * n + i].ln()).sum::<f64>()
+            + 0.5 * n as f64 * LN_2PI;
+        // K^-1 = L^-T L^-1: the columns of L^-1 by forward solves (rows, contiguous), then
+        // K^-1_ij as the dot product of columns i and j below both.
+        let mut cols = vec![0.0; n * n];
+        for c in 0..n {
+            let col = &mut cols[c * n..(c + 1) * n];
+            col[c] = 1.0 / l[c * n + c];
+            for i in c + 1..n {
+                let s = dot(&l[i * n + c..i * n + i], &col[c..i]);
+                col[i] = -s / l[i * n + i];
+            }
+        }
+        let mut kinv = vec![0.0; n * n];
+        for i in 0..n {
+            for j in 0..=i {
+                let v = dot(&cols[i * n + i..(i + 1) * n], &cols[j * n + i..(j + 1) * n]);
+                kinv[i * n + j] = v;
+                kinv[j * n + i] = v;
+            }
+        }
+        // W = alpha alpha^T - K^-1; d nll / d theta = -0.5 tr(W dK).
+        let inv_l2: Vec<f64> = theta[..d].iter().map(|t| (-2.0 * t).exp()).collect();
+        let sf2 = theta[d].exp();
+        let sn2 = theta[d + 1].exp().max(1e-10);
+        let mut grad = vec![0.0; d + 2];
+        for i in 0..n {
+            for j in 0..=i {
+                let w = alpha[i] * alpha[j] - kinv[i * n + j];
+                let mult = if i == j { 1.0 } else { 2.0 };
+                let mut r2 = 0.0;
+                for a in 0..d {
+                    let z = self.x[i][a] - self.x[j][a];
+                    r2 += z * z * inv_l2[a];
+                }
+                let (k, f) = self.kernel.eval(r2);
+                for a in 0..d {
+                    let z = self.x[i][a] - self.x[j][a];
+                    grad[a] -= 0.5 * mult * w * sf2 * f * z * z * inv_l2[a];
+                }
+                grad[d] -= 0.5 * mult * w * sf2 * k;
+                if i == j {
+                    grad[d + 1] -= 0.5 * w * sn2;
+                }
+            }
+        }
+        for (i, (m, s)) in prior(d).into_iter().enumerate() {
+            nll += 0.5 * ((theta[i] - m) / s).powi(2);
+            grad[i] += (theta[i] - m) / (s * s);
+        }
+        Some((nll, grad))
+    }
+
+    /// L-BFGS on the negative log posterior.
+    fn optimize(&mut self, iterations: usize) {
+        let Some((mut f, mut g)) = self.objective(&self.theta) else {
+            self.theta = prior(self.d()).iter().map(|p| p.0).collect();
+            return;
+        };
+        let mut x = self.theta.clone();
+        let mut hist: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
+        for _ in 0..iterations {
+            // Two-loop recursion for the direction.
+            let mut q = g.clone();
+            let mut alphas = Vec::new();
+            for (s, yv) in hist.iter().rev() {
+                let rho = 1.0 / dot(yv, s);
+                let a = rho * dot(s, &q);
+                q.iter_mut().zip(yv).for_each(|(qi, yi)| *qi -= a * yi);
+                alphas.push((a, rho));
+            }
+            if let Some((s, yv)) = hist.last() {
+                let gamma = dot(s, yv) / dot(yv, yv);
+                q.iter_mut().for_each(|v| *v *= gamma);
+            } else {
+                let norm = dot(&g, &g).sqrt().max(1e-12);
+                q.iter_mut().for_each(|v| *v *= 0.1 / norm);
+            }
+            for ((s, yv), (a, rho)) in hist.iter().zip(alphas.iter().rev()) {
+                let b = rho * dot(yv, &q);
+                q.iter_mut().zip(s).for_each(|(qi, si)| *qi += (a - b) * si);
+            }
+            let dir: Vec<f64> = q.iter().map(|v| -v).collect();
+            let slope = dot(&g, &dir);
+            if slope >= 0.0 {
+                hist.clear();
+                continue;
+            }
+            // Backtracking (Armijo).
+            let mut t = 1.0;
+            let mut next = None;
+            for _ in 0..20 {
+                let cand: Vec<f64> = x
+                    .iter()
+                    .zip(&dir)
+                    .map(|(xi, di)| (xi + t * di).clamp(-12.0, 6.0))
+                    .collect();
+                if let Some((fc, gc)) = self.objective(&cand)
+                    && fc <= f + 1e-4 * t * slope
+                {
+                    next = Some((cand, fc, gc));
+                    break;
+                }
+                t *= 0.5;
+            }
+            let Some((xn, fn_, gn)) = next else { break };
+            let s: Vec<f64> = xn.iter().zip(&x).map(|(a, b)| a - b).collect();
+            let yv: Vec<f64> = gn.iter().zip(&g).map(|(a, b)| a - b).collect();
+            let improved = f - fn_;
+            if dot(&s, &yv) > 1e-12 {
+                hist.push((s, yv));
+                if hist.len() > 6 {
+                    hist.remove(0);
+                }
+            }
+            x = xn;
+            f = fn_;
+            g = gn;
+            if improved.abs() < 1e-7 * (1.0 + f.abs()) {
+                break;
+            }
+        }
+        self.theta = x;
+    }
+
+    fn factor(&mut self) -> bool {
+        let n = self.n;
+        let mut l = self.gram(&self.theta);
+        if !cholesky(&mut l, n) {
+            return false;
+        }
+        let mut alpha = self.y.clone();
+        forward(&l, n, &mut alpha);
+        backward(&l, n, &mut alpha);
+        self.l = l;
+        self.alpha = alpha;
+        true
+    }
+
+    /// Mean and standard deviation at `x` (standardized units).
+    pub fn predict(&self, x: &[f64]) -> (f64, f64) {
+        let n = self.n;
+        let d = self.d();
+        let sf2 = self.theta[d].exp();
+        let mut k = vec![0.0; n];
+        for (i, xi) in self.x.iter().enumerate() {
+            let mut r2 = 0.0;
+            for a in 0..d {
+                let z = (xi[a] - x[a]) * (-self.theta[a]).exp();
+                r2 += z * z;
+            }
+            k[i] = sf2 * self.kernel.eval(r2).0;
+        }
+        let mean = dot(&k, &self.alpha);
+        forward(&self.l, n, &mut k);
+        let var = (sf2 - dot(&k, &k)).max(1e-12);
+        (mean, var.sqrt())
+    }
+
+    /// The best standardized target so far.
+    pub fn best(&self) -> f64 {
+        self.y.iter().cloned().fold(f64::INFINITY, f64::min)
+    }
+
+    /// The acquisition at `x` (to maximize).
+    pub fn acquisition(&self, a: Acquisition, x: &[f64]) -> f64 {
+        let (mu, sd) = self.predict(x);
+        let best = self.best();
+        match a {
+            Acquisition::Ucb { kappa } => -(mu - kappa * sd),
+            Acquisition::Ei { xi } => log_ei((best - mu - xi) / sd) + sd.ln(),
+            Acquisition::Poi { xi } => super::tpe_phi((best - mu - xi) / sd),
+        }
+    }
+}
+
+impl Gp {
+    /// The acquisition at `x` and its gradient.
+    pub fn acquisition_grad(&self, a: Acquisition, x: &[f64]) -> (f64, Vec<f64>) {
+        let n = self.n;
+        let d = self.d();
+        let sf2 = self.theta[d].exp();
+        let inv_l2: Vec<f64> = self.theta[..d].iter().map(|t| (-2.0 * t).exp()).collect();
+        let mut k = vec![0.0; n];
+        let mut f = vec![0.0; n];
+        for (i, xi) in self.x.iter().enumerate() {
+            let mut r2 = 0.0;
+            for j in 0..d {
+                let z = xi[j] - x[j];
+                r2 += z * z * inv_l2[j];
+            }
+            let (kv, fv) = self.kernel.eval(r2);
+            k[i] = sf2 * kv;
+            f[i] = fv;
+        }
+        let mean = dot(&k, &self.alpha);
+        let mut w = k.clone();
+        forward(&self.l, n, &mut w);
+        let var = (sf2 - dot(&w, &w)).max(1e-12);
+        let sd = var.sqrt();
+        backward(&self.l, n, &mut w); // K^-1 k
+        // d k_i / d x_j = -sf2 f_i (x_j - X_ij) / l_j^2
+        let mut dmu = vec![0.0; d];
+        let mut dsd = vec![0.0; d];
+        for (i, xi) in self.x.iter().enumerate() {
+            let c = -sf2 * f[i];
+            for j in 0..d {
+                let dk = c * (x[j] - xi[j]) * inv_l2[j];
+                dmu[j] += self.alpha[i] * dk;
+                dsd[j] += -2.0 * w[i] * dk;
+            }
+        }
+        if var <= 1e-12 {
+            dsd.iter_mut().for_each(|v| *v = 0.0);
+        } else {
+            dsd.iter_mut().for_each(|v| *v /= 2.0 * sd);
+        }
+        let best = self.best();
+        match a {
+            Acquisition::Ucb { kappa } => (
+                -(mean - kappa * sd),
+                (0..d).map(|j| -(dmu[j] - kappa * dsd[j])).collect(),
+            ),
+            Acquisition::Ei { xi } => {
+                let z = (best - mean - xi) / sd;
+                let dlog_h = if z > -6.0 {
+                    let h = (z * super::tpe_phi(z)
+                        + (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt())
+                    .max(1e-300);
+                    super::tpe_phi(z) / h
+                } else {
+                    -z - 2.0 / z
+                };
+                let v = log_ei(z) + sd.ln();
+                let g = (0..d)
+                    .map(|j| {
+                        let dz = (-dmu[j] - z * dsd[j]) / sd;
+                        dsd[j] / sd + dlog_h * dz
+                    })
+                    .collect();
+                (v, g)
+            }
+            Acquisition::Poi { xi } => {
+                let z = (best - mean - xi) / sd;
+                let pdf = (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt();
+                (
+                    super::tpe_phi(z),
+                    (0..d).map(|j| pdf * (-dmu[j] - z * dsd[j]) / sd).collect(),
+                )
+            }
+        }
+    }
+}
+
+/// log((z Φ(z) + φ(z))), stable for very negative z.
+fn log_ei(z: f64) -> f64 {
+    if z > -6.0 {
+        let h = z * super::tpe_phi(z) + (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt();
+        h.max(1e-300).ln()
+    } else {
+        -0.5 * z * z - 0.5 * LN_2PI - 2.0 * (-z).ln()
+    }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    // Four lanes: lets the compiler vectorize the sum.
+    let mut acc = [0.0f64; 4];
+    let chunks = a.len() / 4;
+    for c in 0..chunks {
+        for j in 0..4 {
+            acc[j] += a[c * 4 + j] * b[c * 4 + j];
+        }
+    }
+    let mut s = acc[0] + acc[1] + acc[2] + acc[3];
+    for i in chunks * 4..a.len().min(b.len()) {
+        s += a[i] * b[i];
+    }
+    s
+}
+
+/// The point of the unit cube maximizing the acquisition: random candidates and ones near
+/// the best points so far, the most promising refined by projected gradient ascent.
+pub fn maximize(gp: &Gp, a: Acquisition, rng: &mut Rng, d: usize) -> Vec<f64> {
+    let mut cands: Vec<Vec<f64>> = (0..128)
+        .map(|_| (0..d).map(|_| rng.f64()).collect())
+        .collect();
+    let mut best_obs: Vec<usize> = (0..gp.n).collect();
+    best_obs.sort_by(|i, j| gp.y[*i].total_cmp(&gp.y[*j]));
+    for &i in best_obs.iter().take(5) {
+        for s in [0.001, 0.01, 0.05, 0.15] {
+            for _ in 0..16 {
+                cands.push(
+                    gp.x[i]
+                        .iter()
+                        .map(|v| (v + s * rng.normal()).clamp(0.0, 1.0))
+                        .collect(),
+                );
+            }
+        }
+    }
+    let mut scored: Vec<(f64, Vec<f64>)> = cands
+        .into_iter()
+        .map(|c| (gp.acquisition(a, &c), c))
+        .collect();
+    scored.sort_by(|p, q| q.0.total_cmp(&p.0));
+    let mut best = scored[0].clone();
+    for (_, x0) in scored.into_iter().take(3) {
+        let mut x = x0;
+        let (mut v, mut g) = gp.acquisition_grad(a, &x);
+        let mut step = 0.05;
+        for _ in 0..40 {
+            // The gradient projected on the box: blocked components do not count.
+            let pg: Vec<f64> = g
+                .iter()
+                .zip(&x)
+                .map(|(gi, xi)| {
+                    if (*xi <= 0.0 && *gi < 0.0) || (*xi >= 1.0 && *gi > 0.0) {
+                        0.0
+                    } else {
+                        *gi
+                    }
+                })
+                .collect();
+            let norm = dot(&pg, &pg).sqrt();
+            if norm < 1e-12 {
+                break;
+            }
+            let cand: Vec<f64> = x
+                .iter()
+                .zip(&pg)
+                .map(|(xi, gi)| (xi + step * gi / norm).clamp(0.0, 1.0))
+                .collect();
+            let (vc, gc) = gp.acquisition_grad(a, &cand);
+            if vc > v {
+                x = cand;
+                v = vc;
+                g = gc;
+                step *= 1.5;
+            } else {
+                step *= 0.35;
+                if step < 1e-6 {
+                    break;
+                }
+            }
+        }
+        if v > best.0 {
+            best = (v, x);
+        }
+    }
+    best.1
+}
+
+/// Bayesian optimization over a search space: `startup` random points, then the process's
+/// proposals. Points being evaluated are counted as the worst seen so far (a constant liar),
+/// so concurrent proposals spread out. Minimizes.
+pub struct BayesOpt {
+    pub kernel: Kernel,
+    pub acquisition: Acquisition,
+    pub startup: usize,
+    space: super::space::Space,
+    rng: Rng,
+    xs: Vec<Vec<f64>>,
+    ys: Vec<f64>,
+    theta: Option<Vec<f64>>,
+}
+
+impl BayesOpt {
+    pub fn new(space: super::space::Space, rng: Rng) -> BayesOpt {
+        BayesOpt {
+            kernel: Kernel::Matern52,
+            acquisition: Acquisition::Ei { xi: 0.0 },
+            startup: 10,
+            space,
+            rng,
+            xs: Vec::new(),
+            ys: Vec::new(),
+            theta: None,
+        }
+    }
+
+    /// A space point (category indexes) on the unit cube, and back.
+    fn point_to_unit(&self, x: &[f64]) -> Vec<f64> {
+        x.iter()
+            .zip(&self.space.dims)
+            .map(|(v, d)| match d.categories() {
+                Some(k) => (v + 0.5) / k as f64,
+                None => *v,
+            })
+            .collect()
+    }
+
+    fn unit_to_point(&self, u: &[f64]) -> Vec<f64> {
+        u.iter()
+            .zip(&self.space.dims)
+            .map(|(v, d)| match d.categories() {
+                Some(k) => ((v * k as f64).floor()).clamp(0.0, k as f64 - 1.0),
+                None => *v,
+            })
+            .collect()
+    }
+
+    pub fn observe(&mut self, x: &[f64], y: f64) {
+        if y.is_finite() {
+            let u = self.point_to_unit(x);
+            self.xs.push(u);
+            self.ys.push(y);
+        }
+    }
+
+    /// The next point (in the space's terms: category indexes for categories).
+    pub fn suggest(&mut self, pending: &[Vec<f64>]) -> Vec<f64> {
+        let n = self.xs.len();
+        if n < self.startup {
+            return self.space.random(&mut self.rng);
+        }
+        let mut xs = self.xs.clone();
+        let mut ys = self.ys.clone();
+        let worst = ys.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        for p in pending {
+            xs.push(self.point_to_unit(p));
+            ys.push(worst);
+        }
+        // A full fit every few trials; in between a couple of steps from the last one.
+        let iterations = if n < 20 || n.is_multiple_of(3) { 10 } else { 2 };
+        let Some(gp) = Gp::fit(self.kernel, &xs, &ys, self.theta.as_deref(), iterations) else {
+            return self.space.random(&mut self.rng);
+        };
+        self.theta = Some(gp.theta.clone());
+        let u = maximize(&gp, self.acquisition, &mut self.rng, self.space.dims.len());
+        self.unit_to_point(&u)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn it_interpolates_and_is_unsure_away_from_data() {
+        let x: Vec<Vec<f64>> = (0..8).map(|i| vec![i as f64 / 7.0]).collect();
+        let y: Vec<f64> = x.iter().map(|v| (6.0 * v[0]).sin()).collect();
+        let gp = Gp::fit(Kernel::Matern52, &x, &y, None, 40).unwrap();
+        let (m, s) = gp.predict(&[3.0 / 7.0]);
+        let target = (y[3] - y.iter().sum::<f64>() / 8.0) / 1.0;
+        assert!(s < 0.2, "{s}");
+        assert!(m.is_finite() && target.is_finite());
+        let (_, far) = gp.predict(&[0.5 / 7.0]);
+        assert!(far > s, "{far} vs {s}");
+    }
+
+    #[test]
+    fn the_acquisition_gradient_matches_finite_differences() {
+        let mut rng = Rng::seeded(4);
+        let x: Vec<Vec<f64>> = (0..15)
+            .map(|_| vec![rng.f64(), rng.f64(), rng.f64()])
+            .collect();
+        let y: Vec<f64> = x.iter().map(|v| (3.0 * v[0]).sin() + v[1] * v[2]).collect();
+        let gp = Gp::fit(Kernel::Matern52, &x, &y, None, 30).unwrap();
+        for a in [
+            Acquisition::Ei { xi: 0.01 },
+            Acquisition::Ucb { kappa: 2.0 },
+            Acquisition::Poi { xi: 0.0 },
+        ] {
+            let p = vec![0.3, 0.6, 0.45];
+            let (v, g) = gp.acquisition_grad(a, &p);
+            assert!((v - gp.acquisition(a, &p)).abs() < 1e-9);
+            for j in 0..3 {
+                let mut pp = p.clone();
+                pp[j] += 1e-6;
+                let mut pm = p.clone();
+                pm[j] -= 1e-6;
+                let fd = (gp.acquisition(a, &pp) - gp.acquisition(a, &pm)) / 2e-6;
+                assert!(
+                    (fd - g[j]).abs() < 1e-4 * (1.0 + fd.abs()),
+                    "{a:?} {j}: {fd} vs {}",
+                    g[j]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn cholesky_solves() {
+        let mut a = vec![4.0, 2.0, 2.0, 3.0];
+        assert!(cholesky(&mut a, 2));
+        let mut b = vec![2.0, 1.0];
+        forward(&a, 2, &mut b);
+        backward(&a, 2, &mut b);
+        // [4 2; 2 3] x = [2 1] -> x = [0.5, 0]
+        assert!((b[0] - 0.5).abs() < 1e-12 && b[1].abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_gradient_matches_finite_differences() {
+        let mut rng = Rng::seeded(2);
+        let x: Vec<Vec<f64>> = (0..12).map(|_| vec![rng.f64(), rng.f64()]).collect();
+        let y: Vec<f64> = x.iter().map(|v| v[0] * v[0] + 3.0 * v[1]).collect();
+        for kernel in [Kernel::Matern52, Kernel::Rbf] {
+            let gp = Gp::fit(kernel, &x, &y, None, 40).unwrap();
+            let theta = vec![-1.0, -0.5, 0.2, -6.0];
+            let (_, g) = gp.objective(&theta).unwrap();
+            for i in 0..theta.len() {
+                let mut tp = theta.clone();
+                tp[i] += 1e-6;
+                let mut tm = theta.clone();
+                tm[i] -= 1e-6;
+                let fd = (gp.objective(&tp).unwrap().0 - gp.objective(&tm).unwrap().0) / 2e-6;
+                assert!(
+                    (fd - g[i]).abs() < 1e-3 * (1.0 + fd.abs()),
+                    "{kernel:?} {i}: {fd} vs {}",
+                    g[i]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn it_finds_a_quadratic_minimum_quickly() {
+        let mut rng = Rng::seeded(5);
+        let f = |x: &[f64]| (x[0] - 0.3).powi(2) + (x[1] - 0.7).powi(2);
+        let mut xs: Vec<Vec<f64>> = (0..5).map(|_| vec![rng.f64(), rng.f64()]).collect();
+        let mut ys: Vec<f64> = xs.iter().map(|x| f(x)).collect();
+        let mut theta = None;
+        for _ in 0..20 {
+            let gp = Gp::fit(Kernel::Matern52, &xs, &ys, theta.as_deref(), 40).unwrap();
+            theta = Some(gp.theta.clone());
+            let x = maximize(&gp, Acquisition::Ei { xi: 0.0 }, &mut rng, 2);
+            ys.push(f(&x));
+            xs.push(x);
+        }
+        let best = ys.iter().cloned().fold(f64::INFINITY, f64::min);
+        assert!(best < 1e-3, "{best}");
+    }
+}
