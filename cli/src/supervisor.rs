@@ -416,6 +416,18 @@ impl Api {
     }
 }
 
+/// This process's execution: its pid and start time.
+fn execution_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        format!("{}.{nanos}", std::process::id())
+    })
+}
+
 /// Turns `step=3 loss=0.25 acc=0.9` (spaces or commas between pairs) into a step and metrics;
 /// `None` unless every token is `name=number`.
 pub fn parse_metric_line(line: &str) -> Option<MetricLine> {
@@ -1281,7 +1293,9 @@ async fn pump_logs(
         }
         if !metrics.is_empty() {
             metric_batch += 1;
-            let id = format!("stdout-{attempt}-{metric_batch}-{seq}");
+            // Unique to this execution (a resumed run prints its lines again from the start),
+            // the same across retries of the batch.
+            let id = format!("stdout-{}-{attempt}-{metric_batch}-{seq}", execution_id());
             for i in 0..20 {
                 match api.ingest(&id, &metrics).await {
                     Ok(()) => break,

@@ -101,6 +101,9 @@ pub(crate) async fn drive(
     let content = parent.content.as_deref().unwrap_or("");
     let base: J = serde_json::from_str(content)
         .context("the search's operation is not JSON (create it with `polyaxon run`)")?;
+    if let Matrix::Iterative(it) = matrix {
+        return drive_iterative(ctx, api, parent, matrix, it, executor).await;
+    }
     let mut tuner = match tuner::for_matrix(matrix, None) {
         Ok(t) => t,
         Err(e) => {
@@ -325,6 +328,273 @@ pub(crate) async fn drive(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Waits for runs to end (`None` when the parent was stopped meanwhile: they are stopped).
+async fn wait_all(api: &Api, r: &RunRef, uuids: &[String]) -> Result<Option<Vec<V1Run>>> {
+    loop {
+        let me = api.current().await?;
+        let stop = matches!(me.status.as_deref(), Some("stopping" | "stopped"));
+        let mut runs = Vec::new();
+        for u in uuids {
+            let tr = RunRef {
+                uuid: u.clone(),
+                ..r.clone()
+            };
+            let run = api.client.get_run(&tr).await?;
+            let st = run.status.clone().unwrap_or_default();
+            if stop && !FINAL.contains(&st.as_str()) && st != "stopping" {
+                let _ = api.client.stop_run(&tr).await;
+            }
+            runs.push(run);
+        }
+        let all_done = runs
+            .iter()
+            .all(|t| FINAL.contains(&t.status.as_deref().unwrap_or("")));
+        if all_done {
+            return Ok(if stop { None } else { Some(runs) });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// `iterative`: a tuner run (the `tuner.hubRef` component) proposes each batch. It gets
+/// `iteration` (int), `results` (the trials so far: params, status, outputs) and `matrix` as
+/// params, and answers with `suggestions`, a list of param mappings, as an output
+/// (`log_outputs(suggestions=[...])`) or in `outputs/suggestions.json`. An empty list ends
+/// the search.
+async fn drive_iterative(
+    ctx: &Ctx,
+    api: &Api,
+    parent: &V1Run,
+    matrix: &Matrix,
+    it: &polyaxonfile::spec::Iterative,
+    executor: &str,
+) -> Result<Outcome> {
+    let r = api.r.clone();
+    let Some(tuner) = &it.tuner else {
+        let msg =
+            "an `iterative` matrix needs `tuner: {hubRef: …}`, the component proposing each batch";
+        api.status("failed", "MatrixInvalid", msg, None).await?;
+        return Ok(Outcome::Failed(msg.into()));
+    };
+    let base: J = serde_json::from_str(parent.content.as_deref().unwrap_or(""))
+        .context("the search's operation is not JSON (create it with `polyaxon run`)")?;
+    let matrix_json = base.get("matrix").cloned().unwrap_or(J::Null);
+    let concurrency = matrix.concurrency().filter(|c| *c > 0).unwrap_or(1) as usize;
+    let parent_meta = parent.meta_info.clone().unwrap_or_default();
+    let name = parent.name.clone().unwrap_or_else(|| "trial".into());
+    if !api
+        .status(
+            "running",
+            "MatrixRunning",
+            "the `iterative` search is running",
+            None,
+        )
+        .await?
+    {
+        return Ok(Outcome::Stopped("stopped before it started".into()));
+    }
+    let mut trials: BTreeMap<usize, Trial> = BTreeMap::new();
+    let mut results: Vec<J> = Vec::new();
+    for iteration in 0..it.max_iterations.max(0) {
+        let mut params = Map::new();
+        if let Some(p) = &tuner.params {
+            for (k, v) in p.iter() {
+                params.insert(k.clone(), serde_json::to_value(v)?);
+            }
+        }
+        params.insert("iteration".into(), json!({ "value": iteration }));
+        params.insert("results".into(), json!({ "value": results }));
+        params.insert("matrix".into(), json!({ "value": matrix_json }));
+        let op =
+            json!({"version": 1.1, "kind": "operation", "hubRef": tuner.hub_ref, "params": params});
+        // The hub component resolved here (the hub is this machine's), inlined.
+        let content = {
+            let opts = polyaxonfile::Options {
+                hub_dirs: crate::settings::hub_dirs(),
+                preset_dirs: crate::settings::preset_dirs(),
+                ..Default::default()
+            };
+            let mut session = polyaxonfile::Session::new();
+            let text = serde_json::to_string(&op)?;
+            match polyaxonfile::check_text(&mut session, "the tuner", &text, &opts) {
+                Ok(report) => report.prepared.node.to_json(),
+                Err(d) => {
+                    let msg = format!(
+                        "the tuner `{}` cannot run:\n{}",
+                        tuner.hub_ref,
+                        d.render(&session.sources, false)
+                    );
+                    api.status("failed", "TunerFailed", &msg, None).await?;
+                    return Ok(Outcome::Failed(msg));
+                }
+            }
+        };
+        let mut meta = Map::new();
+        meta.insert("executor_kind".into(), J::String(executor.into()));
+        meta.insert("pipeline".into(), J::String(r.uuid.clone()));
+        meta.insert("pipeline_kind".into(), J::String("matrix".into()));
+        meta.insert("tuner".into(), J::Bool(true));
+        if let Some(cwd) = parent_meta.get("cwd") {
+            meta.insert("cwd".into(), cwd.clone());
+        }
+        let created: V1Run = api
+            .client
+            .json(
+                Method::POST,
+                &format!(
+                    "/api/v1/{}/{}/runs",
+                    crate::client::seg(&r.owner),
+                    crate::client::seg(&r.project)
+                ),
+                Some(&V1OperationBody {
+                    content: Some(serde_json::to_string(&content)?),
+                    is_managed: Some(true),
+                    managed_by: Some("cli".into()),
+                    name: Some(format!("{name}-tuner-{iteration}")),
+                    meta_info: Some(meta),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .with_context(|| format!("creating the tuner run of iteration {iteration}"))?;
+        let tuner_uuid = created.uuid.unwrap_or_default();
+        let tr = RunRef {
+            uuid: tuner_uuid.clone(),
+            ..r.clone()
+        };
+        crate::commands::run::spawn_executor(ctx, &tr, executor)?;
+        api.log(format!(
+            "iteration {iteration}: the tuner runs ({tuner_uuid})"
+        ))
+        .await;
+        let Some(done) = wait_all(api, &r, std::slice::from_ref(&tuner_uuid)).await? else {
+            api.status("stopped", "MatrixStopped", "stopped on request", None)
+                .await?;
+            return Ok(Outcome::Stopped("stopped on request".into()));
+        };
+        let t = &done[0];
+        if t.status.as_deref() != Some("succeeded") {
+            let msg = format!(
+                "the tuner of iteration {iteration} {} (see `polyaxon logs {tuner_uuid}`)",
+                t.status.clone().unwrap_or_default()
+            );
+            api.status("failed", "TunerFailed", &msg, None).await?;
+            return Ok(Outcome::Failed(msg));
+        }
+        let suggestions = match t.outputs.as_ref().and_then(|o| o.get("suggestions")) {
+            Some(s) => s.clone(),
+            None => match api
+                .client
+                .download_file(&tr, "outputs/suggestions.json")
+                .await
+            {
+                Ok(resp) => serde_json::from_slice(&resp.bytes().await.unwrap_or_default())
+                    .unwrap_or(J::Null),
+                Err(_) => J::Null,
+            },
+        };
+        let Some(list) = suggestions.as_array() else {
+            let msg = format!(
+                "the tuner of iteration {iteration} gave no `suggestions` (a list of param mappings, as an output or in outputs/suggestions.json)"
+            );
+            api.status("failed", "TunerFailed", &msg, None).await?;
+            return Ok(Outcome::Failed(msg));
+        };
+        if list.is_empty() {
+            api.log(format!(
+                "iteration {iteration}: the tuner has no more suggestions"
+            ))
+            .await;
+            break;
+        }
+        // The batch, `concurrency` at a time.
+        let mut batch: Vec<Ask> = Vec::new();
+        for s in list {
+            let Some(obj) = s.as_object() else {
+                let msg = format!("a suggestion of iteration {iteration} is not a mapping: {s}");
+                api.status("failed", "TunerFailed", &msg, None).await?;
+                return Ok(Outcome::Failed(msg));
+            };
+            batch.push(Ask {
+                id: trials.len() + batch.len(),
+                params: obj.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                resume_of: None,
+                note: format!("iteration {iteration}"),
+            });
+        }
+        for chunk in batch.chunks(concurrency) {
+            let mut uuids = Vec::new();
+            for ask in chunk {
+                let t = start_trial(
+                    ctx,
+                    api,
+                    &r,
+                    &base,
+                    &parent_meta,
+                    &name,
+                    executor,
+                    ask,
+                    &trials,
+                )
+                .await?;
+                api.log(format!(
+                    "trial {} started ({}; iteration {iteration}): {}",
+                    ask.id,
+                    show_params(&ask.params),
+                    t.uuid
+                ))
+                .await;
+                uuids.push(t.uuid.clone());
+                trials.insert(ask.id, t);
+            }
+            let Some(ended) = wait_all(api, &r, &uuids).await? else {
+                api.status("stopped", "MatrixStopped", "stopped on request", None)
+                    .await?;
+                return Ok(Outcome::Stopped("stopped on request".into()));
+            };
+            for (ask, run) in chunk.iter().zip(&ended) {
+                let st = run.status.clone().unwrap_or_default();
+                api.log(format!("trial {} {st}", ask.id)).await;
+                if let Some(t) = trials.get_mut(&ask.id) {
+                    t.ended = Some((st.clone(), None));
+                }
+                results.push(json!({
+                    "params": J::Object(ask.params.iter().cloned().collect()),
+                    "status": st,
+                    "outputs": run.outputs.clone().unwrap_or_default(),
+                    "uuid": run.uuid,
+                }));
+            }
+            let _ = api
+                .client
+                .json::<V1Run>(
+                    Method::PATCH,
+                    &r.api(""),
+                    Some(&json!({"outputs": summarize(&trials, None), "merge": true})),
+                )
+                .await;
+        }
+    }
+    let ok = trials
+        .values()
+        .filter(|t| t.ended.as_ref().is_some_and(|e| e.0 == "succeeded"))
+        .count();
+    let msg = format!("{} trials, {ok} succeeded", trials.len());
+    if ok == 0 && !trials.is_empty() {
+        api.status(
+            "failed",
+            "MatrixFailed",
+            &format!("every trial failed ({msg})"),
+            None,
+        )
+        .await?;
+        return Ok(Outcome::Failed(msg));
+    }
+    api.status("succeeded", "MatrixSucceeded", &msg, None)
+        .await?;
+    Ok(Outcome::Succeeded)
 }
 
 /// A trial's series of `metric`: (step, value), steps increasing.

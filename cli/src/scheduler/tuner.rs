@@ -116,7 +116,12 @@ pub fn for_matrix(m: &Matrix, limit: Option<usize>) -> Result<Box<dyn Tuner>, St
                 }
             }
             let total = (b.num_initial_runs + b.max_iterations).max(0) as usize;
-            Ok(Box::new(Model::new(space, Algo::Bayes(Box::new(opt)), b.metric.clone(), cap(total))))
+            Ok(Box::new(Model::new(
+                space,
+                Algo::Bayes(Box::new(opt)),
+                b.metric.clone(),
+                cap(total),
+            )))
         }
         Matrix::Tpe(t) => {
             let space = Space::new(&params(Some(&t.params)))?;
@@ -126,7 +131,12 @@ pub fn for_matrix(m: &Matrix, limit: Option<usize>) -> Result<Box<dyn Tuner>, St
                 .ok_or("tpe needs `numRuns` (or `maxIterations`)")?
                 .max(0) as usize;
             let algo = Algo::Tpe(Box::new(Tpe::new(space.clone(), rng(t.seed))));
-            Ok(Box::new(Model::new(space, algo, t.metric.clone(), cap(total))))
+            Ok(Box::new(Model::new(
+                space,
+                algo,
+                t.metric.clone(),
+                cap(total),
+            )))
         }
         Matrix::Hyperopt(h) => {
             let space = Space::new(&params(Some(&h.params)))?;
@@ -146,9 +156,13 @@ pub fn for_matrix(m: &Matrix, limit: Option<usize>) -> Result<Box<dyn Tuner>, St
             };
             Ok(Box::new(Model::new(space, algo, metric, cap(total))))
         }
-        Matrix::Iterative(_) => Err(
-            "the `iterative` matrix (a tuner container proposing each batch) cannot run in this version yet; grid, random, mapping, hyperband, bayes, tpe and hyperopt can".into(),
-        ),
+        // Driven apart: a tuner run proposes each batch (see drive.rs).
+        Matrix::Iterative(i) => {
+            if i.tuner.is_none() {
+                return Err("an `iterative` matrix needs `tuner: {hubRef: …}`, the component proposing each batch".into());
+            }
+            Ok(Box::new(Fixed::new(Vec::new())))
+        }
     }
 }
 
@@ -626,7 +640,11 @@ mod tests {
             assert!(best > 0.5, "{kind}: {best}");
         }
         let m: Matrix = crate::scheduler::spec_of(r#"{"kind": "iterative", "maxIterations": 3}"#);
-        assert!(for_matrix(&m, None).is_err());
+        assert!(
+            for_matrix(&m, None)
+                .err()
+                .is_some_and(|e| e.contains("tuner"))
+        );
     }
 
     #[test]

@@ -878,3 +878,101 @@ fn a_median_stopping_policy_stops_the_laggard() {
     let logs = w.ok(&["ops", "logs", "--uid", &uuid, "--hide-time"]);
     assert!(logs.contains("stopped early (median policy)"), "{logs}");
 }
+
+#[test]
+fn hyperband_promotes_and_resumes_its_best_trials() {
+    let w = Work::new(&format!(
+        "version: 1.1\nkind: operation\nname: hb\nmatrix:\n  kind: hyperband\n  maxIterations: 3\n  eta: 3\n  resume: true\n  seed: 2\n  concurrency: 3\n  resource: {{name: epochs, type: int}}\n  metric: {{name: acc, optimization: maximize}}\n  params:\n    x: {{kind: choice, value: [1, 2, 3, 4, 5, 6]}}\ncomponent:\n  inputs:\n    - {{name: x, type: int}}\n    - {{name: epochs, type: int}}\n  run:\n    kind: job\n    container:\n      image: busybox\n      env: [{{name: POLYAXON_STDOUT_METRICS, value: \"true\"}}]\n      command: [sh, -c, {}]\n",
+        serde_json::to_string("echo epochs={{ epochs }} >> $POLYAXON_RUN_OUTPUTS_PATH/history; echo acc=$(( {{ x }} * {{ epochs }} ))").unwrap()
+    ));
+    let out = w.out(&["run", "-w"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let uuid = w.json(&["ops", "get", "-o", "json"])["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let parent = w.run_json(&uuid);
+    assert_eq!(parent["status"], "succeeded", "{parent}");
+    // Brackets for R=3, eta=3: s=1 (3 trials at 1 epoch, the best resumed at 3), s=0 (2 at 3).
+    assert_eq!(parent["outputs"]["trials"], 6, "{parent}");
+    let trials = trials_of(&w, &uuid);
+    assert_eq!(
+        trials.len(),
+        5,
+        "the promoted trial continues in its own run: {trials:?}"
+    );
+    let resumed: Vec<J> = trials
+        .iter()
+        .map(|t| w.run_json(t["uuid"].as_str().unwrap()))
+        .filter(|t| {
+            t["status_conditions"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|s| s["type"] == "resuming"))
+        })
+        .collect();
+    assert_eq!(resumed.len(), 1, "{trials:?}");
+    // The best of the first rung (x=6), continued with 3 epochs.
+    assert_eq!(resumed[0]["inputs"]["x"], 6);
+    assert_eq!(resumed[0]["inputs"]["epochs"], 3);
+    assert_eq!(resumed[0]["outputs"]["acc"], 18.0);
+    // Its outputs path kept both rungs' work.
+    let got = w.env.home.path().join("hb");
+    let id = resumed[0]["uuid"].as_str().unwrap();
+    w.ok(&[
+        "ops",
+        "artifacts",
+        "--uid",
+        id,
+        "-f",
+        "outputs/history",
+        "--path",
+        got.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(got.join("outputs/history")).unwrap(),
+        "epochs=1\nepochs=3\n"
+    );
+}
+
+#[test]
+fn an_iterative_search_asks_its_tuner_for_each_batch() {
+    let w = Work::new(&search(
+        "  kind: iterative\n  maxIterations: 5\n  concurrency: 2\n  tuner: {hubRef: steps}\n  params:\n    x: {kind: range, value: [1, 10, 1]}",
+        "echo acc={{ x }}",
+    ));
+    let hub = w.dir.join(".polyaxon/hub");
+    std::fs::create_dir_all(&hub).unwrap();
+    let script = r#"mkdir -p $POLYAXON_RUN_OUTPUTS_PATH; echo 'seen: {{ results }}'; case {{ iteration }} in 0) echo '[{"x": 1}, {"x": 2}, {"x": 3}]';; 1) echo '[{"x": 4}]';; *) echo '[]';; esac > $POLYAXON_RUN_OUTPUTS_PATH/suggestions.json"#;
+    std::fs::write(
+        hub.join("steps.yaml"),
+        format!(
+            "version: 1.1\nkind: component\nname: steps\ninputs:\n  - {{name: iteration, type: int}}\n  - {{name: results, type: any, isOptional: true}}\n  - {{name: matrix, type: any, isOptional: true}}\nrun:\n  kind: job\n  container:\n    image: busybox\n    command: [sh, -c, {}]\n",
+            serde_json::to_string(script).unwrap()
+        ),
+    )
+    .unwrap();
+    let out = w.out(&["run", "-w"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let uuid = w.json(&["ops", "get", "-o", "json"])["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let parent = w.run_json(&uuid);
+    assert_eq!(parent["status"], "succeeded", "{parent}");
+    assert_eq!(parent["outputs"]["trials"], 4, "{parent}");
+    let runs = trials_of(&w, &uuid);
+    let tuners = runs
+        .iter()
+        .filter(|t| t["meta_info"]["tuner"] == true)
+        .count();
+    assert_eq!(tuners, 3, "three tuner runs: two batches, then none");
+    let mut xs: Vec<i64> = runs
+        .iter()
+        .filter(|t| t["meta_info"]["tuner"] != true)
+        .map(|t| t["inputs"]["x"].as_i64().unwrap())
+        .collect();
+    xs.sort();
+    assert_eq!(xs, [1, 2, 3, 4]);
+    let logs = w.ok(&["ops", "logs", "--uid", &uuid, "--hide-time"]);
+    assert!(logs.contains("no more suggestions"), "{logs}");
+}

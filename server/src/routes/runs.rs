@@ -457,15 +457,23 @@ pub async fn resume(
 ) -> ApiResult<Json<V1Run>> {
     who.require_user_scope()?;
     let (_, r) = run_for(&app, &who, &owner, &project, &uuid, true).await?;
+    if !crate::store::DONE.contains(&r.status.as_str()) {
+        return Err(ApiError::Conflict(format!(
+            "the run is {}; only a run that ended can be resumed",
+            r.status
+        )));
+    }
     if let Some(b) = optional_body(&body)?
         && let Some(c) = b.content
     {
-        read_spec(&c)?;
+        // A new spec (e.g. more epochs): its params become the run's inputs.
+        let spec = read_spec(&c)?;
         app.store
             .patch_run(
                 &r.uuid,
                 RunPatch {
                     content: Some(c),
+                    inputs: Some(spec.inputs),
                     ..RunPatch::default()
                 },
             )

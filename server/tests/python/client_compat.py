@@ -4,6 +4,7 @@ Usage: python client_compat.py HOST TOKEN
 Exits 0 when every step worked; prints what it did.
 """
 import sys
+import time
 
 from polyaxon.client import PolyaxonClient, ProjectClient, RunClient
 from polyaxon._schemas.client import ClientConfig
@@ -31,7 +32,12 @@ for lr, acc in [(0.1, 0.7), (0.01, 0.9)]:
     runs.append(run)
 
 run = runs[1]
-run.refresh_data()
+# The client sends statuses from a background thread: wait for the last one.
+for _ in range(50):
+    run.refresh_data()
+    if run.run_data.status == "succeeded":
+        break
+    time.sleep(0.1)
 data = run.run_data
 assert data.inputs == {"lr": 0.01, "batch": 32}, data.inputs
 assert data.outputs == {"acc": 0.9}, data.outputs
