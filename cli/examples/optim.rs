@@ -82,6 +82,29 @@ fn main() {
         let mut b = f64::INFINITY;
         let mut tpe = Tpe::new(space.clone(), Rng::seeded(seed));
         let mut bayes = BayesOpt::new(space.clone(), Rng::seeded(seed));
+        // Tuning knobs (GP_* variables), for exploring the settings.
+        let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
+        if let Some(v) = env("GP_EXPLOIT") {
+            bayes.exploit_every = v;
+        }
+        if let Some(v) = env("GP_FIT") {
+            bayes.fit_iterations = v;
+        }
+        if let Some(v) = env("GP_REFIT") {
+            bayes.refit_every = v;
+        }
+        if let Some(v) = env("GP_RANDOM") {
+            bayes.search.random = v;
+        }
+        if let Some(v) = env("GP_NEAR") {
+            bayes.search.near = v;
+        }
+        if let Some(v) = env("GP_STARTS") {
+            bayes.search.starts = v;
+        }
+        if let Some(v) = env("GP_ITERS") {
+            bayes.search.iters = v;
+        }
         for _ in 0..trials {
             let t = Instant::now();
             let x = match algo {

@@ -37,6 +37,8 @@ pub struct Gp {
     l: Vec<f64>,
     alpha: Vec<f64>,
     n: usize,
+    /// Added to the diagonal: as little as the factorization allows.
+    jitter: f64,
 }
 
 const LN_2PI: f64 = 1.837_877_066_409_345_3;
@@ -144,7 +146,16 @@ impl Gp {
             l: Vec::new(),
             alpha: Vec::new(),
             n,
+            jitter: 1e-10,
         };
+        // Near-duplicate points need more jitter.
+        while gp.jitter < 1e-3 {
+            let mut l = gp.gram(&gp.theta);
+            if cholesky(&mut l, n) {
+                break;
+            }
+            gp.jitter *= 100.0;
+        }
         gp.optimize(iterations);
         if !gp.factor() {
             return None;
@@ -161,7 +172,7 @@ impl Gp {
         let d = self.d();
         let inv_l2: Vec<f64> = theta[..d].iter().map(|t| (-2.0 * t).exp()).collect();
         let sf2 = theta[d].exp();
-        let sn2 = theta[d + 1].exp().max(1e-10);
+        let sn2 = theta[d + 1].exp().max(1e-12);
         let mut k = vec![0.0; n * n];
         for i in 0..n {
             for j in 0..=i {
@@ -174,7 +185,7 @@ impl Gp {
                 k[i * n + j] = v;
                 k[j * n + i] = v;
             }
-            k[i * n + i] += sn2 + 1e-9;
+            k[i * n + i] += sn2 + self.jitter;
         }
         k
     }
@@ -215,7 +226,7 @@ impl Gp {
         // W = alpha alpha^T - K^-1; d nll / d theta = -0.5 tr(W dK).
         let inv_l2: Vec<f64> = theta[..d].iter().map(|t| (-2.0 * t).exp()).collect();
         let sf2 = theta[d].exp();
-        let sn2 = theta[d + 1].exp().max(1e-10);
+        let sn2 = theta[d + 1].exp().max(1e-12);
         let mut grad = vec![0.0; d + 2];
         for i in 0..n {
             for j in 0..=i {
@@ -319,8 +330,12 @@ impl Gp {
     fn factor(&mut self) -> bool {
         let n = self.n;
         let mut l = self.gram(&self.theta);
-        if !cholesky(&mut l, n) {
-            return false;
+        while !cholesky(&mut l, n) {
+            if self.jitter >= 1e-3 {
+                return false;
+            }
+            self.jitter *= 100.0;
+            l = self.gram(&self.theta);
         }
         let mut alpha = self.y.clone();
         forward(&l, n, &mut alpha);
@@ -473,15 +488,51 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 
 /// The point of the unit cube maximizing the acquisition: random candidates and ones near
 /// the best points so far, the most promising refined by projected gradient ascent.
+/// How hard the acquisition is maximized.
+#[derive(Clone, Debug)]
+pub struct AcqSearch {
+    /// Uniform random candidates.
+    pub random: usize,
+    /// Candidates around each of the 5 best points, per scale.
+    pub near: usize,
+    pub scales: Vec<f64>,
+    /// The best candidates refined by gradient ascent, and its steps.
+    pub starts: usize,
+    pub iters: usize,
+}
+
+impl Default for AcqSearch {
+    fn default() -> Self {
+        AcqSearch {
+            random: 64,
+            near: 8,
+            scales: vec![0.0003, 0.002, 0.01, 0.05, 0.15],
+            starts: 1,
+            iters: 40,
+        }
+    }
+}
+
 pub fn maximize(gp: &Gp, a: Acquisition, rng: &mut Rng, d: usize) -> Vec<f64> {
-    let mut cands: Vec<Vec<f64>> = (0..128)
+    maximize_with(gp, a, rng, d, &AcqSearch::default())
+}
+
+pub fn maximize_with(
+    gp: &Gp,
+    a: Acquisition,
+    rng: &mut Rng,
+    d: usize,
+    how: &AcqSearch,
+) -> Vec<f64> {
+    let mut cands: Vec<Vec<f64>> = (0..how.random)
         .map(|_| (0..d).map(|_| rng.f64()).collect())
         .collect();
     let mut best_obs: Vec<usize> = (0..gp.n).collect();
     best_obs.sort_by(|i, j| gp.y[*i].total_cmp(&gp.y[*j]));
     for &i in best_obs.iter().take(5) {
-        for s in [0.001, 0.01, 0.05, 0.15] {
-            for _ in 0..16 {
+        cands.push(gp.x[i].clone());
+        for &s in &how.scales {
+            for _ in 0..how.near {
                 cands.push(
                     gp.x[i]
                         .iter()
@@ -497,11 +548,11 @@ pub fn maximize(gp: &Gp, a: Acquisition, rng: &mut Rng, d: usize) -> Vec<f64> {
         .collect();
     scored.sort_by(|p, q| q.0.total_cmp(&p.0));
     let mut best = scored[0].clone();
-    for (_, x0) in scored.into_iter().take(3) {
+    for (_, x0) in scored.into_iter().take(how.starts.max(1)) {
         let mut x = x0;
         let (mut v, mut g) = gp.acquisition_grad(a, &x);
         let mut step = 0.05;
-        for _ in 0..40 {
+        for _ in 0..how.iters {
             // The gradient projected on the box: blocked components do not count.
             let pg: Vec<f64> = g
                 .iter()
@@ -547,6 +598,13 @@ pub fn maximize(gp: &Gp, a: Acquisition, rng: &mut Rng, d: usize) -> Vec<f64> {
 /// proposals. Points being evaluated are counted as the worst seen so far (a constant liar),
 /// so concurrent proposals spread out. Minimizes.
 pub struct BayesOpt {
+    /// A full hyperparameter fit every this many trials (a couple of steps in between).
+    pub refit_every: usize,
+    /// L-BFGS steps of a full fit.
+    pub fit_iterations: usize,
+    /// Every this many trials, the model's own minimum near the best point (0: never).
+    pub exploit_every: usize,
+    pub search: AcqSearch,
     pub kernel: Kernel,
     pub acquisition: Acquisition,
     pub startup: usize,
@@ -560,6 +618,10 @@ pub struct BayesOpt {
 impl BayesOpt {
     pub fn new(space: super::space::Space, rng: Rng) -> BayesOpt {
         BayesOpt {
+            refit_every: 8,
+            fit_iterations: 10,
+            exploit_every: 3,
+            search: AcqSearch::default(),
             kernel: Kernel::Matern52,
             acquisition: Acquisition::Ei { xi: 0.0 },
             startup: 10,
@@ -614,12 +676,50 @@ impl BayesOpt {
             ys.push(worst);
         }
         // A full fit every few trials; in between a couple of steps from the last one.
-        let iterations = if n < 20 || n.is_multiple_of(3) { 10 } else { 2 };
+        let iterations = if n < 20 || n.is_multiple_of(self.refit_every.max(1)) {
+            self.fit_iterations
+        } else {
+            2
+        };
         let Some(gp) = Gp::fit(self.kernel, &xs, &ys, self.theta.as_deref(), iterations) else {
             return self.space.random(&mut self.rng);
         };
         self.theta = Some(gp.theta.clone());
-        let u = maximize(&gp, self.acquisition, &mut self.rng, self.space.dims.len());
+        // Every few trials, once there is a model worth trusting, pure exploitation: the
+        // model's minimum near the best point (deterministic objectives reward it).
+        let exploit = self.exploit_every > 0
+            && n >= 2 * self.startup
+            && pending.is_empty()
+            && n % self.exploit_every == self.exploit_every - 1;
+        let u = if exploit {
+            // The same model, interpolating: its mean then resolves the small differences
+            // near the best point that the fitted noise blurs.
+            let mut th = gp.theta.clone();
+            let last = th.len() - 1;
+            th[last] = 1e-10f64.ln();
+            let sharp = Gp::fit(self.kernel, &xs, &ys, Some(&th), 0);
+            maximize_with(
+                sharp.as_ref().unwrap_or(&gp),
+                Acquisition::Ucb { kappa: 0.0 },
+                &mut self.rng,
+                self.space.dims.len(),
+                &AcqSearch {
+                    random: 0,
+                    near: 16,
+                    scales: vec![0.0003, 0.002, 0.01],
+                    starts: 2,
+                    iters: 60,
+                },
+            )
+        } else {
+            maximize_with(
+                &gp,
+                self.acquisition,
+                &mut self.rng,
+                self.space.dims.len(),
+                &self.search,
+            )
+        };
         self.unit_to_point(&u)
     }
 }
