@@ -158,7 +158,13 @@ impl Tpe {
         let neighbour = true;
         // Narrower than the plain heuristic: measured better on Branin and Hartmann6
         // (bench/optim_bench.py).
-        let bw_scale = 0.6;
+        // ... and narrowing after 50 trials, as the search turns to exploiting.
+        let bw_scale = 0.6
+            * if n_total > 50 {
+                (50.0 / n_total as f64).sqrt()
+            } else {
+                1.0
+            };
         let widths: Vec<Vec<f64>> = num
             .iter()
             .map(|&i| {
