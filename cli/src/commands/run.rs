@@ -285,7 +285,12 @@ impl Standby {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or_default();
-        let log_path = logs.join(format!(".pending-{}-{nanos}.log", std::process::id()));
+        // Kept apart until named: a small directory to look through for leftovers.
+        let pending = logs.join("pending");
+        std::fs::create_dir_all(&pending)
+            .with_context(|| format!("creating `{}`", pending.display()))?;
+        remove_stale_pending(&pending);
+        let log_path = pending.join(format!("{}-{nanos}.log", std::process::id()));
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("creating `{}`", log_path.display()))?;
         let mut cmd = std::process::Command::new(exe);
@@ -309,7 +314,12 @@ impl Standby {
     /// Gives the executor its run: it starts it at once.
     pub fn hand(mut self, r: &RunRef) -> Result<()> {
         use std::io::Write;
-        let named = self.log.with_file_name(format!("{}.log", r.uuid));
+        let logs = self
+            .log
+            .parent()
+            .and_then(|p| p.parent())
+            .context("the executors' directory")?;
+        let named = logs.join(format!("{}.log", r.uuid));
         std::fs::rename(&self.log, &named)
             .with_context(|| format!("naming the executor's log `{}`", named.display()))?;
         self.log = named;
@@ -319,6 +329,22 @@ impl Standby {
             .context("handing the run to its executor")?;
         self.log = std::path::PathBuf::new();
         Ok(())
+    }
+}
+
+/// Logs of standby executors whose `polyaxon run` died before handing them a run.
+fn remove_stale_pending(logs: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(logs) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }
 
@@ -845,5 +871,58 @@ fn report_outcome(ctx: &Ctx, r: &RunRef, outcome: crate::supervisor::Outcome) ->
             ctx.printer.err(&format!("run `{}` ended: {why}", r.uuid));
             Err(Reported(1).into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leftover_standby_logs_of_dead_runs_are_removed() {
+        let d = tempfile::tempdir().unwrap();
+        let dead = d.path().join("4194303999-1.log");
+        let alive = d.path().join(format!("{}-2.log", std::process::id()));
+        let other = d.path().join("notes.txt");
+        for f in [&dead, &alive, &other] {
+            std::fs::write(f, "x").unwrap();
+        }
+        remove_stale_pending(d.path());
+        assert!(!dead.exists());
+        assert!(alive.exists() && other.exists());
+    }
+
+    #[test]
+    fn hp_flags_make_a_search_preset() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct T {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        let t = T::parse_from([
+            "t",
+            "--hparam",
+            "lr=loguniform:-9:-2",
+            "--hparam",
+            "act=choice:[relu,tanh]",
+            "--matrix-kind",
+            "random",
+            "--matrix-num-runs",
+            "5",
+        ]);
+        let text = hp_preset(&t.run).unwrap();
+        assert!(text.contains("kind: \"random\""), "{text}");
+        assert!(text.contains("numRuns: 5"), "{text}");
+        assert!(
+            text.contains("\"lr\": {kind: \"loguniform\", value: \"-9:-2\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"act\": {kind: \"choice\", value: [relu,tanh]}"),
+            "{text}"
+        );
+        let bad = T::parse_from(["t", "--hparam", "lr=0.1"]);
+        assert!(hp_preset(&bad.run).is_err());
     }
 }
