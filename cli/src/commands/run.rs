@@ -365,7 +365,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
     let compiled = report.compiled.as_ref().context("compiled")?;
     if let Some(m) = &compiled.operation.matrix {
         // Unsupported kinds are refused before anything is created.
-        if let Err(e) = crate::scheduler::tuner::for_matrix(m, Some(0)) {
+        if let Err(e) = crate::scheduler::tuner::check(m) {
             return Err(UserError::new(e)
                 .hint("run one trial by removing `matrix` and passing values with `-P`")
                 .into());
@@ -740,14 +740,7 @@ async fn watch_search(
             let mut sorted: Vec<&V1Run> = trials.iter().collect();
             if let Some(m) = metric {
                 sorted.sort_by(|a, b| {
-                    let (va, vb) = (metric_of(a), metric_of(b));
-                    if crate::scheduler::tuner::better(m, va, vb) {
-                        std::cmp::Ordering::Less
-                    } else if crate::scheduler::tuner::better(m, vb, va) {
-                        std::cmp::Ordering::Greater
-                    } else {
-                        std::cmp::Ordering::Equal
-                    }
+                    crate::scheduler::tuner::best_first(m, metric_of(a), metric_of(b))
                 });
             }
             let mut cols = vec![Col::new("trial"), Col::new("status"), Col::new("params")];

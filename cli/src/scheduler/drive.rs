@@ -307,24 +307,7 @@ pub(crate) async fn drive(
                 return Ok(Outcome::Succeeded);
             }
         } else if active == 0 && tuner.exhausted() {
-            let ok = trials
-                .values()
-                .filter(|t| t.ended.as_ref().is_some_and(|e| e.0 == "succeeded"))
-                .count();
-            let msg = format!("{} trials, {ok} succeeded", trials.len());
-            if ok == 0 && !trials.is_empty() {
-                api.status(
-                    "failed",
-                    "MatrixFailed",
-                    &format!("every trial failed ({msg})"),
-                    None,
-                )
-                .await?;
-                return Ok(Outcome::Failed(format!("every trial failed ({msg})")));
-            }
-            api.status("succeeded", "MatrixSucceeded", &msg, None)
-                .await?;
-            return Ok(Outcome::Succeeded);
+            return finish(api, &trials).await;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -439,32 +422,18 @@ async fn drive_iterative(
         if let Some(cwd) = parent_meta.get("cwd") {
             meta.insert("cwd".into(), cwd.clone());
         }
-        let created: V1Run = api
-            .client
-            .json(
-                Method::POST,
-                &format!(
-                    "/api/v1/{}/{}/runs",
-                    crate::client::seg(&r.owner),
-                    crate::client::seg(&r.project)
-                ),
-                Some(&V1OperationBody {
-                    content: Some(serde_json::to_string(&content)?),
-                    is_managed: Some(true),
-                    managed_by: Some("cli".into()),
-                    name: Some(format!("{name}-tuner-{iteration}")),
-                    meta_info: Some(meta),
-                    ..Default::default()
-                }),
-            )
-            .await
-            .with_context(|| format!("creating the tuner run of iteration {iteration}"))?;
-        let tuner_uuid = created.uuid.unwrap_or_default();
-        let tr = RunRef {
-            uuid: tuner_uuid.clone(),
-            ..r.clone()
-        };
-        crate::commands::run::spawn_executor(ctx, &tr, executor)?;
+        let tr = start_child(
+            ctx,
+            api,
+            &r,
+            serde_json::to_string(&content)?,
+            format!("{name}-tuner-{iteration}"),
+            meta,
+            executor,
+        )
+        .await
+        .with_context(|| format!("creating the tuner run of iteration {iteration}"))?;
+        let tuner_uuid = tr.uuid.clone();
         api.log(format!(
             "iteration {iteration}: the tuner runs ({tuner_uuid})"
         ))
@@ -577,24 +546,7 @@ async fn drive_iterative(
                 .await;
         }
     }
-    let ok = trials
-        .values()
-        .filter(|t| t.ended.as_ref().is_some_and(|e| e.0 == "succeeded"))
-        .count();
-    let msg = format!("{} trials, {ok} succeeded", trials.len());
-    if ok == 0 && !trials.is_empty() {
-        api.status(
-            "failed",
-            "MatrixFailed",
-            &format!("every trial failed ({msg})"),
-            None,
-        )
-        .await?;
-        return Ok(Outcome::Failed(msg));
-    }
-    api.status("succeeded", "MatrixSucceeded", &msg, None)
-        .await?;
-    Ok(Outcome::Succeeded)
+    finish(api, &trials).await
 }
 
 /// A trial's series of `metric`: (step, value), steps increasing.
@@ -609,23 +561,10 @@ async fn metric_series(api: &Api, r: &RunRef, uuid: &str, metric: &str) -> Vec<(
     let Some(s) = ev.data.into_iter().find(|s| s.name == metric) else {
         return Vec::new();
     };
-    let steps = s
-        .data
-        .get("step")
-        .and_then(J::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let values = s
-        .data
-        .get("metric")
-        .and_then(J::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let mut out: Vec<(i64, f64)> = steps
-        .iter()
-        .zip(&values)
-        .enumerate()
-        .filter_map(|(i, (st, v))| Some((st.as_i64().unwrap_or(i as i64), v.as_f64()?)))
+    let mut out: Vec<(i64, f64)> = crate::commands::ops::metrics::xy(&s)
+        .into_iter()
+        .filter(|(_, v)| v.is_finite())
+        .map(|(x, v)| (x as i64, v))
         .collect();
     out.sort_by_key(|p| p.0);
     out
@@ -785,6 +724,60 @@ async fn apply_policy(
     }
 }
 
+/// Creates a child run of the search with `content` and starts its executor.
+async fn start_child(
+    ctx: &Ctx,
+    api: &Api,
+    r: &RunRef,
+    content: String,
+    name: String,
+    meta: Map<String, J>,
+    executor: &str,
+) -> Result<RunRef> {
+    let created: V1Run = api
+        .client
+        .json(
+            Method::POST,
+            &format!(
+                "/api/v1/{}/{}/runs",
+                crate::client::seg(&r.owner),
+                crate::client::seg(&r.project)
+            ),
+            Some(&V1OperationBody {
+                content: Some(content),
+                is_managed: Some(true),
+                managed_by: Some("cli".into()),
+                name: Some(name),
+                meta_info: Some(meta),
+                ..Default::default()
+            }),
+        )
+        .await?;
+    let tr = RunRef {
+        uuid: created.uuid.unwrap_or_default(),
+        ..r.clone()
+    };
+    crate::commands::run::spawn_executor(ctx, &tr, executor)?;
+    Ok(tr)
+}
+
+/// The search's final status once every trial ended: failed when none succeeded.
+async fn finish(api: &Api, trials: &BTreeMap<usize, Trial>) -> Result<Outcome> {
+    let ok = trials
+        .values()
+        .filter(|t| t.ended.as_ref().is_some_and(|e| e.0 == "succeeded"))
+        .count();
+    let msg = format!("{} trials, {ok} succeeded", trials.len());
+    if ok == 0 && !trials.is_empty() {
+        let msg = format!("every trial failed ({msg})");
+        api.status("failed", "MatrixFailed", &msg, None).await?;
+        return Ok(Outcome::Failed(msg));
+    }
+    api.status("succeeded", "MatrixSucceeded", &msg, None)
+        .await?;
+    Ok(Outcome::Succeeded)
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn start_trial(
     ctx: &Ctx,
@@ -831,35 +824,20 @@ async fn start_trial(
     meta.insert("pipeline".into(), J::String(r.uuid.clone()));
     meta.insert("pipeline_kind".into(), J::String("matrix".into()));
     meta.insert("trial".into(), J::from(ask.id));
-    let created: V1Run = api
-        .client
-        .json(
-            Method::POST,
-            &format!(
-                "/api/v1/{}/{}/runs",
-                crate::client::seg(&r.owner),
-                crate::client::seg(&r.project)
-            ),
-            Some(&V1OperationBody {
-                content: Some(content),
-                is_managed: Some(true),
-                managed_by: Some("cli".into()),
-                name: Some(format!("{name}-{}", ask.id)),
-                meta_info: Some(meta),
-                ..Default::default()
-            }),
-        )
-        .await
-        .with_context(|| format!("creating trial {}", ask.id))?;
-    let uuid = created.uuid.unwrap_or_default();
-    let tr = RunRef {
-        uuid: uuid.clone(),
-        ..r.clone()
-    };
-    crate::commands::run::spawn_executor(ctx, &tr, executor)?;
+    let tr = start_child(
+        ctx,
+        api,
+        r,
+        content,
+        format!("{name}-{}", ask.id),
+        meta,
+        executor,
+    )
+    .await
+    .with_context(|| format!("creating trial {}", ask.id))?;
     Ok(Trial {
         ask: ask.clone(),
-        uuid,
+        uuid: tr.uuid,
         ended: None,
     })
 }

@@ -7,8 +7,6 @@ use super::rng::Rng;
 use super::space::{Dim, Space};
 
 pub struct Tpe {
-    /// Each dimension on its own (true) or all jointly.
-    pub univariate: bool,
     space: Space,
     rng: Rng,
     /// Random trials before the model is used.
@@ -24,9 +22,6 @@ const PRIOR_WEIGHT: f64 = 1.0;
 /// (numeric dims), and category probabilities (categorical dims).
 struct Mixture {
     log_w: Vec<f64>,
-    /// The component weights alone, and per numeric dim the log normalizer.
-    w: Vec<f64>,
-    lnorm: Vec<Vec<f64>>,
     mu: Vec<Vec<f64>>,
     inv_sigma: Vec<Vec<f64>>,
     sigma: Vec<Vec<f64>>,
@@ -54,70 +49,12 @@ fn erf(x: f64) -> f64 {
 impl Tpe {
     pub fn new(space: Space, rng: Rng) -> Tpe {
         Tpe {
-            univariate: false,
             space,
             rng,
             startup: 10,
             candidates: 24,
             obs: Vec::new(),
         }
-    }
-
-    /// Each dimension drawn and ranked on its own (Optuna's default), instead of jointly.
-    fn suggest_univariate(
-        &mut self,
-        l: &Mixture,
-        g: &Mixture,
-        num: &[usize],
-        cats: &[usize],
-    ) -> Vec<f64> {
-        let mut x = vec![0.0; self.space.dims.len()];
-        let lse = |terms: &mut dyn Iterator<Item = f64>| {
-            let t: Vec<f64> = terms.collect();
-            let m = t.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            m + t.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
-        };
-        for (j, &i) in num.iter().enumerate() {
-            let dens = |m: &Mixture, v: f64| {
-                lse(&mut (0..m.w.len()).map(|c| {
-                    let z = (v - m.mu[c][j]) * m.inv_sigma[c][j];
-                    m.w[c].ln() + m.lnorm[c][j] - 0.5 * z * z
-                }))
-            };
-            let mut best = (f64::NEG_INFINITY, 0.5);
-            for _ in 0..self.candidates {
-                let c = self.rng.weighted(&l.w);
-                let (mu, s) = (l.mu[c][j], l.sigma[c][j]);
-                let mut v = mu + s * self.rng.normal();
-                let mut tries = 0;
-                while !(0.0..=1.0).contains(&v) && tries < 64 {
-                    v = mu + s * self.rng.normal();
-                    tries += 1;
-                }
-                let v = v.clamp(0.0, 1.0);
-                let score = dens(l, v) - dens(g, v);
-                if score > best.0 {
-                    best = (score, v);
-                }
-            }
-            x[i] = best.1;
-        }
-        for (j, &i) in cats.iter().enumerate() {
-            let dens = |m: &Mixture, k: usize| {
-                lse(&mut (0..m.w.len()).map(|c| m.w[c].ln() + m.cat[c][j][k].ln()))
-            };
-            let mut best = (f64::NEG_INFINITY, 0usize);
-            for _ in 0..self.candidates {
-                let c = self.rng.weighted(&l.w);
-                let k = self.rng.weighted(&l.cat[c][j]);
-                let score = dens(l, k) - dens(g, k);
-                if score > best.0 {
-                    best = (score, k);
-                }
-            }
-            x[i] = best.1 as f64;
-        }
-        x
     }
 
     pub fn space(&self) -> &Space {
@@ -139,14 +76,8 @@ impl Tpe {
 
     fn mixture(&self, points: &[&Vec<f64>], n_total: usize) -> Mixture {
         let num = self.numeric();
-        let d = num.len().max(1) as f64;
-        let n = points.len().max(1) as f64;
-        // Scott-like bandwidth, floored so a few points do not collapse to spikes.
-        let sigma = (0.2 * n.powf(-1.0 / (d + 4.0))).max(1.0 / (n_total as f64 + 1.0).min(100.0));
         let mut m = Mixture {
             log_w: Vec::new(),
-            w: Vec::new(),
-            lnorm: Vec::new(),
             mu: Vec::new(),
             inv_sigma: Vec::new(),
             sigma: Vec::new(),
@@ -155,7 +86,6 @@ impl Tpe {
         // Per dimension and point, the width: the larger gap to its neighbours (the prior's
         // centre 0.5 among them), clipped to [1 / min(100, n + 1), 1] (Bergstra's heuristic,
         // as hyperopt and Optuna use it).
-        let neighbour = true;
         // Narrower than the plain heuristic: measured better on Branin and Hartmann6
         // (bench/optim_bench.py).
         // ... and narrowing after 50 trials, as the search turns to exploiting.
@@ -175,21 +105,19 @@ impl Tpe {
                     .chain(std::iter::once((0.5, usize::MAX)))
                     .collect();
                 order.sort_by(|a, b| a.0.total_cmp(&b.0));
-                let mut w = vec![sigma; points.len()];
-                if neighbour {
-                    let min = 1.0 / (points.len() as f64 + 1.0).min(100.0);
-                    for (j, (v, k)) in order.iter().enumerate() {
-                        if *k == usize::MAX {
-                            continue;
-                        }
-                        let left = if j > 0 { v - order[j - 1].0 } else { 0.0 };
-                        let right = if j + 1 < order.len() {
-                            order[j + 1].0 - v
-                        } else {
-                            0.0
-                        };
-                        w[*k] = left.max(right).clamp(min, 1.0) * bw_scale;
+                let mut w = vec![1.0; points.len()];
+                let min = 1.0 / (points.len() as f64 + 1.0).min(100.0);
+                for (j, (v, k)) in order.iter().enumerate() {
+                    if *k == usize::MAX {
+                        continue;
                     }
+                    let left = if j > 0 { v - order[j - 1].0 } else { 0.0 };
+                    let right = if j + 1 < order.len() {
+                        order[j + 1].0 - v
+                    } else {
+                        0.0
+                    };
+                    w[*k] = left.max(right).clamp(min, 1.0) * bw_scale;
                 }
                 w
             })
@@ -198,7 +126,6 @@ impl Tpe {
         let mut index = 0usize;
         let mut push = |centre: Option<&Vec<f64>>, w: f64| {
             let mut log_w = (w / total_w).ln();
-            let mut lnorm = Vec::with_capacity(num.len());
             let mut mu = Vec::with_capacity(num.len());
             let mut inv = Vec::with_capacity(num.len());
             let mut sig = Vec::with_capacity(num.len());
@@ -210,7 +137,6 @@ impl Tpe {
                 // The Gaussian truncated to [0, 1]: its normalizer and 1/sigma go in the weight.
                 let z = (phi((1.0 - c) / s) - phi(-c / s)).max(1e-12);
                 log_w -= z.ln() + s.ln();
-                lnorm.push(-(z.ln() + s.ln()));
                 mu.push(c);
                 inv.push(1.0 / s);
                 sig.push(s);
@@ -231,8 +157,6 @@ impl Tpe {
                 }
             }
             m.log_w.push(log_w);
-            m.w.push(w / total_w);
-            m.lnorm.push(lnorm);
             m.mu.push(mu);
             m.inv_sigma.push(inv);
             m.sigma.push(sig);
@@ -284,9 +208,6 @@ impl Tpe {
         let cats: Vec<usize> = (0..self.space.dims.len())
             .filter(|i| self.space.dims[*i].categories().is_some())
             .collect();
-        if self.univariate {
-            return self.suggest_univariate(&l, &g, &num, &cats);
-        }
         let weights: Vec<f64> = l.log_w.iter().map(|w| w.exp()).collect();
         let mut best: Option<(f64, Vec<f64>)> = None;
         for _ in 0..self.candidates {

@@ -39,6 +39,18 @@ pub trait Tuner: Send {
     fn exhausted(&self) -> bool;
 }
 
+/// Whether a matrix can run: its tuner can be made (for `iterative`, it names its tuner).
+pub fn check(m: &Matrix) -> Result<(), String> {
+    match m {
+        Matrix::Iterative(i) if i.tuner.is_none() => Err(
+            "an `iterative` matrix needs `tuner: {hubRef: …}`, the component proposing each batch"
+                .into(),
+        ),
+        Matrix::Iterative(_) => Ok(()),
+        other => for_matrix(other, Some(0)).map(|_| ()),
+    }
+}
+
 /// The tuner for a matrix; `seed` when the spec gives none is drawn from the clock.
 pub fn for_matrix(m: &Matrix, limit: Option<usize>) -> Result<Box<dyn Tuner>, String> {
     let params = |p: Option<&polyaxonfile::spec::OrderedMap<HpParam>>| -> Vec<(String, HpParam)> {
@@ -157,12 +169,7 @@ pub fn for_matrix(m: &Matrix, limit: Option<usize>) -> Result<Box<dyn Tuner>, St
             Ok(Box::new(Model::new(space, algo, metric, cap(total))))
         }
         // Driven apart: a tuner run proposes each batch (see drive.rs).
-        Matrix::Iterative(i) => {
-            if i.tuner.is_none() {
-                return Err("an `iterative` matrix needs `tuner: {hubRef: …}`, the component proposing each batch".into());
-            }
-            Ok(Box::new(Fixed::new(Vec::new())))
-        }
+        Matrix::Iterative(_) => Err("an `iterative` search is driven by its tuner runs".into()),
     }
 }
 
@@ -316,6 +323,21 @@ pub fn better(metric: &OptimizationMetric, a: Option<f64>, b: Option<f64>) -> bo
     }
 }
 
+/// An order putting the better of two results first (missing ones last).
+pub fn best_first(
+    metric: &OptimizationMetric,
+    a: Option<f64>,
+    b: Option<f64>,
+) -> std::cmp::Ordering {
+    if better(metric, a, b) {
+        std::cmp::Ordering::Less
+    } else if better(metric, b, a) {
+        std::cmp::Ordering::Greater
+    } else {
+        std::cmp::Ordering::Equal
+    }
+}
+
 /// Hyperband: brackets from the most exploratory (many trials, little resource) to the least,
 /// one after the other; in each, successive halving over its rungs.
 pub struct Hyperband {
@@ -402,14 +424,7 @@ impl Hyperband {
             let mut ranked: Vec<_> = self.current.drain(..).collect();
             let metric = self.metric.clone();
             ranked.sort_by(|a, b| {
-                let (va, vb) = (a.2.flatten(), b.2.flatten());
-                if better(&metric, va, vb) {
-                    std::cmp::Ordering::Less
-                } else if better(&metric, vb, va) {
-                    std::cmp::Ordering::Greater
-                } else {
-                    a.0.cmp(&b.0)
-                }
+                best_first(&metric, a.2.flatten(), b.2.flatten()).then(a.0.cmp(&b.0))
             });
             self.rung += 1;
             self.queue = ranked

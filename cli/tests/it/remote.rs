@@ -37,14 +37,17 @@ fn fails(env: &Env, args: &[&str]) -> String {
     stderr(&out)
 }
 
-fn flow(database_url: Option<&str>) {
+/// A server (on `database_url`, else SQLite) with a known admin password, and a client
+/// environment pointed at it (not logged in). The server's stderr is dropped (closed) on
+/// purpose: it must keep serving.
+/// The server's own home comes back too: it must live as long as the server.
+fn server_and_client(database_url: Option<&str>) -> (crate::server::Server, String, Env, Env) {
     let server_env = Env::new();
     let mut extra = vec![];
     if let Some(u) = database_url {
         extra = vec!["--database-url", u];
     }
-    // The server's stderr is dropped (closed) on purpose: it must keep serving.
-    let (mut server, addr, _, _) = start_with(
+    let (server, addr, _, _) = start_with(
         &server_env,
         &extra,
         &[("POLYAXON_ADMIN_PASSWORD", PASSWORD)],
@@ -52,6 +55,12 @@ fn flow(database_url: Option<&str>) {
     let host = format!("http://{addr}");
     let env = Env::new();
     ok(&env, &["config", "set", "--host", &host]);
+    (server, host, env, server_env)
+}
+
+fn flow(database_url: Option<&str>) {
+    let (mut server, host, env, _server_home) = server_and_client(database_url);
+    let addr = host.trim_start_matches("http://").to_string();
 
     // Not logged in: the server refuses, the hint says what to do.
     let err = fails(&env, &["project", "ls"]);
@@ -233,21 +242,7 @@ fn flow(database_url: Option<&str>) {
 /// `polyaxon run` against a server: the job runs here, its statuses, logs, metrics and
 /// files go to the server; a run whose supervisor died is noticed by the next `run`.
 fn runs(database_url: Option<&str>) {
-    let server_env = Env::new();
-    let mut extra = vec![];
-    if let Some(u) = database_url {
-        extra = vec!["--database-url", u];
-    }
-    let (mut server, addr, _, _) = start_with(
-        &server_env,
-        &extra,
-        &[("POLYAXON_ADMIN_PASSWORD", PASSWORD)],
-    );
-    let env = Env::new();
-    ok(
-        &env,
-        &["config", "set", "--host", &format!("http://{addr}")],
-    );
+    let (mut server, _host, env, _server_home) = server_and_client(database_url);
     let out = env
         .cmd()
         .args(["login", "-u", "root", "--password-stdin"])

@@ -36,7 +36,7 @@ pub struct MetricsArgs {
 }
 
 /// The points of a series: (step or index, value).
-fn xy(s: &V1EventSeries) -> Vec<(f64, f64)> {
+pub(crate) fn xy(s: &V1EventSeries) -> Vec<(f64, f64)> {
     let values = s
         .data
         .get("metric")
