@@ -41,6 +41,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Set the current project for this directory (kept in `./.polyaxon/`)')
             [CompletionResult]::new('dashboard', 'dashboard', [CompletionResultType]::ParameterValue, 'Open the web dashboard')
             [CompletionResult]::new('completion', 'completion', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('admin', 'admin', [CompletionResultType]::ParameterValue, 'Deploy, upgrade and tear down the server on a Kubernetes cluster')
             [CompletionResult]::new('server', 'server', [CompletionResultType]::ParameterValue, 'Run the API server')
             [CompletionResult]::new('generate-docs', 'generate-docs', [CompletionResultType]::ParameterValue, 'Write the shell completions and man pages (for packagers; the repository keeps them)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -61,7 +62,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'A name for the run')
             [CompletionResult]::new('--tags', '--tags', [CompletionResultType]::ParameterName, 'Tags, comma-separated')
             [CompletionResult]::new('--description', '--description', [CompletionResultType]::ParameterName, 'A description')
-            [CompletionResult]::new('--executor', '--executor', [CompletionResultType]::ParameterName, 'Where the job runs: `process` (this machine) or `docker`')
+            [CompletionResult]::new('--executor', '--executor', [CompletionResultType]::ParameterName, 'Where the job runs: `process` (this machine), `docker`, or `kubernetes` (the cluster of the kubeconfig''s context; `POLYAXON_K8S_CONTEXT`, `POLYAXON_K8S_NAMESPACE` choose)')
             [CompletionResult]::new('--presets', '--presets', [CompletionResultType]::ParameterName, 'Named presets to apply, comma-separated')
             [CompletionResult]::new('--upload-from', '--upload-from', [CompletionResultType]::ParameterName, 'The directory to upload (implies `-u`; default: the directory the code runs from)')
             [CompletionResult]::new('--u-from', '--u-from', [CompletionResultType]::ParameterName, 'The directory to upload (implies `-u`; default: the directory the code runs from)')
@@ -74,6 +75,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Follow the run''s logs until it ends (Ctrl-C stops the run)')
             [CompletionResult]::new('--logs', '--logs', [CompletionResultType]::ParameterName, 'Follow the run''s logs until it ends (Ctrl-C stops the run)')
             [CompletionResult]::new('--log', '--log', [CompletionResultType]::ParameterName, 'Follow the run''s logs until it ends (Ctrl-C stops the run)')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print the Kubernetes manifests the run becomes (`-o yaml`, the default, or `-o json`) instead of running it. Needs no cluster')
             [CompletionResult]::new('--stdout-metrics', '--stdout-metrics', [CompletionResultType]::ParameterName, 'Read `name=value` lines the job prints as metrics (also: `POLYAXON_STDOUT_METRICS=true` in the container''s env)')
             [CompletionResult]::new('-u', '-u', [CompletionResultType]::ParameterName, 'Upload the code to the run''s artifacts (`uploads/`) before it starts: in a git repository the files of the run''s code snapshot, elsewhere the directory''s files less what `.polyaxonignore` excludes. The job finds them under its artifacts path')
             [CompletionResult]::new('--upload', '--upload', [CompletionResultType]::ParameterName, 'Upload the code to the run''s artifacts (`uploads/`) before it starts: in a git repository the files of the run''s code snapshot, elsewhere the directory''s files less what `.polyaxonignore` excludes. The job finds them under its artifacts path')
@@ -929,6 +931,98 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'polyaxon;admin' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('deploy', 'deploy', [CompletionResultType]::ParameterValue, 'Deploy the server, its database and the executor''s RBAC to a cluster')
+            [CompletionResult]::new('upgrade', 'upgrade', [CompletionResultType]::ParameterValue, 'Apply a changed config to a deploy (its generated secrets are kept)')
+            [CompletionResult]::new('teardown', 'teardown', [CompletionResultType]::ParameterValue, 'Remove a deploy; the database''s volume stays unless `--delete-volumes`')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;admin;deploy' {
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'The deployment config (upstream''s keys where they apply; see the README)')
+            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'The deployment config (upstream''s keys where they apply; see the README)')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'The kubeconfig context (default: the current one)')
+            [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'Accepted for upstream''s scripts: the deploy is always Kubernetes manifests')
+            [CompletionResult]::new('--deployment-type', '--deployment-type', [CompletionResultType]::ParameterName, 'Accepted for upstream''s scripts: the deploy is always Kubernetes manifests')
+            [CompletionResult]::new('--manager-path', '--manager-path', [CompletionResultType]::ParameterName, 'Accepted for upstream''s scripts (there is no chart)')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the rollout, in seconds')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, '`yaml` or `json` (with `--dry-run`)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, '`yaml` or `json` (with `--dry-run`)')
+            [CompletionResult]::new('--check', '--check', [CompletionResultType]::ParameterName, 'Check the config and the cluster''s access; change nothing')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print the manifests (`-o yaml`, the default, or `-o json`); change nothing')
+            [CompletionResult]::new('--show-secrets', '--show-secrets', [CompletionResultType]::ParameterName, 'With `--dry-run`: print secrets'' values too')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;admin;upgrade' {
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'The deployment config (upstream''s keys where they apply; see the README)')
+            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'The deployment config (upstream''s keys where they apply; see the README)')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'The kubeconfig context (default: the current one)')
+            [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'Accepted for upstream''s scripts: the deploy is always Kubernetes manifests')
+            [CompletionResult]::new('--deployment-type', '--deployment-type', [CompletionResultType]::ParameterName, 'Accepted for upstream''s scripts: the deploy is always Kubernetes manifests')
+            [CompletionResult]::new('--manager-path', '--manager-path', [CompletionResultType]::ParameterName, 'Accepted for upstream''s scripts (there is no chart)')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the rollout, in seconds')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, '`yaml` or `json` (with `--dry-run`)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, '`yaml` or `json` (with `--dry-run`)')
+            [CompletionResult]::new('--check', '--check', [CompletionResultType]::ParameterName, 'Check the config and the cluster''s access; change nothing')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print the manifests (`-o yaml`, the default, or `-o json`); change nothing')
+            [CompletionResult]::new('--show-secrets', '--show-secrets', [CompletionResultType]::ParameterName, 'With `--dry-run`: print secrets'' values too')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;admin;teardown' {
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'The deployment config (upstream''s keys where they apply; see the README)')
+            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'The deployment config (upstream''s keys where they apply; see the README)')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'The kubeconfig context (default: the current one)')
+            [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'Accepted for upstream''s scripts: the deploy is always Kubernetes manifests')
+            [CompletionResult]::new('--deployment-type', '--deployment-type', [CompletionResultType]::ParameterName, 'Accepted for upstream''s scripts: the deploy is always Kubernetes manifests')
+            [CompletionResult]::new('--manager-path', '--manager-path', [CompletionResultType]::ParameterName, 'Accepted for upstream''s scripts (there is no chart)')
+            [CompletionResult]::new('--delete-volumes', '--delete-volumes', [CompletionResultType]::ParameterName, 'Also delete the database''s volume, the secrets and the namespace (data is lost)')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;admin;help' {
+            [CompletionResult]::new('deploy', 'deploy', [CompletionResultType]::ParameterValue, 'Deploy the server, its database and the executor''s RBAC to a cluster')
+            [CompletionResult]::new('upgrade', 'upgrade', [CompletionResultType]::ParameterValue, 'Apply a changed config to a deploy (its generated secrets are kept)')
+            [CompletionResult]::new('teardown', 'teardown', [CompletionResultType]::ParameterValue, 'Remove a deploy; the database''s volume stays unless `--delete-volumes`')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;admin;help;deploy' {
+            break
+        }
+        'polyaxon;admin;help;upgrade' {
+            break
+        }
+        'polyaxon;admin;help;teardown' {
+            break
+        }
+        'polyaxon;admin;help;help' {
+            break
+        }
         'polyaxon;server' {
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
@@ -990,6 +1084,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Set the current project for this directory (kept in `./.polyaxon/`)')
             [CompletionResult]::new('dashboard', 'dashboard', [CompletionResultType]::ParameterValue, 'Open the web dashboard')
             [CompletionResult]::new('completion', 'completion', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('admin', 'admin', [CompletionResultType]::ParameterValue, 'Deploy, upgrade and tear down the server on a Kubernetes cluster')
             [CompletionResult]::new('server', 'server', [CompletionResultType]::ParameterValue, 'Run the API server')
             [CompletionResult]::new('generate-docs', 'generate-docs', [CompletionResultType]::ParameterValue, 'Write the shell completions and man pages (for packagers; the repository keeps them)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -1132,6 +1227,21 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             break
         }
         'polyaxon;help;completion' {
+            break
+        }
+        'polyaxon;help;admin' {
+            [CompletionResult]::new('deploy', 'deploy', [CompletionResultType]::ParameterValue, 'Deploy the server, its database and the executor''s RBAC to a cluster')
+            [CompletionResult]::new('upgrade', 'upgrade', [CompletionResultType]::ParameterValue, 'Apply a changed config to a deploy (its generated secrets are kept)')
+            [CompletionResult]::new('teardown', 'teardown', [CompletionResultType]::ParameterValue, 'Remove a deploy; the database''s volume stays unless `--delete-volumes`')
+            break
+        }
+        'polyaxon;help;admin;deploy' {
+            break
+        }
+        'polyaxon;help;admin;upgrade' {
+            break
+        }
+        'polyaxon;help;admin;teardown' {
             break
         }
         'polyaxon;help;server' {

@@ -16,6 +16,9 @@ _polyaxon() {
             ",$1")
                 cmd="polyaxon"
                 ;;
+            polyaxon,admin)
+                cmd="polyaxon__subcmd__admin"
+                ;;
             polyaxon,check)
                 cmd="polyaxon__subcmd__check"
                 ;;
@@ -67,6 +70,30 @@ _polyaxon() {
             polyaxon,whoami)
                 cmd="polyaxon__subcmd__whoami"
                 ;;
+            polyaxon__subcmd__admin,deploy)
+                cmd="polyaxon__subcmd__admin__subcmd__deploy"
+                ;;
+            polyaxon__subcmd__admin,help)
+                cmd="polyaxon__subcmd__admin__subcmd__help"
+                ;;
+            polyaxon__subcmd__admin,teardown)
+                cmd="polyaxon__subcmd__admin__subcmd__teardown"
+                ;;
+            polyaxon__subcmd__admin,upgrade)
+                cmd="polyaxon__subcmd__admin__subcmd__upgrade"
+                ;;
+            polyaxon__subcmd__admin__subcmd__help,deploy)
+                cmd="polyaxon__subcmd__admin__subcmd__help__subcmd__deploy"
+                ;;
+            polyaxon__subcmd__admin__subcmd__help,help)
+                cmd="polyaxon__subcmd__admin__subcmd__help__subcmd__help"
+                ;;
+            polyaxon__subcmd__admin__subcmd__help,teardown)
+                cmd="polyaxon__subcmd__admin__subcmd__help__subcmd__teardown"
+                ;;
+            polyaxon__subcmd__admin__subcmd__help,upgrade)
+                cmd="polyaxon__subcmd__admin__subcmd__help__subcmd__upgrade"
+                ;;
             polyaxon__subcmd__config,get)
                 cmd="polyaxon__subcmd__config__subcmd__get"
                 ;;
@@ -96,6 +123,9 @@ _polyaxon() {
                 ;;
             polyaxon__subcmd__config__subcmd__help,show)
                 cmd="polyaxon__subcmd__config__subcmd__help__subcmd__show"
+                ;;
+            polyaxon__subcmd__help,admin)
+                cmd="polyaxon__subcmd__help__subcmd__admin"
                 ;;
             polyaxon__subcmd__help,check)
                 cmd="polyaxon__subcmd__help__subcmd__check"
@@ -144,6 +174,15 @@ _polyaxon() {
                 ;;
             polyaxon__subcmd__help,whoami)
                 cmd="polyaxon__subcmd__help__subcmd__whoami"
+                ;;
+            polyaxon__subcmd__help__subcmd__admin,deploy)
+                cmd="polyaxon__subcmd__help__subcmd__admin__subcmd__deploy"
+                ;;
+            polyaxon__subcmd__help__subcmd__admin,teardown)
+                cmd="polyaxon__subcmd__help__subcmd__admin__subcmd__teardown"
+                ;;
+            polyaxon__subcmd__help__subcmd__admin,upgrade)
+                cmd="polyaxon__subcmd__help__subcmd__admin__subcmd__upgrade"
                 ;;
             polyaxon__subcmd__help__subcmd__config,get)
                 cmd="polyaxon__subcmd__help__subcmd__config__subcmd__get"
@@ -380,12 +419,234 @@ _polyaxon() {
 
     case "${cmd}" in
         polyaxon)
-            opts="-v -h -V --verbose --help --version run check project projects ops logs config login logout whoami version init dashboard completion server generate-docs help"
+            opts="-v -h -V --verbose --help --version run check project projects ops logs config login logout whoami version init dashboard completion admin server generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__admin)
+            opts="-v -h -V --verbose --help --version deploy upgrade teardown help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__admin__subcmd__deploy)
+            opts="-f -t -o -v -h -V --file --context --deployment-type --manager-path --check --dry-run --show-secrets --timeout --output --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --deployment-type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --manager-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "yaml json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "yaml json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__admin__subcmd__help)
+            opts="deploy upgrade teardown help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__admin__subcmd__help__subcmd__deploy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__admin__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__admin__subcmd__help__subcmd__teardown)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__admin__subcmd__help__subcmd__upgrade)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__admin__subcmd__teardown)
+            opts="-f -t -y -v -h -V --file --context --deployment-type --manager-path --delete-volumes --yes --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --deployment-type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --manager-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__admin__subcmd__upgrade)
+            opts="-f -t -o -v -h -V --file --context --deployment-type --manager-path --check --dry-run --show-secrets --timeout --output --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --deployment-type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --manager-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "yaml json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "yaml json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -676,8 +937,64 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__help)
-            opts="run check project ops logs config login logout whoami version init dashboard completion server generate-docs help"
+            opts="run check project ops logs config login logout whoami version init dashboard completion admin server generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__admin)
+            opts="deploy upgrade teardown"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__admin__subcmd__deploy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__admin__subcmd__teardown)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__admin__subcmd__upgrade)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2626,7 +2943,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__run)
-            opts="-f -P -p -n -w -l -u -o -v -h -V --file --param --hparam --matrix-kind --matrix-concurrency --matrix-num-runs --project --name --tags --description --watch --log --logs --executor --presets --stdout-metrics --upload --u-from --upload-from --u-to --upload-to --output --verbose --help --version"
+            opts="-f -P -p -n -w -l -u -o -v -h -V --file --param --hparam --matrix-kind --matrix-concurrency --matrix-num-runs --project --name --tags --description --watch --log --logs --executor --dry-run --presets --stdout-metrics --upload --u-from --upload-from --u-to --upload-to --output --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2689,7 +3006,7 @@ _polyaxon() {
                     return 0
                     ;;
                 --executor)
-                    COMPREPLY=($(compgen -W "process docker" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "process docker kubernetes" -- "${cur}"))
                     return 0
                     ;;
                 --presets)

@@ -38,6 +38,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand init 'Set the current project for this directory (kept in `./.polyaxon/`)'
             cand dashboard 'Open the web dashboard'
             cand completion 'Print a shell completion script'
+            cand admin 'Deploy, upgrade and tear down the server on a Kubernetes cluster'
             cand server 'Run the API server'
             cand generate-docs 'Write the shell completions and man pages (for packagers; the repository keeps them)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -57,7 +58,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand --name 'A name for the run'
             cand --tags 'Tags, comma-separated'
             cand --description 'A description'
-            cand --executor 'Where the job runs: `process` (this machine) or `docker`'
+            cand --executor 'Where the job runs: `process` (this machine), `docker`, or `kubernetes` (the cluster of the kubeconfig''s context; `POLYAXON_K8S_CONTEXT`, `POLYAXON_K8S_NAMESPACE` choose)'
             cand --presets 'Named presets to apply, comma-separated'
             cand --upload-from 'The directory to upload (implies `-u`; default: the directory the code runs from)'
             cand --u-from 'The directory to upload (implies `-u`; default: the directory the code runs from)'
@@ -70,6 +71,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand -l 'Follow the run''s logs until it ends (Ctrl-C stops the run)'
             cand --logs 'Follow the run''s logs until it ends (Ctrl-C stops the run)'
             cand --log 'Follow the run''s logs until it ends (Ctrl-C stops the run)'
+            cand --dry-run 'Print the Kubernetes manifests the run becomes (`-o yaml`, the default, or `-o json`) instead of running it. Needs no cluster'
             cand --stdout-metrics 'Read `name=value` lines the job prints as metrics (also: `POLYAXON_STDOUT_METRICS=true` in the container''s env)'
             cand -u 'Upload the code to the run''s artifacts (`uploads/`) before it starts: in a git repository the files of the run''s code snapshot, elsewhere the directory''s files less what `.polyaxonignore` excludes. The job finds them under its artifacts path'
             cand --upload 'Upload the code to the run''s artifacts (`uploads/`) before it starts: in a git repository the files of the run''s code snapshot, elsewhere the directory''s files less what `.polyaxonignore` excludes. The job finds them under its artifacts path'
@@ -841,6 +843,89 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'polyaxon;admin'= {
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand deploy 'Deploy the server, its database and the executor''s RBAC to a cluster'
+            cand upgrade 'Apply a changed config to a deploy (its generated secrets are kept)'
+            cand teardown 'Remove a deploy; the database''s volume stays unless `--delete-volumes`'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;admin;deploy'= {
+            cand -f 'The deployment config (upstream''s keys where they apply; see the README)'
+            cand --file 'The deployment config (upstream''s keys where they apply; see the README)'
+            cand --context 'The kubeconfig context (default: the current one)'
+            cand -t 'Accepted for upstream''s scripts: the deploy is always Kubernetes manifests'
+            cand --deployment-type 'Accepted for upstream''s scripts: the deploy is always Kubernetes manifests'
+            cand --manager-path 'Accepted for upstream''s scripts (there is no chart)'
+            cand --timeout 'How long to wait for the rollout, in seconds'
+            cand -o '`yaml` or `json` (with `--dry-run`)'
+            cand --output '`yaml` or `json` (with `--dry-run`)'
+            cand --check 'Check the config and the cluster''s access; change nothing'
+            cand --dry-run 'Print the manifests (`-o yaml`, the default, or `-o json`); change nothing'
+            cand --show-secrets 'With `--dry-run`: print secrets'' values too'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;admin;upgrade'= {
+            cand -f 'The deployment config (upstream''s keys where they apply; see the README)'
+            cand --file 'The deployment config (upstream''s keys where they apply; see the README)'
+            cand --context 'The kubeconfig context (default: the current one)'
+            cand -t 'Accepted for upstream''s scripts: the deploy is always Kubernetes manifests'
+            cand --deployment-type 'Accepted for upstream''s scripts: the deploy is always Kubernetes manifests'
+            cand --manager-path 'Accepted for upstream''s scripts (there is no chart)'
+            cand --timeout 'How long to wait for the rollout, in seconds'
+            cand -o '`yaml` or `json` (with `--dry-run`)'
+            cand --output '`yaml` or `json` (with `--dry-run`)'
+            cand --check 'Check the config and the cluster''s access; change nothing'
+            cand --dry-run 'Print the manifests (`-o yaml`, the default, or `-o json`); change nothing'
+            cand --show-secrets 'With `--dry-run`: print secrets'' values too'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;admin;teardown'= {
+            cand -f 'The deployment config (upstream''s keys where they apply; see the README)'
+            cand --file 'The deployment config (upstream''s keys where they apply; see the README)'
+            cand --context 'The kubeconfig context (default: the current one)'
+            cand -t 'Accepted for upstream''s scripts: the deploy is always Kubernetes manifests'
+            cand --deployment-type 'Accepted for upstream''s scripts: the deploy is always Kubernetes manifests'
+            cand --manager-path 'Accepted for upstream''s scripts (there is no chart)'
+            cand --delete-volumes 'Also delete the database''s volume, the secrets and the namespace (data is lost)'
+            cand -y 'Do not ask'
+            cand --yes 'Do not ask'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;admin;help'= {
+            cand deploy 'Deploy the server, its database and the executor''s RBAC to a cluster'
+            cand upgrade 'Apply a changed config to a deploy (its generated secrets are kept)'
+            cand teardown 'Remove a deploy; the database''s volume stays unless `--delete-volumes`'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;admin;help;deploy'= {
+        }
+        &'polyaxon;admin;help;upgrade'= {
+        }
+        &'polyaxon;admin;help;teardown'= {
+        }
+        &'polyaxon;admin;help;help'= {
+        }
         &'polyaxon;server'= {
             cand -v 'Print more detail about what happens'
             cand --verbose 'Print more detail about what happens'
@@ -896,6 +981,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand init 'Set the current project for this directory (kept in `./.polyaxon/`)'
             cand dashboard 'Open the web dashboard'
             cand completion 'Print a shell completion script'
+            cand admin 'Deploy, upgrade and tear down the server on a Kubernetes cluster'
             cand server 'Run the API server'
             cand generate-docs 'Write the shell completions and man pages (for packagers; the repository keeps them)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -1000,6 +1086,17 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
         &'polyaxon;help;dashboard'= {
         }
         &'polyaxon;help;completion'= {
+        }
+        &'polyaxon;help;admin'= {
+            cand deploy 'Deploy the server, its database and the executor''s RBAC to a cluster'
+            cand upgrade 'Apply a changed config to a deploy (its generated secrets are kept)'
+            cand teardown 'Remove a deploy; the database''s volume stays unless `--delete-volumes`'
+        }
+        &'polyaxon;help;admin;deploy'= {
+        }
+        &'polyaxon;help;admin;upgrade'= {
+        }
+        &'polyaxon;help;admin;teardown'= {
         }
         &'polyaxon;help;server'= {
             cand start 'Serve the API (PostgreSQL with `--database-url`, else SQLite under `POLYAXON_HOME`)'

@@ -41,6 +41,7 @@ complete -c polyaxon -n "__fish_polyaxon_needs_command" -f -a "version" -d 'Show
 complete -c polyaxon -n "__fish_polyaxon_needs_command" -f -a "init" -d 'Set the current project for this directory (kept in `./.polyaxon/`)'
 complete -c polyaxon -n "__fish_polyaxon_needs_command" -f -a "dashboard" -d 'Open the web dashboard'
 complete -c polyaxon -n "__fish_polyaxon_needs_command" -f -a "completion" -d 'Print a shell completion script'
+complete -c polyaxon -n "__fish_polyaxon_needs_command" -f -a "admin" -d 'Deploy, upgrade and tear down the server on a Kubernetes cluster'
 complete -c polyaxon -n "__fish_polyaxon_needs_command" -f -a "server" -d 'Run the API server'
 complete -c polyaxon -n "__fish_polyaxon_needs_command" -f -a "generate-docs" -d 'Write the shell completions and man pages (for packagers; the repository keeps them)'
 complete -c polyaxon -n "__fish_polyaxon_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -54,14 +55,16 @@ complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -s p -l project -
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -s n -l name -d 'A name for the run' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l tags -d 'Tags, comma-separated' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l description -d 'A description' -r
-complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l executor -d 'Where the job runs: `process` (this machine) or `docker`' -r -f -a "process\t''
-docker\t''"
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l executor -d 'Where the job runs: `process` (this machine), `docker`, or `kubernetes` (the cluster of the kubeconfig\'s context; `POLYAXON_K8S_CONTEXT`, `POLYAXON_K8S_NAMESPACE` choose)' -r -f -a "process\t''
+docker\t''
+kubernetes\t''"
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l presets -d 'Named presets to apply, comma-separated' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l upload-from -l u-from -d 'The directory to upload (implies `-u`; default: the directory the code runs from)' -r -F
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l upload-to -l u-to -d 'Where in the run\'s artifacts the upload goes (implies `-u`; `/` for the root)' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -s o -l output -d 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -s w -l watch -d 'Follow the run\'s statuses until it ends'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -s l -l logs -l log -d 'Follow the run\'s logs until it ends (Ctrl-C stops the run)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l dry-run -d 'Print the Kubernetes manifests the run becomes (`-o yaml`, the default, or `-o json`) instead of running it. Needs no cluster'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l stdout-metrics -d 'Read `name=value` lines the job prints as metrics (also: `POLYAXON_STDOUT_METRICS=true` in the container\'s env)'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -s u -l upload -d 'Upload the code to the run\'s artifacts (`uploads/`) before it starts: in a git repository the files of the run\'s code snapshot, elsewhere the directory\'s files less what `.polyaxonignore` excludes. The job finds them under its artifacts path'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -s v -l verbose -d 'Print more detail about what happens'
@@ -433,6 +436,52 @@ complete -c polyaxon -n "__fish_polyaxon_using_subcommand dashboard" -s V -l ver
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand completion" -s v -l verbose -d 'Print more detail about what happens'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand completion" -s h -l help -d 'Print help'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand completion" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and not __fish_seen_subcommand_from deploy upgrade teardown help" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and not __fish_seen_subcommand_from deploy upgrade teardown help" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and not __fish_seen_subcommand_from deploy upgrade teardown help" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and not __fish_seen_subcommand_from deploy upgrade teardown help" -f -a "deploy" -d 'Deploy the server, its database and the executor\'s RBAC to a cluster'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and not __fish_seen_subcommand_from deploy upgrade teardown help" -f -a "upgrade" -d 'Apply a changed config to a deploy (its generated secrets are kept)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and not __fish_seen_subcommand_from deploy upgrade teardown help" -f -a "teardown" -d 'Remove a deploy; the database\'s volume stays unless `--delete-volumes`'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and not __fish_seen_subcommand_from deploy upgrade teardown help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from deploy" -s f -l file -d 'The deployment config (upstream\'s keys where they apply; see the README)' -r -F
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from deploy" -l context -d 'The kubeconfig context (default: the current one)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from deploy" -s t -l deployment-type -d 'Accepted for upstream\'s scripts: the deploy is always Kubernetes manifests' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from deploy" -l manager-path -d 'Accepted for upstream\'s scripts (there is no chart)' -r -F
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from deploy" -l timeout -d 'How long to wait for the rollout, in seconds' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from deploy" -s o -l output -d '`yaml` or `json` (with `--dry-run`)' -r -f -a "yaml\t''
+json\t''"
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from deploy" -l check -d 'Check the config and the cluster\'s access; change nothing'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from deploy" -l dry-run -d 'Print the manifests (`-o yaml`, the default, or `-o json`); change nothing'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from deploy" -l show-secrets -d 'With `--dry-run`: print secrets\' values too'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from deploy" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from deploy" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from deploy" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from upgrade" -s f -l file -d 'The deployment config (upstream\'s keys where they apply; see the README)' -r -F
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from upgrade" -l context -d 'The kubeconfig context (default: the current one)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from upgrade" -s t -l deployment-type -d 'Accepted for upstream\'s scripts: the deploy is always Kubernetes manifests' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from upgrade" -l manager-path -d 'Accepted for upstream\'s scripts (there is no chart)' -r -F
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from upgrade" -l timeout -d 'How long to wait for the rollout, in seconds' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from upgrade" -s o -l output -d '`yaml` or `json` (with `--dry-run`)' -r -f -a "yaml\t''
+json\t''"
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from upgrade" -l check -d 'Check the config and the cluster\'s access; change nothing'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from upgrade" -l dry-run -d 'Print the manifests (`-o yaml`, the default, or `-o json`); change nothing'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from upgrade" -l show-secrets -d 'With `--dry-run`: print secrets\' values too'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from upgrade" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from upgrade" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from upgrade" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from teardown" -s f -l file -d 'The deployment config (upstream\'s keys where they apply; see the README)' -r -F
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from teardown" -l context -d 'The kubeconfig context (default: the current one)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from teardown" -s t -l deployment-type -d 'Accepted for upstream\'s scripts: the deploy is always Kubernetes manifests' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from teardown" -l manager-path -d 'Accepted for upstream\'s scripts (there is no chart)' -r -F
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from teardown" -l delete-volumes -d 'Also delete the database\'s volume, the secrets and the namespace (data is lost)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from teardown" -s y -l yes -d 'Do not ask'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from teardown" -s v -l verbose -d 'Print more detail about what happens'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from teardown" -s h -l help -d 'Print help'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from teardown" -s V -l version -d 'Print version'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "deploy" -d 'Deploy the server, its database and the executor\'s RBAC to a cluster'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "upgrade" -d 'Apply a changed config to a deploy (its generated secrets are kept)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "teardown" -d 'Remove a deploy; the database\'s volume stays unless `--delete-volumes`'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand server; and not __fish_seen_subcommand_from start help" -s v -l verbose -d 'Print more detail about what happens'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand server; and not __fish_seen_subcommand_from start help" -s h -l help -d 'Print help'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand server; and not __fish_seen_subcommand_from start help" -s V -l version -d 'Print version'
@@ -452,22 +501,23 @@ complete -c polyaxon -n "__fish_polyaxon_using_subcommand generate-docs" -l out 
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand generate-docs" -s v -l verbose -d 'Print more detail about what happens'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand generate-docs" -s h -l help -d 'Print help'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand generate-docs" -s V -l version -d 'Print version'
-complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "run" -d 'Run a polyaxonfile: check it, snapshot the code, start the job'
-complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "check" -d 'Check polyaxonfiles: syntax, schema, params and templates'
-complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "project" -d 'Projects: create, list, show, change, delete'
-complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "ops" -d 'Runs (operations): list, inspect, follow, stop, restart, download'
-complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "logs" -d 'Show a run\'s logs (the last run used, or `--uid`), following it while it runs'
-complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "config" -d 'Show, set and reset the CLI\'s configuration'
-complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "login" -d 'Log in to a server (the embedded default needs no login)'
-complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "logout" -d 'Forget the credentials of the configured server'
-complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "whoami" -d 'Show who you are on the configured server'
-complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "version" -d 'Show the CLI\'s version and the server\'s'
-complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "init" -d 'Set the current project for this directory (kept in `./.polyaxon/`)'
-complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "dashboard" -d 'Open the web dashboard'
-complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "completion" -d 'Print a shell completion script'
-complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "server" -d 'Run the API server'
-complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "generate-docs" -d 'Write the shell completions and man pages (for packagers; the repository keeps them)'
-complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion server generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion admin server generate-docs help" -f -a "run" -d 'Run a polyaxonfile: check it, snapshot the code, start the job'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion admin server generate-docs help" -f -a "check" -d 'Check polyaxonfiles: syntax, schema, params and templates'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion admin server generate-docs help" -f -a "project" -d 'Projects: create, list, show, change, delete'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion admin server generate-docs help" -f -a "ops" -d 'Runs (operations): list, inspect, follow, stop, restart, download'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion admin server generate-docs help" -f -a "logs" -d 'Show a run\'s logs (the last run used, or `--uid`), following it while it runs'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion admin server generate-docs help" -f -a "config" -d 'Show, set and reset the CLI\'s configuration'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion admin server generate-docs help" -f -a "login" -d 'Log in to a server (the embedded default needs no login)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion admin server generate-docs help" -f -a "logout" -d 'Forget the credentials of the configured server'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion admin server generate-docs help" -f -a "whoami" -d 'Show who you are on the configured server'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion admin server generate-docs help" -f -a "version" -d 'Show the CLI\'s version and the server\'s'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion admin server generate-docs help" -f -a "init" -d 'Set the current project for this directory (kept in `./.polyaxon/`)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion admin server generate-docs help" -f -a "dashboard" -d 'Open the web dashboard'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion admin server generate-docs help" -f -a "completion" -d 'Print a shell completion script'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion admin server generate-docs help" -f -a "admin" -d 'Deploy, upgrade and tear down the server on a Kubernetes cluster'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion admin server generate-docs help" -f -a "server" -d 'Run the API server'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion admin server generate-docs help" -f -a "generate-docs" -d 'Write the shell completions and man pages (for packagers; the repository keeps them)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and not __fish_seen_subcommand_from run check project ops logs config login logout whoami version init dashboard completion admin server generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "create" -d 'Create a project'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "ls" -d 'List projects'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "get" -d 'Show a project'
@@ -493,4 +543,7 @@ complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "get" -d 'Print configuration values, one per line'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "set" -d 'Change configuration values'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "purge" -d 'Reset the configuration, credentials and caches (never the runs kept here)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "deploy" -d 'Deploy the server, its database and the executor\'s RBAC to a cluster'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "upgrade" -d 'Apply a changed config to a deploy (its generated secrets are kept)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "teardown" -d 'Remove a deploy; the database\'s volume stays unless `--delete-volumes`'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "start" -d 'Serve the API (PostgreSQL with `--database-url`, else SQLite under `POLYAXON_HOME`)'

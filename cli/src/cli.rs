@@ -59,6 +59,9 @@ pub enum Command {
     Dashboard(commands::dashboard::DashboardArgs),
     /// Print a shell completion script.
     Completion(commands::completion::CompletionArgs),
+    /// Deploy, upgrade and tear down the server on a Kubernetes cluster.
+    #[command(subcommand)]
+    Admin(commands::admin::AdminCommand),
     /// Run the API server.
     #[command(subcommand)]
     Server(commands::server::ServerCommand),

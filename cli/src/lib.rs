@@ -8,6 +8,7 @@ pub mod client;
 pub mod commands;
 pub mod context;
 pub mod credentials;
+pub mod deploy;
 pub mod env;
 pub mod error;
 pub mod executor;

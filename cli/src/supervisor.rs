@@ -592,9 +592,32 @@ pub async fn execute(
                 return Err(e);
             }
         },
+        "kubernetes" => {
+            let ks = executor::kubernetes::KubeSettings::from_env();
+            match executor::kubernetes::connect(ks.context.as_deref(), ks.namespace.as_deref())
+                .await
+            {
+                Ok((client, namespace)) => Box::new(executor::kubernetes::Kubernetes {
+                    client,
+                    namespace,
+                    settings: ks.manifests,
+                    poll: kube_poll(),
+                }),
+                Err(e) => {
+                    let msg = match e.downcast_ref::<UserError>() {
+                        Some(u) => format!("{}; {}", u.message, u.hint.clone().unwrap_or_default()),
+                        None => format!("{e:#}"),
+                    };
+                    let _ = api
+                        .status("failed", "ExecutorUnavailable", &msg, None)
+                        .await;
+                    return Err(e);
+                }
+            }
+        }
         other => {
             return Err(UserError::new(format!("`{other}` is not an executor here"))
-                .hint("use `process` or `docker`")
+                .hint("use `process`, `docker` or `kubernetes`")
                 .into());
         }
     };
@@ -704,6 +727,7 @@ async fn supervise(
     let code_dir = prepare_code(&meta, dir)?;
     crate::timing::mark("execute: code written");
     let in_image = executor.name() != "process";
+    let on_cluster = executor.name() == "kubernetes";
     let job_code_dir = if in_image {
         match code_dir.strip_prefix(dir) {
             Ok(rel) => job_dir.join(rel),
@@ -714,7 +738,15 @@ async fn supervise(
         code_dir.clone()
     };
     let mut plan = plan(&compiled.operation, r, &job_code_dir, dir, in_image)?;
-    if in_image {
+    if on_cluster {
+        // The cluster retries (backoffLimit) and enforces the deadline (activeDeadlineSeconds).
+        plan.max_retries = 0;
+        plan.timeout = None;
+        plan.job.spec = Some(Arc::new(compiled.operation.clone()));
+        plan.job.owner = r.owner.clone();
+        plan.job.project = r.project.clone();
+        plan.job.name = run.name.clone();
+    } else if in_image {
         plan.job.mounts.push((dir.to_path_buf(), job_dir.clone()));
         if !code_dir.starts_with(dir) {
             plan.job
@@ -733,6 +765,13 @@ async fn supervise(
         (Some(_), "process") => plan.notes.push(
             "the image described by `init.dockerfile` is built by `--executor docker`; the process executor runs on this machine as it is".into(),
         ),
+        (Some(_), "kubernetes") => {
+            return Err(UserError::new(
+                "`init.dockerfile` needs an image registry the cluster pulls from, which the kubernetes executor does not push to yet",
+            )
+            .hint("build and push the image yourself (`--executor docker` builds it), then set `run.container.image`")
+            .into());
+        }
         (Some(text), "docker") => {
             let tag = build_image(api, text, &code_dir, &compiled.operation).await?;
             plan.job.image = Some(tag);
@@ -745,7 +784,20 @@ async fn supervise(
 
     // The API for the job: the server itself (remote), or this process serving the embedded
     // store on a local port.
-    let host = match (&ctx.settings.host, api.client.embedded_app()) {
+    let kube_host = on_cluster
+        .then(|| executor::kubernetes::KubeSettings::from_env().api_host)
+        .flatten();
+    if on_cluster && kube_host.is_none() && ctx.settings.host.is_none() {
+        return Err(UserError::new(
+            "the kubernetes executor needs a server its pods can reach; this CLI uses the embedded store",
+        )
+        .hint("deploy one (`polyaxon admin deploy`) and `polyaxon config set --host URL`, or set POLYAXON_K8S_API_HOST")
+        .into());
+    }
+    let host = match (
+        kube_host.as_ref().or(ctx.settings.host.as_ref()),
+        api.client.embedded_app(),
+    ) {
         (Some(h), _) => h.clone(),
         (None, Some(app)) => {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -765,9 +817,63 @@ async fn supervise(
         .client
         .json(Method::POST, &api.path("/impersonate"), None::<&()>)
         .await?;
+    let mut env = contract_env(r, &host, Some(&token.token), &job_root, &job_dir, &compiled);
+    // What the user set wins over the contract, as in a container.
+    if on_cluster {
+        // The manifests carry the container's own env (with its `valueFrom`s) after these.
+        plan.job.env = env;
+        if code_dir.starts_with(dir) || meta.get("cwd").is_some() {
+            upload_code(api, &code_dir).await?;
+            plan.job.uploaded_code = true;
+        }
+    } else {
+        let user_keys: Vec<String> = plan.job.env.iter().map(|(k, _)| k.clone()).collect();
+        env.retain(|(k, _)| !user_keys.contains(k));
+        env.append(&mut plan.job.env);
+        plan.job.env = env;
+    }
+
+    for n in &plan.notes {
+        eprintln!("note: {n}");
+    }
+    claim.await.context("claiming the run")??;
+    crate::timing::mark("execute: claimed");
+    let mut attempt = 0u32;
+    loop {
+        let outcome = attempt_once(api, executor, &plan, dir, attempt).await?;
+        match &outcome {
+            Outcome::Failed(why) if attempt < plan.max_retries => {
+                attempt += 1;
+                let msg = format!("{why}; retry {attempt} of {}", plan.max_retries);
+                if !api
+                    .status(
+                        "retrying",
+                        "ExecutorRetrying",
+                        &msg,
+                        Some(json!({"attempt": attempt})),
+                    )
+                    .await?
+                {
+                    return Ok(Outcome::Stopped("stopped".into()));
+                }
+                continue;
+            }
+            _ => return Ok(outcome),
+        }
+    }
+}
+
+/// The env contract of a job (what upstream's agent gives a run's containers).
+pub fn contract_env(
+    r: &RunRef,
+    host: &str,
+    token: Option<&str>,
+    job_root: &Path,
+    job_dir: &Path,
+    compiled: &polyaxonfile::Compiled,
+) -> Vec<(String, String)> {
     let mut env = vec![
-        ("POLYAXON_HOST".to_string(), host.clone()),
-        ("POLYAXON_AUTH_TOKEN".into(), token.token.clone()),
+        ("POLYAXON_HOST".to_string(), host.to_string()),
         ("POLYAXON_IS_MANAGED".into(), "true".into()),
         ("POLYAXON_API_VERSION".into(), "v1".into()),
         (
@@ -817,40 +923,126 @@ async fn supervise(
         .map(|v| (v.name.clone(), v.value.clone()))
         .collect();
     env.push(("POLYAXON_PARAMS".into(), J::Object(params).to_string()));
-    // What the user set wins over the contract, as in a container.
-    let user_keys: Vec<String> = plan.job.env.iter().map(|(k, _)| k.clone()).collect();
-    env.retain(|(k, _)| !user_keys.contains(k));
-    env.append(&mut plan.job.env);
-    plan.job.env = env;
+    if let Some(t) = token {
+        env.insert(1, ("POLYAXON_AUTH_TOKEN".into(), t.to_string()));
+    }
+    env
+}
 
-    for n in &plan.notes {
-        eprintln!("note: {n}");
+/// The manifests `--executor kubernetes` would submit for a spec, without a cluster or a run
+/// (`polyaxon run --dry-run`): the token is a placeholder, the code an upload.
+pub fn dry_run(
+    ctx: &Ctx,
+    content: &str,
+    r: &RunRef,
+    name: Option<&str>,
+) -> Result<executor::kubernetes::manifests::Manifests> {
+    use executor::kubernetes as k8s;
+    let ks = k8s::KubeSettings::from_env();
+    let job_root = PathBuf::from(k8s::manifests::CONTEXT_ROOT);
+    let job_dir = job_root.join("artifacts").join(&r.uuid);
+    let run = V1Run {
+        uuid: Some(r.uuid.clone()),
+        name: name.map(str::to_string),
+        created_at: Some(polyaxon_server::api::time(executor::now_micros())),
+        ..Default::default()
+    };
+    let opts = polyaxonfile::Options {
+        globals: Some(globals(r, &run, &job_root, &job_dir)),
+        preset_dirs: crate::settings::preset_dirs(),
+        hub_dirs: crate::settings::hub_dirs(),
+        ..Default::default()
+    };
+    let mut session = polyaxonfile::Session::new();
+    let report = polyaxonfile::check_text(&mut session, "the polyaxonfile", content, &opts)
+        .map_err(|d| {
+            UserError::new(format!(
+                "the spec does not compile:\n{}",
+                d.render(&session.sources, false)
+            ))
+        })?;
+    let compiled = report.compiled.context("compiled")?;
+    if compiled.operation.matrix.is_some() {
+        return Err(UserError::new(
+            "a search has no manifests of its own: each trial gets its own when it starts",
+        )
+        .hint("print one trial's: remove `matrix` and pass its values with `-P`")
+        .into());
     }
-    claim.await.context("claiming the run")??;
-    crate::timing::mark("execute: claimed");
-    let mut attempt = 0u32;
-    loop {
-        let outcome = attempt_once(api, executor, &plan, dir, attempt).await?;
-        match &outcome {
-            Outcome::Failed(why) if attempt < plan.max_retries => {
-                attempt += 1;
-                let msg = format!("{why}; retry {attempt} of {}", plan.max_retries);
-                if !api
-                    .status(
-                        "retrying",
-                        "ExecutorRetrying",
-                        &msg,
-                        Some(json!({"attempt": attempt})),
-                    )
-                    .await?
-                {
-                    return Ok(Outcome::Stopped("stopped".into()));
-                }
-                continue;
-            }
-            _ => return Ok(outcome),
-        }
-    }
+    let plan = plan(
+        &compiled.operation,
+        r,
+        &job_dir.join("code"),
+        &job_dir,
+        true,
+    )?;
+    let host = ks
+        .api_host
+        .clone()
+        .or_else(|| ctx.settings.host.clone())
+        .unwrap_or_else(|| crate::deploy::IN_CLUSTER_API.to_string());
+    let env = contract_env(r, &host, None, &job_root, &job_dir, &compiled);
+    let namespace = ks
+        .namespace
+        .clone()
+        .or_else(k8s::kubeconfig_namespace)
+        .unwrap_or_else(|| "default".into());
+    let job = Job {
+        uuid: r.uuid.clone(),
+        spec: Some(Arc::new(compiled.operation.clone())),
+        name: name
+            .map(str::to_string)
+            .or_else(|| compiled.operation.name.clone()),
+        owner: r.owner.clone(),
+        project: r.project.clone(),
+        env,
+        uploaded_code: true,
+        ..plan.job
+    };
+    let mut m = k8s::build_manifests(&job, &namespace, &ks.manifests, false)?;
+    m.notes.extend(
+        plan.notes
+            .into_iter()
+            .filter(|n| !n.contains("secret or config map")),
+    );
+    Ok(m)
+}
+
+/// How often the kubernetes executor looks at the run's objects (`POLYAXON_K8S_POLL_MS`).
+fn kube_poll() -> Duration {
+    std::env::var("POLYAXON_K8S_POLL_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(Duration::from_secs(1))
+}
+
+/// Sends the run's code to its artifacts (`code/`), where its pods' init step fetches it.
+async fn upload_code(api: &Api, code_dir: &Path) -> Result<()> {
+    let packed = crate::upload::pack(code_dir, None)
+        .with_context(|| format!("packing the code in `{}`", code_dir.display()))?;
+    let path = crate::client::with_query(
+        &api.path("/artifacts/upload"),
+        &[
+            ("path", "code".to_string()),
+            ("untar", "true".into()),
+            ("overwrite", "true".into()),
+        ],
+    );
+    api.client
+        .call(
+            Method::POST,
+            &path,
+            Some((bytes::Bytes::from(packed.bytes), "application/gzip")),
+        )
+        .await
+        .context("uploading the code for the cluster")?;
+    api.log(format!(
+        "code uploaded for the cluster: {} files ({} bytes)",
+        packed.files, packed.size
+    ))
+    .await;
+    Ok(())
 }
 
 /// The Dockerfile to build the job's image from: generated from `init: [{dockerfile: …}]`,
@@ -1107,6 +1299,8 @@ async fn attempt_once(
         api.record_executor(json!({"job": handle.describe(), "job_pid": pid, "job_start": start, "job_boot_id": boot}))
             .await?;
     }
+    // Executors that see where the job runs report its statuses themselves.
+    let mut events = handle.events();
     let mut running_msg = format!("running ({})", handle.describe());
     if plan.is_service && !plan.job.ports.is_empty() {
         let urls: Vec<String> = plan
@@ -1117,10 +1311,16 @@ async fn attempt_once(
             .collect();
         running_msg = format!("serving at {}", urls.join(", "));
     }
+    let (first, first_reason) = if events.is_some() {
+        running_msg = format!("submitted: {}", handle.describe());
+        ("scheduled", "ExecutorSubmitted")
+    } else {
+        ("running", "ExecutorRunning")
+    };
     if !api
         .status(
-            "running",
-            "ExecutorRunning",
+            first,
+            first_reason,
             &running_msg,
             Some(json!({"attempt": attempt})),
         )
@@ -1162,6 +1362,7 @@ async fn attempt_once(
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut exit_code: Option<i32> = None;
+    let mut failure_reason: Option<String> = None;
     let outcome = loop {
         tokio::select! {
             exit = handle.wait() => {
@@ -1173,8 +1374,20 @@ async fn attempt_once(
                 break if exit.success() {
                     Outcome::Succeeded
                 } else {
-                    Outcome::Failed(exit.describe())
+                    match handle.failure() {
+                        Some((reason, message)) => {
+                            failure_reason = Some(reason);
+                            Outcome::Failed(message)
+                        }
+                        None => Outcome::Failed(exit.describe()),
+                    }
                 };
+            }
+            Some(ev) = async { match events.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                if !api.status(&ev.status, &ev.reason, &ev.message, Some(json!({"attempt": attempt}))).await? {
+                    handle.stop(grace).await?;
+                    break Outcome::Stopped("stopped on request".into());
+                }
             }
             _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
                 handle.stop(grace).await?;
@@ -1213,7 +1426,11 @@ async fn attempt_once(
             "ExecutorSucceeded",
             format!("exit code 0 after {took:.1} s"),
         ),
-        Outcome::Failed(why) => ("failed", "ExecutorFailed", why.clone()),
+        Outcome::Failed(why) => (
+            "failed",
+            failure_reason.as_deref().unwrap_or("ExecutorFailed"),
+            why.clone(),
+        ),
         Outcome::Stopped(why) => ("stopped", "ExecutorStopped", why.clone()),
     };
     if matches!(outcome, Outcome::Failed(_)) {

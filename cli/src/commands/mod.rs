@@ -1,5 +1,6 @@
 //! One module per command (a folder per group); `run` dispatches.
 
+pub mod admin;
 pub mod check;
 pub mod completion;
 pub mod config;
@@ -40,6 +41,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<()> {
                 Command::Version(args) => version::run(&ctx, args),
                 Command::Init(args) => init::run(&ctx, args),
                 Command::Dashboard(args) => dashboard::run(&ctx, args),
+                Command::Admin(cmd) => admin::run(&ctx, cmd),
                 Command::Check(_)
                 | Command::Server(_)
                 | Command::Completion(_)

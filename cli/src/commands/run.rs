@@ -71,9 +71,15 @@ pub struct RunArgs {
     #[arg(short = 'l', long = "logs", visible_alias = "log")]
     pub logs: bool,
 
-    /// Where the job runs: `process` (this machine) or `docker`.
-    #[arg(long = "executor", value_name = "EXECUTOR", default_value = "process", value_parser = ["process", "docker"])]
+    /// Where the job runs: `process` (this machine), `docker`, or `kubernetes` (the cluster of
+    /// the kubeconfig's context; `POLYAXON_K8S_CONTEXT`, `POLYAXON_K8S_NAMESPACE` choose).
+    #[arg(long = "executor", value_name = "EXECUTOR", default_value = "process", value_parser = ["process", "docker", "kubernetes"])]
     pub executor: String,
+
+    /// Print the Kubernetes manifests the run becomes (`-o yaml`, the default, or `-o json`)
+    /// instead of running it. Needs no cluster.
+    #[arg(long)]
+    pub dry_run: bool,
 
     /// Named presets to apply, comma-separated.
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
@@ -377,6 +383,9 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
         );
     }
     let content = content(&report)?;
+    if args.dry_run {
+        return dry_run(ctx, &args, &content);
+    }
     let cwd = std::env::current_dir().context("the current directory")?;
     let code_dir = report.prepared.dir.clone();
     let code_dir = if code_dir.as_os_str().is_empty() {
@@ -489,6 +498,43 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
             .map(crate::scheduler::drive::objective);
         follow_run(ctx, &client, &r, &args, search).await
     })
+}
+
+/// `polyaxon run --dry-run`: the manifests of the run, printed.
+fn dry_run(ctx: &Ctx, args: &RunArgs, content: &str) -> Result<()> {
+    let (owner, project) = match args.project.as_deref() {
+        Some(p) => match p.split_once('/') {
+            Some((o, n)) => (o.to_string(), n.to_string()),
+            None => (
+                ctx.settings
+                    .client
+                    .owner
+                    .clone()
+                    .unwrap_or_else(|| "default".into()),
+                p.to_string(),
+            ),
+        },
+        None => match ctx.settings.project_cache()? {
+            Some(c) => (c.owner, c.name),
+            None => ("default".into(), "default".into()),
+        },
+    };
+    let r = RunRef {
+        owner,
+        project,
+        uuid: polyaxon_server::store::new_uuid(),
+    };
+    let m = crate::supervisor::dry_run(ctx, content, &r, args.name.as_deref())?;
+    for n in &m.notes {
+        ctx.printer.warn(&format!("note: {n}"));
+    }
+    match args.output.format() {
+        Format::Json => ctx
+            .printer
+            .out(&serde_json::to_string_pretty(&J::Array(m.objects.clone()))?)?,
+        _ => ctx.printer.out(m.to_yaml().trim_end())?,
+    }
+    Ok(())
 }
 
 /// `polyaxon run -u`: packs `from` and unpacks it into the run's artifacts at `to`.

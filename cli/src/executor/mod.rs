@@ -3,6 +3,7 @@
 //! stop it, and a cleanup that leaves nothing behind.
 
 pub mod docker;
+pub mod kubernetes;
 pub mod process;
 
 use std::path::PathBuf;
@@ -38,6 +39,24 @@ pub struct Job {
     pub mounts: Vec<(PathBuf, PathBuf)>,
     /// The user to run as (`uid:gid`), for executors that can choose.
     pub user: Option<String>,
+    /// The compiled spec, for executors that describe the whole run (Kubernetes).
+    pub spec: Option<std::sync::Arc<polyaxonfile::CompiledOperation>>,
+    pub name: Option<String>,
+    pub owner: String,
+    pub project: String,
+    /// `image` was built for this run (it replaces the spec's).
+    pub image_built: bool,
+    /// The code was uploaded to the run's artifacts (`code/`), for executors without this
+    /// machine's files.
+    pub uploaded_code: bool,
+}
+
+/// A status the executor learnt from where the job runs (Kubernetes: unschedulable, pulling…).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusEvent {
+    pub status: String,
+    pub reason: String,
+    pub message: String,
 }
 
 /// Which stream a line came from.
@@ -96,6 +115,14 @@ pub trait Handle: Send {
     fn pid(&self) -> Option<u32>;
     /// What to show as where it runs (`pid 1234`, `container 3f2a…`).
     fn describe(&self) -> String;
+    /// Statuses seen where the job runs, before its end (taken once; none for local jobs).
+    fn events(&mut self) -> Option<mpsc::Receiver<StatusEvent>> {
+        None
+    }
+    /// Why the job failed, when the place it ran says more than an exit code (reason, message).
+    fn failure(&self) -> Option<(String, String)> {
+        None
+    }
 }
 
 /// Starts jobs somewhere.

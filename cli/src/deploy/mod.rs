@@ -1,0 +1,877 @@
+//! `polyaxon admin deploy|upgrade|teardown`: the server, its database and the executor's RBAC
+//! on a cluster, applied by server-side apply from a config (see [`config`]).
+
+pub mod config;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use k8s_openapi::api::apps::v1 as apps;
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::networking::v1 as net;
+use k8s_openapi::api::rbac::v1 as rbac;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::{Api, DeleteParams, ListParams};
+use serde_json::{Value as J, json};
+
+pub use config::Config;
+
+use crate::error::UserError;
+use crate::executor::kubernetes::{self as k8s, ObjRef};
+
+/// The API of a default deploy, as the cluster's pods reach it.
+pub const IN_CLUSTER_API: &str = "http://polyaxon-api.polyaxon.svc:80";
+
+/// The server's image when the config names none.
+pub fn default_image() -> String {
+    format!("polyaxon/polyaxon-rs:{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Secrets of a deploy: given in the config, kept from a previous deploy, or generated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Secrets {
+    pub admin_password: String,
+    pub db_password: String,
+}
+
+impl Secrets {
+    /// New random ones (32 hexadecimal characters each).
+    pub fn generate() -> Secrets {
+        let r = || polyaxon_server::store::new_uuid().replace('-', "");
+        Secrets {
+            admin_password: r(),
+            db_password: r(),
+        }
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> J {
+    serde_json::to_value(v).expect("manifests serialize")
+}
+
+struct Names {
+    ns: String,
+    rel: String,
+}
+
+impl Names {
+    fn of(c: &Config) -> Names {
+        Names {
+            ns: c.namespace(),
+            rel: c.release(),
+        }
+    }
+    fn api(&self) -> String {
+        format!("{}-api", self.rel)
+    }
+    fn db(&self) -> String {
+        format!("{}-postgresql", self.rel)
+    }
+    fn secret(&self) -> String {
+        format!("{}-secrets", self.rel)
+    }
+    fn executor(&self) -> String {
+        format!("{}-executor", self.rel)
+    }
+    fn artifacts(&self) -> String {
+        format!("{}-artifacts", self.rel)
+    }
+}
+
+fn labels(c: &Config, component: &str) -> BTreeMap<String, String> {
+    let mut l: BTreeMap<String, String> = c
+        .value("labels")
+        .and_then(J::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    l.insert("app.kubernetes.io/name".into(), "polyaxon".into());
+    l.insert("app.kubernetes.io/instance".into(), c.release());
+    l.insert("app.kubernetes.io/component".into(), component.into());
+    l.insert("app.kubernetes.io/managed-by".into(), "polyaxon".into());
+    l
+}
+
+fn selector(c: &Config, component: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/instance".to_string(), c.release()),
+        (
+            "app.kubernetes.io/component".to_string(),
+            component.to_string(),
+        ),
+    ])
+}
+
+fn meta(c: &Config, name: String, component: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: Some(c.namespace()),
+        labels: Some(labels(c, component)),
+        annotations: c
+            .value("annotations")
+            .and_then(|a| serde_json::from_value(a.clone()).ok()),
+        ..Default::default()
+    }
+}
+
+fn from<T: serde::de::DeserializeOwned>(c: &Config, path: &str) -> Result<Option<T>> {
+    match c.value(path) {
+        None => Ok(None),
+        Some(v) => serde_json::from_value(v.clone())
+            .map(Some)
+            .map_err(|e| UserError::new(format!("`{path}`: {e}")).into()),
+    }
+}
+
+/// Scheduling of a component: its own, else the config's.
+fn pod_scheduling(c: &Config, component: &str, spec: &mut core::PodSpec) -> Result<()> {
+    let pick = |key: &str| {
+        let own = format!("{component}.{key}");
+        if c.value(&own).is_some() {
+            own
+        } else {
+            key.to_string()
+        }
+    };
+    spec.node_selector = from(c, &pick("nodeSelector"))?;
+    spec.tolerations = from(c, &pick("tolerations"))?;
+    spec.affinity = from(c, &pick("affinity"))?;
+    spec.priority_class_name = c.str("priorityClassName");
+    spec.image_pull_secrets = c.value("imagePullSecrets").and_then(J::as_array).map(|a| {
+        a.iter()
+            .filter_map(J::as_str)
+            .map(|n| core::LocalObjectReference { name: n.into() })
+            .collect()
+    });
+    if c.bool("securityContext.enabled") == Some(true) {
+        spec.security_context = Some(core::PodSecurityContext {
+            run_as_user: c.int("securityContext.runAsUser"),
+            run_as_group: c.int("securityContext.runAsGroup"),
+            fs_group: c.int("securityContext.fsGroup"),
+            fs_group_change_policy: c.str("securityContext.fsGroupChangePolicy"),
+            run_as_non_root: c.bool("securityContext.runAsNonRoot"),
+            ..Default::default()
+        });
+    }
+    Ok(())
+}
+
+fn secret_env(name: &str, secret: &str, key: &str) -> core::EnvVar {
+    core::EnvVar {
+        name: name.into(),
+        value: None,
+        value_from: Some(core::EnvVarSource {
+            secret_key_ref: Some(core::SecretKeySelector {
+                name: secret.into(),
+                key: key.into(),
+                optional: None,
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+fn env(name: &str, value: impl Into<String>) -> core::EnvVar {
+    core::EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
+/// Every object of a deploy, in the order they are applied.
+pub fn manifests(c: &Config, secrets: &Secrets) -> Result<Vec<J>> {
+    let n = Names::of(c);
+    let mut out = Vec::new();
+    out.push(to_json(&core::Namespace {
+        metadata: ObjectMeta {
+            name: Some(n.ns.clone()),
+            labels: Some(labels(c, "namespace")),
+            ..Default::default()
+        },
+        ..Default::default()
+    }));
+    // The executor's identity: what `polyaxon run --executor kubernetes` may do here.
+    if c.bool("rbac.enabled") != Some(false) {
+        out.push(to_json(&core::ServiceAccount {
+            metadata: meta(c, n.executor(), "executor"),
+            ..Default::default()
+        }));
+        let rule = |groups: &[&str], resources: &[&str], verbs: &[&str]| rbac::PolicyRule {
+            api_groups: Some(groups.iter().map(|s| s.to_string()).collect()),
+            resources: Some(resources.iter().map(|s| s.to_string()).collect()),
+            verbs: verbs.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let manage = [
+            "get", "list", "watch", "create", "update", "patch", "delete",
+        ];
+        out.push(to_json(&rbac::Role {
+            metadata: meta(c, n.executor(), "executor"),
+            rules: Some(vec![
+                rule(
+                    &[""],
+                    &["pods", "pods/log", "services", "secrets", "configmaps"],
+                    &manage,
+                ),
+                rule(&[""], &["pods/portforward"], &["get", "create"]),
+                rule(&[""], &["events"], &["get", "list", "watch"]),
+                rule(&["batch"], &["jobs"], &manage),
+                rule(&["apps"], &["deployments"], &manage),
+                rule(
+                    &["kubeflow.org"],
+                    &["tfjobs", "pytorchjobs", "mpijobs"],
+                    &manage,
+                ),
+            ]),
+        }));
+        out.push(to_json(&rbac::RoleBinding {
+            metadata: meta(c, n.executor(), "executor"),
+            role_ref: rbac::RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "Role".into(),
+                name: n.executor(),
+            },
+            subjects: Some(vec![rbac::Subject {
+                kind: "ServiceAccount".into(),
+                name: n.executor(),
+                namespace: Some(n.ns.clone()),
+                ..Default::default()
+            }]),
+        }));
+    }
+    if c.agent_only() {
+        return Ok(out);
+    }
+
+    let admin_password = c
+        .str("user.password")
+        .unwrap_or_else(|| secrets.admin_password.clone());
+    let (db_user, db_name, db_password, db_host, db_port) = if c.internal_db() {
+        (
+            c.str("postgresql.auth.username")
+                .unwrap_or_else(|| "polyaxon".into()),
+            c.str("postgresql.auth.database")
+                .unwrap_or_else(|| "polyaxon".into()),
+            c.str("postgresql.auth.password")
+                .unwrap_or_else(|| secrets.db_password.clone()),
+            n.db(),
+            5432,
+        )
+    } else {
+        (
+            c.str("externalServices.postgresql.user")
+                .unwrap_or_else(|| "polyaxon".into()),
+            c.str("externalServices.postgresql.database")
+                .unwrap_or_else(|| "polyaxon".into()),
+            c.str("externalServices.postgresql.password")
+                .unwrap_or_default(),
+            c.str("externalServices.postgresql.host")
+                .unwrap_or_default(),
+            c.int("externalServices.postgresql.port").unwrap_or(5432),
+        )
+    };
+    let db_host = db_host
+        .trim_start_matches("postgres://")
+        .trim_start_matches("postgresql://")
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut ssl = String::new();
+    if let Some(m) = c.str("externalServices.postgresql.sslMode") {
+        ssl = format!("?sslmode={m}");
+    }
+    let url = format!(
+        "postgres://{}:{}@{}:{}/{}{}",
+        enc(&db_user),
+        enc(&db_password),
+        db_host,
+        db_port,
+        enc(&db_name),
+        ssl
+    );
+    out.push(to_json(&core::Secret {
+        metadata: meta(c, n.secret(), "secrets"),
+        type_: Some("Opaque".into()),
+        string_data: Some(BTreeMap::from([
+            ("admin-password".to_string(), admin_password),
+            ("database-password".to_string(), db_password.clone()),
+            ("database-url".to_string(), url),
+        ])),
+        ..Default::default()
+    }));
+
+    if c.internal_db() {
+        let size = c
+            .str("postgresql.persistence.size")
+            .unwrap_or_else(|| "8Gi".into());
+        let mut db_spec = core::PodSpec {
+            containers: vec![core::Container {
+                name: "postgresql".into(),
+                image: Some(format!(
+                    "postgres:{}",
+                    c.str("postgresql.imageTag").unwrap_or_else(|| "15".into())
+                )),
+                env: Some(vec![
+                    env("POSTGRES_USER", db_user.clone()),
+                    env("POSTGRES_DB", db_name.clone()),
+                    secret_env("POSTGRES_PASSWORD", &n.secret(), "database-password"),
+                    env("PGDATA", "/var/lib/postgresql/data/pgdata"),
+                ]),
+                ports: Some(vec![core::ContainerPort {
+                    name: Some("postgresql".into()),
+                    container_port: 5432,
+                    ..Default::default()
+                }]),
+                readiness_probe: Some(core::Probe {
+                    exec: Some(core::ExecAction {
+                        command: Some(vec![
+                            "pg_isready".into(),
+                            "-U".into(),
+                            db_user.clone(),
+                            "-d".into(),
+                            db_name.clone(),
+                        ]),
+                    }),
+                    period_seconds: Some(5),
+                    ..Default::default()
+                }),
+                resources: from(c, "postgresql.resources")?,
+                volume_mounts: Some(vec![core::VolumeMount {
+                    name: "data".into(),
+                    mount_path: "/var/lib/postgresql/data".into(),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        pod_scheduling(c, "postgresql", &mut db_spec)?;
+        let persist = c.bool("postgresql.persistence.enabled") != Some(false);
+        let existing = c.str("postgresql.persistence.existingClaim");
+        if !persist || existing.is_some() {
+            db_spec.volumes = Some(vec![core::Volume {
+                name: "data".into(),
+                persistent_volume_claim: existing.map(|e| {
+                    core::PersistentVolumeClaimVolumeSource {
+                        claim_name: e,
+                        read_only: None,
+                    }
+                }),
+                empty_dir: (!persist).then(Default::default),
+                ..Default::default()
+            }]);
+        }
+        let claims =
+            (persist && c.str("postgresql.persistence.existingClaim").is_none()).then(|| {
+                vec![core::PersistentVolumeClaim {
+                    metadata: ObjectMeta {
+                        name: Some("data".into()),
+                        labels: Some(labels(c, "database")),
+                        ..Default::default()
+                    },
+                    spec: Some(core::PersistentVolumeClaimSpec {
+                        access_modes: Some(vec!["ReadWriteOnce".into()]),
+                        storage_class_name: c.str("postgresql.persistence.storageClass"),
+                        resources: Some(core::VolumeResourceRequirements {
+                            requests: Some(BTreeMap::from([(
+                                "storage".to_string(),
+                                Quantity(size.clone()),
+                            )])),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }]
+            });
+        out.push(to_json(&core::Service {
+            metadata: meta(c, n.db(), "database"),
+            spec: Some(core::ServiceSpec {
+                selector: Some(selector(c, "database")),
+                ports: Some(vec![core::ServicePort {
+                    name: Some("postgresql".into()),
+                    port: 5432,
+                    target_port: Some(IntOrString::Int(5432)),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }));
+        out.push(to_json(&apps::StatefulSet {
+            metadata: meta(c, n.db(), "database"),
+            spec: Some(apps::StatefulSetSpec {
+                service_name: Some(n.db()),
+                replicas: Some(1),
+                selector: LabelSelector {
+                    match_labels: Some(selector(c, "database")),
+                    ..Default::default()
+                },
+                template: core::PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(labels(c, "database")),
+                        ..Default::default()
+                    }),
+                    spec: Some(db_spec),
+                },
+                volume_claim_templates: claims,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }));
+    }
+
+    // The artifacts store: a volume shared by the server and the runs' pods.
+    let (artifacts_volume, artifacts_path) = artifacts_volume(c, &n, &mut out);
+    let image = match (c.str("gateway.image"), c.str("gateway.imageTag")) {
+        (Some(i), Some(t)) if !i.contains(':') => format!("{i}:{t}"),
+        (Some(i), _) => i,
+        (None, _) => default_image(),
+    };
+    let mut api_spec = core::PodSpec {
+        service_account_name: (c.bool("rbac.enabled") != Some(false)).then(|| n.executor()),
+        containers: vec![core::Container {
+            name: "api".into(),
+            image: Some(image),
+            image_pull_policy: c.str("gateway.imagePullPolicy"),
+            command: Some(vec!["polyaxon".into()]),
+            args: Some(vec![
+                "server".into(),
+                "start".into(),
+                "--host".into(),
+                "0.0.0.0".into(),
+                "--port".into(),
+                "8000".into(),
+                "--artifacts-root".into(),
+                artifacts_path.clone(),
+            ]),
+            env: Some(vec![
+                secret_env("POLYAXON_DATABASE_URL", &n.secret(), "database-url"),
+                secret_env("POLYAXON_ADMIN_PASSWORD", &n.secret(), "admin-password"),
+                env(
+                    "POLYAXON_ENVIRONMENT",
+                    c.str("environment").unwrap_or_else(|| "production".into()),
+                ),
+                env(
+                    "POLYAXON_LOG_LEVEL",
+                    c.str("logLevel").unwrap_or_else(|| "INFO".into()),
+                ),
+                env("TZ", c.str("timezone").unwrap_or_else(|| "UTC".into())),
+                env("POLYAXON_K8S_NAMESPACE", n.ns.clone()),
+            ]),
+            ports: Some(vec![core::ContainerPort {
+                name: Some("http".into()),
+                container_port: 8000,
+                ..Default::default()
+            }]),
+            readiness_probe: Some(core::Probe {
+                http_get: Some(core::HTTPGetAction {
+                    path: Some("/healthz".into()),
+                    port: IntOrString::Int(8000),
+                    ..Default::default()
+                }),
+                period_seconds: Some(5),
+                ..Default::default()
+            }),
+            liveness_probe: Some(core::Probe {
+                http_get: Some(core::HTTPGetAction {
+                    path: Some("/healthz".into()),
+                    port: IntOrString::Int(8000),
+                    ..Default::default()
+                }),
+                initial_delay_seconds: Some(10),
+                period_seconds: Some(20),
+                ..Default::default()
+            }),
+            resources: from(c, "gateway.resources")?,
+            volume_mounts: Some(vec![core::VolumeMount {
+                name: "artifacts".into(),
+                mount_path: artifacts_path,
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }],
+        volumes: Some(vec![artifacts_volume]),
+        ..Default::default()
+    };
+    pod_scheduling(c, "gateway", &mut api_spec)?;
+    out.push(to_json(&apps::Deployment {
+        metadata: meta(c, n.api(), "api"),
+        spec: Some(apps::DeploymentSpec {
+            replicas: Some(c.int("gateway.replicas").unwrap_or(1) as i32),
+            selector: LabelSelector {
+                match_labels: Some(selector(c, "api")),
+                ..Default::default()
+            },
+            template: core::PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(c, "api")),
+                    ..Default::default()
+                }),
+                spec: Some(api_spec),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }));
+    let port = c.int("gateway.service.port").unwrap_or(80) as i32;
+    let svc_type = c
+        .str("gateway.service.type")
+        .unwrap_or_else(|| "ClusterIP".into());
+    let mut svc_meta = meta(c, n.api(), "api");
+    if let Some(a) = from::<BTreeMap<String, String>>(c, "gateway.service.annotations")? {
+        svc_meta.annotations.get_or_insert_default().extend(a);
+    }
+    out.push(to_json(&core::Service {
+        metadata: svc_meta,
+        spec: Some(core::ServiceSpec {
+            type_: Some(svc_type.clone()),
+            selector: Some(selector(c, "api")),
+            load_balancer_ip: c.str("gateway.service.loadBalancerIP"),
+            ports: Some(vec![core::ServicePort {
+                name: Some("http".into()),
+                port,
+                target_port: Some(IntOrString::Int(8000)),
+                node_port: c
+                    .int("gateway.service.nodePort")
+                    .filter(|_| svc_type == "NodePort")
+                    .map(|p| p as i32),
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }));
+    if c.bool("ingress.enabled") == Some(true) {
+        let path = c.str("ingress.path").unwrap_or_else(|| "/".into());
+        // `/*` (upstream's GCE style) is a prefix match of `/`.
+        let path = path.trim_end_matches('*').to_string();
+        let path = if path.is_empty() { "/".into() } else { path };
+        let mut im = meta(c, n.api(), "ingress");
+        if let Some(a) = from::<BTreeMap<String, String>>(c, "ingress.annotations")? {
+            im.annotations.get_or_insert_default().extend(a);
+        }
+        out.push(to_json(&net::Ingress {
+            metadata: im,
+            spec: Some(net::IngressSpec {
+                ingress_class_name: c.str("ingress.className"),
+                tls: from(c, "ingress.tls")?,
+                rules: Some(vec![net::IngressRule {
+                    host: c.str("ingress.hostName"),
+                    http: Some(net::HTTPIngressRuleValue {
+                        paths: vec![net::HTTPIngressPath {
+                            path: Some(path),
+                            path_type: "Prefix".into(),
+                            backend: net::IngressBackend {
+                                service: Some(net::IngressServiceBackend {
+                                    name: n.api(),
+                                    port: Some(net::ServiceBackendPort {
+                                        number: Some(port),
+                                        ..Default::default()
+                                    }),
+                                }),
+                                ..Default::default()
+                            },
+                        }],
+                    }),
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }));
+    }
+    Ok(out)
+}
+
+/// The artifacts store's volume (and the claim to create, if ours) and where it is mounted.
+fn artifacts_volume(c: &Config, n: &Names, out: &mut Vec<J>) -> (core::Volume, String) {
+    let kind = c.str("artifactsStore.kind").unwrap_or_default();
+    let schema = |k: &str| c.str(&format!("artifactsStore.schema.{k}"));
+    let mount = schema("mountPath").unwrap_or_else(|| "/plx-context/artifacts".into());
+    match kind.as_str() {
+        "volume_claim" if schema("volumeClaim").is_some() => (
+            core::Volume {
+                name: "artifacts".into(),
+                persistent_volume_claim: Some(core::PersistentVolumeClaimVolumeSource {
+                    claim_name: schema("volumeClaim").unwrap_or_default(),
+                    read_only: None,
+                }),
+                ..Default::default()
+            },
+            mount,
+        ),
+        "host_path" if schema("hostPath").is_some() => (
+            core::Volume {
+                name: "artifacts".into(),
+                host_path: Some(core::HostPathVolumeSource {
+                    path: schema("hostPath").unwrap_or_default(),
+                    type_: Some("DirectoryOrCreate".into()),
+                }),
+                ..Default::default()
+            },
+            mount,
+        ),
+        _ => {
+            out.push(to_json(&core::PersistentVolumeClaim {
+                metadata: meta(c, n.artifacts(), "artifacts"),
+                spec: Some(core::PersistentVolumeClaimSpec {
+                    access_modes: Some(vec!["ReadWriteOnce".into()]),
+                    resources: Some(core::VolumeResourceRequirements {
+                        requests: Some(BTreeMap::from([(
+                            "storage".to_string(),
+                            Quantity("10Gi".into()),
+                        )])),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }));
+            (
+                core::Volume {
+                    name: "artifacts".into(),
+                    persistent_volume_claim: Some(core::PersistentVolumeClaimVolumeSource {
+                        claim_name: n.artifacts(),
+                        read_only: None,
+                    }),
+                    ..Default::default()
+                },
+                "/plx-context/artifacts".into(),
+            )
+        }
+    }
+}
+
+/// Warnings about a config beyond its unused keys.
+pub fn advice(c: &Config) -> Vec<String> {
+    let mut w = c.warnings.clone();
+    if let Some(u) = c.str("user.username").filter(|u| u != "root") {
+        w.push(format!(
+            "`user.username: {u}`: the server's first user is `root`; create `{u}` after the deploy"
+        ));
+    }
+    let kind = c.str("artifactsStore.kind").unwrap_or_default();
+    if !kind.is_empty() && kind != "volume_claim" && kind != "host_path" {
+        w.push(format!(
+            "`artifactsStore.kind: {kind}`: the server keeps artifacts on a volume; a {}-artifacts claim of 10Gi is created instead",
+            c.release()
+        ));
+    }
+    w
+}
+
+fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The secrets of a previous deploy, kept by upgrades (the database was initialised with them).
+pub async fn existing_secrets(client: &kube::Client, c: &Config) -> Result<Option<Secrets>> {
+    let n = Names::of(c);
+    let api: Api<core::Secret> = Api::namespaced(client.clone(), &n.ns);
+    let s = api
+        .get_opt(&n.secret())
+        .await
+        .map_err(|e| k8s::explain(e, "reading the deploy's secrets"))?;
+    Ok(s.and_then(|s| {
+        let d = s.data?;
+        let get = |k: &str| d.get(k).map(|b| String::from_utf8_lossy(&b.0).into_owned());
+        Some(Secrets {
+            admin_password: get("admin-password")?,
+            db_password: get("database-password")?,
+        })
+    }))
+}
+
+/// Applies every object, reporting each; then waits for the rollout.
+pub async fn apply_all(
+    client: &kube::Client,
+    objects: &[J],
+    progress: &dyn Fn(&str),
+    timeout: Duration,
+    poll: Duration,
+) -> Result<()> {
+    for o in objects {
+        let r = ObjRef::of(o)?;
+        k8s::apply(client, o).await?;
+        progress(&format!("applied {}", r.describe()));
+    }
+    wait_rollout(client, objects, progress, timeout, poll).await
+}
+
+/// Waits until every Deployment and StatefulSet has its replicas ready and up to date.
+pub async fn wait_rollout(
+    client: &kube::Client,
+    objects: &[J],
+    progress: &dyn Fn(&str),
+    timeout: Duration,
+    poll: Duration,
+) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    for o in objects {
+        let r = ObjRef::of(o)?;
+        if r.kind != "Deployment" && r.kind != "StatefulSet" {
+            continue;
+        }
+        let api = r.api(client)?;
+        let mut said = String::new();
+        loop {
+            let obj = api
+                .get(&r.name)
+                .await
+                .map_err(|e| k8s::explain(e, &format!("reading {}", r.describe())))?;
+            let want = obj
+                .data
+                .pointer("/spec/replicas")
+                .and_then(J::as_i64)
+                .unwrap_or(1);
+            let st = |k: &str| {
+                obj.data
+                    .pointer(&format!("/status/{k}"))
+                    .and_then(J::as_i64)
+                    .unwrap_or(0)
+            };
+            let generation = obj.metadata.generation.unwrap_or(0);
+            let observed = st("observedGeneration");
+            let (ready, updated) = (st("readyReplicas"), st("updatedReplicas"));
+            let msg = format!("{}: {ready}/{want} ready, {updated} updated", r.describe());
+            if msg != said {
+                progress(&msg);
+                said = msg;
+            }
+            if observed >= generation && ready >= want && updated >= want {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(UserError::new(format!(
+                    "{} did not become ready in {} s ({said})",
+                    r.describe(),
+                    timeout.as_secs()
+                ))
+                .hint(format!(
+                    "`kubectl -n {} describe {} {}` says why (image pull, scheduling, probes)",
+                    r.namespace.clone().unwrap_or_default(),
+                    r.kind.to_lowercase(),
+                    r.name
+                ))
+                .into());
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+    Ok(())
+}
+
+/// Removes a deploy. The database's volumes and the secrets that open it stay unless
+/// `delete_volumes` (then the namespace goes too).
+pub async fn teardown(
+    client: &kube::Client,
+    c: &Config,
+    delete_volumes: bool,
+    progress: &dyn Fn(&str),
+) -> Result<()> {
+    let n = Names::of(c);
+    let objects = manifests(c, &Secrets::generate())?;
+    for o in objects.iter().rev() {
+        let r = ObjRef::of(o)?;
+        let keep = match r.kind.as_str() {
+            "Namespace" => !delete_volumes,
+            "PersistentVolumeClaim" | "Secret" => !delete_volumes,
+            _ => false,
+        };
+        if keep {
+            progress(&format!("kept {}", r.describe()));
+            continue;
+        }
+        if r.kind == "Namespace" {
+            continue;
+        }
+        if k8s::delete(client, &r, None).await? {
+            progress(&format!("deleted {}", r.describe()));
+        }
+    }
+    if delete_volumes {
+        let pvcs: Api<core::PersistentVolumeClaim> = Api::namespaced(client.clone(), &n.ns);
+        let lp = ListParams::default().labels(&format!("app.kubernetes.io/instance={}", n.rel));
+        let _ = pvcs
+            .delete_collection(&DeleteParams::foreground(), &lp)
+            .await
+            .map_err(|e| k8s::explain(e, "deleting the database's volumes"))?;
+        progress("deleted the database's volumes");
+        let ns = ObjRef {
+            api_version: "v1".into(),
+            kind: "Namespace".into(),
+            name: n.ns.clone(),
+            namespace: None,
+        };
+        if k8s::delete(client, &ns, None).await? {
+            progress(&format!("deleted Namespace {}", n.ns));
+        }
+    }
+    Ok(())
+}
+
+/// The manifests for printing: secrets' values hidden unless asked.
+pub fn printable(objects: &[J], show_secrets: bool) -> Vec<J> {
+    objects
+        .iter()
+        .map(|o| {
+            let mut o = o.clone();
+            if !show_secrets
+                && o.get("kind").and_then(J::as_str) == Some("Secret")
+                && let Some(d) = o.get_mut("stringData").and_then(J::as_object_mut)
+            {
+                for v in d.values_mut() {
+                    *v = json!("<hidden: --show-secrets prints it>");
+                }
+            }
+            o
+        })
+        .collect()
+}
+
+/// Whether a deploy exists (its server Deployment, or for the agent chart its Role).
+pub async fn deployed(client: &kube::Client, c: &Config) -> Result<bool> {
+    let n = Names::of(c);
+    let r = if c.agent_only() {
+        ObjRef {
+            api_version: "rbac.authorization.k8s.io/v1".into(),
+            kind: "Role".into(),
+            name: n.executor(),
+            namespace: Some(n.ns.clone()),
+        }
+    } else {
+        ObjRef {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            name: n.api(),
+            namespace: Some(n.ns.clone()),
+        }
+    };
+    k8s::exists(client, &r)
+        .await
+        .context("looking for the deploy")
+}

@@ -1,0 +1,535 @@
+//! The executor and the deploy against kube-rs's mock service: a scripted cluster answers
+//! each request; the tests check what was asked, in which order, and what came out.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{Request, Response};
+use kube::client::Body;
+use serde_json::{Value as J, json};
+
+use super::*;
+use crate::executor::Handle;
+
+/// One request as the cluster saw it.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    path: String,
+    query: String,
+    body: J,
+}
+
+type Router = Box<dyn FnMut(&Seen) -> (u16, Vec<u8>) + Send>;
+
+/// A client whose every request goes to `route`; the requests are recorded.
+fn fake_cluster(mut route: Router) -> (kube::Client, Arc<Mutex<Vec<Seen>>>) {
+    let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Some((req, send)) = handle.next_request().await {
+            let method = req.method().to_string();
+            let path = req.uri().path().to_string();
+            let query = req.uri().query().unwrap_or_default().to_string();
+            let bytes = req.into_body().collect_bytes().await.unwrap_or_default();
+            let body = serde_json::from_slice(&bytes).unwrap_or(J::Null);
+            let s = Seen {
+                method,
+                path,
+                query,
+                body,
+            };
+            let (code, out) = route(&s);
+            log.lock().unwrap().push(s);
+            send.send_response(
+                Response::builder()
+                    .status(code)
+                    .body(Body::from(out))
+                    .unwrap(),
+            );
+        }
+    });
+    (kube::Client::new(svc, "default"), seen)
+}
+
+fn ok(v: J) -> (u16, Vec<u8>) {
+    (200, serde_json::to_vec(&v).unwrap())
+}
+
+fn not_found() -> (u16, Vec<u8>) {
+    (404, serde_json::to_vec(&json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "not found", "reason": "NotFound", "code": 404})).unwrap())
+}
+
+fn pod_list(pods: Vec<J>) -> (u16, Vec<u8>) {
+    ok(
+        json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": pods}),
+    )
+}
+
+const UUID: &str = "0123456789abcdef0123456789abcdef";
+
+fn job_manifests(spec: &str) -> manifests::Manifests {
+    let mut session = polyaxonfile::Session::new();
+    let report =
+        polyaxonfile::check_text(&mut session, "t", spec, &Default::default()).expect("compiles");
+    let op = report.compiled.unwrap().operation;
+    manifests::build(&manifests::Input {
+        op: &op,
+        uuid: UUID,
+        name: Some("t"),
+        owner: "acme",
+        project: "mnist",
+        namespace: "runs",
+        env: &[("POLYAXON_HOST".into(), "http://api".into())],
+        image: None,
+        token: Some("tok"),
+        uploaded_code: false,
+        settings: &Default::default(),
+    })
+    .expect("manifests")
+}
+
+const JOB: &str = "version: 1.1\nkind: component\nrun:\n  kind: job\n  container: {image: 'busybox:1', command: [sh, -c, 'echo hi']}\n";
+
+fn pod(phase: &str, node: Option<&str>, statuses: J, conditions: J) -> J {
+    let name = format!("{}-x7k2p", manifests::resource_name(UUID));
+    json!({
+        "metadata": {"name": name, "namespace": "runs"},
+        "spec": {"nodeName": node, "containers": [{"name": "polyaxon-main"}]},
+        "status": {"phase": phase, "containerStatuses": statuses, "conditions": conditions}
+    })
+}
+
+fn main_status(state: J) -> J {
+    json!([{"name": "polyaxon-main", "image": "busybox:1", "imageID": "", "ready": false, "restartCount": 0, "state": state}])
+}
+
+async fn collect(h: &mut dyn Handle) -> (Vec<String>, Vec<String>) {
+    let mut lines = h.lines().unwrap();
+    let mut events = h.events().unwrap();
+    let mut out = Vec::new();
+    let mut evs = Vec::new();
+    let exit = tokio::time::timeout(Duration::from_secs(20), h.wait())
+        .await
+        .expect("ends")
+        .unwrap();
+    while let Ok(Some(l)) = tokio::time::timeout(Duration::from_millis(300), lines.recv()).await {
+        out.push(l.text);
+    }
+    while let Ok(e) = events.try_recv() {
+        evs.push(format!("{} {}: {}", e.status, e.reason, e.message));
+    }
+    evs.push(format!("exit {exit:?}"));
+    (out, evs)
+}
+
+#[tokio::test]
+async fn submit_watch_logs_with_a_reconnect_then_cleanup() {
+    let name = manifests::resource_name(UUID);
+    let pod_name = format!("{name}-x7k2p");
+    let mut lists = 0;
+    let mut log_calls = 0;
+    let mut deleted = false;
+    let name2 = name.clone();
+    let route: Router = Box::new(move |s: &Seen| {
+        let name = &name2;
+        let path = s.path.as_str();
+        if s.method == "PATCH" {
+            return ok(s.body.clone());
+        }
+        if s.method == "DELETE" {
+            deleted = true;
+            return ok(
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200}),
+            );
+        }
+        if path == "/api/v1/namespaces/runs/pods" {
+            lists += 1;
+            if deleted {
+                return pod_list(vec![]);
+            }
+            return pod_list(vec![match lists {
+                1 => pod(
+                    "Pending",
+                    None,
+                    json!([]),
+                    json!([{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/2 nodes are available: 2 Insufficient cpu."}]),
+                ),
+                2..=4 => pod(
+                    "Running",
+                    Some("n1"),
+                    main_status(json!({"running": {"startedAt": "2026-11-24T09:00:00Z"}})),
+                    json!([]),
+                ),
+                _ => pod(
+                    "Succeeded",
+                    Some("n1"),
+                    main_status(json!({"terminated": {"exitCode": 0, "reason": "Completed"}})),
+                    json!([]),
+                ),
+            }]);
+        }
+        if path == format!("/apis/batch/v1/namespaces/runs/jobs/{name}") {
+            if deleted {
+                return not_found();
+            }
+            let status = if lists >= 5 {
+                json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]})
+            } else {
+                json!({"active": 1})
+            };
+            return ok(
+                json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": "runs"}, "status": status}),
+            );
+        }
+        if path == format!("/api/v1/namespaces/runs/secrets/{name}") {
+            return if deleted {
+                not_found()
+            } else {
+                ok(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}}))
+            };
+        }
+        if path == format!("/api/v1/namespaces/runs/pods/{pod_name}/log") {
+            log_calls += 1;
+            // The first stream drops after two lines; the reconnection starts from the last
+            // line's second and so repeats it, which must not show twice.
+            let body = match log_calls {
+                1 => {
+                    "2026-11-24T09:00:01.000000001Z epoch 1\n2026-11-24T09:00:02.000000002Z epoch 2\n"
+                }
+                2 => {
+                    "2026-11-24T09:00:02.000000002Z epoch 2\n2026-11-24T09:00:03.000000003Z epoch 3\n"
+                }
+                _ => "",
+            };
+            return (200, body.as_bytes().to_vec());
+        }
+        if path == format!("/api/v1/namespaces/runs/pods/{pod_name}") {
+            // The container runs until the third log read.
+            let state = if log_calls >= 2 {
+                json!({"terminated": {"exitCode": 0}})
+            } else {
+                json!({"running": {}})
+            };
+            return ok(pod("Running", Some("n1"), main_status(state), json!([])));
+        }
+        not_found()
+    });
+    let (client, seen) = fake_cluster(route);
+    let m = job_manifests(JOB);
+    let mut h = submit(client, "runs", UUID, &m, Duration::from_millis(20))
+        .await
+        .unwrap();
+    let (lines, events) = collect(&mut h).await;
+    assert_eq!(
+        lines,
+        vec!["epoch 1", "epoch 2", "epoch 3"],
+        "each line once, in order"
+    );
+    assert_eq!(
+        events.first().unwrap(),
+        "unschedulable Unschedulable: 0/2 nodes are available: 2 Insufficient cpu."
+    );
+    assert!(
+        events.iter().any(|e| e.starts_with("running")),
+        "{events:?}"
+    );
+    assert_eq!(events.last().unwrap(), "exit Code(0)");
+    h.cleanup().await.unwrap();
+
+    let seen = seen.lock().unwrap().clone();
+    let calls: Vec<String> = seen
+        .iter()
+        .map(|s| format!("{} {}", s.method, s.path))
+        .collect();
+    // Submitted by server-side apply, the token's Secret first.
+    assert_eq!(
+        calls[0],
+        format!("PATCH /api/v1/namespaces/runs/secrets/{name}")
+    );
+    assert_eq!(
+        calls[1],
+        format!("PATCH /apis/batch/v1/namespaces/runs/jobs/{name}")
+    );
+    assert!(
+        seen[0].query.contains("fieldManager=polyaxon") && seen[0].query.contains("force=true"),
+        "{}",
+        seen[0].query
+    );
+    // The reconnection asked from the last line's second.
+    let logs: Vec<&Seen> = seen.iter().filter(|s| s.path.ends_with("/log")).collect();
+    assert!(logs[0].query.contains("follow=true") && logs[0].query.contains("timestamps=true"));
+    assert!(
+        logs[1].query.contains("sinceTime=2026-11-24T09%3A00%3A02"),
+        "{}",
+        logs[1].query
+    );
+    // Cleanup deletes the Job (dependents first) and the Secret, and waits for them.
+    let deletes: Vec<&Seen> = seen.iter().filter(|s| s.method == "DELETE").collect();
+    assert_eq!(deletes.len(), 2);
+    assert!(
+        deletes
+            .iter()
+            .all(|d| d.body["propagationPolicy"] == "Foreground"),
+        "{:?}",
+        deletes[0].body
+    );
+}
+
+async fn failing_run(pods: Vec<J>, job_status: J) -> (Option<(String, String)>, Vec<String>) {
+    let name = manifests::resource_name(UUID);
+    let route: Router = Box::new(move |s: &Seen| {
+        if s.method == "PATCH" {
+            return ok(s.body.clone());
+        }
+        if s.path == "/api/v1/namespaces/runs/pods" {
+            return pod_list(pods.clone());
+        }
+        if s.path == format!("/apis/batch/v1/namespaces/runs/jobs/{name}") {
+            return ok(
+                json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name}, "status": job_status}),
+            );
+        }
+        (200, Vec::new())
+    });
+    let (client, _) = fake_cluster(route);
+    let m = job_manifests(JOB);
+    let mut h = submit(client, "runs", UUID, &m, Duration::from_millis(20))
+        .await
+        .unwrap();
+    let (_, events) = collect(&mut h).await;
+    (h.failure(), events)
+}
+
+#[tokio::test]
+async fn image_pull_errors_fail_the_run_with_their_reason() {
+    let p = pod(
+        "Pending",
+        Some("n1"),
+        json!([{"name": "polyaxon-main", "image": "busybox:nope", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"waiting": {"reason": "ErrImagePull", "message": "manifest unknown"}}}]),
+        json!([]),
+    );
+    let (failure, events) = failing_run(vec![p], json!({"active": 1})).await;
+    let (reason, message) = failure.unwrap();
+    assert_eq!(reason, "ErrImagePull");
+    assert!(
+        message.contains("`busybox:nope`") && message.contains("manifest unknown"),
+        "{message}"
+    );
+    assert_eq!(events.last().unwrap(), "exit Code(1)");
+}
+
+#[tokio::test]
+async fn oom_kills_fail_the_run_with_their_reason() {
+    let p = pod(
+        "Failed",
+        Some("n1"),
+        main_status(json!({"terminated": {"exitCode": 137, "reason": "OOMKilled"}})),
+        json!([]),
+    );
+    let job = json!({"failed": 1, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]});
+    let (failure, events) = failing_run(vec![p], job).await;
+    assert_eq!(failure.unwrap().0, "OOMKilled");
+    assert_eq!(events.last().unwrap(), "exit Code(137)");
+}
+
+#[tokio::test]
+async fn unschedulable_then_deadline() {
+    let p = pod(
+        "Pending",
+        None,
+        json!([]),
+        json!([{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity."}]),
+    );
+    let job = json!({"conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded", "message": "Job was active longer than specified deadline"}]});
+    let (failure, _) = failing_run(vec![p], job).await;
+    assert_eq!(
+        failure.unwrap(),
+        (
+            "DeadlineExceeded".to_string(),
+            "Job was active longer than specified deadline".to_string()
+        )
+    );
+}
+
+#[tokio::test]
+async fn stop_deletes_in_the_foreground_and_waits_until_nothing_is_left() {
+    let name = manifests::resource_name(UUID);
+    let mut deletes = 0;
+    let mut lists_after = 0;
+    let name2 = name.clone();
+    let route: Router = Box::new(move |s: &Seen| {
+        let name = &name2;
+        if s.method == "PATCH" {
+            return ok(s.body.clone());
+        }
+        if s.method == "DELETE" {
+            deletes += 1;
+            return ok(
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200}),
+            );
+        }
+        if s.path == "/api/v1/namespaces/runs/pods" {
+            if deletes == 0 {
+                return pod_list(vec![pod(
+                    "Running",
+                    Some("n1"),
+                    main_status(json!({"running": {}})),
+                    json!([]),
+                )]);
+            }
+            // The pod takes two looks to go (its grace period).
+            lists_after += 1;
+            return if lists_after < 3 {
+                pod_list(vec![pod(
+                    "Running",
+                    Some("n1"),
+                    main_status(json!({"running": {}})),
+                    json!([]),
+                )])
+            } else {
+                pod_list(vec![])
+            };
+        }
+        if s.path.ends_with(name.as_str()) && s.method == "GET" {
+            return if deletes > 0 {
+                not_found()
+            } else {
+                ok(
+                    json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name}, "status": {"active": 1}}),
+                )
+            };
+        }
+        (200, Vec::new())
+    });
+    let (client, seen) = fake_cluster(route);
+    let m = job_manifests(JOB);
+    let mut h = submit(client, "runs", UUID, &m, Duration::from_millis(20))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    h.stop(Duration::from_secs(7)).await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    let dels: Vec<&Seen> = seen.iter().filter(|s| s.method == "DELETE").collect();
+    assert_eq!(
+        dels.iter().map(|d| d.path.clone()).collect::<Vec<_>>(),
+        vec![
+            format!("/apis/batch/v1/namespaces/runs/jobs/{name}"),
+            format!("/api/v1/namespaces/runs/secrets/{name}")
+        ]
+    );
+    assert!(
+        dels.iter()
+            .all(|d| d.body["propagationPolicy"] == "Foreground"
+                && d.body["gracePeriodSeconds"] == 7)
+    );
+    // It returned only once the pods were gone.
+    let last_list = seen
+        .iter()
+        .rposition(|s| s.path == "/api/v1/namespaces/runs/pods")
+        .unwrap();
+    assert!(seen[last_list..].iter().all(|s| s.method == "GET"));
+}
+
+const DEPLOY: &str = "namespace: plx\nrbac: {enabled: true}\ningress: {enabled: true, hostName: plx.example.com}\npostgresql: {persistence: {size: 20Gi}}\n";
+
+#[tokio::test]
+async fn deploy_applies_in_order_and_waits_for_the_rollout() {
+    let c = crate::deploy::config::parse(DEPLOY).unwrap();
+    let objects = crate::deploy::manifests(&c, &crate::deploy::Secrets::generate()).unwrap();
+    let mut gets = 0;
+    let route: Router = Box::new(move |s: &Seen| {
+        if s.method == "PATCH" {
+            return ok(s.body.clone());
+        }
+        gets += 1;
+        // Not ready on the first look, ready on the next.
+        let ready = if gets % 2 == 0 { 1 } else { 0 };
+        ok(
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x", "generation": 1},
+            "spec": {"replicas": 1}, "status": {"observedGeneration": 1, "readyReplicas": ready, "updatedReplicas": 1}}),
+        )
+    });
+    let (client, seen) = fake_cluster(route);
+    let said = Mutex::new(Vec::new());
+    crate::deploy::apply_all(
+        &client,
+        &objects,
+        &|m: &str| said.lock().unwrap().push(m.to_string()),
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+    )
+    .await
+    .unwrap();
+    let seen = seen.lock().unwrap().clone();
+    let calls: Vec<String> = seen
+        .iter()
+        .map(|s| format!("{} {}", s.method, s.path))
+        .collect();
+    let expected_order = [
+        "PATCH /api/v1/namespaces/plx",
+        "PATCH /api/v1/namespaces/plx/serviceaccounts/polyaxon-executor",
+        "PATCH /apis/rbac.authorization.k8s.io/v1/namespaces/plx/roles/polyaxon-executor",
+        "PATCH /apis/rbac.authorization.k8s.io/v1/namespaces/plx/rolebindings/polyaxon-executor",
+        "PATCH /api/v1/namespaces/plx/secrets/polyaxon-secrets",
+        "PATCH /api/v1/namespaces/plx/services/polyaxon-postgresql",
+        "PATCH /apis/apps/v1/namespaces/plx/statefulsets/polyaxon-postgresql",
+        "PATCH /api/v1/namespaces/plx/persistentvolumeclaims/polyaxon-artifacts",
+        "PATCH /apis/apps/v1/namespaces/plx/deployments/polyaxon-api",
+        "PATCH /api/v1/namespaces/plx/services/polyaxon-api",
+        "PATCH /apis/networking.k8s.io/v1/namespaces/plx/ingresses/polyaxon-api",
+        "GET /apis/apps/v1/namespaces/plx/statefulsets/polyaxon-postgresql",
+    ];
+    assert_eq!(&calls[..expected_order.len()], &expected_order[..]);
+    assert!(
+        calls.contains(&"GET /apis/apps/v1/namespaces/plx/deployments/polyaxon-api".to_string())
+    );
+    let said = said.into_inner().unwrap();
+    assert!(
+        said.iter().any(|m| m.contains("0/1 ready"))
+            && said.iter().any(|m| m.contains("1/1 ready")),
+        "{said:?}"
+    );
+}
+
+#[tokio::test]
+async fn teardown_keeps_the_database_volume_unless_told() {
+    let c = crate::deploy::config::parse(DEPLOY).unwrap();
+    for delete_volumes in [false, true] {
+        let route: Router = Box::new(|s: &Seen| {
+            if s.method == "DELETE" {
+                return ok(
+                    json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200}),
+                );
+            }
+            (200, Vec::new())
+        });
+        let (client, seen) = fake_cluster(route);
+        crate::deploy::teardown(&client, &c, delete_volumes, &|_| {})
+            .await
+            .unwrap();
+        let seen = seen.lock().unwrap().clone();
+        let dels: Vec<String> = seen
+            .iter()
+            .filter(|s| s.method == "DELETE")
+            .map(|s| s.path.clone())
+            .collect();
+        assert_eq!(
+            dels[0], "/apis/networking.k8s.io/v1/namespaces/plx/ingresses/polyaxon-api",
+            "the reverse order"
+        );
+        assert!(dels.contains(
+            &"/apis/apps/v1/namespaces/plx/statefulsets/polyaxon-postgresql".to_string()
+        ));
+        let volumes = dels.iter().any(|d| d.contains("persistentvolumeclaims"));
+        let secrets = dels.iter().any(|d| d.contains("/secrets/"));
+        let namespace = dels.iter().any(|d| d == "/api/v1/namespaces/plx");
+        assert_eq!(
+            (volumes, secrets, namespace),
+            (delete_volumes, delete_volumes, delete_volumes),
+            "{dels:?}"
+        );
+    }
+}
