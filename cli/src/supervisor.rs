@@ -150,8 +150,12 @@ fn plan(
     code_dir: &Path,
     dir: &Path,
     in_image: bool,
+    on_cluster: bool,
 ) -> Result<Plan> {
     use polyaxonfile::spec::Run;
+    // Distributed runs describe their containers per replica (the manifests read them).
+    static NO_CONTAINER: std::sync::LazyLock<polyaxonfile::spec::Container> =
+        std::sync::LazyLock::new(Default::default);
     let Some(run) = &op.run else {
         return Err(UserError::new("the run's spec has no `run` section").into());
     };
@@ -167,6 +171,7 @@ fn plan(
                 .filter_map(|p| u16::try_from(p).ok())
                 .collect(),
         ),
+        Run::TfJob(_) | Run::PytorchJob(_) | Run::MpiJob(_) if on_cluster => (None, false, vec![]),
         other => {
             return Err(UserError::new(format!(
                 "`run.kind: {}` needs a cluster: this executor runs `job` and `service`",
@@ -176,7 +181,7 @@ fn plan(
             .into());
         }
     };
-    let Some(c) = container else {
+    let Some(c) = container.or(on_cluster.then_some(&NO_CONTAINER)) else {
         return Err(UserError::new("the run's spec has no `run.container`").into());
     };
     let mut argv: Vec<String> = c.command.clone().unwrap_or_default();
@@ -737,7 +742,14 @@ async fn supervise(
     } else {
         code_dir.clone()
     };
-    let mut plan = plan(&compiled.operation, r, &job_code_dir, dir, in_image)?;
+    let mut plan = plan(
+        &compiled.operation,
+        r,
+        &job_code_dir,
+        dir,
+        in_image,
+        on_cluster,
+    )?;
     if on_cluster {
         // The cluster retries (backoffLimit) and enforces the deadline (activeDeadlineSeconds).
         plan.max_retries = 0;
@@ -974,6 +986,7 @@ pub fn dry_run(
         r,
         &job_dir.join("code"),
         &job_dir,
+        true,
         true,
     )?;
     let host = ks

@@ -129,6 +129,10 @@ const ROOT: S = S::Map(&[
     ("timezone", S::Str),
     ("limitResources", S::Bool),
     ("passwordLength", S::Int),
+    (
+        "passwordAuth",
+        S::Unused("users log in with their password and tokens"),
+    ),
     ("rbac", S::Map(&[("enabled", S::Bool)])),
     (
         "ingress",
@@ -142,10 +146,6 @@ const ROOT: S = S::Map(&[
         ]),
     ),
     ("gateway", COMPONENT),
-    (
-        "api",
-        S::Unused("the server is the `gateway` component here"),
-    ),
     (
         "user",
         S::Map(&[
@@ -405,15 +405,18 @@ fn check(v: &J, s: S, path: &str, errors: &mut Vec<String>, warnings: &mut Vec<S
                                 .iter()
                                 .map(|(n, _)| *n)
                                 .find(|n| n.eq_ignore_ascii_case(k));
-                            errors.push(match close {
-                                Some(n) => {
-                                    format!("`{sub}` is not a key here: did you mean `{n}`?")
-                                }
-                                None => format!(
+                            // Upstream refuses unknown top-level keys and misspelt ones;
+                            // other nested keys of its charts pass, unused here.
+                            match close {
+                                Some(n) => errors.push(format!(
+                                    "`{sub}` is not a key here: did you mean `{n}`?"
+                                )),
+                                None if path.is_empty() => errors.push(format!(
                                     "`{sub}` is not a key here; known keys: {}",
                                     keys.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
-                                ),
-                            });
+                                )),
+                                None => warnings.push(format!("`{sub}` is not used here")),
+                            }
                         }
                     }
                 }
@@ -550,7 +553,8 @@ fn semantic(c: &Config, errors: &mut Vec<String>) {
     // Upstream's broker rules, kept so that a config upstream refuses is refused here too.
     let broker = c.str("broker").unwrap_or_else(|| "rabbitmq".into());
     for svc in ["redis", "rabbitmq"] {
-        let needed = broker == svc || (svc == "redis" && c.bool("redis.nonBroker") == Some(true));
+        // Upstream's scheduler needs its broker.
+        let needed = c.bool("scheduler.enabled") == Some(true) && broker == svc;
         if needed
             && c.bool(&format!("{svc}.enabled")) == Some(false)
             && c.value(&format!("externalServices.{svc}")).is_none()

@@ -5,6 +5,7 @@ mod common;
 mod docker;
 mod docs;
 mod embedded;
+mod kubernetes;
 mod remote;
 mod run;
 mod server;

@@ -1,0 +1,402 @@
+//! Every manifest the project generates passes a real schema validator (kubernetes-validate,
+//! strict, for the Kubernetes version of our k8s-openapi types): the runs of the compat
+//! polyaxonfiles and the deploys of the compat deploy configs. Plus the tests that need a real
+//! cluster, ignored unless one is there.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value as J, json};
+
+use crate::common::{Env, compat_dir, stderr, stdout};
+
+/// The Kubernetes version of the k8s-openapi feature the workspace selects.
+const K8S_VERSION: &str = "1.33.0";
+
+fn validator() -> Option<PathBuf> {
+    let found = std::env::var_os("POLYAXON_TEST_PYTHON")
+        .map(PathBuf::from)
+        .and_then(|p| p.parent().map(|d| d.join("kubernetes-validate")))
+        .filter(|p| p.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "kubernetes-validate must be installed in CI (scripts/test installs it)"
+        );
+        eprintln!("skipped: kubernetes-validate is not installed (scripts/test installs it)");
+    }
+    found
+}
+
+/// Validates files; the failures, by file.
+fn validate(bin: &Path, files: &[PathBuf]) -> Vec<String> {
+    let out = std::process::Command::new(bin)
+        .args(["--strict", "--quiet", "-k", K8S_VERSION])
+        .args(files)
+        .output()
+        .unwrap();
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    let mut bad: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains("ERROR") || l.contains("FAIL") || l.contains("failed"))
+        .map(str::to_string)
+        .collect();
+    if !out.status.success() && bad.is_empty() {
+        bad.push(text);
+    }
+    bad
+}
+
+/// Writes objects to files for the validator: Kubeflow jobs are checked for their shape here
+/// and their pod templates, wrapped as PodTemplates, by the validator.
+fn write_objects(dir: &Path, tag: &str, objects: &[J], problems: &mut Vec<String>) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut write = |n: usize, o: &J| {
+        let p = dir.join(format!("{tag}-{n}.json"));
+        std::fs::write(&p, serde_json::to_vec_pretty(o).unwrap()).unwrap();
+        files.push(p);
+    };
+    let mut n = 0;
+    for o in objects {
+        let kind = o["kind"].as_str().unwrap_or_default();
+        let (key, roles): (&str, &[&str]) = match kind {
+            "TFJob" => ("tfReplicaSpecs", &["Chief", "PS", "Worker", "Evaluator"]),
+            "PyTorchJob" => ("pytorchReplicaSpecs", &["Master", "Worker"]),
+            "MPIJob" => ("mpiReplicaSpecs", &["Launcher", "Worker"]),
+            _ => {
+                n += 1;
+                write(n, o);
+                continue;
+            }
+        };
+        if o["apiVersion"] != "kubeflow.org/v1" || !o["spec"]["runPolicy"].is_object() {
+            problems.push(format!(
+                "{tag}: {kind} without kubeflow.org/v1 or runPolicy"
+            ));
+        }
+        let specs = o["spec"][key].as_object().cloned().unwrap_or_default();
+        if specs.is_empty() {
+            problems.push(format!("{tag}: {kind} without {key}"));
+        }
+        for (role, r) in specs {
+            if !roles.contains(&role.as_str()) {
+                problems.push(format!("{tag}: {kind} role `{role}`"));
+            }
+            if !r["replicas"].is_i64()
+                || !["Always", "OnFailure", "Never", "ExitCode"]
+                    .contains(&r["restartPolicy"].as_str().unwrap_or(""))
+            {
+                problems.push(format!(
+                    "{tag}: {kind} `{role}` replicas/restartPolicy: {r}"
+                ));
+            }
+            n += 1;
+            write(
+                n,
+                &json!({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": format!("{tag}-{}", role.to_lowercase())}, "template": r["template"]}),
+            );
+        }
+    }
+    files
+}
+
+/// What a dry run may refuse, and why.
+const REFUSALS: &[&str] = &[
+    "has no Kubernetes form here",          // dag, raycluster, daskcluster
+    "a search has no manifests of its own", // matrix: one per trial
+    "cannot run on a cluster here",         // init steps with no cluster form (paths, *Ref)
+    "this operation is a DAG",
+    "the container has no `image`", // v0.6 builds: the image comes from a build
+    "needs an image registry",      // init.dockerfile: not pushed yet
+    "no value for a required input", // needs `-P`
+];
+
+#[test]
+fn manifests_of_the_compat_polyaxonfiles_pass_the_validator() {
+    let Some(dir) = compat_dir() else {
+        eprintln!("skipped: ../shared/compat is not beside the checkout");
+        return;
+    };
+    let Some(bin) = validator() else { return };
+    let env = Env::new();
+    let out_dir = tempfile::tempdir().unwrap();
+    let table = std::fs::read_to_string(dir.join("expected.tsv")).unwrap();
+    let (mut files, mut problems, mut kinds) =
+        (Vec::new(), Vec::new(), std::collections::BTreeMap::new());
+    let mut refused = 0;
+    for line in table
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let cols: Vec<&str> = line.split('\t').collect();
+        if cols[1] != "valid" {
+            continue;
+        }
+        let file = cols[0];
+        let out = env
+            .cmd()
+            .current_dir(&dir)
+            .args(["run", "--dry-run", "-o", "json", "-f", file])
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            let err = stderr(&out);
+            if REFUSALS.iter().any(|r| err.contains(r)) {
+                refused += 1;
+            } else {
+                problems.push(format!("{file}: dry run failed:\n{err}"));
+            }
+            continue;
+        }
+        let objects: Vec<J> = serde_json::from_str(&stdout(&out))
+            .unwrap_or_else(|e| panic!("{file}: {e}\n{}", stdout(&out)));
+        for o in &objects {
+            *kinds
+                .entry(o["kind"].as_str().unwrap_or("?").to_string())
+                .or_insert(0) += 1;
+        }
+        let tag = file.replace(['/', '.'], "_");
+        files.extend(write_objects(out_dir.path(), &tag, &objects, &mut problems));
+    }
+    problems.extend(validate(&bin, &files));
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    eprintln!(
+        "validated {} manifests ({kinds:?}); {refused} specs have no manifests",
+        files.len()
+    );
+    // Every kind the executor makes is among them.
+    for k in [
+        "Secret",
+        "Job",
+        "Deployment",
+        "Service",
+        "TFJob",
+        "PyTorchJob",
+        "MPIJob",
+    ] {
+        assert!(kinds.contains_key(k), "no {k} among {kinds:?}");
+    }
+}
+
+#[test]
+fn the_validator_rejects_a_broken_manifest() {
+    let Some(bin) = validator() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let bad = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "x"},
+        "spec": {"backoffLimit": "two", "template": {"spec": {"containers": [{"name": "m", "image": "i", "cpu": 1}]}}}});
+    let p = dir.path().join("bad.json");
+    std::fs::write(&p, bad.to_string()).unwrap();
+    assert!(
+        !validate(&bin, &[p]).is_empty(),
+        "a string backoffLimit and an unknown field must fail"
+    );
+}
+
+fn deploy_configs() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/compat/deploy-configs");
+    dir.is_dir().then_some(dir)
+}
+
+/// Upstream refuses `wrong_values1.yml` (an in-cluster PostgreSQL with nothing else said);
+/// here the database's password is generated, so it deploys.
+const ACCEPTED_HERE: &[&str] = &["wrong_values1.yml"];
+
+#[test]
+fn deploy_configs_valid_ones_deploy_and_wrong_ones_are_refused_with_their_key() {
+    let Some(dir) = deploy_configs() else {
+        eprintln!("skipped: ../shared/compat is not beside the checkout");
+        return;
+    };
+    let Some(bin) = validator() else { return };
+    let env = Env::new();
+    let out_dir = tempfile::tempdir().unwrap();
+    let (mut files, mut problems) = (Vec::new(), Vec::new());
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yml"))
+        .collect();
+    names.sort();
+    let (mut valid, mut wrong) = (0, 0);
+    for name in &names {
+        let out = env
+            .cmd()
+            .args(["admin", "deploy", "--dry-run", "-o", "json", "-f"])
+            .arg(dir.join(name))
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        if name.starts_with("wrong_") && !ACCEPTED_HERE.contains(&name.as_str()) {
+            wrong += 1;
+            if out.status.code() != Some(1) || !err.contains('`') {
+                problems.push(format!(
+                    "{name}: expected a refusal naming the key, got {:?}:\n{err}",
+                    out.status.code()
+                ));
+            }
+            continue;
+        }
+        valid += 1;
+        if !out.status.success() {
+            problems.push(format!("{name}: refused:\n{err}"));
+            continue;
+        }
+        let objects: Vec<J> = serde_json::from_str(&stdout(&out)).unwrap();
+        assert!(
+            objects
+                .iter()
+                .all(|o| o["kind"] != "Secret"
+                    || !o.to_string().contains("database-url\":\"postgres")),
+            "{name}: secrets printed without --show-secrets"
+        );
+        files.extend(write_objects(
+            out_dir.path(),
+            &name.replace('.', "_"),
+            &objects,
+            &mut problems,
+        ));
+    }
+    problems.extend(validate(&bin, &files));
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(valid >= 14 && wrong >= 10, "{valid} valid, {wrong} wrong");
+    eprintln!(
+        "{valid} configs deployed ({} manifests validated), {wrong} refused",
+        files.len()
+    );
+}
+
+#[test]
+fn deploy_config_errors_say_where_and_what() {
+    let env = Env::new();
+    let cfg = env.home.path().join("c.yml");
+    std::fs::write(&cfg, "gateway:\n  replicas: three\n  service: {type: Cluster}\nemail: {useTLS: true}\nredis: {enabled: true}\n").unwrap();
+    let out = env
+        .cmd()
+        .args(["admin", "deploy", "--dry-run", "-f"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`gateway.replicas`: expected an integer, found a string (`three`)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`email.useTLS` is not a key here: did you mean `useTls`?"),
+        "{err}"
+    );
+    // Unused sections are said once, as warnings, and do not fail a valid config.
+    std::fs::write(&cfg, "redis: {enabled: true}\nbroker: redis\n").unwrap();
+    let out = env
+        .cmd()
+        .args(["admin", "deploy", "--dry-run", "-f"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn dry_run_prints_the_job_and_its_secret_without_a_cluster() {
+    let env = Env::new();
+    let f = env.home.path().join("p.yml");
+    std::fs::write(
+        &f,
+        "version: 1.1\nkind: component\ntermination: {maxRetries: 3, timeout: 60, ttl: 30}\nrun:\n  kind: job\n  container: {image: 'python:3.12', command: [python, t.py], resources: {limits: {nvidia.com/gpu: '1'}}}\n",
+    )
+    .unwrap();
+    let out = env
+        .cmd()
+        .args(["run", "--dry-run", "-f"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        text.contains("kind: Secret") && text.contains("---\napiVersion: batch/v1\nkind: Job"),
+        "{text}"
+    );
+    for want in [
+        "backoffLimit: 3",
+        "activeDeadlineSeconds: 60",
+        "ttlSecondsAfterFinished: 30",
+        "nvidia.com/gpu: \"1\"",
+        "name: polyaxon-main",
+    ] {
+        assert!(text.contains(want), "{want} missing:\n{text}");
+    }
+    // Nothing was created.
+    assert!(
+        !env.home.path().join(".polyaxon/polyaxon.db").exists() || {
+            let ls = env
+                .cmd()
+                .args(["ops", "ls", "-o", "json"])
+                .output()
+                .unwrap();
+            stdout(&ls).trim() == "[]"
+        }
+    );
+}
+
+/// A real cluster: `KUBECONFIG` pointing at one, with a server reachable from its pods
+/// (`POLYAXON_HOST`, e.g. after `polyaxon admin deploy` and a port-forward).
+fn cluster() -> bool {
+    std::env::var_os("KUBECONFIG").is_some() && std::env::var_os("POLYAXON_HOST").is_some()
+}
+
+#[test]
+#[ignore = "needs cluster"]
+fn a_job_runs_on_the_cluster_and_its_logs_come_back() {
+    assert!(
+        cluster(),
+        "set KUBECONFIG and POLYAXON_HOST (see the README)"
+    );
+    let env = Env::new();
+    let f = env.home.path().join("p.yml");
+    std::fs::write(&f, "version: 1.1\nkind: component\nrun:\n  kind: job\n  container: {image: 'busybox:1.36', command: [sh, -c, 'for i in 1 2 3; do echo line $i; sleep 1; done']}\n").unwrap();
+    let mut c = env.cmd();
+    for k in [
+        "KUBECONFIG",
+        "POLYAXON_HOST",
+        "POLYAXON_AUTH_TOKEN",
+        "POLYAXON_K8S_NAMESPACE",
+        "POLYAXON_K8S_API_HOST",
+    ] {
+        if let Some(v) = std::env::var_os(k) {
+            c.env(k, v);
+        }
+    }
+    let out = c
+        .args(["run", "--executor", "kubernetes", "-l", "-f"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for i in 1..=3 {
+        assert_eq!(text.matches(&format!("line {i}")).count(), 1, "{text}");
+    }
+}
+
+#[test]
+#[ignore = "needs cluster"]
+fn admin_check_reaches_the_cluster() {
+    assert!(std::env::var_os("KUBECONFIG").is_some(), "set KUBECONFIG");
+    let env = Env::new();
+    let cfg = env.home.path().join("c.yml");
+    std::fs::write(&cfg, "namespace: polyaxon-test\n").unwrap();
+    let out = env
+        .cmd()
+        .env("KUBECONFIG", std::env::var_os("KUBECONFIG").unwrap())
+        .args(["admin", "deploy", "--check", "-f"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cluster: Kubernetes"),
+        "{}",
+        stderr(&out)
+    );
+}
