@@ -582,48 +582,37 @@ pub async fn execute(
         .hint("`polyaxon ops restart` runs it again as a new run; `polyaxon ops resume` continues it")
         .into());
     }
-    let executor: Box<dyn executor::Executor> = match executor_name {
-        "process" => Box::new(executor::process::Process),
-        "docker" => match executor::docker::Docker::connect().await {
-            Ok(docker) => Box::new(executor::docker::DockerExecutor { docker }),
-            Err(e) => {
-                let msg = match e.downcast_ref::<UserError>() {
-                    Some(u) => format!("{}; {}", u.message, u.hint.clone().unwrap_or_default()),
-                    None => format!("{e:#}"),
-                };
-                let _ = api
-                    .status("failed", "ExecutorUnavailable", &msg, None)
-                    .await;
-                return Err(e);
-            }
-        },
+    let connected: Result<Box<dyn executor::Executor>> = match executor_name {
+        "process" => Ok(Box::new(executor::process::Process)),
+        "docker" => executor::docker::Docker::connect()
+            .await
+            .map(|docker| Box::new(executor::docker::DockerExecutor { docker }) as _),
         "kubernetes" => {
             let ks = executor::kubernetes::KubeSettings::from_env();
-            match executor::kubernetes::connect(ks.context.as_deref(), ks.namespace.as_deref())
+            executor::kubernetes::connect(ks.context.as_deref(), ks.namespace.as_deref())
                 .await
-            {
-                Ok((client, namespace)) => Box::new(executor::kubernetes::Kubernetes {
-                    client,
-                    namespace,
-                    settings: ks.manifests,
-                    poll: kube_poll(),
-                }),
-                Err(e) => {
-                    let msg = match e.downcast_ref::<UserError>() {
-                        Some(u) => format!("{}; {}", u.message, u.hint.clone().unwrap_or_default()),
-                        None => format!("{e:#}"),
-                    };
-                    let _ = api
-                        .status("failed", "ExecutorUnavailable", &msg, None)
-                        .await;
-                    return Err(e);
-                }
-            }
+                .map(|(client, namespace)| {
+                    Box::new(executor::kubernetes::Kubernetes {
+                        client,
+                        namespace,
+                        settings: ks.manifests,
+                        poll: kube_poll(),
+                    }) as _
+                })
         }
         other => {
             return Err(UserError::new(format!("`{other}` is not an executor here"))
                 .hint("use `process`, `docker` or `kubernetes`")
                 .into());
+        }
+    };
+    let executor = match connected {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = api
+                .status("failed", "ExecutorUnavailable", &said(&e), None)
+                .await;
+            return Err(e);
         }
     };
     // Claim the run (who supervises it, so that a dead supervisor is noticed later) and queue
@@ -1021,6 +1010,17 @@ pub fn dry_run(
     Ok(m)
 }
 
+/// An error as one line for a status: a user error's message and hint, else the chain.
+fn said(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<UserError>() {
+        Some(u) => match &u.hint {
+            Some(h) => format!("{}; {h}", u.message),
+            None => u.message.clone(),
+        },
+        None => format!("{e:#}"),
+    }
+}
+
 /// How often the kubernetes executor looks at the run's objects (`POLYAXON_K8S_POLL_MS`).
 fn kube_poll() -> Duration {
     std::env::var("POLYAXON_K8S_POLL_MS")
@@ -1277,13 +1277,7 @@ async fn attempt_once(
     let mut handle: Box<dyn Handle> = match executor.start(&plan.job).await {
         Ok(h) => h,
         Err(e) => {
-            let msg = match e.downcast_ref::<UserError>() {
-                Some(u) => match &u.hint {
-                    Some(h) => format!("{}; {h}", u.message),
-                    None => u.message.clone(),
-                },
-                None => format!("{e:#}"),
-            };
+            let msg = said(&e);
             api.status("failed", "ExecutorStartFailed", &msg, None)
                 .await?;
             return Ok(Outcome::Failed(msg));

@@ -169,6 +169,36 @@ fn pod_scheduling(c: &Config, component: &str, spec: &mut core::PodSpec) -> Resu
     Ok(())
 }
 
+/// A one-volume claim of `size`, written once by one node.
+fn claim_spec(size: &str, class: Option<String>) -> core::PersistentVolumeClaimSpec {
+    core::PersistentVolumeClaimSpec {
+        access_modes: Some(vec!["ReadWriteOnce".into()]),
+        storage_class_name: class,
+        resources: Some(core::VolumeResourceRequirements {
+            requests: Some(BTreeMap::from([(
+                "storage".to_string(),
+                Quantity(size.to_string()),
+            )])),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The server's `/healthz`, asked every `period` seconds.
+fn health(period: i32, delay: Option<i32>) -> core::Probe {
+    core::Probe {
+        http_get: Some(core::HTTPGetAction {
+            path: Some("/healthz".into()),
+            port: IntOrString::Int(8000),
+            ..Default::default()
+        }),
+        period_seconds: Some(period),
+        initial_delay_seconds: delay,
+        ..Default::default()
+    }
+}
+
 fn secret_env(name: &str, secret: &str, key: &str) -> core::EnvVar {
     core::EnvVar {
         name: name.into(),
@@ -384,18 +414,10 @@ pub fn manifests(c: &Config, secrets: &Secrets) -> Result<Vec<J>> {
                         labels: Some(labels(c, "database")),
                         ..Default::default()
                     },
-                    spec: Some(core::PersistentVolumeClaimSpec {
-                        access_modes: Some(vec!["ReadWriteOnce".into()]),
-                        storage_class_name: c.str("postgresql.persistence.storageClass"),
-                        resources: Some(core::VolumeResourceRequirements {
-                            requests: Some(BTreeMap::from([(
-                                "storage".to_string(),
-                                Quantity(size.clone()),
-                            )])),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
+                    spec: Some(claim_spec(
+                        &size,
+                        c.str("postgresql.persistence.storageClass"),
+                    )),
                     ..Default::default()
                 }]
             });
@@ -479,25 +501,8 @@ pub fn manifests(c: &Config, secrets: &Secrets) -> Result<Vec<J>> {
                 container_port: 8000,
                 ..Default::default()
             }]),
-            readiness_probe: Some(core::Probe {
-                http_get: Some(core::HTTPGetAction {
-                    path: Some("/healthz".into()),
-                    port: IntOrString::Int(8000),
-                    ..Default::default()
-                }),
-                period_seconds: Some(5),
-                ..Default::default()
-            }),
-            liveness_probe: Some(core::Probe {
-                http_get: Some(core::HTTPGetAction {
-                    path: Some("/healthz".into()),
-                    port: IntOrString::Int(8000),
-                    ..Default::default()
-                }),
-                initial_delay_seconds: Some(10),
-                period_seconds: Some(20),
-                ..Default::default()
-            }),
+            readiness_probe: Some(health(5, None)),
+            liveness_probe: Some(health(20, Some(10))),
             resources: from(c, "gateway.resources")?,
             volume_mounts: Some(vec![core::VolumeMount {
                 name: "artifacts".into(),
@@ -630,17 +635,7 @@ fn artifacts_volume(c: &Config, n: &Names, out: &mut Vec<J>) -> (core::Volume, S
         _ => {
             out.push(to_json(&core::PersistentVolumeClaim {
                 metadata: meta(c, n.artifacts(), "artifacts"),
-                spec: Some(core::PersistentVolumeClaimSpec {
-                    access_modes: Some(vec!["ReadWriteOnce".into()]),
-                    resources: Some(core::VolumeResourceRequirements {
-                        requests: Some(BTreeMap::from([(
-                            "storage".to_string(),
-                            Quantity("10Gi".into()),
-                        )])),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
+                spec: Some(claim_spec("10Gi", None)),
                 ..Default::default()
             }));
             (
