@@ -15,6 +15,7 @@ pub mod executor;
 pub mod output;
 pub mod plot;
 pub mod printer;
+pub mod registry;
 pub mod scheduler;
 pub mod settings;
 pub mod snapshot;

@@ -766,12 +766,13 @@ async fn supervise(
         (Some(_), "process") => plan.notes.push(
             "the image described by `init.dockerfile` is built by `--executor docker`; the process executor runs on this machine as it is".into(),
         ),
-        (Some(_), "kubernetes") => {
-            return Err(UserError::new(
-                "`init.dockerfile` needs an image registry the cluster pulls from, which the kubernetes executor does not push to yet",
-            )
-            .hint("build and push the image yourself (`--executor docker` builds it), then set `run.container.image`")
-            .into());
+        (Some(text), "kubernetes") => {
+            // Known before the build, so a missing registry or broken login fails fast.
+            let registry = push_registry()?;
+            let auth = crate::registry::credentials(&registry.host)?;
+            let local = build_image(api, text, &code_dir, &compiled.operation).await?;
+            plan.job.image = Some(push_image(api, &local, &registry, auth.as_ref()).await?);
+            plan.job.image_built = true;
         }
         (Some(text), "docker") => {
             let tag = build_image(api, text, &code_dir, &compiled.operation).await?;
@@ -1001,7 +1002,20 @@ pub fn dry_run(
         uploaded_code: true,
         ..plan.job
     };
+    let mut job = job;
+    let mut notes = vec![];
+    if describes_image(&compiled.operation) {
+        let registry = push_registry()?;
+        let (repo, _) = registry.target(&image_name(&compiled.operation));
+        job.image = Some(format!("{repo}:{DRY_RUN_TAG}"));
+        job.image_built = true;
+        notes.push(format!(
+            "the image is built and pushed to `{}` when the run starts; pods run it by digest, tagged with a hash of the build's inputs",
+            registry.host
+        ));
+    }
     let mut m = k8s::build_manifests(&job, &namespace, &ks.manifests, false)?;
+    m.notes.extend(notes);
     m.notes.extend(
         plan.notes
             .into_iter()
@@ -1009,6 +1023,9 @@ pub fn dry_run(
     );
     Ok(m)
 }
+
+/// The tag a dry run shows for an image built when the run starts.
+pub const DRY_RUN_TAG: &str = "built-when-the-run-starts";
 
 /// An error as one line for a status: a user error's message and hint, else the chain.
 fn said(e: &anyhow::Error) -> String {
@@ -1183,26 +1200,10 @@ async fn build_image(
     op: &polyaxonfile::CompiledOperation,
 ) -> Result<String> {
     let docker = executor::docker::Docker::connect().await?;
-    let name = format!(
-        "polyaxon/{}",
-        op.name
-            .as_deref()
-            .unwrap_or("job")
-            .to_ascii_lowercase()
-            .chars()
-            .map(
-                |c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                    c
-                } else {
-                    '-'
-                }
-            )
-            .collect::<String>()
-    );
     let spec = crate::build::BuildSpec {
         dockerfile: dockerfile.to_string(),
         context: code_dir.to_path_buf(),
-        name,
+        name: image_name(op),
     };
     api.status("starting", "ImageBuilding", "building the image", None)
         .await?;
@@ -1226,6 +1227,83 @@ async fn build_image(
     }])
     .await?;
     Ok(tag)
+}
+
+/// The local name of the image built for `op` (without its tag).
+fn image_name(op: &polyaxonfile::CompiledOperation) -> String {
+    let base: String = op
+        .name
+        .as_deref()
+        .unwrap_or("job")
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("polyaxon/{base}")
+}
+
+/// Whether `op` describes an image to build (`init.dockerfile` or a `build` section).
+fn describes_image(op: &polyaxonfile::CompiledOperation) -> bool {
+    use polyaxonfile::spec::Run;
+    let init = match &op.run {
+        Some(Run::Job(j)) => j.init.as_ref(),
+        Some(Run::Service(s)) => s.init.as_ref(),
+        _ => None,
+    };
+    op.build.is_some() || init.into_iter().flatten().any(|i| i.dockerfile.is_some())
+}
+
+/// The registry a built image goes to for the cluster (`POLYAXON_K8S_REGISTRY`).
+fn push_registry() -> Result<crate::registry::Registry> {
+    use crate::registry::{PASSWORD_ENV, REGISTRY_ENV, USERNAME_ENV};
+    crate::registry::Registry::from_env()?.ok_or_else(|| {
+        UserError::new(
+            "the image `init.dockerfile` (or `build`) describes must go to a registry the cluster pulls from, and none is configured",
+        )
+        .hint(format!(
+            "set {REGISTRY_ENV} (e.g. `registry.example.com:5000/ml`) and log in with `docker login` or {USERNAME_ENV}/{PASSWORD_ENV}; or set `run.container.image` to an image the cluster can pull"
+        ))
+        .into()
+    })
+}
+
+/// Pushes the built image `local` for the cluster; its progress goes to the run's logs.
+/// Returns the image by digest.
+async fn push_image(
+    api: &Api,
+    local: &str,
+    registry: &crate::registry::Registry,
+    auth: Option<&crate::registry::Auth>,
+) -> Result<String> {
+    let docker = executor::docker::Docker::connect().await?;
+    let (repo, tag) = registry.target(local);
+    api.status(
+        "starting",
+        "ImagePushing",
+        &format!("pushing the image to {}", registry.host),
+        None,
+    )
+    .await?;
+    api.log(format!(
+        "pushing `{repo}:{tag}` ({})",
+        auth.map_or("no credentials".to_string(), |a| format!(
+            "credentials from {}",
+            a.source
+        ))
+    ))
+    .await;
+    let (tx, rx) = mpsc::channel(1024);
+    let pump = tokio::spawn(pump_logs(api.clone(), Some(rx), false, 0, Some("build")));
+    let pushed = crate::registry::push(&docker.api, local, &repo, &tag, auth, &tx).await;
+    drop(tx);
+    let _ = pump.await;
+    pushed
 }
 
 /// The directory the job runs in: the run's code snapshot written out into the run directory

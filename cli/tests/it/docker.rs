@@ -10,7 +10,7 @@ use serde_json::Value as J;
 use crate::common::{Env, stderr, stdout};
 
 /// Whether a Docker Engine answers; in CI it must (scripts/test starts one).
-fn docker_available() -> bool {
+pub fn docker_available() -> bool {
     let ok = Command::new("docker")
         .args(["version", "--format", "{{.Server.Version}}"])
         .output()
@@ -26,7 +26,7 @@ fn docker_available() -> bool {
     ok
 }
 
-fn busybox() -> Option<std::path::PathBuf> {
+pub fn busybox() -> Option<std::path::PathBuf> {
     ["/usr/bin/busybox", "/bin/busybox"]
         .iter()
         .map(std::path::PathBuf::from)

@@ -106,7 +106,6 @@ const REFUSALS: &[&str] = &[
     "cannot run on a cluster here",         // init steps with no cluster form (paths, *Ref)
     "this operation is a DAG",
     "the container has no `image`", // v0.6 builds: the image comes from a build
-    "needs an image registry",      // init.dockerfile: not pushed yet
     "no value for a required input", // needs `-P`
 ];
 
@@ -135,6 +134,8 @@ fn manifests_of_the_compat_polyaxonfiles_pass_the_validator() {
         let out = env
             .cmd()
             .current_dir(&dir)
+            // Images described by `init.dockerfile` / `build` go there.
+            .env("POLYAXON_K8S_REGISTRY", "registry.test:5000/ml")
             .args(["run", "--dry-run", "-o", "json", "-f", file])
             .output()
             .unwrap();
@@ -336,6 +337,60 @@ fn dry_run_prints_the_job_and_its_secret_without_a_cluster() {
                 .unwrap();
             stdout(&ls).trim() == "[]"
         }
+    );
+}
+
+#[test]
+fn dry_runs_of_built_images_name_the_registry_or_ask_for_one() {
+    let env = Env::new();
+    let f = env.home.path().join("p.yml");
+    std::fs::write(
+        &f,
+        "version: 1.1\nkind: component\nname: Train_Net\nrun:\n  kind: job\n  init: [{dockerfile: {image: 'python:3.12', run: ['pip install torch']}}]\n  container: {image: 'python:3.12', command: [python, t.py]}\n",
+    )
+    .unwrap();
+    let out = env
+        .cmd()
+        .args(["run", "--dry-run", "-f"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("none is configured") && err.contains("POLYAXON_K8S_REGISTRY"),
+        "{err}"
+    );
+    let out = env
+        .cmd()
+        .env("POLYAXON_K8S_REGISTRY", "registry.example.com:5000/ml")
+        .args(["run", "--dry-run", "-o", "json", "-f"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let objects: Vec<J> = serde_json::from_str(&stdout(&out)).unwrap();
+    let job = objects.iter().find(|o| o["kind"] == "Job").unwrap();
+    assert_eq!(
+        job["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example.com:5000/ml/train_net:built-when-the-run-starts"
+    );
+    assert!(
+        stderr(&out).contains("built and pushed"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env
+        .cmd()
+        .env("POLYAXON_K8S_REGISTRY", "registry.example.com:port")
+        .args(["run", "--dry-run", "-f"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&out).contains("the port is not a number"),
+        "{}",
+        stderr(&out)
     );
 }
 

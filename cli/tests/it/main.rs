@@ -6,6 +6,7 @@ mod docker;
 mod docs;
 mod embedded;
 mod kubernetes;
+mod registry;
 mod remote;
 mod run;
 mod server;
