@@ -596,7 +596,6 @@ pub async fn execute(
                         client,
                         namespace,
                         settings: ks.manifests,
-                        poll: kube_poll(),
                     }) as _
                 })
         }
@@ -1036,15 +1035,6 @@ fn said(e: &anyhow::Error) -> String {
         },
         None => format!("{e:#}"),
     }
-}
-
-/// How often the kubernetes executor looks at the run's objects (`POLYAXON_K8S_POLL_MS`).
-fn kube_poll() -> Duration {
-    std::env::var("POLYAXON_K8S_POLL_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .map(Duration::from_millis)
-        .unwrap_or(Duration::from_secs(1))
 }
 
 /// Sends the run's code to its artifacts (`code/`), where its pods' init step fetches it.

@@ -11,11 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use futures_util::{AsyncBufReadExt, TryStreamExt};
+use futures_util::{AsyncBufReadExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1 as core;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams,
 };
+use kube::runtime::watcher;
 use serde_json::Value as J;
 use tokio::sync::{mpsc, watch};
 
@@ -239,8 +240,6 @@ pub struct Kubernetes {
     pub client: kube::Client,
     pub namespace: String,
     pub settings: manifests::Settings,
-    /// How often the monitor looks at the run's objects.
-    pub poll: Duration,
 }
 
 impl Kubernetes {
@@ -299,14 +298,7 @@ impl super::Executor for Kubernetes {
     fn start<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Result<Box<dyn Handle>>> {
         Box::pin(async move {
             let m = self.manifests(job)?;
-            let handle = submit(
-                self.client.clone(),
-                &self.namespace,
-                &job.uuid,
-                &m,
-                self.poll,
-            )
-            .await?;
+            let handle = submit(self.client.clone(), &self.namespace, &job.uuid, &m).await?;
             Ok(Box::new(handle) as Box<dyn Handle>)
         })
     }
@@ -318,7 +310,6 @@ pub async fn submit(
     namespace: &str,
     uuid: &str,
     m: &manifests::Manifests,
-    poll: Duration,
 ) -> Result<KubeHandle> {
     let mut applied: Vec<ObjRef> = Vec::new();
     for obj in &m.objects {
@@ -349,7 +340,6 @@ pub async fn submit(
         selector: manifests::selector(uuid),
         main: main.clone(),
         main_container,
-        poll,
         lines: lines_tx,
         events: events_tx,
         end: end_tx,
@@ -423,7 +413,6 @@ struct Monitor {
     selector: String,
     main: ObjRef,
     main_container: String,
-    poll: Duration,
     lines: mpsc::Sender<Line>,
     events: mpsc::Sender<super::StatusEvent>,
     end: watch::Sender<Option<Exit>>,
@@ -431,50 +420,120 @@ struct Monitor {
     prefix: bool,
 }
 
+/// What the watchers have seen of the run: its pods by name and its main object.
+#[derive(Default)]
+struct Seen {
+    pods: BTreeMap<String, core::Pod>,
+    /// Pods of a relist in progress (between `Init` and `InitDone`).
+    pods_relist: Option<BTreeMap<String, core::Pod>>,
+    pods_listed: bool,
+    main: Option<DynamicObject>,
+    main_relist: Option<Option<DynamicObject>>,
+    main_listed: bool,
+}
+
+impl Seen {
+    fn pod_event(&mut self, e: watcher::Event<core::Pod>) {
+        let key = |p: &core::Pod| p.metadata.name.clone().unwrap_or_default();
+        match e {
+            watcher::Event::Apply(p) => {
+                self.pods.insert(key(&p), p);
+            }
+            watcher::Event::Delete(p) => {
+                self.pods.remove(&key(&p));
+            }
+            watcher::Event::Init => self.pods_relist = Some(BTreeMap::new()),
+            watcher::Event::InitApply(p) => {
+                self.pods_relist
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(key(&p), p);
+            }
+            watcher::Event::InitDone => {
+                self.pods = self.pods_relist.take().unwrap_or_default();
+                self.pods_listed = true;
+            }
+        }
+    }
+
+    fn main_event(&mut self, e: watcher::Event<DynamicObject>) {
+        match e {
+            watcher::Event::Apply(o) => self.main = Some(o),
+            watcher::Event::Delete(_) => self.main = None,
+            watcher::Event::Init => self.main_relist = Some(None),
+            watcher::Event::InitApply(o) => self.main_relist = Some(Some(o)),
+            watcher::Event::InitDone => {
+                self.main = self.main_relist.take().flatten();
+                self.main_listed = true;
+            }
+        }
+    }
+}
+
+/// Follows a run through two watches (its pods by label, its main object by name) and turns
+/// each change into statuses and log followers. The watches reconnect with backoff, relisting
+/// when the API server says their position is gone.
 async fn monitor(m: Monitor) {
+    use kube::runtime::WatchStreamExt;
     let pods: Api<core::Pod> = Api::namespaced(m.client.clone(), &m.namespace);
     let main_api = match m.main.api(&m.client) {
         Ok(a) => a,
         Err(_) => return,
     };
+    let mut pod_events =
+        watcher::watcher(pods.clone(), watcher::Config::default().labels(&m.selector))
+            .default_backoff()
+            .boxed();
+    let mut main_events = watcher::watcher(
+        main_api,
+        watcher::Config::default().fields(&format!("metadata.name={}", m.main.name)),
+    )
+    .default_backoff()
+    .boxed();
+    let mut seen = Seen::default();
     let mut last: Option<status::State> = None;
     let mut followed: HashMap<(String, String), tokio::task::JoinHandle<()>> = HashMap::new();
     let mut errors = 0u32;
     loop {
-        let listed = pods.list(&ListParams::default().labels(&m.selector)).await;
-        let main = main_api.get_opt(&m.main.name).await;
-        let (pod_list, main) = match (listed, main) {
-            (Ok(p), Ok(o)) => {
-                errors = 0;
-                (p.items, o)
-            }
-            (Err(e), _) | (_, Err(e)) => {
-                errors += 1;
-                // The API being away for a while is not the run failing.
-                if errors == 1 || errors.is_multiple_of(30) {
-                    let _ = m
-                        .events
-                        .send(super::StatusEvent {
-                            status: "warning".into(),
-                            reason: "ClusterUnreachable".into(),
-                            message: format!("reading the run's pods: {e}"),
-                        })
-                        .await;
-                }
-                tokio::time::sleep(m.poll).await;
-                continue;
-            }
+        let failed = tokio::select! {
+            e = pod_events.next() => match e {
+                Some(Ok(e)) => { seen.pod_event(e); None }
+                Some(Err(e)) => Some(e),
+                None => return,
+            },
+            e = main_events.next() => match e {
+                Some(Ok(e)) => { seen.main_event(e); None }
+                Some(Err(e)) => Some(e),
+                None => return,
+            },
         };
+        if let Some(e) = failed {
+            errors += 1;
+            // The API being away for a while is not the run failing.
+            if errors == 1 || errors.is_multiple_of(30) {
+                let _ = m
+                    .events
+                    .send(super::StatusEvent {
+                        status: "warning".into(),
+                        reason: "ClusterUnreachable".into(),
+                        message: format!("watching the run's pods: {e}"),
+                    })
+                    .await;
+            }
+            continue;
+        }
+        errors = 0;
+        if !(seen.pods_listed && seen.main_listed) {
+            continue;
+        }
         // Logs of every container that has started (init ones included), followed once.
-        for pod in &pod_list {
-            let name = pod.metadata.name.clone().unwrap_or_default();
+        for (name, pod) in &seen.pods {
             for c in started_containers(pod) {
                 let key = (name.clone(), c.clone());
                 if followed.contains_key(&key) {
                     continue;
                 }
                 let prefix = m.prefix.then(|| {
-                    let short = pod_short(&name, &m.main.name);
+                    let short = pod_short(name, &m.main.name);
                     format!("[{short}/{c}] ")
                 });
                 followed.insert(
@@ -489,7 +548,7 @@ async fn monitor(m: Monitor) {
                 );
             }
         }
-        let Some(main) = main else {
+        let Some(main) = &seen.main else {
             // Deleted under us (someone else's `kubectl delete`).
             let f = (
                 "Deleted".to_string(),
@@ -500,6 +559,7 @@ async fn monitor(m: Monitor) {
             let _ = m.end.send(Some(Exit::Signal(9)));
             return;
         };
+        let pod_list: Vec<core::Pod> = seen.pods.values().cloned().collect();
         let state = status::assess(
             &m.main.kind,
             main.data.get("status"),
@@ -542,7 +602,6 @@ async fn monitor(m: Monitor) {
             }
             _ => {}
         }
-        tokio::time::sleep(m.poll).await;
     }
 }
 

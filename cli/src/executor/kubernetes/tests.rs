@@ -23,11 +23,21 @@ struct Seen {
 type Router = Box<dyn FnMut(&Seen) -> (u16, Vec<u8>) + Send>;
 
 /// A client whose every request goes to `route`; the requests are recorded.
+///
+/// Routers answer plain requests: a list, or a get by name. Watches are made of them: a list
+/// or watch selecting one object by name (`fieldSelector=metadata.name=…`) is routed as a get
+/// of it, and a watch is answered with the routed list (or object) as events: each object
+/// `MODIFIED`, and those gone since the last answer `DELETED`. Each answer is a new cluster
+/// state (a new resourceVersion); a watch answer ends its stream, so the watcher watches
+/// again and the router is asked again, a little later.
 fn fake_cluster(mut route: Router) -> (kube::Client, Arc<Mutex<Vec<Seen>>>) {
     let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     tokio::spawn(async move {
+        let mut version = 0u64;
+        let mut known: std::collections::HashMap<String, std::collections::BTreeMap<String, J>> =
+            Default::default();
         while let Some((req, send)) = handle.next_request().await {
             let method = req.method().to_string();
             let path = req.uri().path().to_string();
@@ -40,14 +50,108 @@ fn fake_cluster(mut route: Router) -> (kube::Client, Arc<Mutex<Vec<Seen>>>) {
                 query,
                 body,
             };
-            let (code, out) = route(&s);
-            log.lock().unwrap().push(s);
-            send.send_response(
-                Response::builder()
-                    .status(code)
-                    .body(Body::from(out))
+            let param = |k: &str| {
+                s.query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+                    .map(|v| v.replace("%3D", "=").replace("%2F", "/"))
+            };
+            let watching = param("watch").as_deref() == Some("true");
+            let by_name = param("fieldSelector")
+                .and_then(|f| f.strip_prefix("metadata.name=").map(str::to_string));
+            let routed = match &by_name {
+                Some(n) => Seen {
+                    path: format!("{}/{n}", s.path),
+                    query: String::new(),
+                    ..s.clone()
+                },
+                None => s.clone(),
+            };
+            let (code, out) = route(&routed);
+            log.lock().unwrap().push(s.clone());
+            version += 1;
+            let stamp = |mut o: J| {
+                o["metadata"]["resourceVersion"] = json!(version.to_string());
+                o
+            };
+            let answer: Option<Vec<J>> = if s.method != "GET" || !(watching || by_name.is_some()) {
+                None
+            } else if by_name.is_some() {
+                // A get as a list of at most one.
+                Some(if code == 200 {
+                    vec![serde_json::from_slice(&out).unwrap()]
+                } else {
+                    vec![]
+                })
+            } else if code == 200 {
+                let list: J = serde_json::from_slice(&out).unwrap_or(J::Null);
+                Some(list["items"].as_array().cloned().unwrap_or_default())
+            } else {
+                None
+            };
+            let (code, out, delay) = match answer {
+                None if s.method == "GET" && code == 200 && !s.path.ends_with("/log") => {
+                    // Plain lists and gets carry a resourceVersion too.
+                    let mut v: J = serde_json::from_slice(&out).unwrap_or(J::Null);
+                    if let Some(items) = v["items"].as_array_mut() {
+                        for it in items.iter_mut() {
+                            *it = stamp(it.take());
+                        }
+                        v["metadata"]["resourceVersion"] = json!(version.to_string());
+                        (code, serde_json::to_vec(&v).unwrap(), None)
+                    } else {
+                        (code, out, None)
+                    }
+                }
+                None => (code, out, None),
+                Some(items) if !watching => (
+                    200,
+                    serde_json::to_vec(&json!({"kind": "List", "apiVersion": "v1",
+                        "metadata": {"resourceVersion": version.to_string()},
+                        "items": items.into_iter().map(stamp).collect::<Vec<_>>()}))
                     .unwrap(),
-            );
+                    None,
+                ),
+                Some(items) => {
+                    let key = routed.path.clone();
+                    let now: std::collections::BTreeMap<String, J> = items
+                        .into_iter()
+                        .map(|o| {
+                            (
+                                o["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                                stamp(o),
+                            )
+                        })
+                        .collect();
+                    let before = known.insert(key, now.clone()).unwrap_or_default();
+                    let mut events = String::new();
+                    for (n, o) in &before {
+                        if !now.contains_key(n) {
+                            events.push_str(&format!(
+                                "{}\n",
+                                json!({"type": "DELETED", "object": stamp(o.clone())})
+                            ));
+                        }
+                    }
+                    for o in now.values() {
+                        events.push_str(&format!("{}\n", json!({"type": "MODIFIED", "object": o})));
+                    }
+                    (200, events.into_bytes(), Some(Duration::from_millis(20)))
+                }
+            };
+            let resp = Response::builder()
+                .status(code)
+                .body(Body::from(out))
+                .unwrap();
+            match delay {
+                Some(d) => {
+                    tokio::spawn(async move {
+                        tokio::time::sleep(d).await;
+                        send.send_response(resp);
+                    });
+                }
+                None => send.send_response(resp),
+            }
         }
     });
     (kube::Client::new(svc, "default"), seen)
@@ -218,9 +322,7 @@ async fn submit_watch_logs_with_a_reconnect_then_cleanup() {
     });
     let (client, seen) = fake_cluster(route);
     let m = job_manifests(JOB);
-    let mut h = submit(client, "runs", UUID, &m, Duration::from_millis(20))
-        .await
-        .unwrap();
+    let mut h = submit(client, "runs", UUID, &m).await.unwrap();
     let (lines, events) = collect(&mut h).await;
     assert_eq!(
         lines,
@@ -256,6 +358,27 @@ async fn submit_watch_logs_with_a_reconnect_then_cleanup() {
         seen[0].query.contains("fieldManager=polyaxon") && seen[0].query.contains("force=true"),
         "{}",
         seen[0].query
+    );
+    // Followed by watches (pods by the run's label, the Job by name), not by polling.
+    let watches: Vec<&Seen> = seen
+        .iter()
+        .filter(|s| s.query.contains("watch=true"))
+        .collect();
+    assert!(
+        watches
+            .iter()
+            .any(|w| w.path == "/api/v1/namespaces/runs/pods"
+                && w.query
+                    .contains("labelSelector=app.kubernetes.io%2Finstance%3D")),
+        "{watches:?}"
+    );
+    assert!(
+        watches
+            .iter()
+            .any(|w| w.path == "/apis/batch/v1/namespaces/runs/jobs"
+                && w.query
+                    .contains(&format!("fieldSelector=metadata.name%3D{name}"))),
+        "{watches:?}"
     );
     // The reconnection asked from the last line's second.
     let logs: Vec<&Seen> = seen.iter().filter(|s| s.path.ends_with("/log")).collect();
@@ -295,11 +418,51 @@ async fn failing_run(pods: Vec<J>, job_status: J) -> (Option<(String, String)>, 
     });
     let (client, _) = fake_cluster(route);
     let m = job_manifests(JOB);
-    let mut h = submit(client, "runs", UUID, &m, Duration::from_millis(20))
-        .await
-        .unwrap();
+    let mut h = submit(client, "runs", UUID, &m).await.unwrap();
     let (_, events) = collect(&mut h).await;
     (h.failure(), events)
+}
+
+#[tokio::test]
+async fn a_job_deleted_under_the_run_ends_it() {
+    let name = manifests::resource_name(UUID);
+    let mut gets = 0;
+    let route: Router = Box::new(move |s: &Seen| {
+        if s.method == "PATCH" {
+            return ok(s.body.clone());
+        }
+        if s.path == "/api/v1/namespaces/runs/pods" {
+            return pod_list(vec![pod(
+                "Running",
+                Some("n1"),
+                main_status(json!({"running": {}})),
+                json!([]),
+            )]);
+        }
+        if s.path == format!("/apis/batch/v1/namespaces/runs/jobs/{name}") {
+            gets += 1;
+            // Listed, watched once, then gone (someone's `kubectl delete job`).
+            return if gets <= 2 {
+                ok(
+                    json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name}, "status": {"active": 1}}),
+                )
+            } else {
+                not_found()
+            };
+        }
+        (200, Vec::new())
+    });
+    let (client, _) = fake_cluster(route);
+    let m = job_manifests(JOB);
+    let mut h = submit(client, "runs", UUID, &m).await.unwrap();
+    let (_, events) = collect(&mut h).await;
+    let (reason, message) = h.failure().unwrap();
+    assert_eq!(reason, "Deleted");
+    assert!(
+        message.contains("was deleted from the cluster"),
+        "{message}"
+    );
+    assert_eq!(events.last().unwrap(), "exit Signal(9)");
 }
 
 #[tokio::test]
@@ -406,9 +569,7 @@ async fn stop_deletes_in_the_foreground_and_waits_until_nothing_is_left() {
     });
     let (client, seen) = fake_cluster(route);
     let m = job_manifests(JOB);
-    let mut h = submit(client, "runs", UUID, &m, Duration::from_millis(20))
-        .await
-        .unwrap();
+    let mut h = submit(client, "runs", UUID, &m).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     h.stop(Duration::from_secs(7)).await.unwrap();
     let seen = seen.lock().unwrap().clone();
