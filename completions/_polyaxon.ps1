@@ -42,6 +42,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('dashboard', 'dashboard', [CompletionResultType]::ParameterValue, 'Open the web dashboard')
             [CompletionResult]::new('completion', 'completion', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('admin', 'admin', [CompletionResultType]::ParameterValue, 'Deploy, upgrade and tear down the server on a Kubernetes cluster')
+            [CompletionResult]::new('port-forward', 'port-forward', [CompletionResultType]::ParameterValue, 'Forward the deployed server (or another Service) to a local port, until Ctrl-C')
             [CompletionResult]::new('server', 'server', [CompletionResultType]::ParameterValue, 'Run the API server')
             [CompletionResult]::new('generate-docs', 'generate-docs', [CompletionResultType]::ParameterValue, 'Write the shell completions and man pages (for packagers; the repository keeps them)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -414,6 +415,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change a run''s name, description or tags')
             [CompletionResult]::new('approve', 'approve', [CompletionResultType]::ParameterValue, 'Approve a run waiting for approval')
             [CompletionResult]::new('dashboard', 'dashboard', [CompletionResultType]::ParameterValue, 'Open a run in the web dashboard')
+            [CompletionResult]::new('service', 'service', [CompletionResultType]::ParameterValue, 'Reach a running service: its address here, or its ports forwarded from the cluster')
             [CompletionResult]::new('execute', 'execute', [CompletionResultType]::ParameterValue, 'Execute a created run on this machine, in the foreground (what `polyaxon run` starts in the background)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -662,6 +664,25 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'polyaxon;ops;service' {
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'The local port of a forwarded service (default: its own port when free, else any)')
+            [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'The local address a forwarded service listens on (also `-add`)')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--uid', '--uid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('--uuid', '--uuid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Open the browser without asking')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Open the browser without asking')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Print the address instead of opening a browser')
+            [CompletionResult]::new('--external', '--external', [CompletionResultType]::ParameterName, 'Accepted for upstream''s scripts: services are reached directly or forwarded')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'polyaxon;ops;execute' {
             [CompletionResult]::new('--executor', '--executor', [CompletionResultType]::ParameterName, 'Where the job runs: `process` (this machine)')
             [CompletionResult]::new('--exc', '--exc', [CompletionResultType]::ParameterName, 'Where the job runs: `process` (this machine)')
@@ -693,6 +714,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change a run''s name, description or tags')
             [CompletionResult]::new('approve', 'approve', [CompletionResultType]::ParameterValue, 'Approve a run waiting for approval')
             [CompletionResult]::new('dashboard', 'dashboard', [CompletionResultType]::ParameterValue, 'Open a run in the web dashboard')
+            [CompletionResult]::new('service', 'service', [CompletionResultType]::ParameterValue, 'Reach a running service: its address here, or its ports forwarded from the cluster')
             [CompletionResult]::new('execute', 'execute', [CompletionResultType]::ParameterValue, 'Execute a created run on this machine, in the foreground (what `polyaxon run` starts in the background)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -737,6 +759,9 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             break
         }
         'polyaxon;ops;help;dashboard' {
+            break
+        }
+        'polyaxon;ops;help;service' {
             break
         }
         'polyaxon;ops;help;execute' {
@@ -1023,6 +1048,27 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
         'polyaxon;admin;help;help' {
             break
         }
+        'polyaxon;port-forward' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The local port')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'The local port')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'The namespace of the deploy')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'The namespace of the deploy')
+            [CompletionResult]::new('-r', '-r', [CompletionResultType]::ParameterName, 'The release name of the deploy (`admin deploy`''s)')
+            [CompletionResult]::new('--release-name', '--release-name', [CompletionResultType]::ParameterName, 'The release name of the deploy (`admin deploy`''s)')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'The service: `gateway` or `api` (the server, the default), or a Service''s name')
+            [CompletionResult]::new('--service', '--service', [CompletionResultType]::ParameterName, 'The service: `gateway` or `api` (the server, the default), or a Service''s name')
+            [CompletionResult]::new('--address', '--address', [CompletionResultType]::ParameterName, 'The local address to listen on (also `-add`)')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'The kubeconfig context (default: the current one)')
+            [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'Accepted for upstream''s scripts: the deploy is always Kubernetes')
+            [CompletionResult]::new('--deployment-type', '--deployment-type', [CompletionResultType]::ParameterName, 'Accepted for upstream''s scripts: the deploy is always Kubernetes')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'polyaxon;server' {
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
@@ -1085,6 +1131,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('dashboard', 'dashboard', [CompletionResultType]::ParameterValue, 'Open the web dashboard')
             [CompletionResult]::new('completion', 'completion', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('admin', 'admin', [CompletionResultType]::ParameterValue, 'Deploy, upgrade and tear down the server on a Kubernetes cluster')
+            [CompletionResult]::new('port-forward', 'port-forward', [CompletionResultType]::ParameterValue, 'Forward the deployed server (or another Service) to a local port, until Ctrl-C')
             [CompletionResult]::new('server', 'server', [CompletionResultType]::ParameterValue, 'Run the API server')
             [CompletionResult]::new('generate-docs', 'generate-docs', [CompletionResultType]::ParameterValue, 'Write the shell completions and man pages (for packagers; the repository keeps them)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -1138,6 +1185,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change a run''s name, description or tags')
             [CompletionResult]::new('approve', 'approve', [CompletionResultType]::ParameterValue, 'Approve a run waiting for approval')
             [CompletionResult]::new('dashboard', 'dashboard', [CompletionResultType]::ParameterValue, 'Open a run in the web dashboard')
+            [CompletionResult]::new('service', 'service', [CompletionResultType]::ParameterValue, 'Reach a running service: its address here, or its ports forwarded from the cluster')
             [CompletionResult]::new('execute', 'execute', [CompletionResultType]::ParameterValue, 'Execute a created run on this machine, in the foreground (what `polyaxon run` starts in the background)')
             break
         }
@@ -1181,6 +1229,9 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             break
         }
         'polyaxon;help;ops;dashboard' {
+            break
+        }
+        'polyaxon;help;ops;service' {
             break
         }
         'polyaxon;help;ops;execute' {
@@ -1242,6 +1293,9 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             break
         }
         'polyaxon;help;admin;teardown' {
+            break
+        }
+        'polyaxon;help;port-forward' {
             break
         }
         'polyaxon;help;server' {

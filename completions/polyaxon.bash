@@ -52,6 +52,9 @@ _polyaxon() {
             polyaxon,ops)
                 cmd="polyaxon__subcmd__ops"
                 ;;
+            polyaxon,port-forward)
+                cmd="polyaxon__subcmd__port__subcmd__forward"
+                ;;
             polyaxon,project)
                 cmd="polyaxon__subcmd__project"
                 ;;
@@ -160,6 +163,9 @@ _polyaxon() {
             polyaxon__subcmd__help,ops)
                 cmd="polyaxon__subcmd__help__subcmd__ops"
                 ;;
+            polyaxon__subcmd__help,port-forward)
+                cmd="polyaxon__subcmd__help__subcmd__port__subcmd__forward"
+                ;;
             polyaxon__subcmd__help,project)
                 cmd="polyaxon__subcmd__help__subcmd__project"
                 ;;
@@ -232,6 +238,9 @@ _polyaxon() {
             polyaxon__subcmd__help__subcmd__ops,resume)
                 cmd="polyaxon__subcmd__help__subcmd__ops__subcmd__resume"
                 ;;
+            polyaxon__subcmd__help__subcmd__ops,service)
+                cmd="polyaxon__subcmd__help__subcmd__ops__subcmd__service"
+                ;;
             polyaxon__subcmd__help__subcmd__ops,statuses)
                 cmd="polyaxon__subcmd__help__subcmd__ops__subcmd__statuses"
                 ;;
@@ -301,6 +310,9 @@ _polyaxon() {
             polyaxon__subcmd__ops,resume)
                 cmd="polyaxon__subcmd__ops__subcmd__resume"
                 ;;
+            polyaxon__subcmd__ops,service)
+                cmd="polyaxon__subcmd__ops__subcmd__service"
+                ;;
             polyaxon__subcmd__ops,statuses)
                 cmd="polyaxon__subcmd__ops__subcmd__statuses"
                 ;;
@@ -348,6 +360,9 @@ _polyaxon() {
                 ;;
             polyaxon__subcmd__ops__subcmd__help,resume)
                 cmd="polyaxon__subcmd__ops__subcmd__help__subcmd__resume"
+                ;;
+            polyaxon__subcmd__ops__subcmd__help,service)
+                cmd="polyaxon__subcmd__ops__subcmd__help__subcmd__service"
                 ;;
             polyaxon__subcmd__ops__subcmd__help,statuses)
                 cmd="polyaxon__subcmd__ops__subcmd__help__subcmd__statuses"
@@ -419,7 +434,7 @@ _polyaxon() {
 
     case "${cmd}" in
         polyaxon)
-            opts="-v -h -V --verbose --help --version run check project projects ops logs config login logout whoami version init dashboard completion admin server generate-docs help"
+            opts="-v -h -V --verbose --help --version run check project projects ops logs config login logout whoami version init dashboard completion admin port-forward server generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -937,7 +952,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__help)
-            opts="run check project ops logs config login logout whoami version init dashboard completion admin server generate-docs help"
+            opts="run check project ops logs config login logout whoami version init dashboard completion admin port-forward server generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1203,7 +1218,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__help__subcmd__ops)
-            opts="ls get statuses logs metrics artifacts code stop delete restart resume update approve dashboard execute"
+            opts="ls get statuses logs metrics artifacts code stop delete restart resume update approve dashboard service execute"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1384,6 +1399,20 @@ _polyaxon() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        polyaxon__subcmd__help__subcmd__ops__subcmd__service)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         polyaxon__subcmd__help__subcmd__ops__subcmd__statuses)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -1415,6 +1444,20 @@ _polyaxon() {
         polyaxon__subcmd__help__subcmd__ops__subcmd__update)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__port__subcmd__forward)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1699,7 +1742,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__ops)
-            opts="-p -v -h -V --project --uuid --uid --verbose --help --version ls get statuses logs metrics artifacts code stop delete restart resume update approve dashboard execute help"
+            opts="-p -v -h -V --project --uuid --uid --verbose --help --version ls get statuses logs metrics artifacts code stop delete restart resume update approve dashboard service execute help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1987,7 +2030,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__ops__subcmd__help)
-            opts="ls get statuses logs metrics artifacts code stop delete restart resume update approve dashboard execute help"
+            opts="ls get statuses logs metrics artifacts code stop delete restart resume update approve dashboard service execute help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2169,6 +2212,20 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__ops__subcmd__help__subcmd__resume)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__ops__subcmd__help__subcmd__service)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2478,6 +2535,44 @@ _polyaxon() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        polyaxon__subcmd__ops__subcmd__service)
+            opts="-y -p -v -h -V --yes --url --external --port --address --project --uuid --uid --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --address)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --uuid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         polyaxon__subcmd__ops__subcmd__statuses)
             opts="-w -o -p -v -h -V --watch --output --project --uuid --uid --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -2590,6 +2685,68 @@ _polyaxon() {
                     return 0
                     ;;
                 --uuid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__port__subcmd__forward)
+            opts="-p -n -r -s -t -v -h -V --port --namespace --release-name --service --address --context --deployment-type --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --release-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --service)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --address)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --deployment-type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

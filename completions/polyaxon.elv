@@ -39,6 +39,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand dashboard 'Open the web dashboard'
             cand completion 'Print a shell completion script'
             cand admin 'Deploy, upgrade and tear down the server on a Kubernetes cluster'
+            cand port-forward 'Forward the deployed server (or another Service) to a local port, until Ctrl-C'
             cand server 'Run the API server'
             cand generate-docs 'Write the shell completions and man pages (for packagers; the repository keeps them)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -378,6 +379,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand update 'Change a run''s name, description or tags'
             cand approve 'Approve a run waiting for approval'
             cand dashboard 'Open a run in the web dashboard'
+            cand service 'Reach a running service: its address here, or its ports forwarded from the cluster'
             cand execute 'Execute a created run on this machine, in the foreground (what `polyaxon run` starts in the background)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -611,6 +613,24 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'polyaxon;ops;service'= {
+            cand --port 'The local port of a forwarded service (default: its own port when free, else any)'
+            cand --address 'The local address a forwarded service listens on (also `-add`)'
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --uid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand --uuid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand -y 'Open the browser without asking'
+            cand --yes 'Open the browser without asking'
+            cand --url 'Print the address instead of opening a browser'
+            cand --external 'Accepted for upstream''s scripts: services are reached directly or forwarded'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'polyaxon;ops;execute'= {
             cand --executor 'Where the job runs: `process` (this machine)'
             cand --exc 'Where the job runs: `process` (this machine)'
@@ -641,6 +661,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand update 'Change a run''s name, description or tags'
             cand approve 'Approve a run waiting for approval'
             cand dashboard 'Open a run in the web dashboard'
+            cand service 'Reach a running service: its address here, or its ports forwarded from the cluster'
             cand execute 'Execute a created run on this machine, in the foreground (what `polyaxon run` starts in the background)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -671,6 +692,8 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
         &'polyaxon;ops;help;approve'= {
         }
         &'polyaxon;ops;help;dashboard'= {
+        }
+        &'polyaxon;ops;help;service'= {
         }
         &'polyaxon;ops;help;execute'= {
         }
@@ -926,6 +949,26 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
         }
         &'polyaxon;admin;help;help'= {
         }
+        &'polyaxon;port-forward'= {
+            cand -p 'The local port'
+            cand --port 'The local port'
+            cand -n 'The namespace of the deploy'
+            cand --namespace 'The namespace of the deploy'
+            cand -r 'The release name of the deploy (`admin deploy`''s)'
+            cand --release-name 'The release name of the deploy (`admin deploy`''s)'
+            cand -s 'The service: `gateway` or `api` (the server, the default), or a Service''s name'
+            cand --service 'The service: `gateway` or `api` (the server, the default), or a Service''s name'
+            cand --address 'The local address to listen on (also `-add`)'
+            cand --context 'The kubeconfig context (default: the current one)'
+            cand -t 'Accepted for upstream''s scripts: the deploy is always Kubernetes'
+            cand --deployment-type 'Accepted for upstream''s scripts: the deploy is always Kubernetes'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'polyaxon;server'= {
             cand -v 'Print more detail about what happens'
             cand --verbose 'Print more detail about what happens'
@@ -982,6 +1025,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand dashboard 'Open the web dashboard'
             cand completion 'Print a shell completion script'
             cand admin 'Deploy, upgrade and tear down the server on a Kubernetes cluster'
+            cand port-forward 'Forward the deployed server (or another Service) to a local port, until Ctrl-C'
             cand server 'Run the API server'
             cand generate-docs 'Write the shell completions and man pages (for packagers; the repository keeps them)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -1025,6 +1069,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand update 'Change a run''s name, description or tags'
             cand approve 'Approve a run waiting for approval'
             cand dashboard 'Open a run in the web dashboard'
+            cand service 'Reach a running service: its address here, or its ports forwarded from the cluster'
             cand execute 'Execute a created run on this machine, in the foreground (what `polyaxon run` starts in the background)'
         }
         &'polyaxon;help;ops;ls'= {
@@ -1054,6 +1099,8 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
         &'polyaxon;help;ops;approve'= {
         }
         &'polyaxon;help;ops;dashboard'= {
+        }
+        &'polyaxon;help;ops;service'= {
         }
         &'polyaxon;help;ops;execute'= {
         }
@@ -1097,6 +1144,8 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
         &'polyaxon;help;admin;upgrade'= {
         }
         &'polyaxon;help;admin;teardown'= {
+        }
+        &'polyaxon;help;port-forward'= {
         }
         &'polyaxon;help;server'= {
             cand start 'Serve the API (PostgreSQL with `--database-url`, else SQLite under `POLYAXON_HOME`)'

@@ -62,6 +62,8 @@ pub enum Command {
     /// Deploy, upgrade and tear down the server on a Kubernetes cluster.
     #[command(subcommand)]
     Admin(commands::admin::AdminCommand),
+    /// Forward the deployed server (or another Service) to a local port, until Ctrl-C.
+    PortForward(commands::port_forward::PortForwardArgs),
     /// Run the API server.
     #[command(subcommand)]
     Server(commands::server::ServerCommand),
@@ -83,6 +85,7 @@ const MULTI_LETTER_SHORTS: &[(&str, &str)] = &[
     ("-ns", "--namespace"),
     ("-to", "--to-project"),
     ("-cmd", "--command"),
+    ("-add", "--address"),
 ];
 
 /// Rewrites upstream's multi-letter short flags (`-uid X`, `-uid=X`) to long ones, up to `--`.

@@ -594,6 +594,7 @@ pub async fn execute(
                 .map(|(client, namespace)| {
                     Box::new(executor::kubernetes::Kubernetes {
                         client,
+                        context: ks.context.clone(),
                         namespace,
                         settings: ks.manifests,
                     }) as _
@@ -621,10 +622,16 @@ pub async fn execute(
     let claim = {
         let api = api.clone();
         let kind = executor.name();
+        let mut claim = executor.placement();
+        claim.extend(
+            json!({"kind": kind, "host": hostname(), "pid": me, "boot_id": boot, "start": start})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
         let queue = status == "created";
         tokio::spawn(async move {
-            api.record_executor(json!({"kind": kind, "host": hostname(), "pid": me, "boot_id": boot, "start": start}))
-                .await?;
+            api.record_executor(J::Object(claim)).await?;
             if queue {
                 api.status(
                     "queued",
@@ -1027,7 +1034,7 @@ pub fn dry_run(
 pub const DRY_RUN_TAG: &str = "built-when-the-run-starts";
 
 /// An error as one line for a status: a user error's message and hint, else the chain.
-fn said(e: &anyhow::Error) -> String {
+pub(crate) fn said(e: &anyhow::Error) -> String {
     match e.downcast_ref::<UserError>() {
         Some(u) => match &u.hint {
             Some(h) => format!("{}; {h}", u.message),
@@ -1385,6 +1392,10 @@ async fn attempt_once(
             .map(|p| format!("http://127.0.0.1:{p}"))
             .collect();
         running_msg = format!("serving at {}", urls.join(", "));
+        if events.is_none() {
+            // Where `polyaxon ops service` finds it (on a cluster: through its Service).
+            api.record_executor(json!({ "urls": urls })).await?;
+        }
     }
     let (first, first_reason) = if events.is_some() {
         running_msg = format!("submitted: {}", handle.describe());

@@ -49,7 +49,7 @@ pub fn open(ctx: &Ctx, path: &str, args: &OpenArgs) -> Result<()> {
 }
 
 /// Opens `url` in the browser (asking first at a terminal unless `yes`), or says where it is.
-fn browse(ctx: &Ctx, url: &str, yes: bool) -> Result<()> {
+pub fn browse(ctx: &Ctx, url: &str, yes: bool) -> Result<()> {
     if !yes && ctx.printer.interactive {
         let go = dialoguer::Confirm::new()
             .with_prompt(format!("open {url} in your browser?"))

@@ -8,6 +8,7 @@ pub mod dashboard;
 pub mod init;
 pub mod login;
 pub mod ops;
+pub mod port_forward;
 pub mod project;
 pub mod run;
 pub mod server;
@@ -42,6 +43,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<()> {
                 Command::Init(args) => init::run(&ctx, args),
                 Command::Dashboard(args) => dashboard::run(&ctx, args),
                 Command::Admin(cmd) => admin::run(&ctx, cmd),
+                Command::PortForward(args) => port_forward::run(&ctx, args),
                 Command::Check(_)
                 | Command::Server(_)
                 | Command::Completion(_)

@@ -133,6 +133,10 @@ pub trait Executor: Send + Sync {
         host_root.to_path_buf()
     }
     fn start<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, anyhow::Result<Box<dyn Handle>>>;
+    /// Where runs go beyond this machine (kept in the run's `meta_info.executor`).
+    fn placement(&self) -> serde_json::Map<String, serde_json::Value> {
+        Default::default()
+    }
 }
 
 /// The longest line kept whole; longer ones are cut into pieces of this size.

@@ -524,3 +524,52 @@ fn admin_check_reaches_the_cluster() {
         stderr(&out)
     );
 }
+
+#[test]
+#[ignore = "needs cluster"]
+fn port_forward_reaches_the_deployed_server() {
+    assert!(std::env::var_os("KUBECONFIG").is_some(), "set KUBECONFIG");
+    // The deploy to reach: `polyaxon admin deploy` with this namespace and release name.
+    let ns = std::env::var("POLYAXON_TEST_DEPLOY_NAMESPACE").unwrap_or_else(|_| "polyaxon".into());
+    let rel = std::env::var("POLYAXON_TEST_DEPLOY_RELEASE").unwrap_or_else(|_| "polyaxon".into());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = Env::new();
+    let mut child = env
+        .cmd_std()
+        .env("KUBECONFIG", std::env::var_os("KUBECONFIG").unwrap())
+        .args([
+            "port-forward",
+            "-n",
+            &ns,
+            "-r",
+            &rel,
+            "-p",
+            &port.to_string(),
+        ])
+        .spawn()
+        .unwrap();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let answer = loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            write!(s, "GET /healthz HTTP/1.0\r\n\r\n").unwrap();
+            let mut b = String::new();
+            let _ = s.read_to_string(&mut b);
+            if !b.is_empty() {
+                break b;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "nothing answered through the forward"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(answer.starts_with("HTTP/1."), "{answer}");
+}

@@ -499,11 +499,23 @@ fn services_serve_until_stopped() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(body.contains("hello from a service"), "{body}");
+    // `ops service` knows where it is.
+    let out = w.out(&["ops", "service", "--url", "--uid", &uuid]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), format!("http://127.0.0.1:{port}"));
     // Still up a while later: services do not end by themselves.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(w.run_json(&uuid)["status"], "running");
     w.ok(&["ops", "stop", "-y", "--uid", &uuid]);
     w.wait_status(&uuid, &["stopped"], 20);
+    // Not running any more: said so.
+    let out = w.out(&["ops", "service", "--url", "--uid", &uuid]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("is stopped: a service is reached while it runs"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -11,6 +11,7 @@ pub mod ls;
 pub mod metrics;
 pub mod restart;
 pub mod resume;
+pub mod service;
 pub mod statuses;
 pub mod stop;
 pub mod update;
@@ -80,6 +81,8 @@ pub enum OpsCommand {
     Approve,
     /// Open a run in the web dashboard.
     Dashboard(dashboard::DashboardArgs),
+    /// Reach a running service: its address here, or its ports forwarded from the cluster.
+    Service(service::ServiceArgs),
     /// Execute a created run on this machine, in the foreground (what `polyaxon run` starts
     /// in the background).
     Execute(crate::commands::run::ExecuteArgs),
@@ -102,6 +105,7 @@ pub fn run(ctx: &Ctx, args: OpsArgs) -> Result<()> {
         OpsCommand::Update(a) => update::run(ctx, &t, a),
         OpsCommand::Approve => approve::run(ctx, &t),
         OpsCommand::Dashboard(a) => dashboard::run(ctx, &t, a),
+        OpsCommand::Service(a) => service::run(ctx, &t, a),
         OpsCommand::Execute(a) => crate::commands::run::execute(ctx, &t, a),
     }
 }

@@ -3,6 +3,7 @@
 //! [`status`]) and streams every container's logs, reconnecting without repeating a line;
 //! stopping deletes with foreground propagation and waits until nothing is left.
 
+pub mod forward;
 pub mod manifests;
 pub mod status;
 
@@ -238,6 +239,8 @@ pub fn explain(e: kube::Error, doing: &str) -> anyhow::Error {
 /// Runs jobs on a cluster.
 pub struct Kubernetes {
     pub client: kube::Client,
+    /// The kubeconfig context it was reached with (none: the current one or in-cluster).
+    pub context: Option<String>,
     pub namespace: String,
     pub settings: manifests::Settings,
 }
@@ -293,6 +296,15 @@ impl super::Executor for Kubernetes {
 
     fn job_root(&self, _host_root: &std::path::Path) -> std::path::PathBuf {
         manifests::CONTEXT_ROOT.into()
+    }
+
+    fn placement(&self) -> serde_json::Map<String, J> {
+        let mut m = serde_json::Map::new();
+        m.insert("namespace".into(), J::String(self.namespace.clone()));
+        if let Some(c) = &self.context {
+            m.insert("context".into(), J::String(c.clone()));
+        }
+        m
     }
 
     fn start<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Result<Box<dyn Handle>>> {

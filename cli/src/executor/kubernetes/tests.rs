@@ -10,6 +10,7 @@ use serde_json::{Value as J, json};
 
 use super::*;
 use crate::executor::Handle;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 /// One request as the cluster saw it.
 #[derive(Clone, Debug)]
@@ -463,6 +464,54 @@ async fn a_job_deleted_under_the_run_ends_it() {
         "{message}"
     );
     assert_eq!(events.last().unwrap(), "exit Signal(9)");
+}
+
+#[tokio::test]
+async fn forwarded_services_are_read_with_their_selector_and_ports() {
+    let route: Router = Box::new(|s: &Seen| {
+        if s.path == "/api/v1/namespaces/plx/services/plx-api" {
+            return ok(
+                json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "plx-api"},
+                "spec": {"selector": {"app.kubernetes.io/name": "polyaxon", "app.kubernetes.io/component": "api"},
+                    "ports": [{"name": "http", "port": 80, "targetPort": "http"}, {"port": 9090}]}}),
+            );
+        }
+        if s.path == "/api/v1/namespaces/plx/pods" {
+            return pod_list(vec![
+                json!({"metadata": {"name": "plx-api-1", "creationTimestamp": "2026-11-24T09:00:00Z"},
+                    "spec": {"containers": [{"name": "api", "image": "i", "ports": [{"name": "http", "containerPort": 8000}]}]},
+                    "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}),
+            ]);
+        }
+        not_found()
+    });
+    let (client, seen) = fake_cluster(route);
+    let b = forward::backend(&client, "plx", "plx-api").await.unwrap();
+    assert_eq!(
+        b.selector,
+        "app.kubernetes.io/component=api,app.kubernetes.io/name=polyaxon"
+    );
+    assert_eq!(b.ports.len(), 2);
+    assert_eq!(b.ports[1].target, IntOrString::Int(9090));
+    let pods: Api<core::Pod> = Api::namespaced(client.clone(), "plx");
+    let p = forward::ready_pod(&pods, &b.selector, &b.service)
+        .await
+        .unwrap();
+    assert_eq!(forward::pod_port(&p, &b.ports[0].target).unwrap(), 8000);
+    assert!(seen.lock().unwrap().iter().any(|s| {
+        s.query
+            .contains("labelSelector=app.kubernetes.io%2Fcomponent%3Dapi")
+    }));
+    let e = forward::backend(&client, "plx", "nope").await.unwrap_err();
+    let u = e.downcast_ref::<UserError>().unwrap();
+    assert!(
+        u.message.contains("no service `nope` in namespace `plx`")
+            && u.hint
+                .as_deref()
+                .unwrap()
+                .contains("kubectl -n plx get services"),
+        "{u:?}"
+    );
 }
 
 #[tokio::test]
