@@ -461,10 +461,8 @@ pub fn parse_metric_line(line: &str) -> Option<MetricLine> {
     (!out.is_empty()).then_some((step, out))
 }
 
-/// Reads new complete lines of the job's metric event files (`events/metric/<name>.plx`,
-/// `step|timestamp|metric`) since the last call. `at_end` also takes a last line without its
-/// newline: the library writes `"\n" + line`, so a line is only known complete once the next
-/// one starts, or the job has ended.
+/// Reads new complete lines of the job's metric event files (`events/metric/<name>.plx`)
+/// since the last call (`at_end`: the last line without its newline too).
 struct PlxTail {
     dir: PathBuf,
     offsets: BTreeMap<String, u64>,
@@ -472,69 +470,53 @@ struct PlxTail {
 
 impl PlxTail {
     fn read(&mut self, at_end: bool) -> Vec<(String, u64, Vec<Pt>)> {
-        use std::io::{Read, Seek, SeekFrom};
         let mut out = Vec::new();
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return out;
-        };
-        for e in entries.flatten() {
-            let file_name = e.file_name().to_string_lossy().into_owned();
-            let Some(name) = file_name.strip_suffix(".plx") else {
-                continue;
-            };
-            let start = *self.offsets.get(name).unwrap_or(&0) as usize;
-            // Only what was added since the last read.
-            let mut bytes = Vec::new();
-            let Ok(mut f) = std::fs::File::open(e.path()) else {
-                continue;
-            };
-            if f.seek(SeekFrom::Start(start as u64)).is_err() || f.read_to_end(&mut bytes).is_err()
-            {
-                continue;
-            }
-            if bytes.is_empty() {
-                continue;
-            }
-            let chunk = &bytes[..];
-            // Complete part: up to the last newline (or all of it at the end).
-            let end = if at_end {
-                chunk.len()
-            } else {
-                match chunk.iter().rposition(|b| *b == b'\n') {
-                    Some(i) => i,
-                    None => continue,
-                }
-            };
-            let text = String::from_utf8_lossy(&chunk[..end]);
-            let mut pts = Vec::new();
-            for line in text.split('\n') {
-                let line = line.trim();
-                if line.is_empty() || line.starts_with("step|") {
-                    continue;
-                }
-                let mut cols = line.splitn(3, '|');
-                let (Some(step), Some(ts), Some(val)) = (cols.next(), cols.next(), cols.next())
-                else {
-                    continue;
-                };
-                let Ok(value) = val.trim().parse::<f64>() else {
-                    continue;
-                };
-                if !value.is_finite() {
-                    continue;
-                }
-                pts.push((
-                    step.trim().parse().ok(),
-                    J::String(ts.trim().to_string()),
-                    value,
-                ));
-            }
-            self.offsets.insert(name.to_string(), (start + end) as u64);
-            if !pts.is_empty() {
-                out.push((name.to_string(), start as u64, pts));
+        for c in polyaxon_server::eventfiles::read_new(&self.dir, &self.offsets, at_end) {
+            self.offsets.insert(c.name.clone(), c.end);
+            if !c.points.is_empty() {
+                let pts = c
+                    .points
+                    .into_iter()
+                    .map(|(step, ts, v)| (step, J::String(ts), v))
+                    .collect();
+                out.push((c.name, c.start, pts));
             }
         }
         out
+    }
+}
+
+/// For jobs on a cluster: has the server ingest the metric event files the pods write into the
+/// artifacts store it shares with them, every 2 s, then once more with the last lines. The
+/// server keeps how far it read, so repeated and retried calls never count a point twice.
+async fn sync_events(api: Api, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut warned = false;
+    loop {
+        let at_end = *stop.borrow();
+        let path = crate::client::with_query(
+            &api.streams("/events/sync"),
+            &[("last", at_end.to_string())],
+        );
+        for i in 0..if at_end { 20 } else { 1 } {
+            match api.client.json::<J>(Method::POST, &path, None::<&J>).await {
+                Ok(_) => break,
+                Err(e) if !warned || (at_end && i == 19) => {
+                    warned = true;
+                    eprintln!("warning: the run's metric event files could not be ingested: {e:#}");
+                }
+                Err(_) => {}
+            }
+            if at_end {
+                tokio::time::sleep(Duration::from_millis(100 * (i + 1))).await;
+            }
+        }
+        if at_end {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = stop.changed() => {}
+        }
     }
 }
 
@@ -1428,11 +1410,16 @@ async fn attempt_once(
     ));
     // Event files → metrics.
     let (tail_stop_tx, tail_stop_rx) = tokio::sync::watch::channel(false);
-    let tail = tokio::spawn(tail_events(
-        api.clone(),
-        dir.join("events/metric"),
-        tail_stop_rx.clone(),
-    ));
+    let tail = if executor.name() == "kubernetes" {
+        // The pods write them into the artifacts store they share with the server.
+        tokio::spawn(sync_events(api.clone(), tail_stop_rx.clone()))
+    } else {
+        tokio::spawn(tail_events(
+            api.clone(),
+            dir.join("events/metric"),
+            tail_stop_rx.clone(),
+        ))
+    };
     let sampler = job_pid.map(|pid| {
         tokio::spawn(sample_resources(
             pid,

@@ -396,6 +396,23 @@ pub struct MetricsBatchResult {
     pub duplicate: bool,
 }
 
+/// What `events/sync` did.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct EventFilesSynced {
+    /// Points added from the run's metric event files.
+    pub points: usize,
+    /// The series they went to.
+    pub series: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventFilesSyncQuery {
+    /// The job has ended: a last line without its newline counts too.
+    #[serde(default)]
+    pub last: Option<bool>,
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct V1RunArtifacts {
     #[schema(value_type = Vec<Object>)]

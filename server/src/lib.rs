@@ -7,6 +7,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod eventfiles;
 pub mod files;
 pub mod openapi;
 pub mod pql;
@@ -74,6 +75,8 @@ pub struct Inner {
     pub tokens: auth::TokenCache,
     log_writers:
         tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<files::LogWriter>>>>>,
+    /// Event-file syncs in progress, by run (one at a time per run).
+    sync_locks: std::sync::Mutex<HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>>,
 }
 
 impl std::ops::Deref for App {
@@ -131,6 +134,7 @@ impl App {
             installation_key: key,
             tokens: auth::TokenCache::default(),
             log_writers: Default::default(),
+            sync_locks: Default::default(),
         };
         Ok(Started {
             app: App(Arc::new(inner)),
@@ -146,6 +150,18 @@ impl App {
                 .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
+    }
+
+    /// The lock that keeps a run's event-file syncs one at a time.
+    pub fn sync_lock(&self, uuid: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.sync_locks.lock().expect("not poisoned");
+        if let Some(l) = map.get(uuid).and_then(std::sync::Weak::upgrade) {
+            return l;
+        }
+        map.retain(|_, w| w.strong_count() > 0);
+        let l = Arc::new(tokio::sync::Mutex::new(()));
+        map.insert(uuid.to_string(), Arc::downgrade(&l));
+        l
     }
 
     pub fn run_dir(&self, uuid: &str) -> PathBuf {

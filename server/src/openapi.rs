@@ -15,14 +15,14 @@ use crate::routes::{auth, meta, projects, runs, streams};
         runs::create, runs::list, runs::get, runs::patch, runs::put, runs::delete, runs::delete_many, runs::stop_many,
         runs::statuses, runs::create_status, runs::stop, runs::restart, runs::copy, runs::resume, runs::approve,
         runs::impersonate, runs::create_lineage, runs::lineage,
-        streams::logs, streams::append_logs, streams::events, streams::multi_events, streams::resources, streams::ingest,
+        streams::logs, streams::append_logs, streams::events, streams::multi_events, streams::resources, streams::ingest, streams::sync_event_files,
         streams::tree, streams::artifact, streams::artifacts_archive, streams::delete_artifact, streams::upload,
     ),
     components(schemas(
         ApiErrorBody, V1Credentials, V1Auth, V1User, V1UserCreate, V1Token, V1ListTokenResponse, V1Project,
         V1ListProjectsResponse, V1StatusCondition, V1Status, V1EntityStatusBodyRequest, V1Cloning, V1Pipeline, V1Run,
         V1ListRunsResponse, V1OperationBody, V1Uuids, V1Log, V1Logs, V1LogsAppend, V1ArtifactTree, V1EventSeries, V1SeriesStats, V1SeriesPoint,
-        V1EventsResponse, V1MultiEventsResponse, MetricSeriesIn, MetricsBatch, MetricsBatchResult, V1RunArtifacts,
+        V1EventsResponse, V1MultiEventsResponse, MetricSeriesIn, MetricsBatch, MetricsBatchResult, EventFilesSynced, V1RunArtifacts,
         V1ListRunArtifactsResponse, V1Version, V1Compatibility, V1Installation,
     )),
     tags(

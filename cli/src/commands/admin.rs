@@ -159,9 +159,10 @@ fn deploy_cmd(ctx: &Ctx, a: DeployArgs, upgrade: bool) -> Result<()> {
         ctx.printer.success(&format!("{} in namespace `{}`", if upgrade { "upgraded" } else { "deployed" }, c.namespace()));
         if !c.agent_only() {
             ctx.printer.err(&format!(
-                "  the API: `polyaxon port-forward -n {ns} -r {rel}` (it listens on 127.0.0.1:8000), then `polyaxon config set --host http://127.0.0.1:8000`\n  root's password: `kubectl -n {ns} get secret {rel}-secrets -o jsonpath='{{.data.admin-password}}' | base64 -d`",
+                "  the API: `polyaxon port-forward -n {ns} -r {rel}` (it listens on 127.0.0.1:8000), then `polyaxon config set --host http://127.0.0.1:8000`\n  root's password: `kubectl -n {ns} get secret {rel}-secrets -o jsonpath='{{.data.admin-password}}' | base64 -d`\n  runs on this cluster: `export POLYAXON_K8S_NAMESPACE={ns} POLYAXON_K8S_API_HOST=http://{rel}-api.{ns}.svc:{port} POLYAXON_K8S_ARTIFACTS_CLAIM={rel}-artifacts`, then `polyaxon run --executor kubernetes`",
                 ns = c.namespace(),
                 rel = c.release(),
+                port = c.int("gateway.service.port").unwrap_or(80),
             ));
         }
         Ok(())

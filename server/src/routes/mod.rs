@@ -120,6 +120,10 @@ pub fn router(app: App) -> Router {
             get(streams::resources),
         )
         .route(
+            "/streams/v1/{namespace}/{owner}/{project}/runs/{uuid}/events/sync",
+            post(streams::sync_event_files),
+        )
+        .route(
             "/streams/v1/{namespace}/{owner}/{project}/runs/{uuid}/metrics",
             post(streams::ingest).layer(DefaultBodyLimit::max(metrics_limit)),
         )

@@ -385,6 +385,63 @@ pub async fn resources(
     }))
 }
 
+/// Ingests the run's metric event files in the artifacts store (ours): what jobs write with
+/// `polyaxon.tracking` into `events/metric/<name>.plx` on a volume the server shares (pods on
+/// a cluster). Each call takes the lines added since the last one; how far each file was read
+/// is kept with the batches, so no point is taken twice, across calls and restarts.
+#[utoipa::path(post, path = "/streams/v1/{namespace}/{owner}/{project}/runs/{uuid}/events/sync", tag = "streams",
+    params(("namespace" = String, Path), ("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path), EventFilesSyncQuery),
+    responses((status = 200, body = EventFilesSynced), (status = 404, body = ApiErrorBody)))]
+pub async fn sync_event_files(
+    State(app): State<App>,
+    who: Principal,
+    Path((_ns, owner, project, uuid)): StreamPath,
+    Query(q): Query<EventFilesSyncQuery>,
+) -> ApiResult<Json<EventFilesSynced>> {
+    use crate::eventfiles;
+    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, true).await?;
+    // One sync of a run at a time: two would read the same lines.
+    let lock = app.sync_lock(&uuid);
+    let _held = lock.lock().await;
+    let ids = app.store.batch_ids(r.id, eventfiles::BATCH_PREFIX).await?;
+    let offsets = eventfiles::offsets_from_batches(ids.iter().map(String::as_str));
+    let dir = app.run_dir(&uuid).join("events").join("metric");
+    let last = q.last.unwrap_or(false);
+    let chunks = tokio::task::spawn_blocking(move || eventfiles::read_new(&dir, &offsets, last))
+        .await
+        .map_err(|e| ApiError::Internal(format!("reading event files: {e}")))?;
+    let now = crate::store::now_micros();
+    let mut out = EventFilesSynced::default();
+    for c in chunks {
+        let points: Vec<Point> = c
+            .points
+            .iter()
+            .map(|(step, ts, value)| Point {
+                step: *step,
+                ts: parse_time(&J::String(ts.clone())).unwrap_or(now),
+                value: *value,
+            })
+            .collect();
+        let n = points.len();
+        let added = app
+            .store
+            .ingest(
+                r.id,
+                Some(&eventfiles::batch_id(&c)),
+                vec![Series {
+                    name: c.name.clone(),
+                    points,
+                }],
+            )
+            .await?;
+        if n > 0 && added > 0 {
+            out.points += added;
+            out.series.push(c.name);
+        }
+    }
+    Ok(Json(out))
+}
+
 /// Adds metric points (ours): many series, many points per request. A batch with an `id` is
 /// applied at most once, so a retry after a lost response never doubles a point.
 #[utoipa::path(post, path = "/streams/v1/{namespace}/{owner}/{project}/runs/{uuid}/metrics", tag = "streams",

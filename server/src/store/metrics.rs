@@ -343,6 +343,22 @@ impl Store {
     }
 
     /// The names of a run's series.
+    /// The ids of a run's batches that start with `prefix` (no `%`, `_` or `\\` in it).
+    pub async fn batch_ids(&self, run_id: i64, prefix: &str) -> Result<Vec<String>> {
+        debug_assert!(!prefix.contains(['%', '_', '\\']), "a LIKE pattern");
+        #[derive(FromRow)]
+        struct Id {
+            batch_id: String,
+        }
+        let rows: Vec<Id> = self
+            .fetch_all(
+                "SELECT batch_id FROM metric_batches WHERE run_id = $1 AND batch_id LIKE $2",
+                vec![run_id.into(), format!("{prefix}%").into()],
+            )
+            .await?;
+        Ok(rows.into_iter().map(|r| r.batch_id).collect())
+    }
+
     pub async fn metric_names(&self, run_id: i64) -> Result<Vec<String>> {
         let rows: Vec<Name> = self
             .fetch_all(

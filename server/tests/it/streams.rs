@@ -578,3 +578,77 @@ async fn oversized_bodies_postgres() {
         limits(s).await;
     }
 }
+
+both!(event_files_in_the_store_are_ingested_once, |s| {
+    let p = s.project("demo").await;
+    let uuid = s.run(&p, json!({})).await;
+    // What `polyaxon.tracking` writes in a pod whose artifacts volume the server shares.
+    let dir = s.artifacts.path().join(&uuid).join("events/metric");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("loss.plx");
+    let line = |i: i64| {
+        format!(
+            "\n{i}|2026-11-24 09:00:{i:02}.000000+00:00|{}",
+            1.0 / (1 + i) as f64
+        )
+    };
+    let mut text = "step|timestamp|metric".to_string();
+    for i in 0..5 {
+        text.push_str(&line(i));
+    }
+    std::fs::write(&file, &text).unwrap();
+    let sync = |last: bool| {
+        let url = format!("{}?last={last}", streams(&p, &uuid, "events/sync"));
+        let s = &s;
+        async move { s.post(&url, json!({})).await }
+    };
+    // Two at once: one reads the lines, the other finds nothing new.
+    let ((st1, a), (st2, b)) = tokio::join!(sync(false), sync(false));
+    assert_eq!((st1, st2), (StatusCode::OK, StatusCode::OK), "{a} {b}");
+    assert_eq!(
+        a["points"].as_u64().unwrap() + b["points"].as_u64().unwrap(),
+        4,
+        "the last line is not known complete yet: {a} {b}"
+    );
+    assert_eq!(sync(false).await.1["points"], 0);
+    let mut more = String::new();
+    for i in 5..8 {
+        more.push_str(&line(i));
+    }
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, more.as_bytes()))
+        .unwrap();
+    let (_, r) = sync(false).await;
+    assert_eq!(r["points"], 3);
+    assert_eq!(r["series"], json!(["loss"]));
+    // The job ended: its last line counts.
+    let (_, r) = sync(true).await;
+    assert_eq!(r["points"], 1);
+    assert_eq!(sync(true).await.1["points"], 0);
+    let (_, ev) = s
+        .get(&format!(
+            "{}?names=loss",
+            streams(&p, &uuid, "events/metric")
+        ))
+        .await;
+    let steps: Vec<i64> = ev["data"][0]["data"]["step"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        (0..8).collect::<Vec<_>>(),
+        "each point once, in order"
+    );
+    let (_, run) = s.get(&format!("/api/v1/root/{p}/runs/{uuid}")).await;
+    assert_eq!(run["outputs"]["loss"], 0.125);
+    // A run without event files: nothing to do.
+    let other = s.run(&p, json!({})).await;
+    let (st, r) = s.post(&streams(&p, &other, "events/sync"), json!({})).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(r["points"], 0);
+});
