@@ -25,7 +25,7 @@ use crate::executor::kubernetes::{self as k8s, ObjRef};
 /// The API of a default deploy, as the cluster's pods reach it.
 pub const IN_CLUSTER_API: &str = "http://polyaxon-api.polyaxon.svc:80";
 
-/// The server's image when the config names none.
+/// The server's image when the config names none (`scripts/server-image` builds it).
 pub fn default_image() -> String {
     format!("polyaxon/polyaxon-rs:{}", env!("CARGO_PKG_VERSION"))
 }
@@ -515,6 +515,16 @@ pub fn manifests(c: &Config, secrets: &Secrets) -> Result<Vec<J>> {
         ..Default::default()
     };
     pod_scheduling(c, "gateway", &mut api_spec)?;
+    if api_spec.security_context.is_none() {
+        // The image's user (scripts/server-image), and volumes it may write.
+        api_spec.security_context = Some(core::PodSecurityContext {
+            run_as_user: Some(1000),
+            run_as_group: Some(1000),
+            fs_group: Some(1000),
+            run_as_non_root: Some(true),
+            ..Default::default()
+        });
+    }
     out.push(to_json(&apps::Deployment {
         metadata: meta(c, n.api(), "api"),
         spec: Some(apps::DeploymentSpec {

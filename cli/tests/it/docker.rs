@@ -214,3 +214,76 @@ fn build_run_stop_and_reuse() {
         "{last}"
     );
 }
+
+/// The server's image (`scripts/server-image`, what `admin deploy` runs) is built FROM scratch
+/// from this binary and serves.
+#[test]
+fn the_server_image_is_built_from_scratch_and_serves() {
+    if !docker_available() {
+        return;
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let tag = format!("polyaxon/polyaxon-rs:test-{}", std::process::id());
+    let _cleanup = RemoveImage(tag.clone());
+    let out = Command::new(root.join("scripts/server-image"))
+        .args(["--binary", env!("CARGO_BIN_EXE_polyaxon"), "--tag", &tag])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let name = format!("plx-server-image-{}", std::process::id());
+    struct RemoveContainer(String);
+    impl Drop for RemoveContainer {
+        fn drop(&mut self) {
+            let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+        }
+    }
+    let _c = RemoveContainer(name.clone());
+    let run = Command::new("docker")
+        .args(["run", "-d", "--name", &name, "--network", "host", &tag])
+        .args([
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let end = Instant::now() + Duration::from_secs(30);
+    let answer = loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            write!(s, "GET /healthz HTTP/1.0\r\n\r\n").unwrap();
+            let mut b = String::new();
+            let _ = s.read_to_string(&mut b);
+            if !b.is_empty() {
+                break b;
+            }
+        }
+        let logs = Command::new("docker")
+            .args(["logs", &name])
+            .output()
+            .unwrap();
+        assert!(
+            Instant::now() < end,
+            "the server never answered: {}{}",
+            stdout(&logs),
+            stderr(&logs)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    // It runs as the unprivileged user, not root.
+    let user = Command::new("docker")
+        .args(["inspect", "--format", "{{.Config.User}}", &tag])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&user).trim(), "1000:1000");
+}
