@@ -63,7 +63,8 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'A name for the run')
             [CompletionResult]::new('--tags', '--tags', [CompletionResultType]::ParameterName, 'Tags, comma-separated')
             [CompletionResult]::new('--description', '--description', [CompletionResultType]::ParameterName, 'A description')
-            [CompletionResult]::new('--executor', '--executor', [CompletionResultType]::ParameterName, 'Where the job runs: `process` (this machine), `docker`, or `kubernetes` (the cluster of the kubeconfig''s context; `POLYAXON_K8S_CONTEXT`, `POLYAXON_K8S_NAMESPACE` choose)')
+            [CompletionResult]::new('--executor', '--executor', [CompletionResultType]::ParameterName, 'Where the job runs: `process` (this machine, the default), `docker`, or `kubernetes` (`k8s`: the cluster of the kubeconfig''s context; `POLYAXON_K8S_CONTEXT`, `POLYAXON_K8S_NAMESPACE` choose). Default: POLYAXON_EXECUTOR, else `config set --executor`')
+            [CompletionResult]::new('--exc', '--exc', [CompletionResultType]::ParameterName, 'Where the job runs: `process` (this machine, the default), `docker`, or `kubernetes` (`k8s`: the cluster of the kubeconfig''s context; `POLYAXON_K8S_CONTEXT`, `POLYAXON_K8S_NAMESPACE` choose). Default: POLYAXON_EXECUTOR, else `config set --executor`')
             [CompletionResult]::new('--presets', '--presets', [CompletionResultType]::ParameterName, 'Named presets to apply, comma-separated')
             [CompletionResult]::new('--upload-from', '--upload-from', [CompletionResultType]::ParameterName, 'The directory to upload (implies `-u`; default: the directory the code runs from)')
             [CompletionResult]::new('--u-from', '--u-from', [CompletionResultType]::ParameterName, 'The directory to upload (implies `-u`; default: the directory the code runs from)')
@@ -684,8 +685,8 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             break
         }
         'polyaxon;ops;execute' {
-            [CompletionResult]::new('--executor', '--executor', [CompletionResultType]::ParameterName, 'Where the job runs: `process` (this machine)')
-            [CompletionResult]::new('--exc', '--exc', [CompletionResultType]::ParameterName, 'Where the job runs: `process` (this machine)')
+            [CompletionResult]::new('--executor', '--executor', [CompletionResultType]::ParameterName, 'Where the job runs: `process` (this machine), `docker` or `kubernetes` (`k8s`)')
+            [CompletionResult]::new('--exc', '--exc', [CompletionResultType]::ParameterName, 'Where the job runs: `process` (this machine), `docker` or `kubernetes` (`k8s`)')
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
             [CompletionResult]::new('--uid', '--uid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
@@ -829,6 +830,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('--no-api', '--no-api', [CompletionResultType]::ParameterName, 'Make no calls to the server (kept for upstream''s scripts)')
             [CompletionResult]::new('--debug', '--debug', [CompletionResultType]::ParameterName, 'Print more detail about calls')
             [CompletionResult]::new('--home', '--home', [CompletionResultType]::ParameterName, 'Keep the CLI''s files (and the embedded store) in this directory from now on')
+            [CompletionResult]::new('--executor', '--executor', [CompletionResultType]::ParameterName, 'The executor of `polyaxon run` without `--executor`: `process`, `docker` or `kubernetes` (`k8s`); `""` goes back to `process`')
             [CompletionResult]::new('--disable-errors-reporting', '--disable-errors-reporting', [CompletionResultType]::ParameterName, 'Accepted for upstream''s scripts; nothing is ever reported')
             [CompletionResult]::new('--no-purge', '--no-purge', [CompletionResultType]::ParameterName, 'Keep the cached user when the host changes')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')

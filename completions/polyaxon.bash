@@ -852,7 +852,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__config__subcmd__set)
-            opts="-v -h -V --host --verify-ssl --timeout --owner --no-api --debug --home --disable-errors-reporting --no-purge --verbose --help --version"
+            opts="-v -h -V --host --verify-ssl --timeout --owner --no-api --debug --home --executor --disable-errors-reporting --no-purge --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -883,6 +883,10 @@ _polyaxon() {
                     return 0
                     ;;
                 --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --executor)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3100,7 +3104,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__run)
-            opts="-f -P -p -n -w -l -u -o -v -h -V --file --param --hparam --matrix-kind --matrix-concurrency --matrix-num-runs --project --name --tags --description --watch --log --logs --executor --dry-run --presets --stdout-metrics --upload --u-from --upload-from --u-to --upload-to --output --verbose --help --version"
+            opts="-f -P -p -n -w -l -u -o -v -h -V --file --param --hparam --matrix-kind --matrix-concurrency --matrix-num-runs --project --name --tags --description --watch --log --logs --exc --executor --dry-run --presets --stdout-metrics --upload --u-from --upload-from --u-to --upload-to --output --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3163,7 +3167,11 @@ _polyaxon() {
                     return 0
                     ;;
                 --executor)
-                    COMPREPLY=($(compgen -W "process docker kubernetes" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "process docker kubernetes k8s" -- "${cur}"))
+                    return 0
+                    ;;
+                --exc)
+                    COMPREPLY=($(compgen -W "process docker kubernetes k8s" -- "${cur}"))
                     return 0
                     ;;
                 --presets)

@@ -59,7 +59,8 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand --name 'A name for the run'
             cand --tags 'Tags, comma-separated'
             cand --description 'A description'
-            cand --executor 'Where the job runs: `process` (this machine), `docker`, or `kubernetes` (the cluster of the kubeconfig''s context; `POLYAXON_K8S_CONTEXT`, `POLYAXON_K8S_NAMESPACE` choose)'
+            cand --executor 'Where the job runs: `process` (this machine, the default), `docker`, or `kubernetes` (`k8s`: the cluster of the kubeconfig''s context; `POLYAXON_K8S_CONTEXT`, `POLYAXON_K8S_NAMESPACE` choose). Default: POLYAXON_EXECUTOR, else `config set --executor`'
+            cand --exc 'Where the job runs: `process` (this machine, the default), `docker`, or `kubernetes` (`k8s`: the cluster of the kubeconfig''s context; `POLYAXON_K8S_CONTEXT`, `POLYAXON_K8S_NAMESPACE` choose). Default: POLYAXON_EXECUTOR, else `config set --executor`'
             cand --presets 'Named presets to apply, comma-separated'
             cand --upload-from 'The directory to upload (implies `-u`; default: the directory the code runs from)'
             cand --u-from 'The directory to upload (implies `-u`; default: the directory the code runs from)'
@@ -632,8 +633,8 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand --version 'Print version'
         }
         &'polyaxon;ops;execute'= {
-            cand --executor 'Where the job runs: `process` (this machine)'
-            cand --exc 'Where the job runs: `process` (this machine)'
+            cand --executor 'Where the job runs: `process` (this machine), `docker` or `kubernetes` (`k8s`)'
+            cand --exc 'Where the job runs: `process` (this machine), `docker` or `kubernetes` (`k8s`)'
             cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
             cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
             cand --uid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
@@ -754,6 +755,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand --no-api 'Make no calls to the server (kept for upstream''s scripts)'
             cand --debug 'Print more detail about calls'
             cand --home 'Keep the CLI''s files (and the embedded store) in this directory from now on'
+            cand --executor 'The executor of `polyaxon run` without `--executor`: `process`, `docker` or `kubernetes` (`k8s`); `""` goes back to `process`'
             cand --disable-errors-reporting 'Accepted for upstream''s scripts; nothing is ever reported'
             cand --no-purge 'Keep the cached user when the host changes'
             cand -v 'Print more detail about what happens'

@@ -56,9 +56,10 @@ complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -s p -l project -
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -s n -l name -d 'A name for the run' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l tags -d 'Tags, comma-separated' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l description -d 'A description' -r
-complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l executor -d 'Where the job runs: `process` (this machine), `docker`, or `kubernetes` (the cluster of the kubeconfig\'s context; `POLYAXON_K8S_CONTEXT`, `POLYAXON_K8S_NAMESPACE` choose)' -r -f -a "process\t''
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l executor -l exc -d 'Where the job runs: `process` (this machine, the default), `docker`, or `kubernetes` (`k8s`: the cluster of the kubeconfig\'s context; `POLYAXON_K8S_CONTEXT`, `POLYAXON_K8S_NAMESPACE` choose). Default: POLYAXON_EXECUTOR, else `config set --executor`' -r -f -a "process\t''
 docker\t''
-kubernetes\t''"
+kubernetes\t''
+k8s\t''"
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l presets -d 'Named presets to apply, comma-separated' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l upload-from -l u-from -d 'The directory to upload (implies `-u`; default: the directory the code runs from)' -r -F
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l upload-to -l u-to -d 'Where in the run\'s artifacts the upload goes (implies `-u`; `/` for the root)' -r
@@ -347,7 +348,7 @@ complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_s
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from service" -s v -l verbose -d 'Print more detail about what happens'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from service" -s h -l help -d 'Print help'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from service" -s V -l version -d 'Print version'
-complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from execute" -l executor -l exc -d 'Where the job runs: `process` (this machine)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from execute" -l executor -l exc -d 'Where the job runs: `process` (this machine), `docker` or `kubernetes` (`k8s`)' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from execute" -s p -l project -d 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from execute" -l uid -l uuid -d 'The run\'s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from execute" -l run-from-stdin -d 'Wait for the run on standard input (`OWNER/PROJECT UUID`), the store opened meanwhile; end-of-file exits quietly (what `polyaxon run` uses)'
@@ -401,6 +402,7 @@ complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_see
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from set" -l no-api -d 'Make no calls to the server (kept for upstream\'s scripts)' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from set" -l debug -d 'Print more detail about calls' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from set" -l home -d 'Keep the CLI\'s files (and the embedded store) in this directory from now on' -r -F
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from set" -l executor -d 'The executor of `polyaxon run` without `--executor`: `process`, `docker` or `kubernetes` (`k8s`); `""` goes back to `process`' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from set" -l disable-errors-reporting -d 'Accepted for upstream\'s scripts; nothing is ever reported' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from set" -l no-purge -d 'Keep the cached user when the host changes'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand config; and __fish_seen_subcommand_from set" -s v -l verbose -d 'Print more detail about what happens'

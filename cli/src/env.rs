@@ -16,6 +16,8 @@ pub const POLYAXON_ADMIN_PASSWORD: &str = "POLYAXON_ADMIN_PASSWORD";
 pub const RUST_LOG: &str = "RUST_LOG";
 /// The server to talk to (overrides `polyaxon config set --host`); unset means embedded.
 pub const POLYAXON_HOST: &str = "POLYAXON_HOST";
+/// The executor of `polyaxon run` when `--executor` is not given.
+pub const POLYAXON_EXECUTOR: &str = "POLYAXON_EXECUTOR";
 /// An API token (overrides the stored credentials).
 pub const POLYAXON_AUTH_TOKEN: &str = "POLYAXON_AUTH_TOKEN";
 /// `false` to accept any TLS certificate from the server (overrides the config).

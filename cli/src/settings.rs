@@ -117,6 +117,38 @@ pub struct ClientConfig {
     /// Accepted for upstream's scripts; this CLI reports no errors anywhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disable_errors_reporting: Option<bool>,
+    /// The executor of `polyaxon run` when `--executor` is not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<String>,
+}
+
+/// The executors, by the names they are given (upstream's `k8s` is `kubernetes`).
+pub fn executor_name(name: &str) -> Option<&'static str> {
+    match name.trim().to_ascii_lowercase().as_str() {
+        "process" | "local" => Some("process"),
+        "docker" => Some("docker"),
+        "kubernetes" | "k8s" => Some("kubernetes"),
+        _ => None,
+    }
+}
+
+/// The executor of a run: `--executor`, else `POLYAXON_EXECUTOR`, else `config set
+/// --executor`, else `process`.
+pub fn executor(flag: Option<&str>, config: &ClientConfig) -> anyhow::Result<&'static str> {
+    let env = std::env::var(crate::env::POLYAXON_EXECUTOR)
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let (given, from) = match (flag, env, config.executor.as_deref()) {
+        (Some(f), _, _) => (f.to_string(), "--executor".to_string()),
+        (None, Some(e), _) => (e, crate::env::POLYAXON_EXECUTOR.to_string()),
+        (None, None, Some(c)) => (c.to_string(), "the config's `executor`".to_string()),
+        (None, None, None) => return Ok("process"),
+    };
+    executor_name(&given).ok_or_else(|| {
+        crate::error::UserError::new(format!("{from} `{given}` is not an executor"))
+            .hint("use `process`, `docker` or `kubernetes` (`k8s`)")
+            .into()
+    })
 }
 
 /// `.user`: who logged in, on which host.

@@ -564,6 +564,7 @@ pub async fn execute(
         .hint("`polyaxon ops restart` runs it again as a new run; `polyaxon ops resume` continues it")
         .into());
     }
+    let executor_name = crate::settings::executor_name(executor_name).unwrap_or(executor_name);
     let connected: Result<Box<dyn executor::Executor>> = match executor_name {
         "process" => Ok(Box::new(executor::process::Process)),
         "docker" => executor::docker::Docker::connect()

@@ -61,6 +61,11 @@ pub struct SetArgs {
     #[arg(long, value_name = "DIR")]
     pub home: Option<std::path::PathBuf>,
 
+    /// The executor of `polyaxon run` without `--executor`: `process`, `docker` or
+    /// `kubernetes` (`k8s`); `""` goes back to `process`.
+    #[arg(long, value_name = "EXECUTOR")]
+    pub executor: Option<String>,
+
     /// Accepted for upstream's scripts; nothing is ever reported.
     #[arg(long, value_name = "BOOL", value_parser = parse_bool_arg)]
     pub disable_errors_reporting: Option<bool>,
@@ -94,6 +99,7 @@ const KEYS: &[&str] = &[
     "no_api",
     "debug",
     "home",
+    "executor",
     "disable_errors_reporting",
 ];
 
@@ -107,6 +113,7 @@ fn value(ctx: &Ctx, key: &str) -> Option<J> {
         "no_api" => J::from(s.client.no_api.unwrap_or(false)),
         "debug" => J::from(s.client.debug.unwrap_or(false)),
         "home" => J::from(s.home.display().to_string()),
+        "executor" => J::from(crate::settings::executor(None, &s.client).unwrap_or("process")),
         "disable_errors_reporting" => J::from(s.client.disable_errors_reporting.unwrap_or(true)),
         _ => return None,
     })
@@ -138,6 +145,7 @@ fn show(ctx: &Ctx, out: OutputArgs) -> Result<()> {
         "verify_ssl": s.verify_ssl,
         "timeout": s.timeout.as_secs_f64(),
         "owner": s.client.owner,
+        "executor": crate::settings::executor(None, &s.client).unwrap_or("process"),
         "home": s.home.display().to_string(),
         "context": s.context.display().to_string(),
         "project": project.as_ref().map(|p| format!("{}/{}", p.owner, p.name)),
@@ -170,6 +178,11 @@ fn show(ctx: &Ctx, out: OutputArgs) -> Result<()> {
     ));
     if let Some(o) = &s.client.owner {
         pairs.push(("owner".into(), o.as_str().into()));
+    }
+    if let Ok(e) = crate::settings::executor(None, &s.client)
+        && e != "process"
+    {
+        pairs.push(("executor".into(), e.into()));
     }
     pairs.push(("home".into(), s.home.display().to_string().into()));
     pairs.push((
@@ -265,6 +278,24 @@ fn set(ctx: &Ctx, args: SetArgs) -> Result<()> {
     if let Some(v) = args.disable_errors_reporting {
         c.disable_errors_reporting = Some(v);
         changed.push(format!("disable_errors_reporting = {v}"));
+    }
+    if let Some(e) = &args.executor {
+        c.executor = if e.trim().is_empty() {
+            None
+        } else {
+            Some(
+                settings::executor_name(e)
+                    .ok_or_else(|| {
+                        UserError::new(format!("`--executor {e}` is not an executor"))
+                            .hint("use `process`, `docker` or `kubernetes` (`k8s`)")
+                    })?
+                    .to_string(),
+            )
+        };
+        changed.push(format!(
+            "executor = {}",
+            c.executor.as_deref().unwrap_or("process")
+        ));
     }
     if let Some(h) = &args.home {
         let abs = std::path::absolute(h)?;

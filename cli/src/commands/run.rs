@@ -71,10 +71,12 @@ pub struct RunArgs {
     #[arg(short = 'l', long = "logs", visible_alias = "log")]
     pub logs: bool,
 
-    /// Where the job runs: `process` (this machine), `docker`, or `kubernetes` (the cluster of
-    /// the kubeconfig's context; `POLYAXON_K8S_CONTEXT`, `POLYAXON_K8S_NAMESPACE` choose).
-    #[arg(long = "executor", value_name = "EXECUTOR", default_value = "process", value_parser = ["process", "docker", "kubernetes"])]
-    pub executor: String,
+    /// Where the job runs: `process` (this machine, the default), `docker`, or `kubernetes`
+    /// (`k8s`: the cluster of the kubeconfig's context; `POLYAXON_K8S_CONTEXT`,
+    /// `POLYAXON_K8S_NAMESPACE` choose). Default: POLYAXON_EXECUTOR, else `config set
+    /// --executor`.
+    #[arg(long = "executor", visible_alias = "exc", value_name = "EXECUTOR", value_parser = ["process", "docker", "kubernetes", "k8s"])]
+    pub executor: Option<String>,
 
     /// Print the Kubernetes manifests the run becomes (`-o yaml`, the default, or `-o json`)
     /// instead of running it. Needs no cluster.
@@ -398,12 +400,13 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
         crate::timing::mark("run: store open");
         // The executor starts now (the store is open and up to date) and gets ready while
         // the code is snapshot and the run created.
-        let standby = Standby::spawn(ctx, &args.executor)?;
+        let executor = crate::settings::executor(args.executor.as_deref(), &ctx.settings.client)?;
+        let standby = Standby::spawn(ctx, executor)?;
         let p = project_for_run(ctx, &client, args.project.as_deref()).await?;
         crate::timing::mark("run: project");
         // The code snapshot, the run with it, then the snapshot named after the run.
         let upload = args.upload || args.upload_from.is_some() || args.upload_to.is_some();
-        let mut meta = json!({"executor_kind": args.executor, "stdout_metrics": args.stdout_metrics, "upload": upload});
+        let mut meta = json!({"executor_kind": executor, "stdout_metrics": args.stdout_metrics, "upload": upload});
         let code = snapshot::snapshot_unpinned(&code_dir).context("snapshotting the code")?;
         crate::timing::mark("run: snapshot");
         match &code {
@@ -482,7 +485,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
         } else {
             ctx.printer.success(&format!(
                 "run `{name}` ({}) started in `{}/{}` on the {} executor",
-                r.uuid, r.owner, r.project, args.executor
+                r.uuid, r.owner, r.project, executor
             ));
         }
         if !args.logs && !args.watch {
@@ -828,7 +831,7 @@ async fn watch_search(
 /// `polyaxon ops execute`: runs a created run here, in the foreground.
 #[derive(Debug, Args)]
 pub struct ExecuteArgs {
-    /// Where the job runs: `process` (this machine).
+    /// Where the job runs: `process` (this machine), `docker` or `kubernetes` (`k8s`).
     #[arg(
         long = "executor",
         visible_alias = "exc",

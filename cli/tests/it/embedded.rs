@@ -579,6 +579,54 @@ fn configuration() {
     let err = fails(&env, &["config", "set", "--timeout=-3"], 1);
     assert!(err.contains("positive"), "{err}");
     fails(&env, &["config", "set"], 1);
+    // The executor of `polyaxon run`: the config's, unless POLYAXON_EXECUTOR or --executor.
+    assert_eq!(ok(&env, &["config", "get", "executor"]), "process\n");
+    let out = env
+        .cmd()
+        .args(["config", "set", "--executor", "k8s"])
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&out).contains("executor = kubernetes"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(ok(&env, &["config", "get", "executor"]), "kubernetes\n");
+    let err = fails(&env, &["config", "set", "--executor", "slurm"], 1);
+    assert!(
+        err.contains("`--executor slurm` is not an executor"),
+        "{err}"
+    );
+    let f = env.home.path().join("job.yml");
+    std::fs::write(&f, "version: 1.1\nkind: component\nrun:\n  kind: job\n  container: {image: x, command: [echo, hi]}\n").unwrap();
+    let out = env
+        .cmd()
+        .env("POLYAXON_EXECUTOR", "slurm")
+        .args(["run", "-f"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("POLYAXON_EXECUTOR `slurm` is not an executor"),
+        "{}",
+        stderr(&out)
+    );
+    // Kubernetes from the config, in the embedded mode: said why it cannot run here.
+    let out = env
+        .cmd()
+        .args(["run", "-l", "-f"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("kubernetes") || stderr(&out).contains("kubernetes"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    ok(&env, &["config", "set", "--executor", ""]);
+    assert_eq!(ok(&env, &["config", "get", "executor"]), "process\n");
     let out = env
         .cmd()
         .args(["config", "set", "--host", "localhost:9", "--timeout", "2.5"])
