@@ -2,6 +2,12 @@
 //! far are split into the best `gamma(n)` and the rest; each group becomes a mixture of
 //! product kernels (truncated Gaussians on the unit cube, smoothed categoricals) plus a wide
 //! prior; candidates drawn from the good mixture are ranked by `l(x) / g(x)`. Minimizes.
+//!
+//! Once the search has some history (`LOCAL_AFTER` trials), a few candidates are also drawn
+//! close to the best point so far (its kernel at `LOCAL_WIDTH` of its width) and ranked with
+//! the others: a small exploitation step that lets a search finish the basin it found
+//! (measured in bench/optim_bench.py: Hartmann6 after 100 trials, median over 300 seeds,
+//! −3.154 without, −3.207 with; Branin unchanged).
 
 use super::rng::Rng;
 use super::space::{Dim, Space};
@@ -17,6 +23,13 @@ pub struct Tpe {
 }
 
 const PRIOR_WEIGHT: f64 = 1.0;
+
+/// Trials before candidates near the best point join the others.
+const LOCAL_AFTER: usize = 25;
+/// How many of them.
+const LOCAL_CANDIDATES: usize = 4;
+/// Their spread, as a fraction of the best point's kernel width.
+const LOCAL_WIDTH: f64 = 0.3;
 
 /// One mixture: per component, its log weight (normalizers folded in), centres and widths
 /// (numeric dims), and category probabilities (categorical dims).
@@ -210,12 +223,22 @@ impl Tpe {
             .collect();
         let weights: Vec<f64> = l.log_w.iter().map(|w| w.exp()).collect();
         let mut best: Option<(f64, Vec<f64>)> = None;
-        for _ in 0..self.candidates {
-            let c = self.rng.weighted(&weights);
+        let local = if n >= LOCAL_AFTER {
+            LOCAL_CANDIDATES
+        } else {
+            0
+        };
+        for k in 0..self.candidates + local {
+            // Near the best point (the good mixture's first component), or from the mixture.
+            let (c, scale) = if k < self.candidates {
+                (self.rng.weighted(&weights), 1.0)
+            } else {
+                (0, LOCAL_WIDTH)
+            };
             let mut x = vec![0.0; self.space.dims.len()];
             for (j, &i) in num.iter().enumerate() {
                 // Truncated to [0, 1] by rejection (the prior's width makes that cheap).
-                let (mu, s) = (l.mu[c][j], l.sigma[c][j]);
+                let (mu, s) = (l.mu[c][j], l.sigma[c][j] * scale);
                 let mut v = mu + s * self.rng.normal();
                 let mut tries = 0;
                 while !(0.0..=1.0).contains(&v) && tries < 64 {
