@@ -288,7 +288,12 @@ fn ctrl_c_stops_the_run() {
                     break r["uuid"].as_str().unwrap().to_string();
                 }
             }
-            assert!(Instant::now() < end, "the run did not start");
+            assert!(
+                Instant::now() < end,
+                "the run did not start: {}{}",
+                stdout(&o),
+                stderr(&o)
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     };

@@ -203,6 +203,15 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// The database file of a `sqlite:` URL (none for in-memory ones).
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && !path.starts_with(":memory:")).then(|| std::path::PathBuf::from(path))
+}
+
 impl Store {
     /// Connects and brings the schema up to date (migrations are embedded, append-only).
     pub async fn open(url: &str) -> Result<Store, OpenError> {
@@ -250,6 +259,27 @@ impl Store {
         let migrator = match dialect {
             Dialect::Postgres => sqlx::migrate!("migrations/postgres"),
             Dialect::Sqlite => sqlx::migrate!("migrations/sqlite"),
+        };
+        // SQLite has no lock of its own for migrations (PostgreSQL's is an advisory lock):
+        // processes opening a fresh store at once would each create the tables. A lock file
+        // beside the database makes them take turns.
+        let lock_file = match dialect {
+            Dialect::Sqlite => sqlite_path(url).and_then(|db| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(db.with_extension("migrate.lock"))
+                    .ok()
+            }),
+            Dialect::Postgres => None,
+        };
+        let _migrating = match lock_file {
+            Some(f) => tokio::task::spawn_blocking(move || f.lock().map(|()| f))
+                .await
+                .ok()
+                .and_then(Result::ok),
+            None => None,
         };
         migrator.run(&pool).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::VersionMissing(v) => OpenError::SchemaNewer(v),

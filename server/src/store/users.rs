@@ -156,11 +156,20 @@ impl Store {
                 "user `{username}` already exists"
             )));
         }
-        self.execute(
+        match self.execute(
             "INSERT INTO users (username, email, password_hash, is_superuser, created_at) VALUES ($1, $2, $3, $4, $5)",
             vec![username.into(), email.map(str::to_string).into(), hash.into(), superuser.into(), now_micros().into()],
         )
-        .await?;
+        .await
+        {
+            // Created by another process between the check and the insert.
+            Err(StoreError::Db(e)) if super::projects::is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(format!(
+                    "user `{username}` already exists"
+                )));
+            }
+            other => other?,
+        };
         self.user_by_name(username).await
     }
 

@@ -45,3 +45,35 @@ async fn unreachable_databases_fail_at_once_without_their_password() {
     };
     assert!(err.to_string().contains("mysql://x@y/z"), "{err}");
 }
+
+/// Processes opening a fresh embedded store at once (`polyaxon run` and a `polyaxon ops get`
+/// started beside it) all get it: the schema is created once, the open-mode user once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fresh_store_opened_at_once_by_many() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("polyaxon.db").display()
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let url = url.clone();
+        let artifacts = dir.path().join("artifacts");
+        tasks.push(tokio::spawn(async move {
+            let store = Store::open(&url).await.map_err(|e| e.to_string())?;
+            let config = polyaxon_server::Config::new(
+                &artifacts,
+                polyaxon_server::AuthMode::Open {
+                    user: "default".into(),
+                },
+            );
+            polyaxon_server::App::start(store, config, None)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+}
