@@ -500,6 +500,11 @@ async fn sync_events(api: Api, mut stop: tokio::sync::watch::Receiver<bool>) {
         for i in 0..if at_end { 20 } else { 1 } {
             match api.client.json::<J>(Method::POST, &path, None::<&J>).await {
                 Ok(_) => break,
+                // Refused (an older server, no permission): asking again will not help.
+                Err(e) if e.status().is_some_and(|s| s.is_client_error()) => {
+                    eprintln!("warning: the run's metric event files are not ingested: {e:#}");
+                    return;
+                }
                 Err(e) if !warned || (at_end && i == 19) => {
                     warned = true;
                     eprintln!("warning: the run's metric event files could not be ingested: {e:#}");
@@ -1412,8 +1417,17 @@ async fn attempt_once(
     // Event files → metrics.
     let (tail_stop_tx, tail_stop_rx) = tokio::sync::watch::channel(false);
     let tail = if executor.name() == "kubernetes" {
-        // The pods write them into the artifacts store they share with the server.
-        tokio::spawn(sync_events(api.clone(), tail_stop_rx.clone()))
+        // The pods write them into the artifacts store, when they share it with the server.
+        let shared = executor::kubernetes::KubeSettings::from_env()
+            .manifests
+            .artifacts_claim
+            .is_some();
+        let (api, stop) = (api.clone(), tail_stop_rx.clone());
+        tokio::spawn(async move {
+            if shared {
+                sync_events(api, stop).await;
+            }
+        })
     } else {
         tokio::spawn(tail_events(
             api.clone(),

@@ -19,47 +19,65 @@ pub struct Chunk {
     pub points: Vec<(Option<i64>, String, f64)>,
 }
 
+/// At most this much of a file is read per call (the rest comes with the next one).
+pub const MAX_READ: usize = 4 << 20;
+
 /// The new complete lines of each `.plx` file in `dir` past its offset in `offsets` (files
 /// not there are read from their start). `at_end` also takes a last line without a newline.
-/// Chunks without points (a header alone) still say how far the file was read.
+/// Chunks without points (a header alone) still say how far the file was read. Only regular
+/// files with a usable series name are read (no symbolic links: the files may come from jobs
+/// that can write anything there), at most `MAX_READ` bytes of each per call.
 pub fn read_new(dir: &Path, offsets: &BTreeMap<String, u64>, at_end: bool) -> Vec<Chunk> {
     let mut out = Vec::new();
+    if !std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+        return out;
+    }
     let Ok(entries) = std::fs::read_dir(dir) else {
         return out;
     };
     let mut files: Vec<_> = entries.flatten().collect();
     files.sort_by_key(|e| e.file_name());
     for e in files {
-        let file_name = e.file_name().to_string_lossy().into_owned();
-        let Some(name) = file_name.strip_suffix(".plx") else {
+        let Some(name) = e
+            .file_name()
+            .to_str()
+            .and_then(|f| f.strip_suffix(".plx"))
+            .map(str::to_string)
+        else {
             continue;
         };
-        let start = *offsets.get(name).unwrap_or(&0);
+        if name.is_empty() || name.len() > 256 || !e.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let start = *offsets.get(&name).unwrap_or(&0);
         let mut bytes = Vec::new();
         let Ok(mut f) = std::fs::File::open(e.path()) else {
             continue;
         };
-        if f.seek(SeekFrom::Start(start)).is_err() || f.read_to_end(&mut bytes).is_err() {
+        if f.seek(SeekFrom::Start(start)).is_err()
+            || (&mut f)
+                .take(MAX_READ as u64 + 1)
+                .read_to_end(&mut bytes)
+                .is_err()
+        {
             continue;
         }
         if bytes.is_empty() {
             continue;
         }
-        // The complete part: up to the last newline (or all of it at the end).
-        let end = if at_end {
-            bytes.len()
-        } else {
-            match bytes.iter().rposition(|b| *b == b'\n') {
-                Some(i) => i,
-                None => continue,
-            }
+        let capped = bytes.len() > MAX_READ;
+        bytes.truncate(MAX_READ);
+        // The complete part: up to the last newline (or all of it at the end; a line longer
+        // than a whole read is cut there, and its pieces are not points).
+        let end = match bytes.iter().rposition(|b| *b == b'\n') {
+            _ if at_end && !capped => bytes.len(),
+            Some(i) if i > 0 => i,
+            _ if capped => bytes.len(),
+            _ => continue,
         };
-        if end == 0 {
-            continue;
-        }
         let text = String::from_utf8_lossy(&bytes[..end]);
         out.push(Chunk {
-            name: name.to_string(),
+            name,
             start,
             end: start + end as u64,
             points: text.split('\n').filter_map(point).collect(),
@@ -80,33 +98,6 @@ fn point(line: &str) -> Option<(Option<i64>, String, f64)> {
     Some((step.trim().parse().ok(), ts.trim().to_string(), value))
 }
 
-/// The batch id the server gives a chunk it ingested: its range, then the series' name (last,
-/// as names may hold any character).
-pub fn batch_id(c: &Chunk) -> String {
-    format!("{BATCH_PREFIX}{}:{}:{}", c.start, c.end, c.name)
-}
-
-pub const BATCH_PREFIX: &str = "plxfile:";
-
-/// How far each file was ingested, from the ids of the batches made of it.
-pub fn offsets_from_batches<'a>(ids: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, u64> {
-    let mut out: BTreeMap<String, u64> = BTreeMap::new();
-    for id in ids {
-        let Some(rest) = id.strip_prefix(BATCH_PREFIX) else {
-            continue;
-        };
-        let mut parts = rest.splitn(3, ':');
-        let (Some(_), Some(end), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
-            continue;
-        };
-        if let Ok(end) = end.parse::<u64>() {
-            let e = out.entry(name.to_string()).or_insert(0);
-            *e = (*e).max(end);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,8 +112,8 @@ mod tests {
         let c = read_new(d.path(), &BTreeMap::new(), false);
         assert_eq!(c.len(), 1);
         assert!(c[0].points.is_empty(), "the header alone");
-        let mut offsets = offsets_from_batches([batch_id(&c[0]).as_str()]);
-        assert_eq!(offsets["loss"], 21);
+        assert_eq!(c[0].end, 21);
+        let mut offsets = BTreeMap::from([("loss".to_string(), c[0].end)]);
         use std::io::Write;
         let mut w = std::fs::OpenOptions::new().append(true).open(&f).unwrap();
         write!(
@@ -143,15 +134,44 @@ mod tests {
         let c = read_new(d.path(), &offsets, true);
         assert!(c[0].points.is_empty());
         assert_eq!(c[0].end, std::fs::metadata(&f).unwrap().len());
-        let ids = [
-            "plxfile:0:21:a:b",
-            "plxfile:21:60:a:b",
-            "plx-x-0",
-            "plxfile:bad",
-        ];
-        assert_eq!(
-            offsets_from_batches(ids),
-            BTreeMap::from([("a:b".to_string(), 60)])
-        );
+    }
+
+    #[test]
+    fn links_odd_names_and_huge_lines_are_kept_out() {
+        let d = tempfile::tempdir().unwrap();
+        let secret = d.path().join("elsewhere.txt");
+        std::fs::write(&secret, "h\n1|2026-11-24T09:00:00Z|42\n").unwrap();
+        let dir = d.path().join("metric");
+        std::fs::create_dir(&dir).unwrap();
+        std::os::unix::fs::symlink(&secret, dir.join("stolen.plx")).unwrap();
+        std::fs::write(dir.join(".plx"), "x\n1|t|1\n").unwrap();
+        std::fs::write(dir.join("ok.plx"), "step|timestamp|metric\n1|t|1\n").unwrap();
+        let names: Vec<String> = read_new(&dir, &BTreeMap::new(), true)
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(names, ["ok"]);
+        // A linked directory is not followed either.
+        let linked = d.path().join("linked");
+        std::os::unix::fs::symlink(&dir, &linked).unwrap();
+        assert!(read_new(&linked, &BTreeMap::new(), true).is_empty());
+        // More than a read's worth: taken in pieces cut at newlines, nothing lost.
+        let big = d.path().join("big");
+        std::fs::create_dir(&big).unwrap();
+        let mut text = String::from("step|timestamp|metric");
+        let mut n = 0;
+        while text.len() < MAX_READ + 1000 {
+            text.push_str(&format!("\n{n}|2026-11-24T09:00:00Z|{n}"));
+            n += 1;
+        }
+        std::fs::write(big.join("m.plx"), &text).unwrap();
+        let (mut offsets, mut got) = (BTreeMap::new(), 0);
+        for _ in 0..3 {
+            for c in read_new(&big, &offsets, true) {
+                got += c.points.len();
+                offsets.insert(c.name, c.end);
+            }
+        }
+        assert_eq!(got, n);
     }
 }

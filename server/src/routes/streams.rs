@@ -400,12 +400,12 @@ pub async fn sync_event_files(
 ) -> ApiResult<Json<EventFilesSynced>> {
     use crate::eventfiles;
     let (_, r) = run_for(&app, &who, &owner, &project, &uuid, true).await?;
-    // One sync of a run at a time: two would read the same lines.
-    let lock = app.sync_lock(&uuid);
+    // One sync of a run at a time here (the offsets' compare-and-set keeps other servers'
+    // from storing the same lines).
+    let lock = app.sync_lock(&r.uuid);
     let _held = lock.lock().await;
-    let ids = app.store.batch_ids(r.id, eventfiles::BATCH_PREFIX).await?;
-    let offsets = eventfiles::offsets_from_batches(ids.iter().map(String::as_str));
-    let dir = app.run_dir(&uuid).join("events").join("metric");
+    let offsets = app.store.event_file_offsets(r.id).await?;
+    let dir = app.run_dir(&r.uuid).join("events").join("metric");
     let last = q.last.unwrap_or(false);
     let chunks = tokio::task::spawn_blocking(move || eventfiles::read_new(&dir, &offsets, last))
         .await
@@ -423,20 +423,21 @@ pub async fn sync_event_files(
             })
             .collect();
         let n = points.len();
-        let added = app
+        match app
             .store
-            .ingest(
-                r.id,
-                Some(&eventfiles::batch_id(&c)),
-                vec![Series {
-                    name: c.name.clone(),
-                    points,
-                }],
-            )
-            .await?;
-        if n > 0 && added > 0 {
-            out.points += added;
-            out.series.push(c.name);
+            .ingest_file_range(r.id, &c.name, c.start, c.end, points)
+            .await
+        {
+            Ok(Some(added)) if n > 0 => {
+                out.points += added;
+                out.series.push(c.name);
+            }
+            Ok(_) => {}
+            // One file's problem does not keep the others out.
+            Err(crate::store::StoreError::Invalid(why)) => {
+                tracing::warn!(run = %r.uuid, file = %c.name, "event file skipped: {why}");
+            }
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(Json(out))

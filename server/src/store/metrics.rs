@@ -202,6 +202,20 @@ fn bounds(points: &[Point]) -> (Option<i64>, Option<i64>, i64, i64) {
     (smin, smax, tmin, tmax)
 }
 
+/// What keeps a batch of points from being stored twice.
+enum Guard<'a> {
+    None,
+    /// A client's batch id, stored once.
+    Batch(&'a str),
+    /// The bytes `start..end` of a run's event file `name`: stored only if the file was read
+    /// up to `start` (and then it is read up to `end`).
+    FileRange {
+        name: &'a str,
+        start: u64,
+        end: u64,
+    },
+}
+
 impl Store {
     /// Adds points to a run's series. Returns how many points were added, or 0 when the batch
     /// id was seen before (a retry).
@@ -211,6 +225,56 @@ impl Store {
         batch_id: Option<&str>,
         series: Vec<Series>,
     ) -> Result<usize> {
+        let guard = batch_id.map_or(Guard::None, Guard::Batch);
+        Ok(self
+            .ingest_guarded(run_id, guard, series)
+            .await?
+            .unwrap_or(0))
+    }
+
+    /// Adds the points read from bytes `start..end` of the run's event file `name`, unless
+    /// that range was stored already or another reader got further (`None` then).
+    pub async fn ingest_file_range(
+        &self,
+        run_id: i64,
+        name: &str,
+        start: u64,
+        end: u64,
+        points: Vec<Point>,
+    ) -> Result<Option<usize>> {
+        let series = vec![Series {
+            name: name.to_string(),
+            points,
+        }];
+        self.ingest_guarded(run_id, Guard::FileRange { name, start, end }, series)
+            .await
+    }
+
+    /// How far each of the run's event files has been ingested.
+    pub async fn event_file_offsets(&self, run_id: i64) -> Result<BTreeMap<String, u64>> {
+        #[derive(FromRow)]
+        struct Row {
+            name: String,
+            read_to: i64,
+        }
+        let rows: Vec<Row> = self
+            .fetch_all(
+                "SELECT name, read_to FROM event_file_offsets WHERE run_id = $1",
+                vec![run_id.into()],
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.name, r.read_to.max(0) as u64))
+            .collect())
+    }
+
+    async fn ingest_guarded(
+        &self,
+        run_id: i64,
+        guard: Guard<'_>,
+        series: Vec<Series>,
+    ) -> Result<Option<usize>> {
         let mut by_name: BTreeMap<String, Vec<Point>> = BTreeMap::new();
         for s in series {
             if s.name.is_empty() || s.name.len() > 256 {
@@ -228,16 +292,29 @@ impl Store {
         }
         let total: usize = by_name.values().map(Vec::len).sum();
         let mut tx = self.begin().await?;
-        if let Some(id) = batch_id {
-            let inserted = tx
+        let claimed = match guard {
+            Guard::None => 1,
+            Guard::Batch(id) => tx
                 .execute(
                     "INSERT INTO metric_batches (run_id, batch_id, points, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                     vec![run_id.into(), id.into(), (total as i64).into(), now_micros().into()],
                 )
-                .await?;
-            if inserted == 0 {
-                return Ok(0);
-            }
+                .await?,
+            Guard::FileRange { name, start: 0, end } => tx
+                .execute(
+                    "INSERT INTO event_file_offsets (run_id, name, read_to) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    vec![run_id.into(), name.to_string().into(), (end as i64).into()],
+                )
+                .await?,
+            Guard::FileRange { name, start, end } => tx
+                .execute(
+                    "UPDATE event_file_offsets SET read_to = $1 WHERE run_id = $2 AND name = $3 AND read_to = $4",
+                    vec![(end as i64).into(), run_id.into(), name.to_string().into(), (start as i64).into()],
+                )
+                .await?,
+        };
+        if claimed == 0 {
+            return Ok(None);
         }
         let mut last_values = Map::new();
         for (name, points) in &by_name {
@@ -339,26 +416,10 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        Ok(total)
+        Ok(Some(total))
     }
 
     /// The names of a run's series.
-    /// The ids of a run's batches that start with `prefix` (no `%`, `_` or `\\` in it).
-    pub async fn batch_ids(&self, run_id: i64, prefix: &str) -> Result<Vec<String>> {
-        debug_assert!(!prefix.contains(['%', '_', '\\']), "a LIKE pattern");
-        #[derive(FromRow)]
-        struct Id {
-            batch_id: String,
-        }
-        let rows: Vec<Id> = self
-            .fetch_all(
-                "SELECT batch_id FROM metric_batches WHERE run_id = $1 AND batch_id LIKE $2",
-                vec![run_id.into(), format!("{prefix}%").into()],
-            )
-            .await?;
-        Ok(rows.into_iter().map(|r| r.batch_id).collect())
-    }
-
     pub async fn metric_names(&self, run_id: i64) -> Result<Vec<String>> {
         let rows: Vec<Name> = self
             .fetch_all(

@@ -611,6 +611,26 @@ both!(event_files_in_the_store_are_ingested_once, |s| {
         "the last line is not known complete yet: {a} {b}"
     );
     assert_eq!(sync(false).await.1["points"], 0);
+    // Another server that read from the start, while the file grew, stores nothing: the
+    // offset it started from is not where the file was read to any more.
+    let run_id = s.app.store.run_by_uuid(&uuid).await.unwrap().id;
+    let late = s
+        .app
+        .store
+        .ingest_file_range(
+            run_id,
+            "loss",
+            0,
+            999,
+            vec![polyaxon_server::store::Point {
+                step: Some(0),
+                ts: 0,
+                value: 1.0,
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(late, None);
     let mut more = String::new();
     for i in 5..8 {
         more.push_str(&line(i));
@@ -646,6 +666,23 @@ both!(event_files_in_the_store_are_ingested_once, |s| {
     );
     let (_, run) = s.get(&format!("/api/v1/root/{p}/runs/{uuid}")).await;
     assert_eq!(run["outputs"]["loss"], 0.125);
+    // The uuid with dashes is the same run: nothing new.
+    let dashed = format!(
+        "{}-{}-{}-{}-{}",
+        &uuid[0..8],
+        &uuid[8..12],
+        &uuid[12..16],
+        &uuid[16..20],
+        &uuid[20..]
+    );
+    let (st, r) = s
+        .post(
+            &format!("{}?last=true", streams(&p, &dashed, "events/sync")),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(r["points"], 0);
     // A run without event files: nothing to do.
     let other = s.run(&p, json!({})).await;
     let (st, r) = s.post(&streams(&p, &other, "events/sync"), json!({})).await;

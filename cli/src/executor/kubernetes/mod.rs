@@ -481,6 +481,17 @@ impl Seen {
     }
 }
 
+/// The HTTP status an API error of a watch carries.
+fn watch_status(e: &watcher::Error) -> Option<u16> {
+    match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => Some(s.code),
+        watcher::Error::WatchError(s) => Some(s.code),
+        _ => None,
+    }
+}
+
 /// Follows a run through two watches (its pods by label, its main object by name) and turns
 /// each change into statuses and log followers. The watches reconnect with backoff, relisting
 /// when the API server says their position is gone.
@@ -504,36 +515,58 @@ async fn monitor(m: Monitor) {
     let mut seen = Seen::default();
     let mut last: Option<status::State> = None;
     let mut followed: HashMap<(String, String), tokio::task::JoinHandle<()>> = HashMap::new();
-    let mut errors = 0u32;
+    // Errors in a row, per watch (pods, main object).
+    let mut errors = [0u32; 2];
+    let fail = |reason: &str, message: String| {
+        *m.failure.lock().expect("not poisoned") = Some((reason.to_string(), message));
+        let _ = m.end.send(Some(Exit::Code(1)));
+    };
     loop {
         let failed = tokio::select! {
             e = pod_events.next() => match e {
-                Some(Ok(e)) => { seen.pod_event(e); None }
-                Some(Err(e)) => Some(e),
-                None => return,
+                Some(Ok(e)) => { seen.pod_event(e); errors[0] = 0; None }
+                Some(Err(e)) => Some((0, "pods", e)),
+                None => {
+                    fail("WatchEnded", "the watch of the run's pods ended".into());
+                    return;
+                }
             },
             e = main_events.next() => match e {
-                Some(Ok(e)) => { seen.main_event(e); None }
-                Some(Err(e)) => Some(e),
-                None => return,
+                Some(Ok(e)) => { seen.main_event(e); errors[1] = 0; None }
+                Some(Err(e)) => Some((1, m.main.kind.as_str(), e)),
+                None => {
+                    fail("WatchEnded", format!("the watch of {} ended", m.main.describe()));
+                    return;
+                }
             },
         };
-        if let Some(e) = failed {
-            errors += 1;
+        if let Some((which, what, e)) = failed {
+            if watch_status(&e) == Some(403) {
+                // No retry fixes permissions: say what is missing.
+                drain(followed).await;
+                fail(
+                    "Forbidden",
+                    format!(
+                        "this identity may not watch the run's {what} in namespace {}: {e}; the executor needs get, list and watch on pods and its workloads (the Role `polyaxon admin deploy` creates has them)",
+                        m.namespace
+                    ),
+                );
+                return;
+            }
+            errors[which] += 1;
             // The API being away for a while is not the run failing.
-            if errors == 1 || errors.is_multiple_of(30) {
+            if errors[which] == 1 || errors[which].is_multiple_of(30) {
                 let _ = m
                     .events
                     .send(super::StatusEvent {
                         status: "warning".into(),
                         reason: "ClusterUnreachable".into(),
-                        message: format!("watching the run's pods: {e}"),
+                        message: format!("watching the run's {what}: {e}"),
                     })
                     .await;
             }
             continue;
         }
-        errors = 0;
         if !(seen.pods_listed && seen.main_listed) {
             continue;
         }

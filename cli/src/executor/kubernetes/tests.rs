@@ -515,6 +515,38 @@ async fn forwarded_services_are_read_with_their_selector_and_ports() {
 }
 
 #[tokio::test]
+async fn a_forbidden_watch_fails_the_run_with_what_is_missing() {
+    let name = manifests::resource_name(UUID);
+    let route: Router = Box::new(move |s: &Seen| {
+        if s.method == "PATCH" {
+            return ok(s.body.clone());
+        }
+        if s.path == "/api/v1/namespaces/runs/pods" {
+            return (403, serde_json::to_vec(&json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "message": "pods is forbidden: User \"ci\" cannot list resource \"pods\"", "reason": "Forbidden", "code": 403})).unwrap());
+        }
+        if s.path == format!("/apis/batch/v1/namespaces/runs/jobs/{name}") {
+            return ok(
+                json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name}, "status": {"active": 1}}),
+            );
+        }
+        (200, Vec::new())
+    });
+    let (client, _) = fake_cluster(route);
+    let m = job_manifests(JOB);
+    let mut h = submit(client, "runs", UUID, &m).await.unwrap();
+    let (_, events) = collect(&mut h).await;
+    let (reason, message) = h.failure().unwrap();
+    assert_eq!(reason, "Forbidden");
+    assert!(
+        message.contains("may not watch the run's pods in namespace runs")
+            && message.contains("get, list and watch"),
+        "{message}"
+    );
+    assert_eq!(events.last().unwrap(), "exit Code(1)");
+}
+
+#[tokio::test]
 async fn image_pull_errors_fail_the_run_with_their_reason() {
     let p = pod(
         "Pending",
