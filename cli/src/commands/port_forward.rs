@@ -65,7 +65,7 @@ pub fn run(ctx: &Ctx, args: PortForwardArgs) -> Result<()> {
         let backend = forward::backend(&client, &args.namespace, &service).await?;
         let port = backend.ports[0].clone();
         let listener = forward::bind(&args.address, args.port).await?;
-        let url = format!("http://{}:{}", args.address, args.port);
+        let url = format!("http://{}", listener.local_addr()?);
         forward_until_stopped(ctx, client, backend, vec![(port, listener, url)]).await
     })
 }

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, ListParams};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use super::explain;
@@ -208,8 +208,8 @@ pub async fn serve(
         let warn = warn.clone();
         tokio::spawn(async move {
             match dial().await {
-                Ok(mut remote) => {
-                    if let Err(e) = tokio::io::copy_bidirectional(&mut local, &mut remote).await
+                Ok(remote) => {
+                    if let Err(e) = join(&mut local, remote).await
                         && e.kind() != std::io::ErrorKind::ConnectionReset
                         && e.kind() != std::io::ErrorKind::BrokenPipe
                     {
@@ -222,6 +222,29 @@ pub async fn serve(
                 )),
             }
         });
+    }
+}
+
+/// Copies both ways until the pod's side ends. The local side closing its writing half is not
+/// passed on: through the API server that would close the whole stream (the port-forward
+/// protocol has no half-close), and a client that sends its request, shuts down writing, then
+/// reads the answer (`nc -N`, HTTP/1.0 tools) would lose the answer.
+async fn join(local: &mut tokio::net::TcpStream, remote: Box<dyn Duplex>) -> std::io::Result<()> {
+    let (mut lr, mut lw) = local.split();
+    let (mut rr, mut rw) = tokio::io::split(remote);
+    let up = async {
+        tokio::io::copy(&mut lr, &mut rw).await?;
+        rw.flush().await?;
+        // Keep the pod's side open: its answer may still come.
+        std::future::pending::<std::io::Result<()>>().await
+    };
+    let down = async {
+        tokio::io::copy(&mut rr, &mut lw).await?;
+        lw.shutdown().await
+    };
+    tokio::select! {
+        r = up => r,
+        r = down => r,
     }
 }
 
@@ -243,7 +266,7 @@ pub async fn bind(address: &str, port: u16) -> Result<TcpListener> {
 mod tests {
     use super::*;
     use serde_json::json;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
 
     fn pod(name: &str, phase: &str, ready: bool, created: &str) -> core::Pod {
         serde_json::from_value(json!({
@@ -287,21 +310,54 @@ mod tests {
         assert!(e.contains("it has no pods"), "{e}");
     }
 
-    /// An echo server stands for the pod; the forward joins local connections to it, and a
-    /// connection that cannot be dialed is refused without ending the forward.
+    /// The API's port-forward stream: closing its writing half closes all of it.
+    struct WholeClose {
+        inner: tokio::io::DuplexStream,
+        closed: bool,
+    }
+
+    impl AsyncRead for WholeClose {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if self.closed {
+                return std::task::Poll::Ready(Ok(()));
+            }
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for WholeClose {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            Pin::new(&mut self.inner).poll_write(cx, buf)
+        }
+        fn poll_flush(
+            mut self: Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+        fn poll_shutdown(
+            mut self: Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            self.closed = true;
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    /// A pod that answers a request line a little later stands behind a stream that closes
+    /// whole; the forward joins local connections to it (the answer arrives even when the
+    /// client shuts down writing first), and a connection that cannot be dialed is refused
+    /// without ending the forward.
     #[tokio::test]
     async fn connections_are_joined_to_dialed_streams() {
-        let echo = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let echo_addr = echo.local_addr().unwrap();
-        tokio::spawn(async move {
-            loop {
-                let (mut s, _) = echo.accept().await.unwrap();
-                tokio::spawn(async move {
-                    let (mut r, mut w) = s.split();
-                    let _ = tokio::io::copy(&mut r, &mut w).await;
-                });
-            }
-        });
         let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let c = calls.clone();
         let dial = move || -> Dialed {
@@ -312,8 +368,20 @@ mod tests {
                         UserError::new("service `s` cannot be reached: it has no pods").into(),
                     );
                 }
-                let s = tokio::net::TcpStream::connect(echo_addr).await?;
-                Ok(Box::new(s) as Box<dyn Duplex>)
+                let (ours, pod) = tokio::io::duplex(4096);
+                tokio::spawn(async move {
+                    use tokio::io::AsyncBufReadExt;
+                    let mut pod = tokio::io::BufReader::new(pod);
+                    let mut line = String::new();
+                    if pod.read_line(&mut line).await.is_ok() {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        let _ = pod.get_mut().write_all(line.as_bytes()).await;
+                    }
+                });
+                Ok(Box::new(WholeClose {
+                    inner: ours,
+                    closed: false,
+                }) as Box<dyn Duplex>)
             })
         };
         let warnings = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
@@ -329,9 +397,10 @@ mod tests {
             let _ = s.read_to_end(&mut got).await;
             got
         };
-        assert_eq!(talk(b"first").await, b"first");
-        assert_eq!(talk(b"refused").await, b"", "the failed dial closes it");
-        assert_eq!(talk(b"third").await, b"third", "the forward goes on");
+        // Sent, writing shut down, then the answer read: it arrives.
+        assert_eq!(talk(b"first\n").await, b"first\n");
+        assert_eq!(talk(b"refused\n").await, b"", "the failed dial closes it");
+        assert_eq!(talk(b"third\n").await, b"third\n", "the forward goes on");
         let w = warnings.lock().unwrap().clone();
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(
