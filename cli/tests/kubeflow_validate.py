@@ -2,14 +2,17 @@
 
 The training operator's CRD files are not published on any package registry this project can
 reach; its Python SDK (`kubeflow-training`) is, and its models are generated from the
-operator's OpenAPI definitions: every object's fields (`attribute_map`) and their types
-(`openapi_types`), down to the Kubernetes client's models for pod templates. This walks a
-manifest against them and rejects unknown fields and wrong types, like `kubernetes-validate
---strict` does for the built-in kinds.
+operator's OpenAPI definitions: every object's fields (`attribute_map`), their types
+(`openapi_types`) and the ones required (the setters that refuse `None`), down to the
+Kubernetes client's models for pod templates. This walks a manifest against them and rejects
+unknown fields, wrong types and missing required fields, like `kubernetes-validate --strict`
+does for the built-in kinds.
 
 Usage: python kubeflow_validate.py FILE.json...   (prints one line per problem; exit 1 if any)
 """
 
+import functools
+import inspect
 import json
 import re
 import sys
@@ -35,6 +38,12 @@ ROLES = {
     "pytorchReplicaSpecs": {"Master", "Worker"},
     "mpiReplicaSpecs": {"Launcher", "Worker"},
 }
+
+
+@functools.lru_cache(maxsize=None)
+def required(cls):
+    """The fields a model's generated setters refuse to leave empty."""
+    return set(re.findall(r"Invalid value for `(\w+)`, must not be `None`", inspect.getsource(cls)))
 
 
 def model(name):
@@ -97,6 +106,9 @@ def check(value, typ, path, problems, owner=None, attr=None):
         problems.append(f"{path}: expected an object ({typ}), got {value!r}")
         return
     by_json = {j: a for a, j in cls.attribute_map.items()}
+    for a in sorted(required(cls)):
+        if value.get(cls.attribute_map[a]) is None:
+            problems.append(f"{path}: `{cls.attribute_map[a]}` is required ({typ})")
     for key, v in value.items():
         if key not in by_json:
             problems.append(f"{path}: unknown field `{key}` ({typ} has {sorted(by_json)})")
