@@ -55,6 +55,13 @@ impl Registry {
         {
             return Err(bad("the host has characters a registry host cannot have").into());
         }
+        // What Docker reads as a registry host; anything else is a Docker Hub namespace.
+        if !(host.contains('.') || host.contains(':') || host.eq_ignore_ascii_case("localhost")) {
+            return Err(bad(
+                "the first part is not a registry host (Docker would read it as a Docker Hub namespace)",
+            )
+            .into());
+        }
         if let Some(p) = host.rsplit_once(':').map(|(_, p)| p)
             && !host.ends_with(']')
             && p.parse::<u16>().is_err()
@@ -164,13 +171,26 @@ struct AuthEntry {
     identitytoken: Option<String>,
 }
 
-/// A config key's host: `https://host/v1/` → `host`.
+/// A config key's host: `https://host/v1/` → `host` (Docker Hub's names all → `docker.io`).
 fn key_host(key: &str) -> String {
     let k = key
         .strip_prefix("https://")
         .or_else(|| key.strip_prefix("http://"))
         .unwrap_or(key);
-    k.split('/').next().unwrap_or(k).to_ascii_lowercase()
+    let h = k.split('/').next().unwrap_or(k).to_ascii_lowercase();
+    match h.as_str() {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io".into(),
+        _ => h,
+    }
+}
+
+/// The server address the Engine wants in credentials for `host`.
+fn server_address(host: &str) -> String {
+    if key_host(host) == "docker.io" {
+        "https://index.docker.io/v1/".into()
+    } else {
+        host.to_string()
+    }
 }
 
 /// The credentials for `host`: the environment's, else the Docker config file's. None means
@@ -182,7 +202,7 @@ pub fn credentials(host: &str) -> Result<Option<Auth>> {
             return Ok(Some(Auth {
                 username: Some(u),
                 password: Some(p),
-                serveraddress: host.to_string(),
+                serveraddress: server_address(host),
                 source: format!("{USERNAME_ENV}/{PASSWORD_ENV}"),
                 ..Default::default()
             }));
@@ -221,20 +241,21 @@ fn lookup(path: &Path, host: &str, helpers: Option<&Path>) -> Result<Option<Auth
         ))
         .hint("fix it, or log in again with `docker login`")
     })?;
-    let host = host.to_ascii_lowercase();
+    let server = server_address(host);
+    let host = key_host(host);
     if let Some((_, helper)) = config
         .cred_helpers
         .iter()
         .find(|(k, _)| key_host(k) == host)
     {
-        return helper_get(helper, &host, helpers);
+        return helper_get(helper, &server, helpers);
     }
     if let Some((key, entry)) = config.auths.iter().find(|(k, _)| key_host(k) == host) {
         let source = format!("`{}` (auths.{key})", path.display());
         if let Some(token) = entry.identitytoken.clone().filter(|t| !t.is_empty()) {
             return Ok(Some(Auth {
                 identitytoken: Some(token),
-                serveraddress: host,
+                serveraddress: server.clone(),
                 source,
                 ..Default::default()
             }));
@@ -261,7 +282,7 @@ fn lookup(path: &Path, host: &str, helpers: Option<&Path>) -> Result<Option<Auth
             return Ok(Some(Auth {
                 username: user,
                 password: pass,
-                serveraddress: host,
+                serveraddress: server.clone(),
                 source,
                 ..Default::default()
             }));
@@ -269,7 +290,7 @@ fn lookup(path: &Path, host: &str, helpers: Option<&Path>) -> Result<Option<Auth
         // An empty entry next to a store: the store has the secret.
     }
     match config.creds_store.as_deref().filter(|s| !s.is_empty()) {
-        Some(store) => helper_get(store, &host, helpers),
+        Some(store) => helper_get(store, &server, helpers),
         None => Ok(None),
     }
 }
@@ -566,7 +587,7 @@ pub fn push_hint(message: &str, registry: &str, auth: Option<&Auth>) -> String {
 }
 
 /// The Engine's socket (`DOCKER_HOST=unix://…`, else the default one).
-fn engine_socket() -> Result<PathBuf> {
+pub fn engine_socket() -> Result<PathBuf> {
     match std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()) {
         None => Ok(PathBuf::from("/var/run/docker.sock")),
         Some(h) => match h.strip_prefix("unix://") {
@@ -738,10 +759,19 @@ mod tests {
                 "abc123".to_string()
             )
         );
+        assert_eq!(Registry::parse("localhost/ml").unwrap().host, "localhost");
         let bare = Registry::parse("https://localhost:5000").unwrap();
         assert_eq!(bare.target("polyaxon/x").0, "localhost:5000/x");
         assert_eq!(bare.target("polyaxon/x").1, "latest");
-        for bad in ["", "/path", "host:port", "host/Upper", "ho st", "host/a//b"] {
+        for bad in [
+            "",
+            "/path",
+            "host:port",
+            "reg.example.com/Upper",
+            "ho st",
+            "reg.example.com/a//b",
+            "myregistry/ml",
+        ] {
             let e = Registry::parse(bad).unwrap_err().to_string();
             assert!(e.contains(REGISTRY_ENV), "{bad}: {e}");
         }
@@ -767,6 +797,7 @@ mod tests {
             &format!(
                 r#"{{"auths": {{"https://Reg.example.com:5000/v1/": {{"auth": "{b64}"}},
                     "tok.example.com": {{"identitytoken": "T0K"}},
+                    "https://index.docker.io/v1/": {{"auth": "{b64}"}},
                     "empty.example.com": {{}}}}}}"#
             ),
         );
@@ -776,6 +807,10 @@ mod tests {
         assert_eq!(a.username.as_deref(), Some("ada"));
         assert_eq!(a.password.as_deref(), Some("s3cret:with-colon"));
         assert!(a.source.contains("auths.https://Reg.example.com:5000/v1/"));
+        // Docker Hub: found under its index key, and named so to the Engine.
+        let hub = from_docker_config(&p, "docker.io").unwrap().unwrap();
+        assert_eq!(hub.serveraddress, "https://index.docker.io/v1/");
+        assert_eq!(hub.username.as_deref(), Some("ada"));
         let t = from_docker_config(&p, "tok.example.com").unwrap().unwrap();
         assert_eq!(t.identitytoken.as_deref(), Some("T0K"));
         assert!(t.username.is_none());

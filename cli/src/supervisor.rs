@@ -764,9 +764,16 @@ async fn supervise(
             // Known before the build, so a missing registry or broken login fails fast.
             let registry = push_registry()?;
             let auth = crate::registry::credentials(&registry.host)?;
+            crate::registry::engine_socket()?;
             let local = build_image(api, text, &code_dir, &compiled.operation).await?;
             plan.job.image = Some(push_image(api, &local, &registry, auth.as_ref()).await?);
             plan.job.image_built = true;
+            if auth.is_some() {
+                plan.notes.push(format!(
+                    "the image was pushed with credentials: pods pull it only with a pull secret for {} (`environment.imagePullSecrets`, or the namespace's service account)",
+                    registry.host
+                ));
+            }
         }
         (Some(text), "docker") => {
             let tag = build_image(api, text, &code_dir, &compiled.operation).await?;

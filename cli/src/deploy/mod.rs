@@ -521,6 +521,8 @@ pub fn manifests(c: &Config, secrets: &Secrets) -> Result<Vec<J>> {
             run_as_user: Some(1000),
             run_as_group: Some(1000),
             fs_group: Some(1000),
+            // Volumes already owned right are not walked again at every start.
+            fs_group_change_policy: Some("OnRootMismatch".into()),
             run_as_non_root: Some(true),
             ..Default::default()
         });
@@ -672,6 +674,11 @@ pub fn advice(c: &Config) -> Vec<String> {
         ));
     }
     let kind = c.str("artifactsStore.kind").unwrap_or_default();
+    if kind == "host_path" && c.bool("securityContext.enabled") != Some(true) {
+        w.push(
+            "`artifactsStore.kind: host_path`: the server runs as uid 1000 and a host path gets no group ownership from Kubernetes: make the directory writable by uid 1000 on every node, or set `securityContext` (runAsUser/fsGroup)".into(),
+        );
+    }
     if !kind.is_empty() && kind != "volume_claim" && kind != "host_path" {
         w.push(format!(
             "`artifactsStore.kind: {kind}`: the server keeps artifacts on a volume; a {}-artifacts claim of 10Gi is created instead",
