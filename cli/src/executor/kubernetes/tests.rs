@@ -91,6 +91,17 @@ fn fake_cluster(mut route: Router) -> (kube::Client, Arc<Mutex<Vec<Seen>>>) {
                 None
             };
             let (code, out, delay) = match answer {
+                // A watch the router says is too old: the API's 410 event, and a relist follows.
+                None if watching && code == 410 => (
+                    200,
+                    format!(
+                        "{}\n",
+                        json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1",
+                            "status": "Failure", "reason": "Expired", "message": "too old resource version", "code": 410}})
+                    )
+                    .into_bytes(),
+                    Some(Duration::from_millis(20)),
+                ),
                 None if s.method == "GET" && code == 200 && !s.path.ends_with("/log") => {
                     // Plain lists and gets carry a resourceVersion too.
                     let mut v: J = serde_json::from_slice(&out).unwrap_or(J::Null);
@@ -254,6 +265,10 @@ async fn submit_watch_logs_with_a_reconnect_then_cleanup() {
             if deleted {
                 return pod_list(vec![]);
             }
+            // The second watch finds its position gone: the watcher lists again.
+            if lists == 2 && s.query.contains("watch=true") {
+                return (410, Vec::new());
+            }
             return pod_list(vec![match lists {
                 1 => pod(
                     "Pending",
@@ -380,6 +395,21 @@ async fn submit_watch_logs_with_a_reconnect_then_cleanup() {
                 && w.query
                     .contains(&format!("fieldSelector=metadata.name%3D{name}"))),
         "{watches:?}"
+    );
+    // After the expired watch, the pods were listed again, then watched from there.
+    let pod_calls: Vec<bool> = seen
+        .iter()
+        .filter(|s| s.path == "/api/v1/namespaces/runs/pods" && s.method == "GET")
+        .map(|s| s.query.contains("watch=true"))
+        .collect();
+    let relist = pod_calls
+        .iter()
+        .skip(1)
+        .position(|w| !w)
+        .expect("a second list after the 410");
+    assert!(
+        pod_calls[relist + 2..].iter().any(|w| *w),
+        "watched again after the relist: {pod_calls:?}"
     );
     // The reconnection asked from the last line's second.
     let logs: Vec<&Seen> = seen.iter().filter(|s| s.path.ends_with("/log")).collect();
