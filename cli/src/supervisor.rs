@@ -421,6 +421,15 @@ impl Api {
     }
 }
 
+/// A line without the `[pod/container] ` a cluster run's logs are prefixed with when it has
+/// several containers (their metrics count like any other line's).
+fn without_source(line: &str) -> &str {
+    match line.strip_prefix('[').and_then(|r| r.split_once("] ")) {
+        Some((source, rest)) if source.contains('/') && !source.contains(' ') => rest,
+        _ => line,
+    }
+}
+
 /// This process's execution: its pid and start time.
 fn execution_id() -> &'static str {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -1567,7 +1576,7 @@ async fn pump_logs(
             seq += 1;
             if stdout_metrics
                 && l.stream == Stream::Stdout
-                && let Some((step, pts)) = parse_metric_line(&l.text)
+                && let Some((step, pts)) = parse_metric_line(without_source(&l.text))
             {
                 let ts = J::from(l.at as f64 / 1e6);
                 for (name, v) in pts {
@@ -1797,6 +1806,10 @@ mod tests {
             Some((None, vec![("loss".into(), 0.001)]))
         );
         assert_eq!(parse_metric_line("epoch 3 loss=0.25"), None);
+        // A cluster run's source prefix does not hide a metric line.
+        assert_eq!(without_source("[worker-0/pytorch] loss=0.5"), "loss=0.5");
+        assert_eq!(without_source("[epoch 3] loss=0.5"), "[epoch 3] loss=0.5");
+        assert_eq!(without_source("loss=0.5"), "loss=0.5");
         assert_eq!(parse_metric_line("loss=abc"), None);
         assert_eq!(parse_metric_line("loss=nan"), None);
         assert_eq!(parse_metric_line(""), None);

@@ -5,6 +5,7 @@ mod common;
 mod docker;
 mod docs;
 mod embedded;
+mod fake_kube;
 mod kubernetes;
 mod registry;
 mod remote;

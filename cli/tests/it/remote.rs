@@ -389,6 +389,166 @@ fn runs(database_url: Option<&str>) {
     assert!(terminate(&mut server).success());
 }
 
+/// `polyaxon run --executor kubernetes` end to end: a real server, the CLI's supervisor, and
+/// a stand-in for the cluster's API (tests/it/fake_kube.rs). The run is submitted by
+/// server-side apply, followed to its end by watches, its logs (and stdout metrics) reach the
+/// server once each, and nothing is left on the cluster.
+#[test]
+fn a_run_on_a_kubernetes_cluster_end_to_end() {
+    let (mut server, _host, env, _server_home) = server_and_client(None);
+    let out = env
+        .cmd()
+        .args(["login", "-u", "root", "--password-stdin"])
+        .write_stdin(format!("{PASSWORD}\n"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    ok(&env, &["project", "create", "-n", "demo"]);
+    let kube = crate::fake_kube::FakeKube::start();
+    let kubeconfig = kube.kubeconfig(env.home.path());
+    let work = env.home.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(
+        work.join("polyaxonfile.yml"),
+        "version: 1.1\nkind: component\nname: on-cluster\ntermination: {maxRetries: 2}\nrun:\n  kind: job\n  container: {image: 'busybox:1.36', command: [sh, -c, 'echo hi']}\n",
+    )
+    .unwrap();
+    let repo = git2::Repository::init(&work).unwrap();
+    polyaxon_cli::snapshot::commit_all(&repo, "initial").unwrap();
+    let out = env
+        .cmd_std()
+        .current_dir(&work)
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("KUBECONFIG", &kubeconfig)
+        .env(
+            "POLYAXON_K8S_API_HOST",
+            "http://polyaxon-api.polyaxon.svc:80",
+        )
+        .args([
+            "run",
+            "-p",
+            "root/demo",
+            "--executor",
+            "k8s",
+            "--stdout-metrics",
+            "-l",
+        ])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert_eq!(
+        text.matches("hello from the cluster").count(),
+        1,
+        "each line once, though the log stream was read again: {text}"
+    );
+    assert!(
+        !text.contains("[x7k2p/"),
+        "one container: no source prefix: {text}"
+    );
+    let run: J =
+        serde_json::from_str(&ok(&env, &["ops", "get", "-p", "root/demo", "-o", "json"])).unwrap();
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["meta_info"]["executor"]["kind"], "kubernetes");
+    assert_eq!(run["meta_info"]["executor"]["namespace"], "runs");
+    let uuid = run["uuid"].as_str().unwrap().to_string();
+    let statuses: J = serde_json::from_str(&ok(
+        &env,
+        &[
+            "ops",
+            "statuses",
+            "-p",
+            "root/demo",
+            "--uid",
+            &uuid,
+            "-o",
+            "json",
+        ],
+    ))
+    .unwrap();
+    let kinds: Vec<&str> = statuses
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["type"].as_str())
+        .collect();
+    for want in ["scheduled", "running", "succeeded"] {
+        assert!(kinds.contains(&want), "{want} missing: {kinds:?}");
+    }
+    let metrics = ok(
+        &env,
+        &[
+            "ops",
+            "metrics",
+            "-p",
+            "root/demo",
+            "--uid",
+            &uuid,
+            "-o",
+            "json",
+        ],
+    );
+    let logs = ok(&env, &["ops", "logs", "-p", "root/demo", "--uid", &uuid]);
+    let m: J =
+        serde_json::from_str(&metrics).unwrap_or_else(|e| panic!("{e}: `{metrics}`; logs: {logs}"));
+    assert_eq!(m[0]["name"], "loss", "{m}");
+    assert_eq!(m[0]["data"]["metric"], json!([0.5]), "{m}");
+    // What the cluster was asked.
+    let st = kube.state.lock().unwrap();
+    let patches: Vec<&(String, String, J)> =
+        st.requests.iter().filter(|r| r.0 == "PATCH").collect();
+    assert!(
+        patches[0].1.contains("/secrets/"),
+        "the token's Secret first"
+    );
+    assert!(patches[0].1.contains("fieldManager=polyaxon"));
+    let job = &patches
+        .iter()
+        .find(|r| r.1.contains("/jobs/"))
+        .expect("a Job applied")
+        .2;
+    assert_eq!(job["spec"]["backoffLimit"], 2);
+    let main = &job["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(main["image"], "busybox:1.36");
+    let env_of = |k: &str| {
+        main["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == k)
+            .map(|e| e["value"].clone())
+    };
+    assert_eq!(
+        env_of("POLYAXON_RUN_INSTANCE"),
+        Some(json!(format!("root.demo.runs.{uuid}")))
+    );
+    assert_eq!(
+        env_of("POLYAXON_HOST"),
+        Some(json!("http://polyaxon-api.polyaxon.svc:80"))
+    );
+    assert!(
+        st.requests
+            .iter()
+            .any(|r| r.0 == "GET" && r.1.contains("watch=true")),
+        "followed by watches"
+    );
+    let deletes: Vec<&(String, String, J)> =
+        st.requests.iter().filter(|r| r.0 == "DELETE").collect();
+    assert_eq!(deletes.len(), 2, "the Job and the Secret");
+    assert!(
+        deletes
+            .iter()
+            .all(|d| d.2["propagationPolicy"] == "Foreground")
+    );
+    assert!(
+        st.objects.is_empty(),
+        "nothing left: {:?}",
+        st.objects.keys()
+    );
+    drop(st);
+    assert!(terminate(&mut server).success());
+}
+
 #[test]
 fn runs_against_a_server_on_sqlite() {
     runs(None);

@@ -96,7 +96,7 @@ pub fn run(ctx: &Ctx, target: &Target, args: MetricsArgs) -> Result<()> {
                     .join(", ")
             ));
         }
-        if ev.data.is_empty() {
+        if ev.data.is_empty() && args.output.format() == Format::Table {
             ctx.printer
                 .note(&format!("run `{}` has no metrics", r.uuid));
             return Ok(());

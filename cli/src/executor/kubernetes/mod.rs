@@ -382,15 +382,15 @@ fn main_container_of(kind: &str) -> &'static str {
     }
 }
 
-/// How many log streams a run's pods have (containers × replicas), to know whether lines
-/// need a prefix saying where they come from.
+/// How many log streams of a run's pods run side by side (containers × replicas), to know
+/// whether lines need a prefix saying where they come from. Init containers run one after
+/// another before them, so their lines do not mix with others'.
 fn expected_streams(m: &manifests::Manifests) -> usize {
     let per_template = |t: &J, replicas: i64| {
-        let n = ["/spec/containers", "/spec/initContainers"]
-            .iter()
-            .filter_map(|p| t.pointer(p).and_then(J::as_array))
-            .map(Vec::len)
-            .sum::<usize>();
+        let n = t
+            .pointer("/spec/containers")
+            .and_then(J::as_array)
+            .map_or(0, Vec::len);
         n * replicas.max(0) as usize
     };
     m.objects

@@ -1,0 +1,246 @@
+//! A small stateful stand-in for a Kubernetes API server over HTTP, enough for the kubernetes
+//! executor end to end: server-side apply of Secrets and Jobs, a pod per Job that goes
+//! Pending → Running → Succeeded on a clock, list and watch (each watch answers the current
+//! state, then ends, as a server may), logs, and foreground deletes. Every request is kept.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Request, Response, StatusCode};
+use serde_json::{Value as J, json};
+
+#[derive(Default)]
+pub struct State {
+    /// (method, path?query, body)
+    pub requests: Vec<(String, String, J)>,
+    /// Applied objects by path.
+    pub objects: BTreeMap<String, J>,
+    /// When each Job was applied.
+    started: BTreeMap<String, Instant>,
+    version: u64,
+}
+
+pub struct FakeKube {
+    pub state: Arc<Mutex<State>>,
+    pub url: String,
+}
+
+const RUNNING_AFTER: Duration = Duration::from_millis(300);
+const DONE_AFTER: Duration = Duration::from_millis(1500);
+
+impl FakeKube {
+    pub fn start() -> FakeKube {
+        let state = Arc::new(Mutex::new(State::default()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let st = state.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                let app = axum::Router::new().fallback(move |req: Request<Body>| {
+                    let st = st.clone();
+                    async move { handle(st, req).await }
+                });
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        let addr = rx.recv().unwrap();
+        FakeKube {
+            state,
+            url: format!("http://{addr}"),
+        }
+    }
+
+    /// A kubeconfig pointing at it, namespace `runs`.
+    pub fn kubeconfig(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        let p = dir.join("kubeconfig");
+        std::fs::write(
+            &p,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"{}\"}}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: u, namespace: runs}}\ncurrent-context: fake\n",
+                self.url
+            ),
+        )
+        .unwrap();
+        p
+    }
+}
+
+fn reply(code: StatusCode, body: J) -> Response<Body> {
+    Response::builder()
+        .status(code)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+fn not_found() -> Response<Body> {
+    reply(
+        StatusCode::NOT_FOUND,
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
+    )
+}
+
+/// The pod of a Job at `age`.
+fn pod_of(job: &J, age: Duration, rv: u64) -> J {
+    let name = job["metadata"]["name"].as_str().unwrap_or("job");
+    let labels = job["spec"]["template"]["metadata"]["labels"].clone();
+    let container = &job["spec"]["template"]["spec"]["containers"][0];
+    let cname = container["name"].as_str().unwrap_or("polyaxon-main");
+    let image = container["image"].as_str().unwrap_or("");
+    let (phase, state) = if age < RUNNING_AFTER {
+        ("Pending", None)
+    } else if age < DONE_AFTER {
+        (
+            "Running",
+            Some(json!({"running": {"startedAt": "2026-11-24T09:00:00Z"}})),
+        )
+    } else {
+        (
+            "Succeeded",
+            Some(json!({"terminated": {"exitCode": 0, "reason": "Completed"}})),
+        )
+    };
+    let statuses = state.map(|s| {
+        json!([{"name": cname, "image": image, "imageID": "", "ready": phase == "Running", "restartCount": 0, "state": s}])
+    });
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("{name}-x7k2p"), "namespace": "runs", "labels": labels,
+            "resourceVersion": rv.to_string(), "creationTimestamp": "2026-11-24T09:00:00Z"},
+        "spec": {"containers": [{"name": cname, "image": image}]},
+        "status": {"phase": phase, "containerStatuses": statuses,
+            "conditions": [{"type": "PodScheduled", "status": "True"}]}
+    })
+}
+
+fn job_view(job: &J, age: Duration, rv: u64) -> J {
+    let mut j = job.clone();
+    j["metadata"]["resourceVersion"] = json!(rv.to_string());
+    j["status"] = if age < DONE_AFTER {
+        json!({"active": 1})
+    } else {
+        json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]})
+    };
+    j
+}
+
+async fn handle(st: Arc<Mutex<State>>, req: Request<Body>) -> Response<Body> {
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or_default().to_string();
+    let bytes = axum::body::to_bytes(req.into_body(), 64 << 20)
+        .await
+        .unwrap_or_default();
+    let body: J = serde_json::from_slice(&bytes).unwrap_or(J::Null);
+    let watching = query.contains("watch=true");
+    let (resp, delay) = {
+        let mut s = st.lock().unwrap();
+        s.requests
+            .push((method.clone(), format!("{path}?{query}"), body.clone()));
+        s.version += 1;
+        let rv = s.version;
+        let jobs: Vec<(J, Duration)> = s
+            .objects
+            .iter()
+            .filter(|(p, _)| p.contains("/jobs/"))
+            .map(|(p, o)| (o.clone(), s.started[p].elapsed()))
+            .collect();
+        match (method.as_str(), path.as_str()) {
+            ("PATCH", p) => {
+                let mut o = body.clone();
+                o["metadata"]["resourceVersion"] = json!(rv.to_string());
+                if p.contains("/jobs/") {
+                    s.started.insert(p.to_string(), Instant::now());
+                }
+                s.objects.insert(p.to_string(), o.clone());
+                (reply(StatusCode::OK, o), None)
+            }
+            ("DELETE", p) => {
+                s.objects.remove(p);
+                s.started.remove(p);
+                (
+                    reply(
+                        StatusCode::OK,
+                        json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200}),
+                    ),
+                    None,
+                )
+            }
+            ("GET", "/api/v1/namespaces/runs/pods") => {
+                let pods: Vec<J> = jobs.iter().map(|(j, age)| pod_of(j, *age, rv)).collect();
+                if watching {
+                    (events(&pods), Some(Duration::from_millis(200)))
+                } else {
+                    (
+                        reply(
+                            StatusCode::OK,
+                            json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": rv.to_string()}, "items": pods}),
+                        ),
+                        None,
+                    )
+                }
+            }
+            ("GET", "/apis/batch/v1/namespaces/runs/jobs") => {
+                let items: Vec<J> = jobs.iter().map(|(j, age)| job_view(j, *age, rv)).collect();
+                if watching {
+                    (events(&items), Some(Duration::from_millis(200)))
+                } else {
+                    (
+                        reply(
+                            StatusCode::OK,
+                            json!({"kind": "JobList", "apiVersion": "batch/v1", "metadata": {"resourceVersion": rv.to_string()}, "items": items}),
+                        ),
+                        None,
+                    )
+                }
+            }
+            ("GET", p) if p.ends_with("/log") => {
+                let body = "2026-11-24T09:00:01.000000001Z hello from the cluster\n2026-11-24T09:00:02.000000002Z loss=0.5\n";
+                (
+                    Response::builder()
+                        .status(200)
+                        .body(Body::from(body))
+                        .unwrap(),
+                    None,
+                )
+            }
+            ("GET", p) if p.starts_with("/api/v1/namespaces/runs/pods/") => match jobs.first() {
+                Some((j, age)) => (reply(StatusCode::OK, pod_of(j, *age, rv)), None),
+                None => (not_found(), None),
+            },
+            ("GET", p) => match s.objects.get(p) {
+                Some(o) if p.contains("/jobs/") => {
+                    let age = s.started[p].elapsed();
+                    (reply(StatusCode::OK, job_view(o, age, rv)), None)
+                }
+                Some(o) => (reply(StatusCode::OK, o.clone()), None),
+                None => (not_found(), None),
+            },
+            _ => (not_found(), None),
+        }
+    };
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+    resp
+}
+
+/// A watch's answer: every object as `MODIFIED`, then the end of the stream.
+fn events(items: &[J]) -> Response<Body> {
+    let mut text = String::new();
+    for o in items {
+        text.push_str(&json!({"type": "MODIFIED", "object": o}).to_string());
+        text.push('\n');
+    }
+    Response::builder()
+        .status(200)
+        .body(Body::from(text))
+        .unwrap()
+}
