@@ -20,6 +20,9 @@ pub struct State {
     /// When each Job was applied.
     started: BTreeMap<String, Instant>,
     version: u64,
+    /// A volume the "pods" share with the server: each Job's pod writes a metric event file
+    /// into its run's directory there, as `polyaxon.tracking` does.
+    pub shared_artifacts: Option<std::path::PathBuf>,
 }
 
 pub struct FakeKube {
@@ -158,6 +161,20 @@ async fn handle(st: Arc<Mutex<State>>, req: Request<Body>) -> Response<Body> {
                 o["metadata"]["resourceVersion"] = json!(rv.to_string());
                 if p.contains("/jobs/") {
                     s.started.insert(p.to_string(), Instant::now());
+                    let uuid =
+                        o["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/instance"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string();
+                    if let Some(root) = &s.shared_artifacts {
+                        let dir = root.join(&uuid).join("events/metric");
+                        std::fs::create_dir_all(&dir).unwrap();
+                        std::fs::write(
+                            dir.join("acc.plx"),
+                            "step|timestamp|metric\n1|2026-11-24T09:00:01Z|0.5\n2|2026-11-24T09:00:02Z|0.75",
+                        )
+                        .unwrap();
+                    }
                 }
                 s.objects.insert(p.to_string(), o.clone());
                 (reply(StatusCode::OK, o), None)

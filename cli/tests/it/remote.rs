@@ -395,7 +395,7 @@ fn runs(database_url: Option<&str>) {
 /// server once each, and nothing is left on the cluster.
 #[test]
 fn a_run_on_a_kubernetes_cluster_end_to_end() {
-    let (mut server, _host, env, _server_home) = server_and_client(None);
+    let (mut server, _host, env, server_home) = server_and_client(None);
     let out = env
         .cmd()
         .args(["login", "-u", "root", "--password-stdin"])
@@ -405,6 +405,9 @@ fn a_run_on_a_kubernetes_cluster_end_to_end() {
     assert!(out.status.success(), "{}", stderr(&out));
     ok(&env, &["project", "create", "-n", "demo"]);
     let kube = crate::fake_kube::FakeKube::start();
+    // The pods share the server's artifacts store (its claim, as the deploy mounts it).
+    kube.state.lock().unwrap().shared_artifacts =
+        Some(server_home.home.path().join(".polyaxon/artifacts"));
     let kubeconfig = kube.kubeconfig(env.home.path());
     let work = env.home.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
@@ -424,6 +427,7 @@ fn a_run_on_a_kubernetes_cluster_end_to_end() {
             "POLYAXON_K8S_API_HOST",
             "http://polyaxon-api.polyaxon.svc:80",
         )
+        .env("POLYAXON_K8S_ARTIFACTS_CLAIM", "polyaxon-artifacts")
         .args([
             "run",
             "-p",
@@ -491,8 +495,16 @@ fn a_run_on_a_kubernetes_cluster_end_to_end() {
     let logs = ok(&env, &["ops", "logs", "-p", "root/demo", "--uid", &uuid]);
     let m: J =
         serde_json::from_str(&metrics).unwrap_or_else(|e| panic!("{e}: `{metrics}`; logs: {logs}"));
-    assert_eq!(m[0]["name"], "loss", "{m}");
-    assert_eq!(m[0]["data"]["metric"], json!([0.5]), "{m}");
+    // The event file the pod wrote, every point once (its last line too), and stdout's.
+    let series = |name: &str| {
+        m.as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .map(|s| s["data"]["metric"].clone())
+    };
+    assert_eq!(series("acc"), Some(json!([0.5, 0.75])), "{m}");
+    assert_eq!(series("loss"), Some(json!([0.5])), "{m}");
     // What the cluster was asked.
     let st = kube.state.lock().unwrap();
     let patches: Vec<&(String, String, J)> =
