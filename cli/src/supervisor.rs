@@ -777,9 +777,14 @@ async fn supervise(
             let local = build_image(api, text, &code_dir, &compiled.operation).await?;
             plan.job.image = Some(push_image(api, &local, &registry, auth.as_ref()).await?);
             plan.job.image_built = true;
-            if auth.is_some() {
+            if auth.is_some()
+                && executor::kubernetes::KubeSettings::from_env()
+                    .manifests
+                    .image_pull_secrets
+                    .is_empty()
+            {
                 plan.notes.push(format!(
-                    "the image was pushed with credentials: pods pull it only with a pull secret for {} (`environment.imagePullSecrets`, or the namespace's service account)",
+                    "the image was pushed with credentials: pods pull it only with a pull secret for {} (POLYAXON_K8S_IMAGE_PULL_SECRETS, `environment.imagePullSecrets`, or the namespace's service account)",
                     registry.host
                 ));
             }

@@ -473,6 +473,31 @@ fn dry_runs_of_built_images_name_the_registry_or_ask_for_one() {
     );
 }
 
+#[test]
+fn default_pull_secrets_join_the_specs() {
+    let env = Env::new();
+    let f = env.home.path().join("p.yml");
+    std::fs::write(
+        &f,
+        "version: 1.1\nkind: component\nrun:\n  kind: job\n  environment: {imagePullSecrets: [mine, regcred]}\n  container: {image: 'reg.example.com/ml/x:1', command: [x]}\n",
+    )
+    .unwrap();
+    let out = env
+        .cmd()
+        .env("POLYAXON_K8S_IMAGE_PULL_SECRETS", "regcred, team-registry")
+        .args(["run", "--dry-run", "-o", "json", "-f"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let objects: Vec<J> = serde_json::from_str(&stdout(&out)).unwrap();
+    let job = objects.iter().find(|o| o["kind"] == "Job").unwrap();
+    assert_eq!(
+        job["spec"]["template"]["spec"]["imagePullSecrets"],
+        json!([{"name": "mine"}, {"name": "regcred"}, {"name": "team-registry"}])
+    );
+}
+
 /// A real cluster: `KUBECONFIG` pointing at one, with a server reachable from its pods
 /// (`POLYAXON_HOST`, e.g. after `polyaxon admin deploy` and a port-forward).
 fn cluster() -> bool {

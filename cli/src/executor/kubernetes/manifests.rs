@@ -52,6 +52,9 @@ pub struct Settings {
     /// A PersistentVolumeClaim holding the artifacts store (shared with the server); without
     /// one the run's artifacts live in an emptyDir and only what the job sends is kept.
     pub artifacts_claim: Option<String>,
+    /// Pull secrets every run's pods get, besides their spec's (`POLYAXON_K8S_IMAGE_PULL_SECRETS`,
+    /// comma-separated): the credentials of the registry images are pushed to.
+    pub image_pull_secrets: Vec<String>,
 }
 
 impl Default for Settings {
@@ -59,6 +62,7 @@ impl Default for Settings {
         Settings {
             init_image: "alpine/git:2.49.1".into(),
             artifacts_claim: None,
+            image_pull_secrets: Vec::new(),
         }
     }
 }
@@ -474,11 +478,23 @@ impl Builder<'_> {
             service_account_name: env.and_then(|e| e.service_account_name.clone()),
             host_aliases: env.and_then(|e| e.host_aliases.clone()),
             security_context: pod_sc,
-            image_pull_secrets: env.and_then(|e| e.image_pull_secrets.as_ref()).map(|s| {
-                s.iter()
-                    .map(|n| core::LocalObjectReference { name: n.clone() })
-                    .collect()
-            }),
+            image_pull_secrets: {
+                // The spec's, then the executor's defaults (POLYAXON_K8S_IMAGE_PULL_SECRETS).
+                let mut names: Vec<String> = env
+                    .and_then(|e| e.image_pull_secrets.clone())
+                    .unwrap_or_default();
+                for n in &self.input.settings.image_pull_secrets {
+                    if !names.contains(n) {
+                        names.push(n.clone());
+                    }
+                }
+                (!names.is_empty()).then(|| {
+                    names
+                        .into_iter()
+                        .map(|name| core::LocalObjectReference { name })
+                        .collect()
+                })
+            },
             host_network: env.and_then(|e| e.host_network),
             host_pid: env.and_then(|e| e.host_pid),
             dns_policy: env.and_then(|e| e.dns_policy.clone()),

@@ -47,6 +47,15 @@ impl KubeSettings {
             m.init_image = i;
         }
         m.artifacts_claim = var("POLYAXON_K8S_ARTIFACTS_CLAIM");
+        m.image_pull_secrets = var("POLYAXON_K8S_IMAGE_PULL_SECRETS")
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
         KubeSettings {
             context: var("POLYAXON_K8S_CONTEXT"),
             namespace: var("POLYAXON_K8S_NAMESPACE"),
