@@ -26,7 +26,8 @@ pub const MAX_READ: usize = 4 << 20;
 /// not there are read from their start). `at_end` also takes a last line without a newline.
 /// Chunks without points (a header alone) still say how far the file was read. Only regular
 /// files with a usable series name are read (no symbolic links: the files may come from jobs
-/// that can write anything there), at most `MAX_READ` bytes of each per call.
+/// that can write anything there), at most `MAX_READ` bytes of each per call while the job
+/// runs, and all of what is left at its end (nothing is left behind).
 pub fn read_new(dir: &Path, offsets: &BTreeMap<String, u64>, at_end: bool) -> Vec<Chunk> {
     let mut out = Vec::new();
     if !std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
@@ -54,9 +55,10 @@ pub fn read_new(dir: &Path, offsets: &BTreeMap<String, u64>, at_end: bool) -> Ve
         let Ok(mut f) = std::fs::File::open(e.path()) else {
             continue;
         };
+        let cap = if at_end { usize::MAX } else { MAX_READ };
         if f.seek(SeekFrom::Start(start)).is_err()
             || (&mut f)
-                .take(MAX_READ as u64 + 1)
+                .take((cap as u64).saturating_add(1))
                 .read_to_end(&mut bytes)
                 .is_err()
         {
@@ -65,8 +67,8 @@ pub fn read_new(dir: &Path, offsets: &BTreeMap<String, u64>, at_end: bool) -> Ve
         if bytes.is_empty() {
             continue;
         }
-        let capped = bytes.len() > MAX_READ;
-        bytes.truncate(MAX_READ);
+        let capped = bytes.len() > cap;
+        bytes.truncate(cap);
         // The complete part: up to the last newline (or all of it at the end; a line longer
         // than a whole read is cut there, and its pieces are not points).
         let end = match bytes.iter().rposition(|b| *b == b'\n') {
@@ -166,12 +168,18 @@ mod tests {
         }
         std::fs::write(big.join("m.plx"), &text).unwrap();
         let (mut offsets, mut got) = (BTreeMap::new(), 0);
-        for _ in 0..3 {
-            for c in read_new(&big, &offsets, true) {
-                got += c.points.len();
-                offsets.insert(c.name, c.end);
-            }
+        let first = read_new(&big, &offsets, false);
+        assert!(first[0].end as usize <= MAX_READ, "a capped read");
+        for c in first {
+            got += c.points.len();
+            offsets.insert(c.name, c.end);
+        }
+        // At the end, all that is left, whatever its size.
+        for c in read_new(&big, &offsets, true) {
+            got += c.points.len();
+            offsets.insert(c.name, c.end);
         }
         assert_eq!(got, n);
+        assert!(read_new(&big, &offsets, true).is_empty());
     }
 }
