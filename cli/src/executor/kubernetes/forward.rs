@@ -225,18 +225,23 @@ pub async fn serve(
     }
 }
 
+/// How long the pod's side stays open after the local side stops sending.
+const HALF_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Copies both ways until the pod's side ends. The local side closing its writing half is not
-/// passed on: through the API server that would close the whole stream (the port-forward
-/// protocol has no half-close), and a client that sends its request, shuts down writing, then
-/// reads the answer (`nc -N`, HTTP/1.0 tools) would lose the answer.
+/// passed on at once: through the API server that would close the whole stream (the
+/// port-forward protocol has no half-close), and a client that sends its request, shuts down
+/// writing, then reads the answer (`nc -N`, HTTP/1.0 tools) would lose the answer. The pod's
+/// side gets `HALF_CLOSE_GRACE` to answer, so a client that went away for good does not keep
+/// a stream to a keep-alive server open.
 async fn join(local: &mut tokio::net::TcpStream, remote: Box<dyn Duplex>) -> std::io::Result<()> {
     let (mut lr, mut lw) = local.split();
     let (mut rr, mut rw) = tokio::io::split(remote);
     let up = async {
         tokio::io::copy(&mut lr, &mut rw).await?;
         rw.flush().await?;
-        // Keep the pod's side open: its answer may still come.
-        std::future::pending::<std::io::Result<()>>().await
+        tokio::time::sleep(HALF_CLOSE_GRACE).await;
+        Ok(())
     };
     let down = async {
         tokio::io::copy(&mut rr, &mut lw).await?;
