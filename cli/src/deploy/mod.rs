@@ -169,6 +169,25 @@ fn pod_scheduling(c: &Config, component: &str, spec: &mut core::PodSpec) -> Resu
     Ok(())
 }
 
+/// What a component's workload selects its pods by.
+fn pod_selector(c: &Config, component: &str) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(selector(c, component)),
+        ..Default::default()
+    }
+}
+
+/// A component's pods: its labels and `spec`.
+fn pod_template(c: &Config, component: &str, spec: core::PodSpec) -> core::PodTemplateSpec {
+    core::PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels(c, component)),
+            ..Default::default()
+        }),
+        spec: Some(spec),
+    }
+}
+
 /// A one-volume claim of `size`, written once by one node.
 fn claim_spec(size: &str, class: Option<String>) -> core::PersistentVolumeClaimSpec {
     core::PersistentVolumeClaimSpec {
@@ -440,17 +459,8 @@ pub fn manifests(c: &Config, secrets: &Secrets) -> Result<Vec<J>> {
             spec: Some(apps::StatefulSetSpec {
                 service_name: Some(n.db()),
                 replicas: Some(1),
-                selector: LabelSelector {
-                    match_labels: Some(selector(c, "database")),
-                    ..Default::default()
-                },
-                template: core::PodTemplateSpec {
-                    metadata: Some(ObjectMeta {
-                        labels: Some(labels(c, "database")),
-                        ..Default::default()
-                    }),
-                    spec: Some(db_spec),
-                },
+                selector: pod_selector(c, "database"),
+                template: pod_template(c, "database", db_spec),
                 volume_claim_templates: claims,
                 ..Default::default()
             }),
@@ -531,17 +541,8 @@ pub fn manifests(c: &Config, secrets: &Secrets) -> Result<Vec<J>> {
         metadata: meta(c, n.api(), "api"),
         spec: Some(apps::DeploymentSpec {
             replicas: Some(c.int("gateway.replicas").unwrap_or(1) as i32),
-            selector: LabelSelector {
-                match_labels: Some(selector(c, "api")),
-                ..Default::default()
-            },
-            template: core::PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels(c, "api")),
-                    ..Default::default()
-                }),
-                spec: Some(api_spec),
-            },
+            selector: pod_selector(c, "api"),
+            template: pod_template(c, "api", api_spec),
             ..Default::default()
         }),
         ..Default::default()

@@ -192,31 +192,11 @@ async fn handle(st: Arc<Mutex<State>>, req: Request<Body>) -> Response<Body> {
             }
             ("GET", "/api/v1/namespaces/runs/pods") => {
                 let pods: Vec<J> = jobs.iter().map(|(j, age)| pod_of(j, *age, rv)).collect();
-                if watching {
-                    (events(&pods), Some(Duration::from_millis(200)))
-                } else {
-                    (
-                        reply(
-                            StatusCode::OK,
-                            json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": rv.to_string()}, "items": pods}),
-                        ),
-                        None,
-                    )
-                }
+                collection(watching, "PodList", "v1", pods, rv)
             }
             ("GET", "/apis/batch/v1/namespaces/runs/jobs") => {
                 let items: Vec<J> = jobs.iter().map(|(j, age)| job_view(j, *age, rv)).collect();
-                if watching {
-                    (events(&items), Some(Duration::from_millis(200)))
-                } else {
-                    (
-                        reply(
-                            StatusCode::OK,
-                            json!({"kind": "JobList", "apiVersion": "batch/v1", "metadata": {"resourceVersion": rv.to_string()}, "items": items}),
-                        ),
-                        None,
-                    )
-                }
+                collection(watching, "JobList", "batch/v1", items, rv)
             }
             ("GET", p) if p.ends_with("/log") => {
                 let body = "2026-11-24T09:00:01.000000001Z hello from the cluster\n2026-11-24T09:00:02.000000002Z loss=0.5\n";
@@ -249,15 +229,30 @@ async fn handle(st: Arc<Mutex<State>>, req: Request<Body>) -> Response<Body> {
     resp
 }
 
-/// A watch's answer: every object as `MODIFIED`, then the end of the stream.
-fn events(items: &[J]) -> Response<Body> {
+/// A list, or a watch's answer: every object as `MODIFIED`, then (a little later, as a quiet
+/// watch would) the end of the stream.
+fn collection(
+    watching: bool,
+    kind: &str,
+    api_version: &str,
+    items: Vec<J>,
+    rv: u64,
+) -> (Response<Body>, Option<Duration>) {
+    if !watching {
+        let list = json!({"kind": kind, "apiVersion": api_version,
+            "metadata": {"resourceVersion": rv.to_string()}, "items": items});
+        return (reply(StatusCode::OK, list), None);
+    }
     let mut text = String::new();
-    for o in items {
+    for o in &items {
         text.push_str(&json!({"type": "MODIFIED", "object": o}).to_string());
         text.push('\n');
     }
-    Response::builder()
-        .status(200)
-        .body(Body::from(text))
-        .unwrap()
+    (
+        Response::builder()
+            .status(200)
+            .body(Body::from(text))
+            .unwrap(),
+        Some(Duration::from_millis(200)),
+    )
 }

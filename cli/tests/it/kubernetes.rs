@@ -419,53 +419,56 @@ fn dry_run_prints_the_job_and_its_secret_without_a_cluster() {
     );
 }
 
-#[test]
-fn dry_runs_of_built_images_name_the_registry_or_ask_for_one() {
+/// `polyaxon run --dry-run [ARGS] -f SPEC` with `vars` set, from a fresh home.
+fn dry_run(spec: &str, vars: &[(&str, &str)], args: &[&str]) -> std::process::Output {
     let env = Env::new();
     let f = env.home.path().join("p.yml");
-    std::fs::write(
-        &f,
-        "version: 1.1\nkind: component\nname: Train_Net\nrun:\n  kind: job\n  init: [{dockerfile: {image: 'python:3.12', run: ['pip install torch']}}]\n  container: {image: 'python:3.12', command: [python, t.py]}\n",
-    )
-    .unwrap();
-    let out = env
-        .cmd()
-        .args(["run", "--dry-run", "-f"])
+    std::fs::write(&f, spec).unwrap();
+    env.cmd()
+        .envs(vars.iter().copied())
+        .args(["run", "--dry-run"])
+        .args(args)
+        .arg("-f")
         .arg(&f)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// The Job of a successful JSON dry run.
+fn dry_run_job(spec: &str, vars: &[(&str, &str)]) -> J {
+    let out = dry_run(spec, vars, &["-o", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let objects: Vec<J> = serde_json::from_str(&stdout(&out)).unwrap();
+    objects.into_iter().find(|o| o["kind"] == "Job").unwrap()
+}
+
+#[test]
+fn dry_runs_of_built_images_name_the_registry_or_ask_for_one() {
+    let spec = "version: 1.1\nkind: component\nname: Train_Net\nrun:\n  kind: job\n  init: [{dockerfile: {image: 'python:3.12', run: ['pip install torch']}}]\n  container: {image: 'python:3.12', command: [python, t.py]}\n";
+    let out = dry_run(spec, &[], &[]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
         err.contains("none is configured") && err.contains("POLYAXON_K8S_REGISTRY"),
         "{err}"
     );
-    let out = env
-        .cmd()
-        .env("POLYAXON_K8S_REGISTRY", "registry.example.com:5000/ml")
-        .args(["run", "--dry-run", "-o", "json", "-f"])
-        .arg(&f)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let objects: Vec<J> = serde_json::from_str(&stdout(&out)).unwrap();
-    let job = objects.iter().find(|o| o["kind"] == "Job").unwrap();
-    assert_eq!(
-        job["spec"]["template"]["spec"]["containers"][0]["image"],
-        "registry.example.com:5000/ml/train_net:built-when-the-run-starts"
-    );
+    let registry = [("POLYAXON_K8S_REGISTRY", "registry.example.com:5000/ml")];
+    let out = dry_run(spec, &registry, &[]);
     assert!(
         stderr(&out).contains("built and pushed"),
         "{}",
         stderr(&out)
     );
-    let out = env
-        .cmd()
-        .env("POLYAXON_K8S_REGISTRY", "registry.example.com:port")
-        .args(["run", "--dry-run", "-f"])
-        .arg(&f)
-        .output()
-        .unwrap();
+    let job = dry_run_job(spec, &registry);
+    assert_eq!(
+        job["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example.com:5000/ml/train_net:built-when-the-run-starts"
+    );
+    let out = dry_run(
+        spec,
+        &[("POLYAXON_K8S_REGISTRY", "registry.example.com:port")],
+        &[],
+    );
     assert!(
         stderr(&out).contains("the port is not a number"),
         "{}",
@@ -475,23 +478,10 @@ fn dry_runs_of_built_images_name_the_registry_or_ask_for_one() {
 
 #[test]
 fn default_pull_secrets_join_the_specs() {
-    let env = Env::new();
-    let f = env.home.path().join("p.yml");
-    std::fs::write(
-        &f,
+    let job = dry_run_job(
         "version: 1.1\nkind: component\nrun:\n  kind: job\n  environment: {imagePullSecrets: [mine, regcred]}\n  container: {image: 'reg.example.com/ml/x:1', command: [x]}\n",
-    )
-    .unwrap();
-    let out = env
-        .cmd()
-        .env("POLYAXON_K8S_IMAGE_PULL_SECRETS", "regcred, team-registry")
-        .args(["run", "--dry-run", "-o", "json", "-f"])
-        .arg(&f)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let objects: Vec<J> = serde_json::from_str(&stdout(&out)).unwrap();
-    let job = objects.iter().find(|o| o["kind"] == "Job").unwrap();
+        &[("POLYAXON_K8S_IMAGE_PULL_SECRETS", "regcred, team-registry")],
+    );
     assert_eq!(
         job["spec"]["template"]["spec"]["imagePullSecrets"],
         json!([{"name": "mine"}, {"name": "regcred"}, {"name": "team-registry"}])

@@ -58,6 +58,26 @@ fn server_and_client(database_url: Option<&str>) -> (crate::server::Server, Stri
     (server, host, env, server_env)
 }
 
+/// As `server_and_client`, logged in as root, with a project `root/demo`.
+fn logged_in_with_project(database_url: Option<&str>) -> (crate::server::Server, Env, Env) {
+    let (server, _host, env, server_home) = server_and_client(database_url);
+    let out = env
+        .cmd()
+        .args(["login", "-u", "root", "--password-stdin"])
+        .write_stdin(format!("{PASSWORD}\n"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    ok(&env, &["project", "create", "-n", "demo"]);
+    (server, env, server_home)
+}
+
+/// A command's JSON output.
+fn json_of(env: &Env, args: &[&str]) -> J {
+    let text = ok(env, args);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: `{text}`"))
+}
+
 fn flow(database_url: Option<&str>) {
     let (mut server, host, env, _server_home) = server_and_client(database_url);
     let addr = host.trim_start_matches("http://").to_string();
@@ -105,7 +125,7 @@ fn flow(database_url: Option<&str>) {
     let shown = ok(&env, &["config", "show"]);
     assert!(!shown.contains(&token), "{shown}");
     assert!(ok(&env, &["whoami"]).contains("root"));
-    let v: J = serde_json::from_str(&ok(&env, &["version", "-o", "json"])).unwrap();
+    let v: J = json_of(&env, &["version", "-o", "json"]);
     assert_eq!(v["server"]["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(v["server"]["compatible"], true);
     ok(&env, &["version", "--check"]);
@@ -242,15 +262,7 @@ fn flow(database_url: Option<&str>) {
 /// `polyaxon run` against a server: the job runs here, its statuses, logs, metrics and
 /// files go to the server; a run whose supervisor died is noticed by the next `run`.
 fn runs(database_url: Option<&str>) {
-    let (mut server, _host, env, _server_home) = server_and_client(database_url);
-    let out = env
-        .cmd()
-        .args(["login", "-u", "root", "--password-stdin"])
-        .write_stdin(format!("{PASSWORD}\n"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    ok(&env, &["project", "create", "-n", "demo"]);
+    let (mut server, env, _server_home) = logged_in_with_project(database_url);
     let work = env.home.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
     let job = |cmd: &str| {
@@ -277,11 +289,10 @@ fn runs(database_url: Option<&str>) {
     let out = in_work(&["run", "-p", "root/demo", "--stdout-metrics", "-l"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("training here"), "{}", stdout(&out));
-    let run: J =
-        serde_json::from_str(&ok(&env, &["ops", "get", "-p", "root/demo", "-o", "json"])).unwrap();
+    let run: J = json_of(&env, &["ops", "get", "-p", "root/demo", "-o", "json"]);
     assert_eq!(run["status"], "succeeded", "{run}");
     let uuid = run["uuid"].as_str().unwrap().to_string();
-    let m: J = serde_json::from_str(&ok(
+    let m: J = json_of(
         &env,
         &[
             "ops",
@@ -293,8 +304,7 @@ fn runs(database_url: Option<&str>) {
             "-o",
             "json",
         ],
-    ))
-    .unwrap();
+    );
     assert_eq!(m[0]["name"], "loss", "{m}");
     assert_eq!(m[0]["data"]["metric"], json!([0.5, 0.25]));
     let logs = ok(
@@ -342,11 +352,10 @@ fn runs(database_url: Option<&str>) {
         .unwrap()
         .to_string();
     let get = |uuid: &str| -> J {
-        serde_json::from_str(&ok(
+        json_of(
             &env,
             &["ops", "get", "-p", "root/demo", "--uid", uuid, "-o", "json"],
-        ))
-        .unwrap()
+        )
     };
     let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let r = loop {
@@ -395,15 +404,7 @@ fn runs(database_url: Option<&str>) {
 /// server once each, and nothing is left on the cluster.
 #[test]
 fn a_run_on_a_kubernetes_cluster_end_to_end() {
-    let (mut server, _host, env, server_home) = server_and_client(None);
-    let out = env
-        .cmd()
-        .args(["login", "-u", "root", "--password-stdin"])
-        .write_stdin(format!("{PASSWORD}\n"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    ok(&env, &["project", "create", "-n", "demo"]);
+    let (mut server, env, server_home) = logged_in_with_project(None);
     let kube = crate::fake_kube::FakeKube::start();
     // The pods share the server's artifacts store (its claim, as the deploy mounts it).
     kube.state.lock().unwrap().shared_artifacts =
@@ -450,13 +451,12 @@ fn a_run_on_a_kubernetes_cluster_end_to_end() {
         !text.contains("[x7k2p/"),
         "one container: no source prefix: {text}"
     );
-    let run: J =
-        serde_json::from_str(&ok(&env, &["ops", "get", "-p", "root/demo", "-o", "json"])).unwrap();
+    let run: J = json_of(&env, &["ops", "get", "-p", "root/demo", "-o", "json"]);
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["meta_info"]["executor"]["kind"], "kubernetes");
     assert_eq!(run["meta_info"]["executor"]["namespace"], "runs");
     let uuid = run["uuid"].as_str().unwrap().to_string();
-    let statuses: J = serde_json::from_str(&ok(
+    let statuses: J = json_of(
         &env,
         &[
             "ops",
@@ -468,8 +468,7 @@ fn a_run_on_a_kubernetes_cluster_end_to_end() {
             "-o",
             "json",
         ],
-    ))
-    .unwrap();
+    );
     let kinds: Vec<&str> = statuses
         .as_array()
         .unwrap()
@@ -479,7 +478,7 @@ fn a_run_on_a_kubernetes_cluster_end_to_end() {
     for want in ["scheduled", "running", "succeeded"] {
         assert!(kinds.contains(&want), "{want} missing: {kinds:?}");
     }
-    let metrics = ok(
+    let m = json_of(
         &env,
         &[
             "ops",
@@ -492,9 +491,6 @@ fn a_run_on_a_kubernetes_cluster_end_to_end() {
             "json",
         ],
     );
-    let logs = ok(&env, &["ops", "logs", "-p", "root/demo", "--uid", &uuid]);
-    let m: J =
-        serde_json::from_str(&metrics).unwrap_or_else(|e| panic!("{e}: `{metrics}`; logs: {logs}"));
     // The event file the pod wrote, every point once (its last line too), and stdout's.
     let series = |name: &str| {
         m.as_array()
