@@ -43,8 +43,14 @@ impl Ctx {
             .block_on(f)
     }
 
+    /// The client of the configured server (or the embedded store). Opening the embedded
+    /// store also ends the runs whose supervisor died, so none is left "running".
     pub async fn client(&self) -> Result<Client> {
-        Client::connect(&self.settings).await
+        let client = Client::connect(&self.settings).await?;
+        if let Some(app) = client.embedded_app() {
+            crate::controller::orphans::reap(app).await;
+        }
+        Ok(client)
     }
 
     /// The owner of projects named without one: the configured owner, else who is logged in

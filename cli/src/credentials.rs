@@ -62,8 +62,18 @@ impl Keyring {
 
     fn entry(host: &str) -> Result<keyring::Entry> {
         keyring::Entry::new(SERVICE, host)
-            .map_err(|e| anyhow::anyhow!("the system keyring is not available: {e}"))
+            .map_err(|e| keyring_error("the system keyring is not available", e))
     }
+}
+
+/// A keyring failure, with the way around it.
+fn keyring_error(doing: &str, e: keyring::Error) -> anyhow::Error {
+    crate::error::UserError::new(format!("{doing}: {e}"))
+        .hint(format!(
+            "set {}=file to keep the token in a private file instead",
+            crate::env::POLYAXON_CREDENTIAL_STORE
+        ))
+        .into()
 }
 
 impl CredentialStore for Keyring {
@@ -75,21 +85,21 @@ impl CredentialStore for Keyring {
         match Self::entry(host)?.get_password() {
             Ok(t) => Ok(Some(Secret(t))),
             Err(keyring::Error::NoEntry) => Ok(None),
-            Err(e) => Err(anyhow::anyhow!("reading the system keyring: {e}")),
+            Err(e) => Err(keyring_error("reading the system keyring", e)),
         }
     }
 
     fn set(&self, host: &str, token: &Secret) -> Result<()> {
         Self::entry(host)?
             .set_password(token.expose())
-            .map_err(|e| anyhow::anyhow!("writing to the system keyring: {e}"))
+            .map_err(|e| keyring_error("writing to the system keyring", e))
     }
 
     fn delete(&self, host: &str) -> Result<bool> {
         match Self::entry(host)?.delete_credential() {
             Ok(()) => Ok(true),
             Err(keyring::Error::NoEntry) => Ok(false),
-            Err(e) => Err(anyhow::anyhow!("writing to the system keyring: {e}")),
+            Err(e) => Err(keyring_error("writing to the system keyring", e)),
         }
     }
 }

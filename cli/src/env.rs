@@ -1,4 +1,5 @@
-//! Every environment variable the CLI reads, in one place.
+//! Every environment variable the CLI reads, in one place, and the one reader of them: the
+//! settings ([`crate::settings`]) resolve what commands see from these at start.
 
 /// Root of the CLI's state: config, credentials, the embedded store (default `~/.polyaxon`).
 pub const POLYAXON_HOME: &str = "POLYAXON_HOME";
@@ -33,3 +34,44 @@ pub const COLUMNS: &str = "COLUMNS";
 pub const BROWSER: &str = "BROWSER";
 /// Prints how long each start-up step took (for tuning; any value turns it on).
 pub const POLYAXON_TIMINGS: &str = "POLYAXON_TIMINGS";
+/// `true` in a job's container env (not read from this process's): its `name=value` stdout
+/// lines are metrics.
+pub const POLYAXON_STDOUT_METRICS: &str = "POLYAXON_STDOUT_METRICS";
+
+// --- Kubernetes: where runs go on a cluster ----------------------------------------------------
+
+/// The kubeconfig context of runs (default: the current one, or the in-cluster config).
+pub const POLYAXON_K8S_CONTEXT: &str = "POLYAXON_K8S_CONTEXT";
+/// The namespace of runs (default: the context's, else `default`).
+pub const POLYAXON_K8S_NAMESPACE: &str = "POLYAXON_K8S_NAMESPACE";
+/// The API as the run's pods reach it (default: the configured host).
+pub const POLYAXON_K8S_API_HOST: &str = "POLYAXON_K8S_API_HOST";
+/// The image of the pods' init steps (git, files, artifacts).
+pub const POLYAXON_K8S_INIT_IMAGE: &str = "POLYAXON_K8S_INIT_IMAGE";
+/// The volume claim the pods share with the server for the artifacts store.
+pub const POLYAXON_K8S_ARTIFACTS_CLAIM: &str = "POLYAXON_K8S_ARTIFACTS_CLAIM";
+/// Pull secrets every run's pods get, comma-separated.
+pub const POLYAXON_K8S_IMAGE_PULL_SECRETS: &str = "POLYAXON_K8S_IMAGE_PULL_SECRETS";
+/// The registry images built for a cluster are pushed to (`host[:port][/path]`).
+pub const POLYAXON_K8S_REGISTRY: &str = "POLYAXON_K8S_REGISTRY";
+/// The registry's user and password (else the Docker config file's credentials).
+pub const POLYAXON_K8S_REGISTRY_USERNAME: &str = "POLYAXON_K8S_REGISTRY_USERNAME";
+pub const POLYAXON_K8S_REGISTRY_PASSWORD: &str = "POLYAXON_K8S_REGISTRY_PASSWORD";
+
+// --- Docker ------------------------------------------------------------------------------------
+
+/// The directory of the Docker config file (`config.json`; default `~/.docker`).
+pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
+/// The Docker Engine's address (`unix:///path/to/docker.sock`).
+pub const DOCKER_HOST: &str = "DOCKER_HOST";
+
+/// The value of `key`, when set and not blank. The one place the environment is read: the
+/// settings resolve everything from it once, at start.
+pub fn get(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The same, for values that need not be UTF-8 (paths).
+pub fn get_os(key: &str) -> Option<std::ffi::OsString> {
+    std::env::var_os(key).filter(|v| !v.is_empty())
+}

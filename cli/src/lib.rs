@@ -7,6 +7,7 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod context;
+pub mod controller;
 pub mod credentials;
 pub mod deploy;
 pub mod env;
@@ -19,7 +20,6 @@ pub mod registry;
 pub mod scheduler;
 pub mod settings;
 pub mod snapshot;
-pub mod supervisor;
 pub mod timing;
 pub mod upload;
 
@@ -46,20 +46,24 @@ pub fn main() -> i32 {
         Ok(()) => 0,
         Err(e) if is_broken_pipe(&e) => 0,
         Err(e) => {
-            if let Some(r) = e.downcast_ref::<Reported>() {
-                return r.0;
+            let code = error::exit_code(&e);
+            if e.downcast_ref::<Reported>().is_some() {
+                return code;
             }
             if let Some(u) = e.downcast_ref::<UserError>() {
                 printer.error(&u.message, u.hint.as_deref());
-                return 1;
+                return code;
             }
             if let Some(c) = e.downcast_ref::<client::ClientError>() {
                 printer.error(&c.to_string(), c.hint().as_deref());
-                return 1;
+                return code;
             }
             let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-            printer.error(&chain.join(": "), None);
-            1
+            let hint = (code == 101).then_some(
+                "this is a bug in polyaxon: please report it, with the command that failed",
+            );
+            printer.error(&chain.join(": "), hint);
+            code
         }
     }
 }

@@ -8,13 +8,14 @@ use tabled::builder::Builder;
 use tabled::settings::object::Columns;
 use tabled::settings::{Modify, Padding, Style, Width};
 
+use polyaxon_server::api::RunStatus;
+
 use crate::env;
 use crate::printer::{Format, Printer};
 
 /// The width tables must fit: `COLUMNS`, else the terminal's, else none (a pipe gets it all).
 pub fn term_width() -> Option<usize> {
-    if let Some(c) = std::env::var(env::COLUMNS)
-        .ok()
+    if let Some(c) = env::get(env::COLUMNS)
         .and_then(|c| c.trim().parse::<usize>().ok())
         .filter(|c| *c > 0)
     {
@@ -327,13 +328,23 @@ pub fn duration(secs: Option<f64>) -> String {
 }
 
 /// The terminal color of a run status.
-pub fn status_color(status: &str) -> Option<&'static str> {
+pub fn status_color(status: RunStatus) -> Option<&'static str> {
+    use RunStatus as S;
     match status {
-        "succeeded" | "done" => Some("32"),
-        "failed" | "upstream_failed" | "unschedulable" => Some("31"),
-        "stopped" | "stopping" | "skipped" | "warning" => Some("33"),
-        "running" | "starting" | "processing" | "resuming" => Some("34"),
+        S::Succeeded | S::Done => Some("32"),
+        S::Failed | S::UpstreamFailed | S::Unschedulable => Some("31"),
+        S::Stopped | S::Stopping | S::Skipped | S::Warning => Some("33"),
+        S::Running | S::Starting | S::Processing | S::Resuming => Some("34"),
         _ => None,
+    }
+}
+
+/// A status padded to `width`, painted when `color`.
+pub fn status_text(status: RunStatus, width: usize, color: bool) -> String {
+    let text = format!("{status:<width$}");
+    match (color, status_color(status)) {
+        (true, Some(code)) => format!("\x1b[{code}m{text}\x1b[0m"),
+        _ => text,
     }
 }
 
@@ -372,6 +383,22 @@ pub fn short_float(f: f64) -> String {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
         s
+    }
+}
+
+/// A size as people read it: `512 B`, `1.5 KiB`, `3.2 GiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: &[&str] = &["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
     }
 }
 

@@ -15,6 +15,17 @@ pub enum Format {
     Csv,
 }
 
+/// What a progress bar counts.
+#[derive(Clone, Copy, Debug)]
+pub enum Progress {
+    /// Bytes, of a known total or not.
+    Bytes(Option<u64>),
+    /// Steps of a known total, after a fixed label (`building the image`).
+    Steps(u64, &'static str),
+    /// Nothing: a spinner beside the message.
+    Spinner,
+}
+
 /// Where the CLI writes.
 #[derive(Clone, Copy, Debug)]
 pub struct Printer {
@@ -27,10 +38,16 @@ pub struct Printer {
 }
 
 impl Printer {
+    /// No colors, no prompts: for talk that comes before the settings (start-up timings).
+    pub const PLAIN: Printer = Printer {
+        color: false,
+        color_stdout: false,
+        interactive: false,
+    };
+
     pub fn from_env() -> Self {
-        let no_color = std::env::var_os(env::NO_COLOR).is_some_and(|v| !v.is_empty());
-        let force =
-            std::env::var_os(env::CLICOLOR_FORCE).is_some_and(|v| !v.is_empty() && v != "0");
+        let no_color = env::get_os(env::NO_COLOR).is_some();
+        let force = env::get_os(env::CLICOLOR_FORCE).is_some_and(|v| v != "0");
         Printer {
             color: !no_color && (force || std::io::stderr().is_terminal()),
             color_stdout: !no_color && (force || std::io::stdout().is_terminal()),
@@ -90,5 +107,41 @@ impl Printer {
 
     pub fn success(&self, message: &str) {
         self.err(&format!("{} {message}", self.paint("1;32", "✓")));
+    }
+
+    /// A progress bar on stderr — the only kind there is — drawn at a terminal only (hidden
+    /// otherwise, so pipes and logs get no control characters).
+    pub fn progress(&self, kind: Progress, message: impl Into<String>) -> indicatif::ProgressBar {
+        use indicatif::{ProgressBar, ProgressStyle};
+        if !self.interactive {
+            return ProgressBar::hidden();
+        }
+        let style = |t: &str| ProgressStyle::with_template(t).expect("a valid template");
+        let pb = match kind {
+            Progress::Bytes(Some(n)) => ProgressBar::new(n).with_style(style(
+                "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
+            )),
+            Progress::Bytes(None) => ProgressBar::new_spinner()
+                .with_style(style("{spinner} {msg} {bytes} {bytes_per_sec}")),
+            Progress::Steps(n, label) => {
+                let pb = ProgressBar::new(n)
+                    .with_style(style("{prefix} {bar:24} step {pos}/{len} {wide_msg}"))
+                    .with_prefix(label);
+                pb.enable_steady_tick(std::time::Duration::from_millis(200));
+                pb
+            }
+            Progress::Spinner => {
+                let pb = ProgressBar::new_spinner();
+                pb.enable_steady_tick(std::time::Duration::from_millis(100));
+                pb
+            }
+        };
+        pb.set_message(message.into());
+        pb
+    }
+
+    /// A spinner beside `message`, at a terminal.
+    pub fn spinner(&self, message: impl Into<String>) -> indicatif::ProgressBar {
+        self.progress(Progress::Spinner, message)
     }
 }

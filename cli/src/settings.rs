@@ -14,6 +14,8 @@ use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use polyaxon_server::api::ExecutorKind;
+
 use crate::env;
 use crate::error::UserError;
 
@@ -21,8 +23,7 @@ use crate::error::UserError;
 pub const DEFAULT_TIMEOUT_SECS: f64 = 20.0;
 
 fn user_home() -> PathBuf {
-    std::env::var_os(env::HOME)
-        .filter(|h| !h.is_empty())
+    env::get_os(env::HOME)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."))
 }
@@ -30,7 +31,7 @@ fn user_home() -> PathBuf {
 /// `$POLYAXON_HOME`; else the directory named in `~/.polyaxon/.home` (`config set --home`);
 /// else `~/.polyaxon`.
 pub fn home_dir() -> PathBuf {
-    if let Some(h) = std::env::var_os(env::POLYAXON_HOME).filter(|h| !h.is_empty()) {
+    if let Some(h) = env::get_os(env::POLYAXON_HOME) {
         return PathBuf::from(h);
     }
     let default = user_home().join(".polyaxon");
@@ -56,17 +57,14 @@ pub fn context_dir(home: &Path) -> PathBuf {
     home.to_path_buf()
 }
 
-/// Directories searched for named presets: the project's, then the user's.
-pub fn preset_dirs() -> Vec<PathBuf> {
-    vec![
-        PathBuf::from(".polyaxon/presets"),
-        home_dir().join("presets"),
-    ]
+/// Directories searched for named presets: the project's, then the user's (in `home`).
+pub fn preset_dirs(home: &Path) -> Vec<PathBuf> {
+    vec![PathBuf::from(".polyaxon/presets"), home.join("presets")]
 }
 
-/// Directories searched for `hubRef` components: the project's, then the user's.
-pub fn hub_dirs() -> Vec<PathBuf> {
-    vec![PathBuf::from(".polyaxon/hub"), home_dir().join("hub")]
+/// Directories searched for `hubRef` components: the project's, then the user's (in `home`).
+pub fn hub_dirs(home: &Path) -> Vec<PathBuf> {
+    vec![PathBuf::from(".polyaxon/hub"), home.join("hub")]
 }
 
 /// The polyaxonfile names looked for when `-f` is not given, in order.
@@ -120,35 +118,6 @@ pub struct ClientConfig {
     /// The executor of `polyaxon run` when `--executor` is not given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executor: Option<String>,
-}
-
-/// The executors, by the names they are given (upstream's `k8s` is `kubernetes`).
-pub fn executor_name(name: &str) -> Option<&'static str> {
-    match name.trim().to_ascii_lowercase().as_str() {
-        "process" | "local" => Some("process"),
-        "docker" => Some("docker"),
-        "kubernetes" | "k8s" => Some("kubernetes"),
-        _ => None,
-    }
-}
-
-/// The executor of a run: `--executor`, else `POLYAXON_EXECUTOR`, else `config set
-/// --executor`, else `process`.
-pub fn executor(flag: Option<&str>, config: &ClientConfig) -> anyhow::Result<&'static str> {
-    let env = std::env::var(crate::env::POLYAXON_EXECUTOR)
-        .ok()
-        .filter(|v| !v.trim().is_empty());
-    let (given, from) = match (flag, env, config.executor.as_deref()) {
-        (Some(f), _, _) => (f.to_string(), "--executor".to_string()),
-        (None, Some(e), _) => (e, crate::env::POLYAXON_EXECUTOR.to_string()),
-        (None, None, Some(c)) => (c.to_string(), "the config's `executor`".to_string()),
-        (None, None, None) => return Ok("process"),
-    };
-    executor_name(&given).ok_or_else(|| {
-        crate::error::UserError::new(format!("{from} `{given}` is not an executor"))
-            .hint("use `process`, `docker` or `kubernetes` (`k8s`)")
-            .into()
-    })
 }
 
 /// `.user`: who logged in, on which host.
@@ -248,10 +217,56 @@ pub fn remove_file(path: &Path) -> Result<bool> {
     }
 }
 
+/// Where runs go on a cluster (`POLYAXON_K8S_*`).
+#[derive(Clone, Debug, Default)]
+pub struct KubeSettings {
+    /// The kubeconfig context (default: the current one, or the in-cluster config).
+    pub context: Option<String>,
+    /// The namespace of runs (default: the context's, else `default`).
+    pub namespace: Option<String>,
+    /// The API the pods call (default: the configured host).
+    pub api_host: Option<String>,
+    /// The image of the init steps (default: the manifests' own).
+    pub init_image: Option<String>,
+    /// The volume claim the pods share with the server for the artifacts store.
+    pub artifacts_claim: Option<String>,
+    /// Pull secrets every run's pods get.
+    pub image_pull_secrets: Vec<String>,
+}
+
+/// Where images built for a cluster are pushed, and the credentials to push with.
+#[derive(Clone, Default)]
+pub struct RegistrySettings {
+    /// `POLYAXON_K8S_REGISTRY`, as written (parsed when an image is pushed).
+    pub url: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// The Docker config file (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`).
+    pub docker_config: Option<PathBuf>,
+    /// `DOCKER_HOST`.
+    pub docker_host: Option<String>,
+}
+
+impl std::fmt::Debug for RegistrySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistrySettings")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("docker_config", &self.docker_config)
+            .field("docker_host", &self.docker_host)
+            .finish()
+    }
+}
+
 /// Everything a command needs to know about its environment.
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub home: PathBuf,
+    /// `POLYAXON_HOME` chose the home (it wins over `config set --home`).
+    pub home_from_env: bool,
+    /// The user's home directory (`HOME`).
+    pub user_home: PathBuf,
     /// Where `.project` and `.run` live.
     pub context: PathBuf,
     /// The config file as written.
@@ -264,6 +279,12 @@ pub struct Settings {
     pub env_token: Option<String>,
     /// `POLYAXON_CREDENTIAL_STORE`.
     pub credential_store: String,
+    /// `POLYAXON_EXECUTOR`.
+    pub env_executor: Option<String>,
+    pub kube: KubeSettings,
+    pub registry: RegistrySettings,
+    /// `BROWSER`.
+    pub browser: Option<String>,
 }
 
 impl Settings {
@@ -271,7 +292,7 @@ impl Settings {
         let home = home_dir();
         let context = context_dir(&home);
         let client: ClientConfig = read_json(&home.join(".client"))?.unwrap_or_default();
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let var = env::get;
         let host = match var(env::POLYAXON_HOST) {
             Some(h) => Some(normalize_host(&h)?),
             None => client.host.clone(),
@@ -298,8 +319,10 @@ impl Settings {
                 })?,
             None => client.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS),
         };
+        let user_home = user_home();
         Ok(Settings {
             home,
+            home_from_env: env::get_os(env::POLYAXON_HOME).is_some(),
             context,
             client,
             host,
@@ -307,7 +330,82 @@ impl Settings {
             timeout: Duration::from_secs_f64(timeout),
             env_token: var(env::POLYAXON_AUTH_TOKEN),
             credential_store: var(env::POLYAXON_CREDENTIAL_STORE).unwrap_or_else(|| "auto".into()),
+            env_executor: var(env::POLYAXON_EXECUTOR),
+            kube: KubeSettings {
+                context: var(env::POLYAXON_K8S_CONTEXT),
+                namespace: var(env::POLYAXON_K8S_NAMESPACE),
+                api_host: var(env::POLYAXON_K8S_API_HOST),
+                init_image: var(env::POLYAXON_K8S_INIT_IMAGE),
+                artifacts_claim: var(env::POLYAXON_K8S_ARTIFACTS_CLAIM),
+                image_pull_secrets: var(env::POLYAXON_K8S_IMAGE_PULL_SECRETS)
+                    .map(|v| {
+                        v.split(',')
+                            .map(str::trim)
+                            .filter(|n| !n.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            },
+            registry: RegistrySettings {
+                url: var(env::POLYAXON_K8S_REGISTRY),
+                username: var(env::POLYAXON_K8S_REGISTRY_USERNAME),
+                password: var(env::POLYAXON_K8S_REGISTRY_PASSWORD),
+                docker_config: Some(match env::get_os(env::DOCKER_CONFIG) {
+                    Some(d) => PathBuf::from(d).join("config.json"),
+                    None => user_home.join(".docker").join("config.json"),
+                }),
+                docker_host: var(env::DOCKER_HOST),
+            },
+            browser: var(env::BROWSER),
+            user_home,
         })
+    }
+
+    /// The executor of a run: `--executor`, else `POLYAXON_EXECUTOR`, else `config set
+    /// --executor`, else `process`.
+    pub fn executor(&self, flag: Option<&str>) -> Result<ExecutorKind> {
+        let (given, from) = match (flag, &self.env_executor, self.client.executor.as_deref()) {
+            (Some(f), _, _) => (f.to_string(), "--executor".to_string()),
+            (None, Some(e), _) => (e.clone(), env::POLYAXON_EXECUTOR.to_string()),
+            (None, None, Some(c)) => (c.to_string(), "the config's `executor`".to_string()),
+            (None, None, None) => return Ok(ExecutorKind::Process),
+        };
+        ExecutorKind::parse(&given).ok_or_else(|| {
+            UserError::new(format!("{from} `{given}` is not an executor"))
+                .hint("use `process`, `docker` or `kubernetes` (`k8s`)")
+                .into()
+        })
+    }
+
+    /// Directories searched for named presets.
+    pub fn preset_dirs(&self) -> Vec<PathBuf> {
+        preset_dirs(&self.home)
+    }
+
+    /// Directories searched for `hubRef` components.
+    pub fn hub_dirs(&self) -> Vec<PathBuf> {
+        hub_dirs(&self.home)
+    }
+
+    /// Where a run's files live on this machine: the store's run directory in the embedded
+    /// mode; a cache beside the CLI's state for a remote server.
+    pub fn context_root(&self) -> PathBuf {
+        match &self.host {
+            None => self.home.clone(),
+            Some(h) => {
+                let key: String = h
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                    .collect();
+                self.home.join("remote").join(key)
+            }
+        }
+    }
+
+    /// A run's directory on this machine (outputs, events, logs, code).
+    pub fn run_dir(&self, uuid: &str) -> PathBuf {
+        self.context_root().join("artifacts").join(uuid)
     }
 
     pub fn client_path(&self) -> PathBuf {
@@ -345,6 +443,26 @@ impl Settings {
 
     pub fn is_embedded(&self) -> bool {
         self.host.is_none()
+    }
+}
+
+/// What `polyaxon server start` runs with, from the environment (no `Debug`: it holds a secret).
+#[derive(Clone)]
+pub struct ServerSettings {
+    pub home: PathBuf,
+    /// `POLYAXON_ADMIN_PASSWORD`: the superuser's password at the first start.
+    pub admin_password: Option<String>,
+    /// `RUST_LOG`: the log filter.
+    pub log_filter: Option<String>,
+}
+
+impl ServerSettings {
+    pub fn resolve() -> ServerSettings {
+        ServerSettings {
+            home: home_dir(),
+            admin_password: env::get(env::POLYAXON_ADMIN_PASSWORD),
+            log_filter: env::get(env::RUST_LOG),
+        }
     }
 }
 

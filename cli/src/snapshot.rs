@@ -10,42 +10,18 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use git2::{IndexAddOption, Oid, Repository, Status, StatusOptions};
-use serde::{Deserialize, Serialize};
 
 /// The reference namespace of snapshots.
 pub const REF_PREFIX: &str = "refs/polyaxon/snapshots/";
 /// The ignore file for snapshots (gitignore syntax), at the repository's root.
 pub const IGNORE_FILE: &str = ".polyaxonignore";
 
-/// Where a run's code came from, as kept in its `meta_info.code_ref`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct CodeRef {
-    /// The commit checked out (none in a repository without commits).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub commit: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub branch: Option<String>,
-    /// Uncommitted changes or untracked files went into the snapshot.
-    pub is_dirty: bool,
-    /// The `origin` remote.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    /// The snapshot commit, on `refs/polyaxon/snapshots/<uuid>`.
-    pub snapshot: String,
-    /// Its tree (equal trees mean equal code).
-    pub tree: String,
-    /// The repository's working directory.
-    pub repo: String,
-    /// Where, in the repository, the snapshot was taken from (the job runs there).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub path: String,
-    /// Files in the snapshot.
-    pub files: usize,
-}
+pub use polyaxon_server::api::CodeRef;
 
-/// Snapshots the repository containing `dir` for run `uuid`; `None` outside a repository.
+/// Snapshots the repository containing `dir` for run `uuid` (the CLI's home where the
+/// environment puts it); `None` outside a repository.
 pub fn snapshot(dir: &Path, uuid: &str) -> Result<Option<CodeRef>> {
-    let Some(code) = snapshot_unpinned(dir)? else {
+    let Some(code) = snapshot_unpinned(dir, &crate::settings::home_dir())? else {
         return Ok(None);
     };
     pin(&code, uuid)?;
@@ -68,8 +44,8 @@ pub fn pin(code: &CodeRef, uuid: &str) -> Result<()> {
 }
 
 /// Snapshots the repository containing `dir` without naming the commit yet (see [`pin`]);
-/// `None` outside a repository.
-pub fn snapshot_unpinned(dir: &Path) -> Result<Option<CodeRef>> {
+/// `None` outside a repository. The CLI's `home`, when inside the repository, is left out.
+pub fn snapshot_unpinned(dir: &Path, home: &Path) -> Result<Option<CodeRef>> {
     let repo = match Repository::discover(dir) {
         Ok(r) => r,
         Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
@@ -82,7 +58,7 @@ pub fn snapshot_unpinned(dir: &Path) -> Result<Option<CodeRef>> {
     // Polyaxon's own files are never code: the project context `init` writes, and the home
     // (runs' artifacts, the store) when it lies inside the repository.
     let user_rules = !ignore.trim().is_empty();
-    let own = own_rules(&root, &crate::settings::home_dir());
+    let own = own_rules(&root, home);
     for rule in &own {
         ignore.push('\n');
         ignore.push_str(rule);

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 fn start() -> &'static Option<Instant> {
     static START: OnceLock<Option<Instant>> = OnceLock::new();
-    START.get_or_init(|| std::env::var_os(crate::env::POLYAXON_TIMINGS).map(|_| Instant::now()))
+    START.get_or_init(|| crate::env::get_os(crate::env::POLYAXON_TIMINGS).map(|_| Instant::now()))
 }
 
 /// Starts the clock (call first thing in `main`).
@@ -17,10 +17,10 @@ pub fn init() {
 /// Prints `label` with the time since start, when timings are on.
 pub fn mark(label: &str) {
     if let Some(t) = start() {
-        eprintln!(
+        crate::printer::Printer::PLAIN.err(&format!(
             "[timing] {:>7.2} ms  {label} (pid {})",
             t.elapsed().as_secs_f64() * 1e3,
             std::process::id()
-        );
+        ));
     }
 }

@@ -28,10 +28,12 @@ pub fn pack(dir: &Path, code: Option<&CodeRef>) -> Result<Packed> {
         .canonicalize()
         .with_context(|| format!("`{}` cannot be uploaded: it does not exist", dir.display()))?;
     if !dir.is_dir() {
-        anyhow::bail!(
+        return Err(crate::error::UserError::new(format!(
             "`{}` cannot be uploaded: it is not a directory",
             dir.display()
-        );
+        ))
+        .hint("give a directory with `--upload-from`")
+        .into());
     }
     let mut w = Writer::new();
     if let Some(code) = code
@@ -100,10 +102,9 @@ fn pack_snapshot(w: &mut Writer, repo_root: &Path, code: &CodeRef, inside: &Path
         tree
     } else {
         match tree.get_path(inside) {
-            Ok(e) => e
-                .to_object(&repo)?
-                .into_tree()
-                .map_err(|_| anyhow::anyhow!("`{}` is not a directory", inside.display()))?,
+            Ok(e) => e.to_object(&repo)?.into_tree().map_err(|_| {
+                crate::error::UserError::new(format!("`{}` is not a directory", inside.display()))
+            })?,
             // Nothing of the snapshot lies there (all ignored, or empty).
             Err(_) => return Ok(()),
         }

@@ -1,5 +1,7 @@
 //! The wire types: Polyaxon's v1 JSON shapes (snake_case), serde only. The CLI's client uses
-//! these same types.
+//! these same types. Beside them, the run contract both sides keep: [`RunStatus`] and its
+//! lifecycle, [`RunMeta`] (what the platform keeps in a run's `meta_info`), [`CodeRef`] and
+//! [`ExecutorKind`].
 
 use std::collections::BTreeMap;
 
@@ -21,6 +23,231 @@ pub fn parse_time(v: &J) -> Option<i64> {
         J::String(s) => polyaxonfile::spec::misc::parse_datetime(s).map(|t| t.as_microsecond()),
         _ => None,
     }
+}
+
+/// A run's status and the lifecycle rules (`is_done`, `is_startable`, `can_transition`…).
+pub use polyaxonfile::spec::Status as RunStatus;
+
+/// A status as a client names it; an unknown one says which there are.
+fn run_status<'de, D: serde::Deserializer<'de>>(d: D) -> Result<RunStatus, D::Error> {
+    let s = String::deserialize(d)?;
+    RunStatus::parse(&s).ok_or_else(|| {
+        let all: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+        serde::de::Error::custom(format!(
+            "`{s}` is not a run status (use one of {})",
+            all.join(", ")
+        ))
+    })
+}
+
+/// Where a run's job runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutorKind {
+    /// This machine's processes.
+    #[serde(alias = "local")]
+    Process,
+    /// Containers of a Docker Engine.
+    Docker,
+    /// Pods of a Kubernetes cluster.
+    #[serde(alias = "k8s")]
+    Kubernetes,
+}
+
+impl ExecutorKind {
+    pub const ALL: [ExecutorKind; 3] = [
+        ExecutorKind::Process,
+        ExecutorKind::Docker,
+        ExecutorKind::Kubernetes,
+    ];
+
+    /// A name as users write it: `process` (or `local`), `docker`, `kubernetes` (or `k8s`).
+    pub fn parse(name: &str) -> Option<ExecutorKind> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "process" | "local" => Some(ExecutorKind::Process),
+            "docker" => Some(ExecutorKind::Docker),
+            "kubernetes" | "k8s" => Some(ExecutorKind::Kubernetes),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ExecutorKind::Process => "process",
+            ExecutorKind::Docker => "docker",
+            ExecutorKind::Kubernetes => "kubernetes",
+        }
+    }
+}
+
+impl std::fmt::Display for ExecutorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a run's code came from, as kept in its `meta_info.code_ref`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CodeRef {
+    /// The commit checked out (none in a repository without commits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// Uncommitted changes or untracked files went into the snapshot.
+    #[serde(default)]
+    pub is_dirty: bool,
+    /// The `origin` remote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The snapshot commit, on `refs/polyaxon/snapshots/<uuid>`.
+    #[serde(default)]
+    pub snapshot: String,
+    /// Its tree (equal trees mean equal code).
+    #[serde(default)]
+    pub tree: String,
+    /// The repository's working directory.
+    #[serde(default)]
+    pub repo: String,
+    /// Where, in the repository, the snapshot was taken from (the job runs there).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub path: String,
+    /// Files in the snapshot.
+    #[serde(default)]
+    pub files: usize,
+}
+
+/// What the platform keeps in a run's `meta_info`. Keys it does not know (a user's own, sent
+/// through the API) are kept as they came in `other`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunMeta {
+    /// The code snapshot the run executes (`polyaxon run` in a git repository).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_ref: Option<CodeRef>,
+    /// The directory the run was started from, outside git: the job runs in it as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// The executor the run was started on (a restart runs there again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor_kind: Option<ExecutorKind>,
+    /// `name=value` lines on the job's stdout are metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout_metrics: Option<bool>,
+    /// The code was uploaded to the run's artifacts (`polyaxon run -u`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<bool>,
+    /// The run this one belongs to (a search's trials), as creators name it…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<String>,
+    /// …and as the server records it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_uuid: Option<String>,
+    /// What the parent is (`matrix`, `dag`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_kind: Option<String>,
+    /// A search's trial number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<u64>,
+    /// An `iterative` search's tuner run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuner: Option<bool>,
+    /// Who executes the run, so that one that died is noticed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<ExecutorMeta>,
+    #[serde(flatten)]
+    pub other: Map<String, J>,
+}
+
+impl RunMeta {
+    /// Reads `meta_info`; keys of the wrong shape (written by hand through the API) are kept
+    /// in `other` rather than failing the whole read.
+    pub fn from_map(m: &Map<String, J>) -> RunMeta {
+        match serde_json::from_value::<RunMeta>(J::Object(m.clone())) {
+            Ok(meta) => meta,
+            Err(_) => {
+                let mut meta = RunMeta::default();
+                for (k, v) in m {
+                    let one = serde_json::from_value::<RunMeta>(serde_json::json!({ k: v }));
+                    match one {
+                        Ok(o) => meta.merge(o),
+                        Err(_) => {
+                            meta.other.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+                meta
+            }
+        }
+    }
+
+    pub fn to_map(&self) -> Map<String, J> {
+        match serde_json::to_value(self) {
+            Ok(J::Object(m)) => m,
+            _ => Map::new(),
+        }
+    }
+
+    fn merge(&mut self, o: RunMeta) {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if o.$f.is_some() { self.$f = o.$f; } )* };
+        }
+        take!(
+            code_ref,
+            cwd,
+            executor_kind,
+            stdout_metrics,
+            upload,
+            pipeline,
+            pipeline_uuid,
+            pipeline_kind,
+            trial,
+            tuner,
+            executor
+        );
+        self.other.extend(o.other);
+    }
+
+    /// The parent's uuid, as recorded or as named by the creator.
+    pub fn parent(&self) -> Option<&str> {
+        self.pipeline.as_deref().or(self.pipeline_uuid.as_deref())
+    }
+}
+
+/// `meta_info.executor`: the process supervising the run and what it started.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecutorMeta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ExecutorKind>,
+    /// The machine the supervisor runs on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The supervisor's pid, boot and start time (a pid alone is reused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<u64>,
+    /// Where the job runs (`pid 1234`, `container 3f2a…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// The job's process on the supervisor's machine, to end it if the supervisor dies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_start: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_boot_id: Option<String>,
+    /// A service's addresses on the supervisor's machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urls: Option<Vec<String>>,
+    /// A cluster run's namespace and kubeconfig context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    #[serde(flatten)]
+    pub other: Map<String, J>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
@@ -124,8 +351,8 @@ pub struct V1ListProjectsResponse {
 /// A run's status condition.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct V1StatusCondition {
-    #[serde(rename = "type")]
-    pub kind: String,
+    #[serde(rename = "type", deserialize_with = "run_status")]
+    pub kind: RunStatus,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub status: Option<J>,
@@ -145,7 +372,7 @@ pub struct V1StatusCondition {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct V1Status {
     pub uuid: String,
-    pub status: String,
+    pub status: RunStatus,
     pub status_conditions: Vec<V1StatusCondition>,
 }
 
@@ -223,7 +450,7 @@ pub struct V1Run {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw_content: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
+    pub status: Option<RunStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub meta_info: Option<Map<String, J>>,
@@ -249,6 +476,21 @@ pub struct V1Run {
     /// With a patch: merge mappings and tags instead of replacing them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merge: Option<bool>,
+}
+
+impl V1Run {
+    /// What the platform keeps in the run's `meta_info`.
+    pub fn meta(&self) -> RunMeta {
+        self.meta_info
+            .as_ref()
+            .map(RunMeta::from_map)
+            .unwrap_or_default()
+    }
+
+    /// Whether the run has ended.
+    pub fn is_done(&self) -> bool {
+        self.status.is_some_and(|s| s.is_done())
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
@@ -334,6 +576,32 @@ pub struct V1EventSeries {
     /// The series' lowest, highest and last points, exact even when downsampled (ours).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<V1SeriesStats>,
+}
+
+impl V1EventSeries {
+    /// The points of a metric series: (step, or index when it has none; value).
+    pub fn xy(&self) -> Vec<(f64, f64)> {
+        let values = self
+            .data
+            .get("metric")
+            .and_then(J::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let steps = self
+            .data
+            .get("step")
+            .and_then(J::as_array)
+            .cloned()
+            .unwrap_or_default();
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let x = steps.get(i).and_then(J::as_f64).unwrap_or(i as f64);
+                (x, v.as_f64().unwrap_or(f64::NAN))
+            })
+            .collect()
+    }
 }
 
 /// Where a series peaks and ends.

@@ -10,7 +10,7 @@ pub mod error;
 pub mod eventfiles;
 pub mod files;
 pub mod openapi;
-pub mod pql;
+
 pub mod routes;
 pub mod store;
 pub mod ui;

@@ -16,7 +16,7 @@ use crate::api::time;
 use crate::auth::{COOKIE, Principal};
 use crate::error::ApiError;
 use crate::routes::{project_for, run_for};
-use crate::store::{DONE, Point, RunRow, SeriesData, TokenScope};
+use crate::store::{Point, RunRow, SeriesData, TokenScope};
 
 pub fn routes() -> Router<App> {
     use axum::routing::{get, post};
@@ -326,7 +326,7 @@ async fn project(
         );
     }
     b.push_str("</p>");
-    let live = runs.iter().any(|r| !DONE.contains(&r.status.as_str()));
+    let live = runs.iter().any(|r| !r.status().is_done());
     Ok(page(&name, Some(&who.user.username), &b, live))
 }
 
@@ -541,7 +541,7 @@ async fn run(
         }
         b.push_str("</table>");
     }
-    let live = !DONE.contains(&r.status.as_str());
+    let live = !r.status().is_done();
     Ok(page(
         r.name.as_deref().unwrap_or(&r.uuid),
         Some(&who.user.username),

@@ -1,16 +1,20 @@
-//! The API client: typed calls over a [`Transport`] (HTTP to a server, or the embedded one
-//! in-process). Errors say what failed and what to do about it.
+//! The API client: every call the CLI makes, typed in and out, over a [`Transport`] (HTTP to a
+//! server, or the embedded one in-process). Errors say what failed and what to do about it.
+//! No API path is written outside this module.
 
 pub mod transport;
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use polyaxon_server::api::{
-    ApiErrorBody, V1ArtifactTree, V1Auth, V1Credentials, V1EventsResponse, V1Installation,
-    V1ListProjectsResponse, V1ListRunsResponse, V1Logs, V1Project, V1Run, V1Status, V1User,
+    ApiErrorBody, EventFilesSynced, MetricsBatch, MetricsBatchResult, RunStatus, V1ArtifactTree,
+    V1Auth, V1Credentials, V1EntityStatusBodyRequest, V1EventsResponse, V1Installation,
+    V1ListProjectsResponse, V1ListRunsResponse, V1Log, V1Logs, V1OperationBody, V1Project, V1Run,
+    V1Status, V1StatusCondition, V1User,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::{Map, Value as J};
 
 pub use transport::{EMBEDDED_USER, Response, Transport, TransportError};
 
@@ -120,7 +124,7 @@ impl ListQuery {
 }
 
 /// `path?k=v&…`, percent-encoded.
-pub fn with_query(path: &str, pairs: &[(&str, String)]) -> String {
+fn with_query(path: &str, pairs: &[(&str, String)]) -> String {
     if pairs.is_empty() {
         return path.to_string();
     }
@@ -135,7 +139,7 @@ pub fn with_query(path: &str, pairs: &[(&str, String)]) -> String {
 }
 
 /// A path segment, percent-encoded.
-pub fn seg(s: &str) -> String {
+fn seg(s: &str) -> String {
     let mut url = reqwest::Url::parse("http://x/").expect("a valid base");
     url.path_segments_mut().expect("a base URL").push(s);
     url.path().trim_start_matches('/').to_string()
@@ -144,20 +148,11 @@ pub fn seg(s: &str) -> String {
 impl Client {
     /// A client for the configured server, or for the embedded store when there is none.
     pub async fn connect(settings: &Settings) -> Result<Client, anyhow::Error> {
-        Self::connect_with(settings, true).await
-    }
-
-    /// The same; `reap` looks for runs whose supervisor died when opening the embedded store.
-    pub async fn connect_with(settings: &Settings, reap: bool) -> Result<Client, anyhow::Error> {
         match &settings.host {
             None => {
                 let t = transport::Embedded::open(&settings.home)
                     .await
                     .map_err(ClientError::from)?;
-                // Runs whose supervising process died are not left "running".
-                if reap {
-                    crate::supervisor::reap_orphans(&t.app).await;
-                }
                 let app = Some(t.app.clone());
                 Ok(Client {
                     transport: Box::new(t),
@@ -204,7 +199,8 @@ impl Client {
         self.transport.describe()
     }
 
-    /// Sends a request; a non-2xx answer is an error carrying the server's message.
+    /// Sends a request; a non-2xx answer is an error carrying the server's message. Commands
+    /// use the typed calls below; this is for them and for tests.
     pub async fn call(
         &self,
         method: Method,
@@ -446,6 +442,150 @@ impl Client {
     }
 }
 
+// --- a run's life: what `polyaxon run` and the run controllers send ---
+
+impl Client {
+    /// Creates a run from an operation (`content`), in `owner/project`.
+    pub async fn create_run(
+        &self,
+        owner: &str,
+        project: &str,
+        body: &V1OperationBody,
+    ) -> Result<V1Run> {
+        self.json(
+            Method::POST,
+            &format!("{}/runs", project_path(owner, project)),
+            Some(body),
+        )
+        .await
+    }
+
+    /// Adds a status. `Ok(false)` when the run may not take it (409: it moved on meanwhile,
+    /// e.g. it was stopped); repeating the current status is `Ok(true)` and changes nothing.
+    pub async fn add_status(
+        &self,
+        r: &RunRef,
+        kind: RunStatus,
+        reason: &str,
+        message: &str,
+        meta: Option<Map<String, J>>,
+    ) -> Result<bool> {
+        let body = V1EntityStatusBodyRequest {
+            condition: V1StatusCondition {
+                kind,
+                status: Some(J::String("True".into())),
+                reason: Some(reason.to_string()),
+                message: Some(message.to_string()),
+                meta_info: meta,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        match self
+            .json::<V1Status>(Method::POST, &r.api("/statuses"), Some(&body))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.status() == Some(StatusCode::CONFLICT) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Merges `meta` into the run's `meta_info` (each key replaced whole).
+    pub async fn patch_meta(&self, r: &RunRef, meta: Map<String, J>) -> Result<V1Run> {
+        self.patch_run(
+            r,
+            &V1Run {
+                meta_info: Some(meta),
+                merge: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// Merges `outputs` into the run's outputs.
+    pub async fn patch_outputs(&self, r: &RunRef, outputs: Map<String, J>) -> Result<V1Run> {
+        self.patch_run(
+            r,
+            &V1Run {
+                outputs: Some(outputs),
+                merge: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// Appends lines to the run's logs.
+    pub async fn append_logs(&self, r: &RunRef, logs: &[V1Log]) -> Result<()> {
+        /// [`V1LogsAppend`], borrowed (a batch is retried as it is).
+        #[derive(Serialize)]
+        struct Append<'a> {
+            logs: &'a [V1Log],
+        }
+        self.json::<J>(Method::POST, &r.streams("/logs"), Some(&Append { logs }))
+            .await?;
+        Ok(())
+    }
+
+    /// Adds metric points; a batch retried with the same `id` is applied once.
+    pub async fn ingest_metrics(
+        &self,
+        r: &RunRef,
+        batch: &MetricsBatch,
+    ) -> Result<MetricsBatchResult> {
+        self.json(Method::POST, &r.streams("/metrics"), Some(batch))
+            .await
+    }
+
+    /// Has the server ingest the metric event files the run's pods wrote into the artifacts
+    /// store it shares with them; `last` once the job ended (a last line without its newline
+    /// counts too).
+    pub async fn sync_event_files(&self, r: &RunRef, last: bool) -> Result<EventFilesSynced> {
+        self.json(
+            Method::POST,
+            &with_query(&r.streams("/events/sync"), &[("last", last.to_string())]),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// Unpacks a tar.gz into the run's artifacts, at `to` (the root when `None`), replacing
+    /// what is there.
+    pub async fn upload_artifacts(
+        &self,
+        r: &RunRef,
+        to: Option<&str>,
+        tar_gz: Bytes,
+    ) -> Result<()> {
+        let mut q: Vec<(&str, String)> = to.map(|p| ("path", p.to_string())).into_iter().collect();
+        q.push(("untar", "true".into()));
+        q.push(("overwrite", "true".into()));
+        self.call(
+            Method::POST,
+            &with_query(&r.api("/artifacts/upload"), &q),
+            Some((tar_gz, "application/gzip")),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Approves a run that waits for approval.
+    pub async fn approve_run(&self, r: &RunRef) -> Result<()> {
+        self.call(Method::POST, &r.api("/approve"), None).await?;
+        Ok(())
+    }
+
+    /// A token that can only read and write this run, for its job.
+    pub async fn run_token(&self, r: &RunRef) -> Result<String> {
+        let a: V1Auth = self
+            .json(Method::POST, &r.api("/impersonate"), None::<&()>)
+            .await?;
+        Ok(a.token)
+    }
+}
+
 fn project_path(owner: &str, name: &str) -> String {
     format!("/api/v1/{}/{}", seg(owner), seg(name))
 }
@@ -459,7 +599,15 @@ pub struct RunRef {
 }
 
 impl RunRef {
-    pub fn api(&self, rest: &str) -> String {
+    /// This run in another run's project (a search's trials, a DAG's ops).
+    pub fn sibling(&self, uuid: &str) -> RunRef {
+        RunRef {
+            uuid: uuid.to_string(),
+            ..self.clone()
+        }
+    }
+
+    fn api(&self, rest: &str) -> String {
         format!(
             "/api/v1/{}/{}/runs/{}{rest}",
             seg(&self.owner),

@@ -82,12 +82,14 @@ pub fn run(args: CheckArgs, printer: &Printer) -> Result<()> {
     } else {
         args.files.clone()
     };
+    // The home is the only setting a check needs (where presets and hub components are).
+    let home = settings::home_dir();
     let opts = Options {
         params: args.params.clone(),
         lint: args.lint,
         presets: args.presets.clone(),
-        preset_dirs: settings::preset_dirs(),
-        hub_dirs: settings::hub_dirs(),
+        preset_dirs: settings::preset_dirs(&home),
+        hub_dirs: settings::hub_dirs(&home),
         ..Options::default()
     };
     let mut session = Session::new();

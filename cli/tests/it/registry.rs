@@ -130,7 +130,8 @@ async fn push_lines(
     auth: Option<&registry::Auth>,
 ) -> (anyhow::Result<String>, Vec<String>) {
     let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
-    let r = registry::push(docker, local, repo, tag, auth, &tx).await;
+    let socket = registry::engine_socket(std::env::var("DOCKER_HOST").ok().as_deref()).unwrap();
+    let r = registry::push(docker, &socket, local, repo, tag, auth, &tx).await;
     drop(tx);
     let mut lines = vec![];
     while let Some(l) = rx.recv().await {

@@ -593,7 +593,7 @@ fn with_database(prefix: &str, f: fn(Option<&str>)) {
         .build()
         .unwrap();
     let exec = |sql: String| {
-        rt.block_on(polyaxon_server::store::Store::raw_pg_execute(&admin, &sql))
+        rt.block_on(polyaxon_server::store::Store::raw_execute(&admin, &sql))
             .unwrap();
     };
     exec(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));

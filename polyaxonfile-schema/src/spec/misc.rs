@@ -92,6 +92,7 @@ spec! {
 
 str_enum! {
     /// A run status, as upstream names them.
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     pub enum Status {
         Created, Resuming, OnSchedule, Compiled, Queued, Scheduled, Starting, Running, Processing,
         Stopping, Failed, Stopped, Succeeded, Skipped, Warning, Unschedulable, UpstreamFailed,
@@ -99,6 +100,9 @@ str_enum! {
     }
 }
 
+/// The run lifecycle: which statuses end a run, which an executor may start from, and which
+/// moves are legal. The one list the server, the controllers and the CLI use
+/// (`polyaxon_server::api::RunStatus`).
 impl Status {
     pub const ALL: &'static [Status] = &[
         Status::Created,
@@ -164,11 +168,68 @@ impl Status {
                 | Status::Done
         )
     }
+
+    /// Whether the run has not started yet: stopping it needs no executor.
+    pub fn is_not_started(&self) -> bool {
+        matches!(
+            self,
+            Status::Created
+                | Status::OnSchedule
+                | Status::Compiled
+                | Status::Queued
+                | Status::Scheduled
+                | Status::Unschedulable
+        )
+    }
+
+    /// Whether an executor may (re)start the run from here.
+    pub fn is_startable(&self) -> bool {
+        matches!(
+            self,
+            Status::Created
+                | Status::Compiled
+                | Status::Queued
+                | Status::Scheduled
+                | Status::Resuming
+                | Status::Retrying
+                | Status::Unknown
+        )
+    }
+
+    /// Whether the run is in an executor's hands: it has been claimed (left `created`) and has
+    /// not ended. Not while `resuming`: the record of its last executor is stale until the
+    /// next one claims it. An executor that died leaves such a run an orphan.
+    pub fn is_claimed(&self) -> bool {
+        !matches!(self, Status::Created | Status::Resuming) && !self.is_done()
+    }
+
+    /// Whether a run may move from this status to `to`: never back to `created`; an ended run
+    /// only to `resuming`; a stopping one only to an end (or `warning`, `unknown`).
+    pub fn can_transition(&self, to: Status) -> bool {
+        if to == Status::Created {
+            return false;
+        }
+        if self.is_done() {
+            return to == Status::Resuming;
+        }
+        if *self == Status::Stopping {
+            return to.is_done() || to == Status::Warning || to == Status::Unknown;
+        }
+        true
+    }
+}
+
+impl Default for Status {
+    /// Every run begins `created`.
+    fn default() -> Self {
+        Status::Created
+    }
 }
 
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        // `pad`, so that `{:<10}` lines statuses up.
+        f.pad(self.as_str())
     }
 }
 
@@ -586,6 +647,23 @@ impl<'de> Deserialize<'de> for Mount {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn lifecycle() {
+        let t = |a: &str, b: &str| {
+            Status::parse(a)
+                .unwrap()
+                .can_transition(Status::parse(b).unwrap())
+        };
+        assert!(t("created", "queued"));
+        assert!(t("running", "succeeded"));
+        assert!(t("stopping", "stopped"));
+        assert!(!t("stopping", "running"));
+        assert!(!t("succeeded", "running"));
+        assert!(t("failed", "resuming"));
+        assert!(!t("running", "created"));
+    }
+
     use super::*;
 
     #[test]

@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use crate::App;
-use crate::api::{V1Project, V1Run, V1StatusCondition, time};
+use crate::api::{RunStatus, V1Project, V1Run, V1StatusCondition, time};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::store::{ProjectRow, RunRow, StatusRow};
@@ -21,7 +21,6 @@ use crate::store::{ProjectRow, RunRow, StatusRow};
 /// Every route of the API.
 pub fn router(app: App) -> Router {
     let json_limit = app.config.max_body;
-    let upload_limit = app.config.max_upload;
     let metrics_limit = app.config.max_metrics_body;
     Router::new()
         .route("/healthz", get(meta::healthz))
@@ -101,7 +100,9 @@ pub fn router(app: App) -> Router {
         )
         .route(
             "/api/v1/{owner}/{project}/runs/{uuid}/artifacts/upload",
-            post(streams::upload).layer(DefaultBodyLimit::max(upload_limit)),
+            // The handler enforces the upload limit as it streams (and refuses a declared
+            // oversize cleanly).
+            post(streams::upload).layer(DefaultBodyLimit::disable()),
         )
         .route(
             "/streams/v1/{namespace}/{owner}/{project}/runs/{uuid}/logs",
@@ -227,7 +228,7 @@ pub fn project_json(p: &ProjectRow) -> V1Project {
 
 pub fn condition_json(s: &StatusRow) -> V1StatusCondition {
     V1StatusCondition {
-        kind: s.kind.clone(),
+        kind: RunStatus::parse(&s.kind).unwrap_or(RunStatus::Unknown),
         status: Some(serde_json::Value::String(s.status.clone())),
         reason: s.reason.clone(),
         message: s.message.clone(),
@@ -262,7 +263,7 @@ pub fn run_json(r: &RunRow, conditions: Option<Vec<V1StatusCondition>>) -> V1Run
         pending: r.pending.clone(),
         content: r.content.clone(),
         raw_content: r.raw_content.clone(),
-        status: Some(r.status.clone()),
+        status: Some(r.status()),
         meta_info: nonempty(r.meta_info()),
         kind: r.kind.clone(),
         runtime: r.runtime.clone(),
@@ -299,6 +300,44 @@ pub async fn project_for(
         )));
     }
     Ok(p)
+}
+
+/// The run a request's path names (`…/{owner}/{project}/runs/{uuid}…`), looked up for the
+/// caller: 404 unless they may see it, 403 with `WRITE` unless they may change it too. What
+/// every run route opens with.
+pub struct RunAccess<const WRITE: bool> {
+    pub who: Principal,
+    pub project: ProjectRow,
+    pub run: RunRow,
+}
+
+/// A run the caller may read.
+pub type ReadRun = RunAccess<false>;
+/// A run the caller may change.
+pub type WriteRun = RunAccess<true>;
+
+#[derive(serde::Deserialize)]
+struct RunPathParams {
+    owner: String,
+    project: String,
+    uuid: String,
+}
+
+impl<const WRITE: bool> axum::extract::FromRequestParts<App> for RunAccess<WRITE> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        app: &App,
+    ) -> Result<Self, ApiError> {
+        let who = Principal::from_request_parts(parts, app).await?;
+        let axum::extract::Path(p) =
+            axum::extract::Path::<RunPathParams>::from_request_parts(parts, app)
+                .await
+                .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        let (project, run) = run_for(app, &who, &p.owner, &p.project, &p.uuid, WRITE).await?;
+        Ok(RunAccess { who, project, run })
+    }
 }
 
 /// The run, in the project, for this caller.

@@ -6,14 +6,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde_json::{Map, Value as J};
 
-use super::{ListQuery, condition_json, project_for, run_for, run_json};
+use super::{ListQuery, ReadRun, RunAccess, WriteRun, condition_json, project_for, run_json};
 use crate::App;
 use crate::api::*;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::store::{NewRun, RunPatch, RunRow, TokenScope};
-
-type RunPath = Path<(String, String, String)>;
 
 /// What the server learns from a run's spec.
 struct Spec {
@@ -94,19 +92,22 @@ pub async fn create(
         Some(c) => Some(read_spec(c)?),
         None => None,
     };
+    // Kept as sent (a user's own keys too); the platform's are read typed.
     let mut meta = body.meta_info.unwrap_or_default();
-    if let Some(pipeline) = meta.get("pipeline").and_then(J::as_str) {
-        meta.insert("pipeline_uuid".into(), J::String(pipeline.to_string()));
-    }
-    let pipeline = meta.get("pipeline_uuid").and_then(J::as_str).map(|u| {
+    let typed = RunMeta::from_map(&meta);
+    let pipeline = typed.parent().map(|u| {
         (
             u.replace('-', ""),
-            meta.get("pipeline_kind")
-                .and_then(J::as_str)
+            typed
+                .pipeline_kind
+                .as_deref()
                 .unwrap_or("matrix")
                 .to_string(),
         )
     });
+    if let Some(p) = &typed.pipeline {
+        meta.insert("pipeline_uuid".into(), J::String(p.clone()));
+    }
     let new = NewRun {
         name: body
             .name
@@ -176,10 +177,8 @@ pub async fn list(
     responses((status = 200, body = V1Run), (status = 404, body = ApiErrorBody)))]
 pub async fn get(
     State(app): State<App>,
-    who: Principal,
-    Path((owner, project, uuid)): RunPath,
+    RunAccess { run: r, .. }: ReadRun,
 ) -> ApiResult<Json<V1Run>> {
-    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, false).await?;
     let conds = app
         .store
         .statuses(r.id)
@@ -210,11 +209,9 @@ fn patch_of(body: V1Run, merge: bool) -> RunPatch {
     responses((status = 200, body = V1Run), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn patch(
     State(app): State<App>,
-    who: Principal,
-    Path((owner, project, uuid)): RunPath,
+    RunAccess { run: r, .. }: WriteRun,
     ApiJson(body): ApiJson<V1Run>,
 ) -> ApiResult<Json<V1Run>> {
-    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, true).await?;
     let merge = body.merge.unwrap_or(false);
     let row = app.store.patch_run(&r.uuid, patch_of(body, merge)).await?;
     Ok(Json(run_json(&row, None)))
@@ -226,11 +223,9 @@ pub async fn patch(
     responses((status = 200, body = V1Run), (status = 404, body = ApiErrorBody)))]
 pub async fn put(
     State(app): State<App>,
-    who: Principal,
-    Path((owner, project, uuid)): RunPath,
+    RunAccess { run: r, .. }: WriteRun,
     ApiJson(body): ApiJson<V1Run>,
 ) -> ApiResult<Json<V1Run>> {
-    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, true).await?;
     let row = app.store.patch_run(&r.uuid, patch_of(body, false)).await?;
     Ok(Json(run_json(&row, None)))
 }
@@ -241,11 +236,13 @@ pub async fn put(
     responses((status = 204), (status = 404, body = ApiErrorBody)))]
 pub async fn delete(
     State(app): State<App>,
-    who: Principal,
-    Path((owner, project, uuid)): RunPath,
+    RunAccess {
+        who,
+        project: p,
+        run: r,
+    }: WriteRun,
 ) -> ApiResult<StatusCode> {
     who.require_user_scope()?;
-    let (p, r) = run_for(&app, &who, &owner, &project, &uuid, true).await?;
     app.store
         .delete_runs(p.id, std::slice::from_ref(&r.uuid))
         .await?;
@@ -299,7 +296,7 @@ async fn status_json(app: &App, r: &RunRow) -> ApiResult<V1Status> {
     let conds = app.store.statuses(run.id).await?;
     Ok(V1Status {
         uuid: run.uuid.clone(),
-        status: run.status.clone(),
+        status: run.status(),
         status_conditions: conds.iter().map(condition_json).collect(),
     })
 }
@@ -310,10 +307,8 @@ async fn status_json(app: &App, r: &RunRow) -> ApiResult<V1Status> {
     responses((status = 200, body = V1Status), (status = 404, body = ApiErrorBody)))]
 pub async fn statuses(
     State(app): State<App>,
-    who: Principal,
-    Path((owner, project, uuid)): RunPath,
+    RunAccess { run: r, .. }: ReadRun,
 ) -> ApiResult<Json<V1Status>> {
-    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, false).await?;
     Ok(Json(status_json(&app, &r).await?))
 }
 
@@ -324,18 +319,16 @@ pub async fn statuses(
     responses((status = 200, body = V1Status), (status = 400, body = ApiErrorBody), (status = 409, body = ApiErrorBody)))]
 pub async fn create_status(
     State(app): State<App>,
-    who: Principal,
-    Path((owner, project, uuid)): RunPath,
+    RunAccess { who, run: r, .. }: WriteRun,
     ApiJson(body): ApiJson<V1EntityStatusBodyRequest>,
 ) -> ApiResult<Json<V1Status>> {
-    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, true).await?;
     let c = body.condition;
     // A job does not end its own run while an executor supervises it: the executor records
     // the end once everything the job wrote is stored (a tracking client's `end()` would
     // otherwise mark it done too early).
     if matches!(who.scope, crate::store::TokenScope::Run(_))
-        && crate::store::DONE.contains(&c.kind.as_str())
-        && r.meta_info().contains_key("executor")
+        && c.kind.is_done()
+        && r.meta().executor.is_some()
     {
         tracing::info!(run = %r.uuid, status = %c.kind, "final status from the job ignored: its executor records the end");
         return Ok(Json(status_json(&app, &r).await?));
@@ -343,7 +336,7 @@ pub async fn create_status(
     app.store
         .add_status(
             &r.uuid,
-            &c.kind,
+            c.kind,
             c.reason.as_deref(),
             c.message.as_deref(),
             c.meta_info.as_ref(),
@@ -359,10 +352,8 @@ pub async fn create_status(
     responses((status = 200, body = V1Status), (status = 409, body = ApiErrorBody)))]
 pub async fn stop(
     State(app): State<App>,
-    who: Principal,
-    Path((owner, project, uuid)): RunPath,
+    RunAccess { run: r, .. }: WriteRun,
 ) -> ApiResult<Json<V1Status>> {
-    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, true).await?;
     app.store.stop_run(&r.uuid).await?;
     Ok(Json(status_json(&app, &r).await?))
 }
@@ -370,14 +361,11 @@ pub async fn stop(
 async fn clone(
     app: &App,
     who: &Principal,
-    owner: &str,
-    project: &str,
-    uuid: &str,
+    r: &RunRow,
     kind: &str,
     body: Option<V1Run>,
 ) -> ApiResult<Json<V1Run>> {
     who.require_user_scope()?;
-    let (_, r) = run_for(app, who, owner, project, uuid, true).await?;
     let body = body.unwrap_or_default();
     if let Some(c) = body.content.as_deref() {
         read_spec(c)?;
@@ -385,7 +373,7 @@ async fn clone(
     let content = body.content.clone();
     let new = app
         .store
-        .clone_run(&r, &who.user, kind, content, patch_of(body, false))
+        .clone_run(r, &who.user, kind, content, patch_of(body, false))
         .await?;
     if kind == "copy" {
         app.copy_run_files(&r.uuid, &new.uuid).await?;
@@ -407,20 +395,10 @@ fn optional_body(bytes: &[u8]) -> ApiResult<Option<V1Run>> {
     responses((status = 200, body = V1Run), (status = 404, body = ApiErrorBody)))]
 pub async fn restart(
     State(app): State<App>,
-    who: Principal,
-    Path((owner, project, uuid)): RunPath,
+    RunAccess { who, run: r, .. }: WriteRun,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<V1Run>> {
-    clone(
-        &app,
-        &who,
-        &owner,
-        &project,
-        &uuid,
-        "restart",
-        optional_body(&body)?,
-    )
-    .await
+    clone(&app, &who, &r, "restart", optional_body(&body)?).await
 }
 
 /// A new run with the same spec, its outputs and files copied.
@@ -429,20 +407,10 @@ pub async fn restart(
     responses((status = 200, body = V1Run), (status = 404, body = ApiErrorBody)))]
 pub async fn copy(
     State(app): State<App>,
-    who: Principal,
-    Path((owner, project, uuid)): RunPath,
+    RunAccess { who, run: r, .. }: WriteRun,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<V1Run>> {
-    clone(
-        &app,
-        &who,
-        &owner,
-        &project,
-        &uuid,
-        "copy",
-        optional_body(&body)?,
-    )
-    .await
+    clone(&app, &who, &r, "copy", optional_body(&body)?).await
 }
 
 /// Resumes a run that ended: the same run continues (`resuming`).
@@ -451,13 +419,11 @@ pub async fn copy(
     responses((status = 200, body = V1Run), (status = 409, body = ApiErrorBody)))]
 pub async fn resume(
     State(app): State<App>,
-    who: Principal,
-    Path((owner, project, uuid)): RunPath,
+    RunAccess { who, run: r, .. }: WriteRun,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<V1Run>> {
     who.require_user_scope()?;
-    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, true).await?;
-    if !crate::store::DONE.contains(&r.status.as_str()) {
+    if !r.status().is_done() {
         return Err(ApiError::Conflict(format!(
             "the run is {}; only a run that ended can be resumed",
             r.status
@@ -479,7 +445,7 @@ pub async fn resume(
             )
             .await?;
     }
-    if !crate::store::DONE.contains(&r.status.as_str()) {
+    if !r.status().is_done() {
         return Err(ApiError::Conflict(format!(
             "the run is {}; only a run that ended can be resumed",
             r.status
@@ -488,7 +454,7 @@ pub async fn resume(
     app.store
         .add_status(
             &r.uuid,
-            "resuming",
+            RunStatus::Resuming,
             Some("PolyaxonRunResumed"),
             Some("Resume requested"),
             None,
@@ -505,17 +471,10 @@ pub async fn resume(
     responses((status = 200, body = V1Run), (status = 404, body = ApiErrorBody)))]
 pub async fn approve(
     State(app): State<App>,
-    who: Principal,
-    Path((owner, project, uuid)): RunPath,
+    RunAccess { who, run: r, .. }: WriteRun,
 ) -> ApiResult<Json<V1Run>> {
     who.require_user_scope()?;
-    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, true).await?;
-    app.store
-        .execute(
-            "UPDATE runs SET is_approved = $1, pending = NULL WHERE id = $2",
-            vec![true.into(), r.id.into()],
-        )
-        .await?;
+    app.store.approve_run(r.id).await?;
     Ok(Json(run_json(&app.store.run_by_uuid(&r.uuid).await?, None)))
 }
 
@@ -525,11 +484,9 @@ pub async fn approve(
     responses((status = 200, body = V1Auth), (status = 403, body = ApiErrorBody)))]
 pub async fn impersonate(
     State(app): State<App>,
-    who: Principal,
-    Path((owner, project, uuid)): RunPath,
+    RunAccess { who, run: r, .. }: WriteRun,
 ) -> ApiResult<Json<V1Auth>> {
     who.require_user_scope()?;
-    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, true).await?;
     let (_, token) = app
         .store
         .create_token(
@@ -548,11 +505,9 @@ pub async fn impersonate(
     responses((status = 201), (status = 400, body = ApiErrorBody)))]
 pub async fn create_lineage(
     State(app): State<App>,
-    who: Principal,
-    Path((owner, project, uuid)): RunPath,
+    RunAccess { run: r, .. }: WriteRun,
     ApiJson(body): ApiJson<V1RunArtifacts>,
 ) -> ApiResult<StatusCode> {
-    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, true).await?;
     app.store.upsert_artifacts(r.id, &body.artifacts).await?;
     Ok(StatusCode::CREATED)
 }
@@ -563,10 +518,8 @@ pub async fn create_lineage(
     responses((status = 200, body = V1ListRunArtifactsResponse)))]
 pub async fn lineage(
     State(app): State<App>,
-    who: Principal,
-    Path((owner, project, uuid)): RunPath,
+    RunAccess { run: r, .. }: ReadRun,
 ) -> ApiResult<Json<V1ListRunArtifactsResponse>> {
-    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, false).await?;
     let results = app.store.artifacts_lineage(r.id).await?;
     Ok(Json(V1ListRunArtifactsResponse {
         count: results.len() as i64,

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value as J, json};
 use tokio::io::AsyncWriteExt;
 
-use super::run_for;
+use super::{ReadRun, RunAccess, WriteRun, run_for};
 use crate::App;
 use crate::api::*;
 use crate::auth::Principal;
@@ -39,11 +39,9 @@ pub struct LogsQuery {
     responses((status = 200, body = V1Logs), (status = 404, body = ApiErrorBody)))]
 pub async fn logs(
     State(app): State<App>,
-    who: Principal,
-    Path((_ns, owner, project, uuid)): StreamPath,
+    RunAccess { run: r, .. }: ReadRun,
     Query(q): Query<LogsQuery>,
 ) -> ApiResult<Json<V1Logs>> {
-    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, false).await?;
     let dir = app.run_dir(&r.uuid);
     let out = tokio::task::spawn_blocking(move || {
         files::read_logs(&dir, q.last_file.as_deref(), q.last_time.as_deref())
@@ -59,11 +57,9 @@ pub async fn logs(
     request_body = V1LogsAppend, responses((status = 204), (status = 400, body = ApiErrorBody)))]
 pub async fn append_logs(
     State(app): State<App>,
-    who: Principal,
-    Path((_ns, owner, project, uuid)): StreamPath,
+    RunAccess { run: r, .. }: WriteRun,
     ApiJson(body): ApiJson<V1LogsAppend>,
 ) -> ApiResult<StatusCode> {
-    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, true).await?;
     app.append_logs(&r.uuid, body.logs).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -283,12 +279,11 @@ fn to_response(
     responses((status = 200, body = V1EventsResponse), (status = 404, body = ApiErrorBody)))]
 pub async fn events(
     State(app): State<App>,
-    who: Principal,
-    Path((_ns, owner, project, uuid, kind)): Path<(String, String, String, String, String)>,
+    RunAccess { run: r, .. }: ReadRun,
+    Path((_ns, _owner, _project, _uuid, kind)): Path<(String, String, String, String, String)>,
     Query(q): Query<EventsQuery>,
 ) -> ApiResult<Json<V1EventsResponse>> {
     check_kind(&kind)?;
-    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, false).await?;
     let csv = q.orient.as_deref() == Some("csv");
     let series = run_events(
         &app,
@@ -365,11 +360,9 @@ pub async fn multi_events(
     responses((status = 200, body = V1EventsResponse), (status = 404, body = ApiErrorBody)))]
 pub async fn resources(
     State(app): State<App>,
-    who: Principal,
-    Path((_ns, owner, project, uuid)): StreamPath,
+    RunAccess { run: r, .. }: ReadRun,
     Query(q): Query<EventsQuery>,
 ) -> ApiResult<Json<V1EventsResponse>> {
-    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, false).await?;
     let series = run_events(
         &app,
         r.id,
@@ -394,12 +387,10 @@ pub async fn resources(
     responses((status = 200, body = EventFilesSynced), (status = 404, body = ApiErrorBody)))]
 pub async fn sync_event_files(
     State(app): State<App>,
-    who: Principal,
-    Path((_ns, owner, project, uuid)): StreamPath,
+    RunAccess { run: r, .. }: WriteRun,
     Query(q): Query<EventFilesSyncQuery>,
 ) -> ApiResult<Json<EventFilesSynced>> {
     use crate::eventfiles;
-    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, true).await?;
     // One sync of a run at a time here (the offsets' compare-and-set keeps other servers'
     // from storing the same lines).
     let lock = app.sync_lock(&r.uuid);
@@ -450,11 +441,9 @@ pub async fn sync_event_files(
     request_body = MetricsBatch, responses((status = 200, body = MetricsBatchResult), (status = 400, body = ApiErrorBody), (status = 413, body = ApiErrorBody)))]
 pub async fn ingest(
     State(app): State<App>,
-    who: Principal,
-    Path((_ns, owner, project, uuid)): StreamPath,
+    RunAccess { run: r, .. }: WriteRun,
     ApiJson(batch): ApiJson<MetricsBatch>,
 ) -> ApiResult<Json<MetricsBatchResult>> {
-    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, true).await?;
     let now = crate::store::now_micros();
     let mut series = Vec::with_capacity(batch.metrics.len());
     for (i, m) in batch.metrics.into_iter().enumerate() {
@@ -514,11 +503,9 @@ pub struct PathQuery {
     responses((status = 200, body = V1ArtifactTree), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn tree(
     State(app): State<App>,
-    who: Principal,
-    Path((_ns, owner, project, uuid)): StreamPath,
+    RunAccess { run: r, .. }: ReadRun,
     Query(q): Query<PathQuery>,
 ) -> ApiResult<Json<V1ArtifactTree>> {
-    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, false).await?;
     Ok(Json(files::tree(
         &app.run_dir(&r.uuid),
         q.path.as_deref().unwrap_or(""),
@@ -531,11 +518,9 @@ pub async fn tree(
     responses((status = 200, description = "the file's bytes"), (status = 404, body = ApiErrorBody)))]
 pub async fn artifact(
     State(app): State<App>,
-    who: Principal,
-    Path((_ns, owner, project, uuid)): StreamPath,
+    RunAccess { run: r, .. }: ReadRun,
     Query(q): Query<PathQuery>,
 ) -> ApiResult<Response> {
-    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, false).await?;
     let rel = q
         .path
         .as_deref()
@@ -574,11 +559,9 @@ pub async fn artifact(
     responses((status = 200, description = "a gzipped tar archive"), (status = 404, body = ApiErrorBody)))]
 pub async fn artifacts_archive(
     State(app): State<App>,
-    who: Principal,
-    Path((_ns, owner, project, uuid)): StreamPath,
+    RunAccess { run: r, .. }: ReadRun,
     Query(q): Query<PathQuery>,
 ) -> ApiResult<Response> {
-    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, false).await?;
     let rel = q.path.clone().unwrap_or_default();
     let dir = files::safe_join(&app.run_dir(&r.uuid), &rel)?;
     if !dir.is_dir() {
@@ -603,11 +586,9 @@ pub async fn artifacts_archive(
     responses((status = 204), (status = 404, body = ApiErrorBody)))]
 pub async fn delete_artifact(
     State(app): State<App>,
-    who: Principal,
-    Path((_ns, owner, project, uuid)): StreamPath,
+    RunAccess { run: r, .. }: WriteRun,
     Query(q): Query<PathQuery>,
 ) -> ApiResult<StatusCode> {
-    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, true).await?;
     let rel = q
         .path
         .as_deref()
@@ -622,6 +603,9 @@ pub async fn delete_artifact(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The largest refused upload still read to its end before the 413 is sent.
+const DRAIN_AT_MOST: u64 = 16 << 20;
+
 /// Uploads a file into a run's artifacts: a multipart form (the file goes into the directory
 /// `path`, under its own name) or a raw body (written to `path`).
 #[utoipa::path(post, path = "/api/v1/{owner}/{project}/runs/{uuid}/artifacts/upload", tag = "artifacts",
@@ -629,19 +613,38 @@ pub async fn delete_artifact(
     responses((status = 200, description = "the paths written"), (status = 400, body = ApiErrorBody), (status = 409, body = ApiErrorBody), (status = 413, body = ApiErrorBody)))]
 pub async fn upload(
     State(app): State<App>,
-    who: Principal,
-    Path((owner, project, uuid)): Path<(String, String, String)>,
+    RunAccess { run: r, .. }: WriteRun,
     Query(q): Query<PathQuery>,
     headers: HeaderMap,
     req: axum::extract::Request,
 ) -> ApiResult<Json<J>> {
-    let (_, r) = run_for(&app, &who, &owner, &project, &uuid, true).await?;
     let base = app.run_dir(&r.uuid);
     let overwrite = q.overwrite.unwrap_or(true);
     let is_multipart = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("multipart/"));
+    // The route has no body limit of its own: the upload's is enforced here, as it streams.
+    let max = app.config.max_upload as u64;
+    let too_large = || {
+        ApiError::TooLarge(format!(
+            "the upload is larger than the {} MiB this server accepts",
+            max >> 20
+        ))
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        // Read what a client sends with a modest overshoot, so that it gets the 413 rather
+        // than a connection closed under its upload; a huge one is cut off.
+        if declared.is_some_and(|n| n <= DRAIN_AT_MOST) {
+            let mut body = req.into_body().into_data_stream();
+            while let Some(Ok(_)) = body.next().await {}
+        }
+        return Err(too_large());
+    }
     let mut written = Vec::new();
     if q.untar == Some(true) {
         let dir_rel = q
@@ -652,16 +655,9 @@ pub async fn upload(
             .to_string();
         let dir = files::safe_join(&base, &dir_rel)?;
         tokio::fs::create_dir_all(&base).await?;
-        let max = app.config.max_upload as u64;
         let tmp = tempfile::NamedTempFile::new_in(&base)?;
         let mut out = tokio::fs::File::from_std(tmp.reopen()?);
         let mut total: u64 = 0;
-        let too_large = || {
-            ApiError::TooLarge(format!(
-                "the upload is larger than the {} MiB this server accepts",
-                max >> 20
-            ))
-        };
         if is_multipart {
             let mut mp = <Multipart as axum::extract::FromRequest<App>>::from_request(req, &app)
                 .await
@@ -728,7 +724,14 @@ pub async fn upload(
             );
             let dest = files::safe_join(&base, &rel)?;
             let mut out = create_dest(&dest, overwrite, &rel).await?;
+            let mut total: u64 = 0;
             while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                total += chunk.len() as u64;
+                if total > max {
+                    drop(out);
+                    let _ = tokio::fs::remove_file(&dest).await;
+                    return Err(too_large());
+                }
                 out.write_all(&chunk).await?;
             }
             out.flush().await?;
@@ -741,22 +744,8 @@ pub async fn upload(
             .filter(|p| !p.trim_matches('/').is_empty())
             .ok_or_else(|| ApiError::BadRequest("give the destination with `path=`".into()))?;
         let dest = files::safe_join(&base, rel)?;
-        let max = app.config.max_upload as u64;
-        let too_large = || {
-            ApiError::TooLarge(format!(
-                "the upload is larger than the {} MiB this server accepts",
-                max >> 20
-            ))
-        };
-        let declared = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > max) {
-            return Err(too_large());
-        }
-        let mut out = create_dest(&dest, overwrite, rel).await?;
         let mut body = req.into_body().into_data_stream();
+        let mut out = create_dest(&dest, overwrite, rel).await?;
         let mut total: u64 = 0;
         while let Some(chunk) = body.next().await {
             let chunk = chunk

@@ -503,7 +503,7 @@ impl Store {
     where
         T: for<'r> FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
     {
-        let mut p = crate::pql::Params::new(self.dialect());
+        let mut p = super::pql::Params::new(self.dialect());
         let rid = p.push(run_id);
         let filter = if names.is_empty() {
             String::new()

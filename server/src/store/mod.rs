@@ -2,9 +2,11 @@
 //! PostgreSQL (teams) and SQLite in WAL mode (the embedded default), through sqlx's `Any`
 //! driver. SQL is written once with `$n` placeholders; [`Store::sql`] adapts it for SQLite.
 //!
-//! Handlers never see SQL: they call methods here, which return typed errors.
+//! Handlers never see SQL: they call methods here, which return typed errors. The raw query
+//! helpers are private to this module and its children; PQL's SQL builder lives here too.
 
 mod metrics;
+pub mod pql;
 mod projects;
 mod runs;
 mod users;
@@ -18,7 +20,6 @@ use sqlx::{Any, AnyPool, ConnectOptions, Executor, FromRow};
 
 pub use metrics::{Point, Series, SeriesData, Stats, downsample};
 pub use projects::{NewProject, ProjectPatch, ProjectRow};
-pub use runs::{DONE, NOT_STARTED, can_transition};
 pub use runs::{NewRun, RunPatch, RunRow, StatusRow};
 pub use users::{TokenRow, TokenScope, User, random_secret as random_secret_pub};
 
@@ -293,14 +294,14 @@ impl Store {
     }
 
     /// Adapts `$n` placeholders to the dialect (`?n` for SQLite).
-    pub fn sql(&self, sql: &str) -> String {
+    fn sql(&self, sql: &str) -> String {
         match self.dialect {
             Dialect::Postgres => sql.to_string(),
             Dialect::Sqlite => sql.replace('$', "?"),
         }
     }
 
-    pub async fn execute(&self, sql: &str, args: Vec<Arg>) -> Result<u64> {
+    async fn execute(&self, sql: &str, args: Vec<Arg>) -> Result<u64> {
         let sql = self.sql(sql);
         Ok(bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), args)
             .execute(&self.pool)
@@ -308,7 +309,7 @@ impl Store {
             .rows_affected())
     }
 
-    pub async fn fetch_all<T>(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<T>>
+    async fn fetch_all<T>(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<T>>
     where
         T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
     {
@@ -320,7 +321,7 @@ impl Store {
         )
     }
 
-    pub async fn fetch_optional<T>(&self, sql: &str, args: Vec<Arg>) -> Result<Option<T>>
+    async fn fetch_optional<T>(&self, sql: &str, args: Vec<Arg>) -> Result<Option<T>>
     where
         T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
     {
@@ -332,7 +333,7 @@ impl Store {
         )
     }
 
-    pub async fn fetch_one<T>(&self, sql: &str, args: Vec<Arg>) -> Result<T>
+    async fn fetch_one<T>(&self, sql: &str, args: Vec<Arg>) -> Result<T>
     where
         T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
     {
@@ -345,7 +346,7 @@ impl Store {
     }
 
     /// Runs `f` in a transaction.
-    pub async fn begin(&self) -> Result<Tx<'_>> {
+    async fn begin(&self) -> Result<Tx<'_>> {
         // SQLite: take the write lock up front. A deferred transaction that reads, then
         // writes after another connection wrote, fails at once with "database is locked"
         // (the busy timeout cannot help it); an immediate one waits its turn.
@@ -354,6 +355,13 @@ impl Store {
             Dialect::Postgres => self.pool.begin().await?,
         };
         Ok(Tx { tx, store: self })
+    }
+
+    /// Whether the database answers (health checks).
+    pub async fn ping(&self) -> Result<()> {
+        self.fetch_one::<Count>("SELECT COUNT(*) AS n FROM users", vec![])
+            .await
+            .map(|_| ())
     }
 
     /// Closes the pool (waits for connections to be returned).
@@ -369,7 +377,7 @@ pub struct Tx<'s> {
 }
 
 impl Tx<'_> {
-    pub async fn execute(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64> {
+    async fn execute(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64> {
         let sql = self.store.sql(sql);
         Ok(bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), args)
             .execute(&mut *self.tx)
@@ -377,19 +385,7 @@ impl Tx<'_> {
             .rows_affected())
     }
 
-    pub async fn fetch_all<T>(&mut self, sql: &str, args: Vec<Arg>) -> Result<Vec<T>>
-    where
-        T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
-    {
-        let sql = self.store.sql(sql);
-        Ok(
-            bind_all_as(sqlx::query_as::<Any, T>(sqlx::AssertSqlSafe(sql)), args)
-                .fetch_all(&mut *self.tx)
-                .await?,
-        )
-    }
-
-    pub async fn fetch_optional<T>(&mut self, sql: &str, args: Vec<Arg>) -> Result<Option<T>>
+    async fn fetch_optional<T>(&mut self, sql: &str, args: Vec<Arg>) -> Result<Option<T>>
     where
         T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
     {
@@ -456,9 +452,9 @@ pub struct Count {
 }
 
 impl Store {
-    /// Runs one statement on a PostgreSQL server without the schema (creating and dropping
-    /// test databases).
-    pub async fn raw_pg_execute(url: &str, sql: &str) -> Result<()> {
+    /// Runs one statement on a database without opening it as a store (creating and dropping
+    /// test databases, or tampering with one in tests).
+    pub async fn raw_execute(url: &str, sql: &str) -> Result<()> {
         sqlx::any::install_default_drivers();
         let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(url).await?;
         conn.execute(sqlx::AssertSqlSafe(sql.to_string())).await?;

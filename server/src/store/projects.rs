@@ -3,8 +3,8 @@
 
 use sqlx::FromRow;
 
+use super::pql::{self, PROJECT_FIELDS, Params};
 use super::{Count, Flag, Result, Store, StoreError, User, new_uuid, now_micros};
-use crate::pql::{self, PROJECT_FIELDS, Params};
 
 #[derive(Clone, Debug, FromRow)]
 pub struct ProjectRow {

@@ -4,8 +4,9 @@
 use serde_json::{Map, Value as J};
 use sqlx::FromRow;
 
-use super::{Arg, Count, Flag, Result, Store, StoreError, User, new_uuid, now_micros};
-use crate::pql::{self, Params, RUN_FIELDS};
+use super::pql::{self, Params, RUN_FIELDS};
+use super::{Count, Flag, Result, Store, StoreError, User, new_uuid, now_micros};
+use crate::api::RunStatus;
 
 #[derive(Clone, Debug, FromRow)]
 pub struct RunRow {
@@ -60,6 +61,14 @@ impl RunRow {
     }
     pub fn meta_info(&self) -> Map<String, J> {
         obj(&self.meta_info)
+    }
+    /// The status (a row only ever holds one the store accepted).
+    pub fn status(&self) -> RunStatus {
+        RunStatus::parse(&self.status).unwrap_or(RunStatus::Unknown)
+    }
+    /// What the platform keeps in `meta_info`.
+    pub fn meta(&self) -> crate::api::RunMeta {
+        crate::api::RunMeta::from_map(&self.meta_info())
     }
 }
 
@@ -134,39 +143,6 @@ fn mentions(sql: &str, alias: &str) -> bool {
     })
 }
 
-/// Statuses a run ends in.
-pub const DONE: &[&str] = &[
-    "succeeded",
-    "failed",
-    "stopped",
-    "skipped",
-    "upstream_failed",
-    "done",
-];
-/// Statuses of a run that has not started yet (stopping it needs no executor).
-pub const NOT_STARTED: &[&str] = &[
-    "created",
-    "on_schedule",
-    "compiled",
-    "queued",
-    "scheduled",
-    "unschedulable",
-];
-
-/// Whether a run may move from `from` to `to`.
-pub fn can_transition(from: &str, to: &str) -> bool {
-    if to == "created" {
-        return false;
-    }
-    if DONE.contains(&from) {
-        return to == "resuming";
-    }
-    if from == "stopping" {
-        return DONE.contains(&to) || to == "warning" || to == "unknown";
-    }
-    true
-}
-
 fn json_text(m: &Map<String, J>) -> Option<String> {
     (!m.is_empty()).then(|| J::Object(m.clone()).to_string())
 }
@@ -225,27 +201,37 @@ impl Store {
         .ok_or_else(|| StoreError::NotFound(format!("run `{uuid}`")))
     }
 
-    /// Runs an executor is working on (it moved them past `queued` or `resuming`, and they
-    /// have not ended), across projects, with their status and `meta_info`: what is checked
-    /// for executors that died.
-    pub async fn active_runs(&self) -> Result<Vec<(String, String, Map<String, J>)>> {
+    /// Runs an executor claimed ([`RunStatus::is_claimed`]), across projects,
+    /// with their status and what `meta_info` says of their executor: what is checked for
+    /// executors that died.
+    pub async fn claimed_runs(&self) -> Result<Vec<(String, RunStatus, crate::api::ExecutorMeta)>> {
         #[derive(FromRow)]
         struct Active {
             uuid: String,
             status: String,
             meta_info: Option<String>,
         }
+        let mut p = Params::new(self.dialect());
+        let active: Vec<String> = RunStatus::ALL
+            .iter()
+            .filter(|s| s.is_claimed())
+            .map(|s| p.push(s.as_str()))
+            .collect();
         let rows: Vec<Active> = self
             .fetch_all(
-                "SELECT uuid, status, meta_info FROM runs WHERE status IN ('starting', 'running', 'stopping', 'retrying', 'warning', 'unknown', 'processing')",
-                vec![],
+                &format!(
+                    "SELECT uuid, status, meta_info FROM runs WHERE status IN ({})",
+                    active.join(", ")
+                ),
+                p.args,
             )
             .await?;
         Ok(rows
             .into_iter()
             .filter_map(|r| {
                 let m: Map<String, J> = serde_json::from_str(r.meta_info.as_deref()?).ok()?;
-                m.contains_key("executor").then_some((r.uuid, r.status, m))
+                let executor = crate::api::RunMeta::from_map(&m).executor?;
+                Some((r.uuid, RunStatus::parse(&r.status)?, executor))
             })
             .collect())
     }
@@ -372,15 +358,12 @@ impl Store {
     pub async fn add_status(
         &self,
         uuid: &str,
-        kind: &str,
+        kind: RunStatus,
         reason: Option<&str>,
         message: Option<&str>,
         meta: Option<&Map<String, J>>,
         force: bool,
     ) -> Result<bool> {
-        if polyaxonfile::spec::Status::parse(kind).is_none() {
-            return Err(StoreError::Invalid(format!("`{kind}` is not a run status")));
-        }
         let mut tx = self.begin().await?;
         let lock = if tx.dialect() == super::Dialect::Postgres {
             " FOR UPDATE OF r"
@@ -394,24 +377,24 @@ impl Store {
             )
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("run `{uuid}`")))?;
-        if run.status == kind {
+        if run.status() == kind {
             return Ok(false);
         }
-        if !force && !can_transition(&run.status, kind) {
+        if !force && !run.status().can_transition(kind) {
             return Err(StoreError::Conflict(format!(
                 "a run cannot go from `{}` to `{kind}`",
                 run.status
             )));
         }
         let now = now_micros();
-        let started = if kind == "running" && run.started_at.is_none() {
+        let started = if kind == RunStatus::Running && run.started_at.is_none() {
             Some(now)
         } else {
             run.started_at
         };
-        let finished = if DONE.contains(&kind) {
+        let finished = if kind.is_done() {
             Some(now)
-        } else if kind == "resuming" {
+        } else if kind == RunStatus::Resuming {
             None
         } else {
             run.finished_at
@@ -423,14 +406,14 @@ impl Store {
         };
         tx.execute(
             "UPDATE runs SET status = $1, updated_at = $2, started_at = $3, finished_at = $4, wait_time = $5, duration = $6 WHERE id = $7",
-            vec![kind.into(), now.into(), started.into(), finished.into(), wait.into(), duration.into(), run.id.into()],
+            vec![kind.as_str().into(), now.into(), started.into(), finished.into(), wait.into(), duration.into(), run.id.into()],
         )
         .await?;
         tx.execute(
             "INSERT INTO statuses (run_id, type, status, reason, message, meta_info, created_at) VALUES ($1, $2, 'True', $3, $4, $5, $6)",
             vec![
                 run.id.into(),
-                kind.into(),
+                kind.as_str().into(),
                 reason.map(str::to_string).into(),
                 message.map(str::to_string).into(),
                 meta.and_then(json_text).into(),
@@ -451,18 +434,18 @@ impl Store {
     }
 
     /// Stops a run: at once if it has not started, else by asking its executor (`stopping`).
-    pub async fn stop_run(&self, uuid: &str) -> Result<String> {
+    pub async fn stop_run(&self, uuid: &str) -> Result<RunStatus> {
         let run = self.run_by_uuid(uuid).await?;
-        if DONE.contains(&run.status.as_str()) {
+        if run.status().is_done() {
             return Err(StoreError::Conflict(format!(
                 "the run already ended ({})",
                 run.status
             )));
         }
-        let to = if NOT_STARTED.contains(&run.status.as_str()) {
-            "stopped"
+        let to = if run.status().is_not_started() {
+            RunStatus::Stopped
         } else {
-            "stopping"
+            RunStatus::Stopping
         };
         self.add_status(
             uuid,
@@ -473,7 +456,17 @@ impl Store {
             false,
         )
         .await?;
-        Ok(to.to_string())
+        Ok(to)
+    }
+
+    /// Approves a run that waits for approval.
+    pub async fn approve_run(&self, run_id: i64) -> Result<()> {
+        self.execute(
+            "UPDATE runs SET is_approved = $1, pending = NULL WHERE id = $2",
+            vec![true.into(), run_id.into()],
+        )
+        .await?;
+        Ok(())
     }
 
     /// A new run from an existing one (`restart` or `copy`), optionally with another spec.
@@ -533,24 +526,6 @@ impl Store {
             }
         }
         Ok(deleted)
-    }
-
-    /// Runs left in a live status (for detecting runs whose executor died).
-    pub async fn live_runs(&self, project_id: Option<i64>) -> Result<Vec<RunRow>> {
-        let live = "('starting', 'running', 'processing', 'stopping', 'retrying', 'resuming', 'warning', 'unknown')";
-        match project_id {
-            Some(p) => {
-                self.fetch_all(
-                    &format!("{SELECT_LIGHT} WHERE r.project_id = $1 AND r.status IN {live}"),
-                    vec![Arg::I(p)],
-                )
-                .await
-            }
-            None => {
-                self.fetch_all(&format!("{SELECT_LIGHT} WHERE r.status IN {live}"), vec![])
-                    .await
-            }
-        }
     }
 
     /// Records lineage artifacts (`polyaxon.tracking` posts them at the end of a run).
@@ -626,18 +601,5 @@ mod tests {
         assert!(!mentions("jsonb_exists(r.tags::jsonb, $2)", "u"));
         assert!(!mentions("tag.value = ?2", "g"));
         assert!(!mentions("r.status.x", "s"));
-    }
-
-    use super::can_transition;
-
-    #[test]
-    fn lifecycle() {
-        assert!(can_transition("created", "queued"));
-        assert!(can_transition("running", "succeeded"));
-        assert!(can_transition("stopping", "stopped"));
-        assert!(!can_transition("stopping", "running"));
-        assert!(!can_transition("succeeded", "running"));
-        assert!(can_transition("failed", "resuming"));
-        assert!(!can_transition("running", "created"));
     }
 }

@@ -49,7 +49,7 @@ impl TestServer {
             return None;
         };
         let db = format!("t_{}", uuid::Uuid::new_v4().simple());
-        let admin = Store::raw_pg_execute(&admin_url, &format!("CREATE DATABASE {db}")).await;
+        let admin = Store::raw_execute(&admin_url, &format!("CREATE DATABASE {db}")).await;
         admin.unwrap();
         let base = admin_url.rsplit_once('/').unwrap().0;
         let url = format!("{base}/{db}");
@@ -223,7 +223,7 @@ impl TestServer {
         }
         self.app.store.close().await;
         if let Some((admin, db)) = self.pg_drop.take() {
-            let _ = Store::raw_pg_execute(
+            let _ = Store::raw_execute(
                 &admin,
                 &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
             )

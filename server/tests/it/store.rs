@@ -10,15 +10,14 @@ async fn a_newer_schema_is_refused() {
         dir.path().join("polyaxon.db").display()
     );
     let store = Store::open(&url).await.unwrap();
-    // What a later version's migration leaves behind.
-    store
-        .execute(
-            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (99991231000000, 'from the future', 1, X'00', 1)",
-            vec![],
-        )
-        .await
-        .unwrap();
     store.close().await;
+    // What a later version's migration leaves behind.
+    Store::raw_execute(
+        &url,
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (99991231000000, 'from the future', 1, X'00', 1)",
+    )
+    .await
+    .unwrap();
     match Store::open(&url).await {
         Err(e @ OpenError::SchemaNewer(99991231000000)) => {
             let msg = e.to_string();

@@ -1,7 +1,6 @@
 //! `polyaxon ops approve`.
 
 use anyhow::Result;
-use http::Method;
 
 use super::Target;
 use crate::context::{Ctx, run_not_found};
@@ -16,16 +15,7 @@ pub fn run(ctx: &Ctx, target: &Target) -> Result<()> {
             return Ok(());
         }
         client
-            .call(
-                Method::POST,
-                &format!(
-                    "/api/v1/{}/{}/runs/{}/approve",
-                    crate::client::seg(&r.owner),
-                    crate::client::seg(&r.project),
-                    crate::client::seg(&r.uuid)
-                ),
-                None,
-            )
+            .approve_run(&r)
             .await
             .map_err(|e| run_not_found(e, &r))?;
         ctx.printer.success(&format!("run `{}` approved", r.uuid));

@@ -1,5 +1,6 @@
 //! `polyaxon ops artifacts`: download a run's files.
 
+use crate::output::human_bytes;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -78,39 +79,9 @@ fn safe_relative(p: &str) -> Result<PathBuf> {
     Ok(path.to_path_buf())
 }
 
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: &[&str] = &["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
 fn progress(ctx: &Ctx, what: &str, len: Option<u64>) -> indicatif::ProgressBar {
-    if !ctx.printer.interactive {
-        return indicatif::ProgressBar::hidden();
-    }
-    let pb = match len {
-        Some(n) => indicatif::ProgressBar::new(n).with_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
-            )
-            .expect("a valid template"),
-        ),
-        None => indicatif::ProgressBar::new_spinner().with_style(
-            indicatif::ProgressStyle::with_template("{spinner} {msg} {bytes} {bytes_per_sec}")
-                .expect("a valid template"),
-        ),
-    };
-    pb.set_message(what.to_string());
-    pb
+    ctx.printer
+        .progress(crate::printer::Progress::Bytes(len), what)
 }
 
 async fn download_file(

@@ -19,8 +19,8 @@ pub fn run(ctx: &Ctx, target: &Target, args: DeleteArgs) -> Result<()> {
     ctx.block_on(async {
         let client = ctx.client().await?;
         let (r, run) = target.resolve(ctx, &client).await?;
-        let status = run.status.clone().unwrap_or_default();
-        let running = if super::is_done(&status) || status == "created" {
+        let status = run.status.unwrap_or_default();
+        let running = if status.is_done() || status == polyaxon_server::api::RunStatus::Created {
             String::new()
         } else {
             format!(" (it is {status}: it will be stopped)")

@@ -35,7 +35,7 @@ pub fn detail_pairs(r: &V1Run) -> Vec<(String, Cell)> {
         )
         .into(),
     );
-    put("status", super::status_cell(r.status.as_deref()));
+    put("status", super::status_cell(r.status));
     if let Some(last) = r
         .status_conditions
         .as_ref()

@@ -1,5 +1,6 @@
 //! `polyaxon ops logs` and `polyaxon logs`: a run's logs, followed while it runs.
 
+use polyaxon_server::api::RunStatus;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -54,7 +55,7 @@ pub fn run(ctx: &Ctx, target: &Target, args: LogsArgs) -> Result<()> {
     ctx.block_on(async {
         let client = ctx.client().await?;
         let (r, run) = target.resolve(ctx, &client).await?;
-        let done = super::is_done(run.status.as_deref().unwrap_or(""));
+        let done = run.is_done();
         let printed = follow(
             ctx,
             &client,
@@ -88,8 +89,8 @@ pub struct Followed {
     pub lines: usize,
     /// The run had ended when following stopped.
     pub ended: bool,
-    /// Its status then.
-    pub status: String,
+    /// Its status then (none when it could not be read).
+    pub status: Option<RunStatus>,
 }
 
 /// Prints a run's logs, and with `follow` keeps printing new lines until the run ends. A
@@ -104,9 +105,9 @@ pub async fn follow(
     mut interrupt: Option<&mut tokio::sync::mpsc::Receiver<()>>,
 ) -> Result<Followed> {
     let mut last_status_check = Instant::now();
-    let mut build = BuildProgress::new(follow && ctx.printer.interactive);
+    let mut build = BuildProgress::new(follow.then_some(ctx.printer));
     let mut printed = 0usize;
-    let mut status = String::new();
+    let mut status: Option<RunStatus> = None;
     let mut done = !follow;
     loop {
         let page = client
@@ -137,8 +138,8 @@ pub async fn follow(
         if last_status_check.elapsed() >= STATUS_EVERY {
             last_status_check = Instant::now();
             let st = client.get_run(r).await.map_err(|e| run_not_found(e, r))?;
-            status = st.status.unwrap_or_default();
-            done = super::is_done(&status);
+            status = st.status;
+            done = st.is_done();
             if done {
                 continue;
             }
@@ -158,16 +159,12 @@ pub async fn follow(
             None => tokio::time::sleep(poll).await,
         }
     }
-    if status.is_empty() {
-        status = client
-            .get_run(r)
-            .await
-            .map(|r| r.status.unwrap_or_default())
-            .unwrap_or_default();
+    if status.is_none() {
+        status = client.get_run(r).await.ok().and_then(|r| r.status);
     }
     Ok(Followed {
         lines: printed,
-        ended: super::is_done(&status),
+        ended: status.is_some_and(|s| s.is_done()),
         status,
     })
 }
@@ -175,19 +172,20 @@ pub async fn follow(
 /// A progress bar over an image build's steps (`Step 3/7 : RUN …` in the lines of the
 /// `build` container) while following on a terminal; the lines themselves still print.
 struct BuildProgress {
-    on: bool,
+    /// Drawn through this printer, or not at all.
+    printer: Option<crate::printer::Printer>,
     bar: Option<indicatif::ProgressBar>,
 }
 
 impl BuildProgress {
-    fn new(on: bool) -> Self {
-        BuildProgress { on, bar: None }
+    fn new(printer: Option<crate::printer::Printer>) -> Self {
+        BuildProgress { printer, bar: None }
     }
 
     fn see(&mut self, l: &V1Log) {
-        if !self.on {
+        let Some(printer) = self.printer else {
             return;
-        }
+        };
         if l.container.as_deref() != Some("build") {
             // The build is over once the job speaks.
             if let Some(b) = self.bar.take() {
@@ -199,14 +197,10 @@ impl BuildProgress {
             return;
         };
         let bar = self.bar.get_or_insert_with(|| {
-            let b = indicatif::ProgressBar::new(total).with_style(
-                indicatif::ProgressStyle::with_template(
-                    "building the image {bar:24} step {pos}/{len} {wide_msg}",
-                )
-                .expect("a valid template"),
-            );
-            b.enable_steady_tick(Duration::from_millis(200));
-            b
+            printer.progress(
+                crate::printer::Progress::Steps(total, "building the image"),
+                "",
+            )
         });
         bar.set_length(total);
         bar.set_position(n);
@@ -290,10 +284,14 @@ mod tests {
             container: Some(container.into()),
             value: value.into(),
         };
-        let mut off = BuildProgress::new(false);
+        let mut off = BuildProgress::new(None);
         off.see(&log("build", "Step 1/3 : FROM scratch"));
         assert!(off.bar.is_none(), "no bar off a terminal");
-        let mut b = BuildProgress::new(true);
+        let mut b = BuildProgress::new(Some(crate::printer::Printer {
+            color: false,
+            color_stdout: false,
+            interactive: true,
+        }));
         b.see(&log("build", " ---> abc"));
         assert!(b.bar.is_none());
         b.see(&log("build", "Step 2/3 : COPY . /code"));

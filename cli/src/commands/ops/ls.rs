@@ -71,7 +71,7 @@ fn column(name: &str) -> Result<(Col, Getter)> {
         ),
         ("status", None) => (
             Col::new("status"),
-            Box::new(|r: &V1Run| super::status_cell(r.status.as_deref())),
+            Box::new(|r: &V1Run| super::status_cell(r.status)),
         ),
         ("kind", None) => (
             Col::new("kind"),

@@ -2,7 +2,6 @@
 
 use anyhow::Result;
 use clap::Args;
-use polyaxon_server::api::V1EventSeries;
 use serde_json::Value as J;
 
 use super::Target;
@@ -33,30 +32,6 @@ pub struct MetricsArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
-}
-
-/// The points of a series: (step or index, value).
-pub(crate) fn xy(s: &V1EventSeries) -> Vec<(f64, f64)> {
-    let values = s
-        .data
-        .get("metric")
-        .and_then(J::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let steps = s
-        .data
-        .get("step")
-        .and_then(J::as_array)
-        .cloned()
-        .unwrap_or_default();
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let x = steps.get(i).and_then(J::as_f64).unwrap_or(i as f64);
-            (x, v.as_f64().unwrap_or(f64::NAN))
-        })
-        .collect()
 }
 
 fn at(p: &polyaxon_server::api::V1SeriesPoint) -> String {
@@ -167,7 +142,7 @@ pub fn run(ctx: &Ctx, target: &Target, args: MetricsArgs) -> Result<()> {
                     });
                     let line = plot::Line {
                         name: "",
-                        points: xy(s),
+                        points: s.xy(),
                     };
                     let label_w = 10;
                     out.push_str(&plot::chart(

@@ -18,7 +18,7 @@ pub mod update;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use polyaxon_server::api::V1Run;
+use polyaxon_server::api::{RunStatus, V1Run};
 use serde_json::Value as J;
 
 use crate::client::{Client, RunRef};
@@ -125,16 +125,13 @@ impl Target {
     }
 }
 
-/// Statuses after which nothing more happens to a run.
-pub fn is_done(status: &str) -> bool {
-    polyaxon_server::store::DONE.contains(&status)
-}
-
 pub fn to_json(r: &V1Run) -> J {
     serde_json::to_value(r).unwrap_or(J::Null)
 }
 
-pub fn status_cell(status: Option<&str>) -> Cell {
-    let s = status.unwrap_or("");
-    Cell::painted(s, output::status_color(s))
+pub fn status_cell(status: Option<RunStatus>) -> Cell {
+    match status {
+        Some(s) => Cell::painted(s.as_str(), output::status_color(s)),
+        None => Cell::default(),
+    }
 }

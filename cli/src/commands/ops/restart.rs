@@ -32,12 +32,8 @@ pub struct RestartArgs {
 }
 
 /// The executor a run was started on by `polyaxon run` on this machine, if any.
-pub fn local_executor(run: &V1Run) -> Option<String> {
-    run.meta_info
-        .as_ref()?
-        .get("executor_kind")?
-        .as_str()
-        .map(str::to_string)
+pub fn local_executor(run: &V1Run) -> Option<polyaxon_server::api::ExecutorKind> {
+    run.meta().executor_kind
 }
 
 /// The overrides given for a new run.
@@ -74,7 +70,7 @@ pub fn run(ctx: &Ctx, target: &Target, args: RestartArgs) -> Result<()> {
         ctx.remember_run(&new_ref, new.name.as_deref());
         // A run that was executed here runs again here, with the same code and params.
         if let Some(kind) = local_executor(&original) {
-            crate::commands::run::spawn_executor(ctx, &new_ref, &kind)?;
+            crate::controller::launch::spawn(&ctx.settings, &new_ref, kind)?;
         }
         let json = super::to_json(&new);
         if !args.output.write_file(&ctx.printer, &json)? {

@@ -38,7 +38,7 @@ pub fn run(ctx: &Ctx, target: &Target, args: ResumeArgs) -> Result<()> {
             .await
             .map_err(|e| run_not_found(e, &r))?;
         if let Some(kind) = super::restart::local_executor(&original) {
-            crate::commands::run::spawn_executor(ctx, &r, &kind)?;
+            crate::controller::launch::spawn(&ctx.settings, &r, kind)?;
         }
         let json = super::to_json(&run);
         if !args.output.write_file(&ctx.printer, &json)? {

@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use serde_json::Value as J;
+use polyaxon_server::api::{ExecutorKind, RunStatus};
 
 use super::Target;
 use crate::commands::dashboard::{OpenArgs, browse};
@@ -35,8 +35,8 @@ pub fn run(ctx: &Ctx, target: &Target, args: ServiceArgs) -> Result<()> {
         let client = ctx.client().await?;
         target.resolve(ctx, &client).await
     })?;
-    let status = run.status.clone().unwrap_or_default();
-    if status != "running" {
+    let status = run.status.unwrap_or_default();
+    if status != RunStatus::Running {
         return Err(UserError::new(format!(
             "run {} is {status}: a service is reached while it runs",
             r.uuid
@@ -44,23 +44,12 @@ pub fn run(ctx: &Ctx, target: &Target, args: ServiceArgs) -> Result<()> {
         .hint("`polyaxon ops statuses -w` follows it until it runs")
         .into());
     }
-    let executor = run
-        .meta_info
-        .as_ref()
-        .and_then(|m| m.get("executor"))
-        .cloned()
-        .unwrap_or(J::Null);
-    if executor.get("kind").and_then(J::as_str) == Some("kubernetes") {
-        let namespace = executor
-            .get("namespace")
-            .and_then(J::as_str)
-            .unwrap_or("default")
-            .to_string();
+    let executor = run.meta().executor.unwrap_or_default();
+    if executor.kind == Some(ExecutorKind::Kubernetes) {
+        let namespace = executor.namespace.unwrap_or_else(|| "default".into());
         let context = executor
-            .get("context")
-            .and_then(J::as_str)
-            .map(str::to_string)
-            .or_else(|| k8s::KubeSettings::from_env().context);
+            .context
+            .or_else(|| ctx.settings.kube.context.clone());
         return ctx.block_on(async {
             let (client, _) = k8s::connect(context.as_deref(), Some(&namespace)).await?;
             let name = k8s::manifests::resource_name(&r.uuid);
@@ -98,11 +87,7 @@ pub fn run(ctx: &Ctx, target: &Target, args: ServiceArgs) -> Result<()> {
                 .await
         });
     }
-    let urls: Vec<String> = executor
-        .get("urls")
-        .and_then(J::as_array)
-        .map(|a| a.iter().filter_map(J::as_str).map(str::to_string).collect())
-        .unwrap_or_default();
+    let urls: Vec<String> = executor.urls.unwrap_or_default();
     if urls.is_empty() {
         return Err(UserError::new(format!(
             "run {} serves nothing: it is not a service with `ports`",

@@ -25,7 +25,7 @@ pub struct StatusesArgs {
 
 fn row(c: &V1StatusCondition) -> Vec<Cell> {
     vec![
-        Cell::painted(c.kind.clone(), output::status_color(&c.kind)),
+        super::status_cell(Some(c.kind)),
         c.reason.clone().unwrap_or_default().into(),
         c.message.clone().unwrap_or_default().into(),
         output::when(c.last_transition_time.as_deref()).into(),
@@ -78,11 +78,11 @@ pub fn run(ctx: &Ctx, target: &Target, args: StatusesArgs) -> Result<()> {
         }
         // Watch: one line per new status, until the run is done.
         let mut seen = st.status_conditions.len();
-        let mut status = st.status.clone();
+        let mut status = st.status;
         for c in &st.status_conditions {
             print_line(ctx, c)?;
         }
-        while !super::is_done(&status) {
+        while !status.is_done() {
             tokio::time::sleep(Duration::from_millis(500)).await;
             let st = client
                 .statuses(&r)
@@ -105,11 +105,7 @@ fn print_line(ctx: &Ctx, c: &V1StatusCondition) -> Result<()> {
         .and_then(output::parse_time)
         .map(|t| t.strftime("%H:%M:%S").to_string())
         .unwrap_or_default();
-    let status = format!("{:<10}", c.kind);
-    let status = match (ctx.printer.color_out(), output::status_color(&c.kind)) {
-        (true, Some(code)) => format!("\x1b[{code}m{status}\x1b[0m"),
-        _ => status,
-    };
+    let status = output::status_text(c.kind, 10, ctx.printer.color_out());
     let why = [c.reason.as_deref(), c.message.as_deref()]
         .into_iter()
         .flatten()

@@ -18,8 +18,8 @@ pub fn run(ctx: &Ctx, target: &Target, args: StopArgs) -> Result<()> {
     ctx.block_on(async {
         let client = ctx.client().await?;
         let (r, run) = target.resolve(ctx, &client).await?;
-        let status = run.status.clone().unwrap_or_default();
-        if super::is_done(&status) {
+        let status = run.status.unwrap_or_default();
+        if status.is_done() {
             ctx.printer
                 .note(&format!("run `{}` has already ended ({status})", r.uuid));
             return Ok(());
@@ -31,7 +31,7 @@ pub fn run(ctx: &Ctx, target: &Target, args: StopArgs) -> Result<()> {
             .map_err(|e| run_not_found(e, &r))?;
         let after = client.get_run(&r).await.map_err(|e| run_not_found(e, &r))?;
         let now = after.status.unwrap_or_default();
-        if now == "stopping" {
+        if now == polyaxon_server::api::RunStatus::Stopping {
             ctx.printer.success(&format!(
                 "run `{}` is stopping; `polyaxon ops statuses --watch` follows it",
                 r.uuid

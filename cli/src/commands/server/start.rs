@@ -38,7 +38,8 @@ pub struct StartArgs {
 }
 
 pub fn run(args: StartArgs, printer: &Printer) -> Result<()> {
-    let home = settings::home_dir();
+    let settings = settings::ServerSettings::resolve();
+    let home = settings.home.clone();
     let url = match args.database_url {
         Some(u) => u,
         None => {
@@ -59,15 +60,14 @@ pub fn run(args: StartArgs, printer: &Printer) -> Result<()> {
             ))
             .hint("use `--host 0.0.0.0` to listen on every interface")
         })?;
-    init_logging(printer.color);
+    init_logging(printer.color, settings.log_filter.as_deref());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
         let store = Store::open(&url).await.map_err(|e| UserError::new(e.to_string()))?;
         let auth = if args.open { AuthMode::Open { user: "default".into() } } else { AuthMode::Tokens };
-        let admin_password = std::env::var(env::POLYAXON_ADMIN_PASSWORD).ok().filter(|p| !p.is_empty());
-        let started = App::start(store, Config::new(&artifacts, auth), admin_password.as_deref()).await.map_err(|e| UserError::new(e.to_string()))?;
+        let started = App::start(store, Config::new(&artifacts, auth), settings.admin_password.as_deref()).await.map_err(|e| UserError::new(e.to_string()))?;
         if let Some(pw) = &started.generated_password {
             printer.err(&format!(
                 "{} created the superuser `root` with the password {}\n  it is shown this once: keep it, or set POLYAXON_ADMIN_PASSWORD before the first start",
@@ -88,9 +88,10 @@ pub fn run(args: StartArgs, printer: &Printer) -> Result<()> {
     })
 }
 
-fn init_logging(color: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env(env::RUST_LOG)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
+fn init_logging(color: bool, filter: Option<&str>) {
+    let filter = filter
+        .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

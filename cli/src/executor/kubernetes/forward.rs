@@ -218,7 +218,7 @@ pub async fn serve(
                 }
                 Err(e) => warn(format!(
                     "connection from {peer} not forwarded: {}",
-                    crate::supervisor::said(&e)
+                    crate::error::said(&e)
                 )),
             }
         });

@@ -4,64 +4,40 @@
 //! stopping deletes with foreground propagation and waits until nothing is left.
 
 pub mod forward;
+mod logs;
 pub mod manifests;
+mod monitor;
 pub mod status;
 
-use std::collections::{BTreeMap, HashMap};
+pub use logs::{follow_logs, split_timestamp};
+use monitor::{Monitor, monitor};
+
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use futures_util::{AsyncBufReadExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1 as core;
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams,
-};
-use kube::runtime::watcher;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::Value as J;
 use tokio::sync::{mpsc, watch};
 
-use super::{BoxFuture, Exit, Handle, Job, Line, Stream};
+use super::{BoxFuture, Exit, Handle, Job, Line};
 use crate::error::UserError;
 
 /// The field manager of our server-side applies.
 pub const FIELD_MANAGER: &str = "polyaxon";
 
-/// Where runs go on a cluster, from the environment (`POLYAXON_K8S_*`).
-#[derive(Clone, Debug, Default)]
-pub struct KubeSettings {
-    /// The kubeconfig context (default: the current one, or the in-cluster config).
-    pub context: Option<String>,
-    /// The namespace of runs (default: the context's, else `default`).
-    pub namespace: Option<String>,
-    /// The API the pods call (default: the configured host).
-    pub api_host: Option<String>,
-    pub manifests: manifests::Settings,
-}
-
-impl KubeSettings {
-    pub fn from_env() -> KubeSettings {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+impl manifests::Settings {
+    /// The manifests' settings as the CLI's settings give them.
+    pub fn of(k: &crate::settings::KubeSettings) -> manifests::Settings {
         let mut m = manifests::Settings::default();
-        if let Some(i) = var("POLYAXON_K8S_INIT_IMAGE") {
-            m.init_image = i;
+        if let Some(i) = &k.init_image {
+            m.init_image = i.clone();
         }
-        m.artifacts_claim = var("POLYAXON_K8S_ARTIFACTS_CLAIM");
-        m.image_pull_secrets = var("POLYAXON_K8S_IMAGE_PULL_SECRETS")
-            .map(|v| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|n| !n.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
-        KubeSettings {
-            context: var("POLYAXON_K8S_CONTEXT"),
-            namespace: var("POLYAXON_K8S_NAMESPACE"),
-            api_host: var("POLYAXON_K8S_API_HOST"),
-            manifests: m,
-        }
+        m.artifacts_claim = k.artifacts_claim.clone();
+        m.image_pull_secrets = k.image_pull_secrets.clone();
+        m
     }
 }
 
@@ -255,9 +231,36 @@ pub struct Kubernetes {
 }
 
 impl Kubernetes {
+    /// The cluster of the settings' context (or the current one), in their namespace.
+    pub async fn connect(k: &crate::settings::KubeSettings) -> Result<Kubernetes> {
+        let (client, namespace) = connect(k.context.as_deref(), k.namespace.as_deref()).await?;
+        Ok(Kubernetes {
+            client,
+            context: k.context.clone(),
+            namespace,
+            settings: manifests::Settings::of(k),
+        })
+    }
+
     /// The manifests of a job (also what `--dry-run` prints).
     pub fn manifests(&self, job: &Job) -> Result<manifests::Manifests> {
         build_manifests(job, &self.namespace, &self.settings, true)
+    }
+}
+
+/// What the executor does with these settings (a dry run plans for it without connecting).
+pub fn capabilities(settings: &manifests::Settings) -> super::Capabilities {
+    super::Capabilities {
+        place: super::Place::Cluster,
+        retries_itself: true,
+        images: super::Images::Pushed,
+        // The pods write them into the artifacts store, when they share it with the server.
+        event_files: if settings.artifacts_claim.is_some() {
+            super::EventFiles::Server
+        } else {
+            super::EventFiles::Unreachable
+        },
+        distributed: true,
     }
 }
 
@@ -299,21 +302,24 @@ pub fn build_manifests(
 }
 
 impl super::Executor for Kubernetes {
-    fn name(&self) -> &'static str {
-        "kubernetes"
+    fn kind(&self) -> super::ExecutorKind {
+        super::ExecutorKind::Kubernetes
+    }
+
+    fn capabilities(&self) -> super::Capabilities {
+        capabilities(&self.settings)
     }
 
     fn job_root(&self, _host_root: &std::path::Path) -> std::path::PathBuf {
         manifests::CONTEXT_ROOT.into()
     }
 
-    fn placement(&self) -> serde_json::Map<String, J> {
-        let mut m = serde_json::Map::new();
-        m.insert("namespace".into(), J::String(self.namespace.clone()));
-        if let Some(c) = &self.context {
-            m.insert("context".into(), J::String(c.clone()));
+    fn placement(&self) -> polyaxon_server::api::ExecutorMeta {
+        polyaxon_server::api::ExecutorMeta {
+            namespace: Some(self.namespace.clone()),
+            context: self.context.clone(),
+            ..Default::default()
         }
-        m
     }
 
     fn start<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Result<Box<dyn Handle>>> {
@@ -426,427 +432,6 @@ fn expected_streams(m: &manifests::Manifests) -> usize {
             }
         })
         .sum()
-}
-
-struct Monitor {
-    client: kube::Client,
-    namespace: String,
-    selector: String,
-    main: ObjRef,
-    main_container: String,
-    lines: mpsc::Sender<Line>,
-    events: mpsc::Sender<super::StatusEvent>,
-    end: watch::Sender<Option<Exit>>,
-    failure: Arc<Mutex<Option<(String, String)>>>,
-    prefix: bool,
-}
-
-/// What the watchers have seen of the run: its pods by name and its main object.
-#[derive(Default)]
-struct Seen {
-    pods: BTreeMap<String, core::Pod>,
-    /// Pods of a relist in progress (between `Init` and `InitDone`).
-    pods_relist: Option<BTreeMap<String, core::Pod>>,
-    pods_listed: bool,
-    main: Option<DynamicObject>,
-    main_relist: Option<Option<DynamicObject>>,
-    main_listed: bool,
-}
-
-impl Seen {
-    fn pod_event(&mut self, e: watcher::Event<core::Pod>) {
-        let key = |p: &core::Pod| p.metadata.name.clone().unwrap_or_default();
-        match e {
-            watcher::Event::Apply(p) => {
-                self.pods.insert(key(&p), p);
-            }
-            watcher::Event::Delete(p) => {
-                self.pods.remove(&key(&p));
-            }
-            watcher::Event::Init => self.pods_relist = Some(BTreeMap::new()),
-            watcher::Event::InitApply(p) => {
-                self.pods_relist
-                    .get_or_insert_with(BTreeMap::new)
-                    .insert(key(&p), p);
-            }
-            watcher::Event::InitDone => {
-                self.pods = self.pods_relist.take().unwrap_or_default();
-                self.pods_listed = true;
-            }
-        }
-    }
-
-    fn main_event(&mut self, e: watcher::Event<DynamicObject>) {
-        match e {
-            watcher::Event::Apply(o) => self.main = Some(o),
-            watcher::Event::Delete(_) => self.main = None,
-            watcher::Event::Init => self.main_relist = Some(None),
-            watcher::Event::InitApply(o) => self.main_relist = Some(Some(o)),
-            watcher::Event::InitDone => {
-                self.main = self.main_relist.take().flatten();
-                self.main_listed = true;
-            }
-        }
-    }
-}
-
-/// The HTTP status an API error of a watch carries.
-fn watch_status(e: &watcher::Error) -> Option<u16> {
-    match e {
-        watcher::Error::InitialListFailed(kube::Error::Api(s))
-        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
-        | watcher::Error::WatchFailed(kube::Error::Api(s)) => Some(s.code),
-        watcher::Error::WatchError(s) => Some(s.code),
-        _ => None,
-    }
-}
-
-/// Follows a run through two watches (its pods by label, its main object by name) and turns
-/// each change into statuses and log followers. The watches reconnect with backoff, relisting
-/// when the API server says their position is gone.
-async fn monitor(m: Monitor) {
-    use kube::runtime::WatchStreamExt;
-    let pods: Api<core::Pod> = Api::namespaced(m.client.clone(), &m.namespace);
-    let main_api = match m.main.api(&m.client) {
-        Ok(a) => a,
-        Err(_) => return,
-    };
-    let mut pod_events =
-        watcher::watcher(pods.clone(), watcher::Config::default().labels(&m.selector))
-            .default_backoff()
-            .boxed();
-    let mut main_events = watcher::watcher(
-        main_api,
-        watcher::Config::default().fields(&format!("metadata.name={}", m.main.name)),
-    )
-    .default_backoff()
-    .boxed();
-    let mut seen = Seen::default();
-    let mut last: Option<status::State> = None;
-    let mut followed: HashMap<(String, String), tokio::task::JoinHandle<()>> = HashMap::new();
-    // Errors in a row, per watch (pods, main object).
-    let mut errors = [0u32; 2];
-    let fail = |reason: &str, message: String| {
-        *m.failure.lock().expect("not poisoned") = Some((reason.to_string(), message));
-        let _ = m.end.send(Some(Exit::Code(1)));
-    };
-    loop {
-        let failed = tokio::select! {
-            e = pod_events.next() => match e {
-                Some(Ok(e)) => { seen.pod_event(e); errors[0] = 0; None }
-                Some(Err(e)) => Some((0, "pods", e)),
-                None => {
-                    fail("WatchEnded", "the watch of the run's pods ended".into());
-                    return;
-                }
-            },
-            e = main_events.next() => match e {
-                Some(Ok(e)) => { seen.main_event(e); errors[1] = 0; None }
-                Some(Err(e)) => Some((1, m.main.kind.as_str(), e)),
-                None => {
-                    fail("WatchEnded", format!("the watch of {} ended", m.main.describe()));
-                    return;
-                }
-            },
-        };
-        if let Some((which, what, e)) = failed {
-            if watch_status(&e) == Some(403) {
-                // No retry fixes permissions: say what is missing.
-                drain(followed).await;
-                fail(
-                    "Forbidden",
-                    format!(
-                        "this identity may not watch the run's {what} in namespace {}: {e}; the executor needs get, list and watch on pods and its workloads (the Role `polyaxon admin deploy` creates has them)",
-                        m.namespace
-                    ),
-                );
-                return;
-            }
-            errors[which] += 1;
-            // The API being away for a while is not the run failing.
-            if errors[which] == 1 || errors[which].is_multiple_of(30) {
-                let _ = m
-                    .events
-                    .send(super::StatusEvent {
-                        status: "warning".into(),
-                        reason: "ClusterUnreachable".into(),
-                        message: format!("watching the run's {what}: {e}"),
-                    })
-                    .await;
-            }
-            continue;
-        }
-        if !(seen.pods_listed && seen.main_listed) {
-            continue;
-        }
-        // Logs of every container that has started (init ones included), followed once.
-        for (name, pod) in &seen.pods {
-            for c in started_containers(pod) {
-                let key = (name.clone(), c.clone());
-                if followed.contains_key(&key) {
-                    continue;
-                }
-                let prefix = m.prefix.then(|| {
-                    let short = pod_short(name, &m.main.name);
-                    format!("[{short}/{c}] ")
-                });
-                followed.insert(
-                    key,
-                    tokio::spawn(follow_logs(
-                        pods.clone(),
-                        name.clone(),
-                        c,
-                        prefix,
-                        m.lines.clone(),
-                    )),
-                );
-            }
-        }
-        let Some(main) = &seen.main else {
-            // Deleted under us (someone else's `kubectl delete`).
-            let f = (
-                "Deleted".to_string(),
-                format!("{} was deleted from the cluster", m.main.describe()),
-            );
-            *m.failure.lock().expect("not poisoned") = Some(f);
-            drain(followed).await;
-            let _ = m.end.send(Some(Exit::Signal(9)));
-            return;
-        };
-        let pod_list: Vec<core::Pod> = seen.pods.values().cloned().collect();
-        let state = status::assess(
-            &m.main.kind,
-            main.data.get("status"),
-            &pod_list,
-            &m.main_container,
-        );
-        if last.as_ref() != Some(&state) {
-            if !state.is_done() {
-                let (st, reason, message) = state.status();
-                let _ = m
-                    .events
-                    .send(super::StatusEvent {
-                        status: st.into(),
-                        reason,
-                        message,
-                    })
-                    .await;
-            }
-            last = Some(state.clone());
-        }
-        match state {
-            status::State::Succeeded => {
-                drain(followed).await;
-                let _ = m.end.send(Some(Exit::Code(0)));
-                return;
-            }
-            status::State::Failed {
-                reason,
-                message,
-                exit_code,
-            } => {
-                *m.failure.lock().expect("not poisoned") = Some((reason, message));
-                // Log streams of failed pods end on their own; do not wait for pods that
-                // will never start (image pull errors).
-                let _ = tokio::time::timeout(Duration::from_secs(5), drain(followed)).await;
-                let _ = m
-                    .end
-                    .send(Some(Exit::Code(exit_code.filter(|c| *c != 0).unwrap_or(1))));
-                return;
-            }
-            _ => {}
-        }
-    }
-}
-
-async fn drain(followed: HashMap<(String, String), tokio::task::JoinHandle<()>>) {
-    for (_, t) in followed {
-        let _ = t.await;
-    }
-}
-
-/// `worker-0` of `plx-operation-…-worker-0`, `x7k2p` of a Job's `plx-operation-…-x7k2p`.
-fn pod_short(pod: &str, owner: &str) -> String {
-    pod.strip_prefix(owner)
-        .map(|s| s.trim_start_matches('-'))
-        .filter(|s| !s.is_empty())
-        .unwrap_or(pod)
-        .to_string()
-}
-
-/// Containers of a pod that have left `waiting` (so their logs can be read).
-fn started_containers(pod: &core::Pod) -> Vec<String> {
-    let Some(st) = &pod.status else {
-        return Vec::new();
-    };
-    st.init_container_statuses
-        .iter()
-        .flatten()
-        .chain(st.container_statuses.iter().flatten())
-        .filter(|c| {
-            c.state
-                .as_ref()
-                .is_some_and(|s| s.running.is_some() || s.terminated.is_some())
-        })
-        .map(|c| c.name.clone())
-        .collect()
-}
-
-/// Whether a container is done (terminated, or its pod gone).
-async fn container_done(pods: &Api<core::Pod>, pod: &str, container: &str) -> bool {
-    let Ok(Some(p)) = pods.get_opt(pod).await else {
-        return true;
-    };
-    let Some(st) = p.status else { return false };
-    if matches!(st.phase.as_deref(), Some("Succeeded") | Some("Failed")) {
-        return true;
-    }
-    st.init_container_statuses
-        .iter()
-        .flatten()
-        .chain(st.container_statuses.iter().flatten())
-        .find(|c| c.name == container)
-        .is_some_and(|c| c.state.as_ref().is_some_and(|s| s.terminated.is_some()))
-}
-
-/// Splits `2026-11-24T09:15:19.123456789Z text` into its time and text.
-pub fn split_timestamp(line: &str) -> (Option<jiff::Timestamp>, &str) {
-    match line.split_once(' ') {
-        Some((ts, rest)) => match ts.parse::<jiff::Timestamp>() {
-            Ok(t) => (Some(t), rest),
-            Err(_) => (None, line),
-        },
-        None => match line.parse::<jiff::Timestamp>() {
-            Ok(t) => (Some(t), ""),
-            Err(_) => (None, line),
-        },
-    }
-}
-
-/// Which lines of a reconnected log stream were already sent: a reconnection asks from the
-/// last line's second, so lines before that time, and those of that time already sent, are
-/// skipped.
-#[derive(Default)]
-struct Dedup {
-    last: Option<jiff::Timestamp>,
-    /// Lines sent with the time `last` (several lines can share one).
-    sent_at_last: usize,
-    /// Lines with the time `last` seen in the current stream.
-    seen_at_last: usize,
-}
-
-impl Dedup {
-    fn new_stream(&mut self) {
-        self.seen_at_last = 0;
-    }
-
-    /// Whether a line with this time is new (and records it).
-    fn admit(&mut self, ts: Option<jiff::Timestamp>) -> bool {
-        let Some(t) = ts else { return true };
-        match self.last {
-            Some(l) if t < l => false,
-            Some(l) if t == l => {
-                self.seen_at_last += 1;
-                if self.seen_at_last <= self.sent_at_last {
-                    return false;
-                }
-                self.sent_at_last += 1;
-                true
-            }
-            _ => {
-                self.last = Some(t);
-                self.sent_at_last = 1;
-                self.seen_at_last = 1;
-                true
-            }
-        }
-    }
-}
-
-/// Reads one log stream into `tx`; false when the receiver is gone.
-async fn read_stream(
-    stream: impl futures_util::AsyncBufRead + Unpin,
-    dedup: &mut Dedup,
-    prefix: Option<&str>,
-    tx: &mpsc::Sender<Line>,
-) -> bool {
-    dedup.new_stream();
-    let mut lines = stream.lines();
-    while let Ok(Some(line)) = lines.try_next().await {
-        let (ts, text) = split_timestamp(&line);
-        if !dedup.admit(ts) {
-            continue;
-        }
-        let at = ts
-            .map(|t| t.as_microsecond())
-            .unwrap_or_else(super::now_micros);
-        let text = match prefix {
-            Some(p) => format!("{p}{text}"),
-            None => text.to_string(),
-        };
-        let line = Line {
-            stream: Stream::Stdout,
-            text,
-            at,
-        };
-        if tx.send(line).await.is_err() {
-            return false;
-        }
-    }
-    true
-}
-
-/// Follows one container's log, reconnecting when the stream drops while the container runs
-/// (from the last line's second, without repeating a line); ends with the container.
-pub async fn follow_logs(
-    pods: Api<core::Pod>,
-    pod: String,
-    container: String,
-    prefix: Option<String>,
-    tx: mpsc::Sender<Line>,
-) {
-    let mut dedup = Dedup::default();
-    let mut failures = 0u32;
-    loop {
-        let lp = LogParams {
-            container: Some(container.clone()),
-            follow: true,
-            timestamps: true,
-            since_time: dedup.last,
-            ..Default::default()
-        };
-        match pods.log_stream(&pod, &lp).await {
-            Ok(stream) => {
-                failures = 0;
-                if !read_stream(stream, &mut dedup, prefix.as_deref(), &tx).await {
-                    return;
-                }
-            }
-            Err(kube::Error::Api(e)) if e.code == 404 => return,
-            Err(_) => {
-                failures += 1;
-                if failures > 300 {
-                    return;
-                }
-            }
-        }
-        if container_done(&pods, &pod, &container).await {
-            // One last read picks up lines written between the drop and the end.
-            if failures == 0 && dedup.last.is_some() {
-                let lp = LogParams {
-                    container: Some(container.clone()),
-                    timestamps: true,
-                    since_time: dedup.last,
-                    ..Default::default()
-                };
-                if let Ok(stream) = pods.log_stream(&pod, &lp).await {
-                    read_stream(stream, &mut dedup, prefix.as_deref(), &tx).await;
-                }
-            }
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// A run submitted to a cluster.

@@ -2,6 +2,7 @@
 //! object (Job, Deployment, Kubeflow job) and its pods.
 
 use k8s_openapi::api::core::v1 as core;
+use polyaxon_server::api::RunStatus;
 use serde_json::Value as J;
 
 /// Waiting reasons that do not go away by waiting.
@@ -45,27 +46,31 @@ impl State {
     }
 
     /// The run status, reason and message this state is recorded as.
-    pub fn status(&self) -> (&'static str, String, String) {
+    pub fn status(&self) -> (RunStatus, String, String) {
         match self {
             State::Pending => (
-                "scheduled",
+                RunStatus::Scheduled,
                 "PodPending".into(),
                 "waiting for a node".into(),
             ),
-            State::Unschedulable { message } => {
-                ("unschedulable", "Unschedulable".into(), message.clone())
-            }
+            State::Unschedulable { message } => (
+                RunStatus::Unschedulable,
+                "Unschedulable".into(),
+                message.clone(),
+            ),
             State::Starting => (
-                "starting",
+                RunStatus::Starting,
                 "PodStarting".into(),
                 "pulling images and running init steps".into(),
             ),
-            State::Running => ("running", "PodRunning".into(), "running".into()),
-            State::Retrying { message } => ("retrying", "PodFailed".into(), message.clone()),
-            State::Succeeded => ("succeeded", "Completed".into(), "completed".into()),
+            State::Running => (RunStatus::Running, "PodRunning".into(), "running".into()),
+            State::Retrying { message } => {
+                (RunStatus::Retrying, "PodFailed".into(), message.clone())
+            }
+            State::Succeeded => (RunStatus::Succeeded, "Completed".into(), "completed".into()),
             State::Failed {
                 reason, message, ..
-            } => ("failed", reason.clone(), message.clone()),
+            } => (RunStatus::Failed, reason.clone(), message.clone()),
         }
     }
 }

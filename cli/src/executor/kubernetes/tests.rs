@@ -12,6 +12,16 @@ use super::*;
 use crate::executor::Handle;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+/// Where kube-rs sends requests about `K` objects in `namespace` (the API's own paths, not
+/// written out here).
+fn path_of<K: kube::Resource<DynamicType = ()>>(namespace: &str) -> String {
+    K::url_path(&(), Some(namespace))
+}
+
+fn pods_of(namespace: &str) -> String {
+    path_of::<core::Pod>(namespace)
+}
+
 /// One request as the cluster saw it.
 #[derive(Clone, Debug)]
 struct Seen {
@@ -260,7 +270,7 @@ async fn submit_watch_logs_with_a_reconnect_then_cleanup() {
                 json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200}),
             );
         }
-        if path == "/api/v1/namespaces/runs/pods" {
+        if path == pods_of("runs") {
             lists += 1;
             if deleted {
                 return pod_list(vec![]);
@@ -303,14 +313,14 @@ async fn submit_watch_logs_with_a_reconnect_then_cleanup() {
                 json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": "runs"}, "status": status}),
             );
         }
-        if path == format!("/api/v1/namespaces/runs/secrets/{name}") {
+        if path == format!("{}/{name}", path_of::<core::Secret>("runs")) {
             return if deleted {
                 not_found()
             } else {
                 ok(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}}))
             };
         }
-        if path == format!("/api/v1/namespaces/runs/pods/{pod_name}/log") {
+        if path == format!("{}/{pod_name}/log", pods_of("runs")) {
             log_calls += 1;
             // The first stream drops after two lines; the reconnection starts from the last
             // line's second and so repeats it, which must not show twice.
@@ -325,7 +335,7 @@ async fn submit_watch_logs_with_a_reconnect_then_cleanup() {
             };
             return (200, body.as_bytes().to_vec());
         }
-        if path == format!("/api/v1/namespaces/runs/pods/{pod_name}") {
+        if path == format!("{}/{pod_name}", pods_of("runs")) {
             // The container runs until the third log read.
             let state = if log_calls >= 2 {
                 json!({"terminated": {"exitCode": 0}})
@@ -381,11 +391,9 @@ async fn submit_watch_logs_with_a_reconnect_then_cleanup() {
         .filter(|s| s.query.contains("watch=true"))
         .collect();
     assert!(
-        watches
-            .iter()
-            .any(|w| w.path == "/api/v1/namespaces/runs/pods"
-                && w.query
-                    .contains("labelSelector=app.kubernetes.io%2Finstance%3D")),
+        watches.iter().any(|w| w.path == pods_of("runs")
+            && w.query
+                .contains("labelSelector=app.kubernetes.io%2Finstance%3D")),
         "{watches:?}"
     );
     assert!(
@@ -399,7 +407,7 @@ async fn submit_watch_logs_with_a_reconnect_then_cleanup() {
     // After the expired watch, the pods were listed again, then watched from there.
     let pod_calls: Vec<bool> = seen
         .iter()
-        .filter(|s| s.path == "/api/v1/namespaces/runs/pods" && s.method == "GET")
+        .filter(|s| s.path == pods_of("runs") && s.method == "GET")
         .map(|s| s.query.contains("watch=true"))
         .collect();
     let relist = pod_calls
@@ -437,7 +445,7 @@ async fn failing_run(pods: Vec<J>, job_status: J) -> (Option<(String, String)>, 
         if s.method == "PATCH" {
             return ok(s.body.clone());
         }
-        if s.path == "/api/v1/namespaces/runs/pods" {
+        if s.path == pods_of("runs") {
             return pod_list(pods.clone());
         }
         if s.path == format!("/apis/batch/v1/namespaces/runs/jobs/{name}") {
@@ -462,7 +470,7 @@ async fn a_job_deleted_under_the_run_ends_it() {
         if s.method == "PATCH" {
             return ok(s.body.clone());
         }
-        if s.path == "/api/v1/namespaces/runs/pods" {
+        if s.path == pods_of("runs") {
             return pod_list(vec![pod(
                 "Running",
                 Some("n1"),
@@ -499,14 +507,14 @@ async fn a_job_deleted_under_the_run_ends_it() {
 #[tokio::test]
 async fn forwarded_services_are_read_with_their_selector_and_ports() {
     let route: Router = Box::new(|s: &Seen| {
-        if s.path == "/api/v1/namespaces/plx/services/plx-api" {
+        if s.path == format!("{}/plx-api", path_of::<core::Service>("plx")) {
             return ok(
                 json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "plx-api"},
                 "spec": {"selector": {"app.kubernetes.io/name": "polyaxon", "app.kubernetes.io/component": "api"},
                     "ports": [{"name": "http", "port": 80, "targetPort": "http"}, {"port": 9090}]}}),
             );
         }
-        if s.path == "/api/v1/namespaces/plx/pods" {
+        if s.path == pods_of("plx") {
             return pod_list(vec![
                 json!({"metadata": {"name": "plx-api-1", "creationTimestamp": "2026-11-24T09:00:00Z"},
                     "spec": {"containers": [{"name": "api", "image": "i", "ports": [{"name": "http", "containerPort": 8000}]}]},
@@ -551,7 +559,7 @@ async fn a_forbidden_watch_fails_the_run_with_what_is_missing() {
         if s.method == "PATCH" {
             return ok(s.body.clone());
         }
-        if s.path == "/api/v1/namespaces/runs/pods" {
+        if s.path == pods_of("runs") {
             return (403, serde_json::to_vec(&json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
                 "message": "pods is forbidden: User \"ci\" cannot list resource \"pods\"", "reason": "Forbidden", "code": 403})).unwrap());
         }
@@ -645,7 +653,7 @@ async fn stop_deletes_in_the_foreground_and_waits_until_nothing_is_left() {
                 json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200}),
             );
         }
-        if s.path == "/api/v1/namespaces/runs/pods" {
+        if s.path == pods_of("runs") {
             if deletes == 0 {
                 return pod_list(vec![pod(
                     "Running",
@@ -689,7 +697,7 @@ async fn stop_deletes_in_the_foreground_and_waits_until_nothing_is_left() {
         dels.iter().map(|d| d.path.clone()).collect::<Vec<_>>(),
         vec![
             format!("/apis/batch/v1/namespaces/runs/jobs/{name}"),
-            format!("/api/v1/namespaces/runs/secrets/{name}")
+            format!("{}/{name}", path_of::<core::Secret>("runs"))
         ]
     );
     assert!(
@@ -700,7 +708,7 @@ async fn stop_deletes_in_the_foreground_and_waits_until_nothing_is_left() {
     // It returned only once the pods were gone.
     let last_list = seen
         .iter()
-        .rposition(|s| s.path == "/api/v1/namespaces/runs/pods")
+        .rposition(|s| s.path == pods_of("runs"))
         .unwrap();
     assert!(seen[last_list..].iter().all(|s| s.method == "GET"));
 }
@@ -797,7 +805,12 @@ async fn teardown_keeps_the_database_volume_unless_told() {
         ));
         let volumes = dels.iter().any(|d| d.contains("persistentvolumeclaims"));
         let secrets = dels.iter().any(|d| d.contains("/secrets/"));
-        let namespace = dels.iter().any(|d| d == "/api/v1/namespaces/plx");
+        let namespace = dels.iter().any(|d| {
+            *d == format!(
+                "{}/plx",
+                <core::Namespace as kube::Resource>::url_path(&(), None)
+            )
+        });
         assert_eq!(
             (volumes, secrets, namespace),
             (delete_volumes, delete_volumes, delete_volumes),

@@ -1,0 +1,189 @@
+//! Run controllers: the code that drives a run to its end, whichever process runs it (the
+//! detached supervisor `polyaxon run` starts, `polyaxon ops execute`, later an agent).
+//!
+//! [`execute`] claims a run, connects its executor and hands it to the controller of its
+//! kind: [`job`] for jobs and services, [`search`] for a `matrix` (its trials are child runs,
+//! each driven by a controller of its own). They share the phases, one module each:
+//!
+//! - [`plan`]: the run's spec compiled with the run's real context, the job it describes and
+//!   the env contract;
+//! - [`prepare`]: the code written out or uploaded, the image built and pushed;
+//! - [`attempt`]: one start of the job to its end (statuses, stop requests, the deadline), and
+//!   the retries;
+//! - [`track`]: logs, stdout metrics, event files and resources into the store while it runs;
+//! - [`finish`]: the run's files sent to a server, the final status;
+//! - [`orphans`]: runs whose supervisor died, noticed and ended.
+//!
+//! [`launch`] starts a supervisor process for a run; [`dry_run`] shows a run's manifests
+//! without a cluster. State lives in the store (statuses, `meta_info`), never only here, so
+//! another process can tell what happened. Controllers decide by the executor's
+//! [`Capabilities`](crate::executor::Capabilities), never by its name.
+
+pub mod attempt;
+pub mod dry_run;
+pub mod finish;
+pub mod job;
+pub mod launch;
+pub mod orphans;
+pub mod plan;
+pub mod prepare;
+pub mod search;
+pub mod track;
+
+mod run_api;
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use polyaxon_server::api::{ExecutorKind, ExecutorMeta, RunStatus};
+
+pub use run_api::RunApi;
+
+use crate::client::{Client, RunRef};
+use crate::error::{UserError, said};
+use crate::executor::{self, Executor};
+use crate::printer::Printer;
+use crate::settings::Settings;
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Succeeded,
+    Failed(String),
+    Stopped(String),
+}
+
+/// What a controller drives its run with.
+pub struct Ctl<'a> {
+    pub settings: &'a Settings,
+    /// Notes and warnings (the supervisor's log file).
+    pub printer: Printer,
+    pub api: RunApi,
+    pub executor: &'a dyn Executor,
+}
+
+/// Drives the run `r` to its end on the executor of `kind`; returns how it ended. The run's
+/// final status is recorded whatever happens: a failure here fails the run, it is not left
+/// running. `client` is opened without reaping orphans (a run being started is not one, and
+/// start-up time counts).
+pub async fn execute(
+    settings: &Settings,
+    printer: Printer,
+    client: Client,
+    r: &RunRef,
+    kind: ExecutorKind,
+) -> Result<Outcome> {
+    let api = RunApi::new(Arc::new(client), r.clone());
+    let run = api.current().await?;
+    crate::timing::mark("execute: run read");
+    let status = run.status.unwrap_or_default();
+    if !status.is_startable() {
+        return Err(UserError::new(format!(
+            "run `{}` is {status}: only a run that has not started (or is resuming) can be executed",
+            r.uuid
+        ))
+        .hint("`polyaxon ops restart` runs it again as a new run; `polyaxon ops resume` continues it")
+        .into());
+    }
+    let executor = match executor::connect(kind, settings).await {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = api
+                .status(RunStatus::Failed, "ExecutorUnavailable", &said(&e), None)
+                .await;
+            return Err(e);
+        }
+    };
+    let claim = claim(&api, executor.as_ref(), status == RunStatus::Created);
+    let ctl = Ctl {
+        settings,
+        printer,
+        api,
+        executor: executor.as_ref(),
+    };
+    match drive(&ctl, &run, claim).await {
+        Ok(o) => Ok(o),
+        Err(e) => {
+            // Whatever went wrong, the run does not stay "running".
+            let msg = format!("{e:#}");
+            let _ = ctl
+                .api
+                .status(RunStatus::Failed, "ExecutorError", &msg, None)
+                .await;
+            Err(e)
+        }
+    }
+}
+
+/// Claims the run (who supervises it, so that a dead supervisor is noticed later) and queues
+/// it, in the background while the spec compiles and the code is written out; awaited before
+/// the job starts.
+fn claim(
+    api: &RunApi,
+    executor: &dyn Executor,
+    queue: bool,
+) -> tokio::task::JoinHandle<Result<()>> {
+    let api = api.clone();
+    let kind = executor.kind();
+    let me = std::process::id();
+    let (boot, start) = orphans::process_identity(me).unwrap_or_default();
+    let claim = ExecutorMeta {
+        kind: Some(kind),
+        host: Some(orphans::hostname()),
+        pid: Some(me),
+        boot_id: Some(boot),
+        start: Some(start),
+        ..executor.placement()
+    };
+    tokio::spawn(async move {
+        api.record_executor(|e| *e = claim).await?;
+        if queue {
+            api.status(
+                RunStatus::Queued,
+                "PolyaxonRunQueued",
+                &format!("queued for the {kind} executor"),
+                None,
+            )
+            .await?;
+        }
+        Ok(())
+    })
+}
+
+/// Compiles the run's spec with its real context and hands it to its kind's controller.
+async fn drive(
+    ctl: &Ctl<'_>,
+    run: &polyaxon_server::api::V1Run,
+    claim: tokio::task::JoinHandle<Result<()>>,
+) -> Result<Outcome> {
+    let r = &ctl.api.r;
+    let dir = ctl.settings.run_dir(&r.uuid);
+    for sub in [
+        "outputs",
+        "events/metric",
+        "resources/metric",
+        "assets",
+        "plxlogs",
+    ] {
+        std::fs::create_dir_all(dir.join(sub))
+            .with_context(|| format!("creating `{}`", dir.join(sub).display()))?;
+    }
+    let spec = plan::RunSpec::compile(ctl, run)?;
+    crate::timing::mark("execute: compiled");
+    if spec.compiled.skipped {
+        ctl.api
+            .status(
+                RunStatus::Skipped,
+                "ConditionsFalse",
+                "the run's `conditions` are false",
+                None,
+            )
+            .await?;
+        return Ok(Outcome::Stopped("skipped".into()));
+    }
+    if let Some(m) = &spec.compiled.operation.matrix {
+        claim.await.context("claiming the run")??;
+        return search::drive(ctl, run, &spec, m).await;
+    }
+    job::drive(ctl, run, &spec, &dir, claim).await
+}

@@ -1,0 +1,150 @@
+//! Orphans: runs whose supervising process died (a killed terminal, a reboot) are marked
+//! `failed` (or `stopped`, when a stop was asked for), and what their jobs left running on
+//! this machine is ended. A supervisor is known by its pid, the boot and its start time (a pid
+//! alone is reused), as its claim recorded them in `meta_info.executor`.
+
+use polyaxon_server::api::{ExecutorMeta, RunStatus};
+
+use crate::client::{Client, ListQuery, RunRef};
+
+/// Identifies this process beyond its pid (which the system reuses): the boot and the
+/// process's start time.
+pub fn process_identity(pid: u32) -> Option<(String, u64)> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()?
+        .trim()
+        .to_string();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    // A zombie (dead, not yet reaped by whoever inherited it) is gone for our purposes.
+    if rest.starts_with('Z') || rest.starts_with('X') {
+        return None;
+    }
+    let start: u64 = rest.split_whitespace().nth(19)?.parse().ok()?;
+    Some((boot, start))
+}
+
+/// Whether the process recorded as (`pid`, `boot`, `start`) is still running.
+pub fn is_alive(pid: u32, boot: &str, start: u64) -> bool {
+    process_identity(pid).is_some_and(|(b, s)| b == boot && s == start)
+}
+
+/// This machine's name, as claims record it.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// Marks failed the runs of the embedded store whose supervisor died, and ends what their
+/// jobs left running. Called when the embedded store is opened.
+pub async fn reap(app: &polyaxon_server::App) {
+    let Ok(active) = app.store.claimed_runs().await else {
+        return;
+    };
+    for (uuid, status, executor) in active {
+        if let Some((to, reason, msg)) = orphan(&uuid, status, &executor).await {
+            let _ = app
+                .store
+                .add_status(&uuid, to, Some(reason), Some(&msg), None, true)
+                .await;
+        }
+    }
+}
+
+/// The same against a server: this machine's runs in `project` whose supervisor died.
+pub async fn reap_remote(client: &Client, owner: &str, project: &str) {
+    let active: Vec<&str> = RunStatus::ALL
+        .iter()
+        .filter(|s| s.is_claimed())
+        .map(|s| s.as_str())
+        .collect();
+    let q = ListQuery {
+        query: Some(format!("status:{}", active.join("|"))),
+        limit: Some(200),
+        ..Default::default()
+    };
+    let Ok(list) = client.list_runs(owner, project, &q).await else {
+        return;
+    };
+    for run in list.results {
+        let meta = run.meta();
+        let (Some(uuid), Some(status), Some(executor)) = (run.uuid, run.status, meta.executor)
+        else {
+            continue;
+        };
+        let Some((to, reason, msg)) = orphan(&uuid, status, &executor).await else {
+            continue;
+        };
+        let r = RunRef {
+            owner: owner.to_string(),
+            project: project.to_string(),
+            uuid,
+        };
+        let _ = client.add_status(&r, to, reason, &msg, None).await;
+    }
+}
+
+/// For an active run supervised on this machine by a process that is gone: its job ended
+/// (if it outlived the supervisor) and the status to record.
+async fn orphan(
+    uuid: &str,
+    status: RunStatus,
+    ex: &ExecutorMeta,
+) -> Option<(RunStatus, &'static str, String)> {
+    let pid = ex.pid.unwrap_or(0);
+    if pid == 0
+        || ex.host.as_deref() != Some(hostname().as_str())
+        || is_alive(
+            pid,
+            ex.boot_id.as_deref().unwrap_or(""),
+            ex.start.unwrap_or(0),
+        )
+    {
+        return None;
+    }
+    // The job may outlive its supervisor: end it too.
+    if let Some(kind) = ex.kind {
+        crate::executor::remove_leftovers(kind, uuid).await;
+    }
+    if let Some(job) = ex.job_pid
+        && is_alive(
+            job,
+            ex.job_boot_id.as_deref().unwrap_or(""),
+            ex.job_start.unwrap_or(0),
+        )
+    {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(job as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    // A stop was asked for and the job is gone: that is what was asked.
+    let (to, reason) = if status == RunStatus::Stopping {
+        (RunStatus::Stopped, "ExecutorLostWhileStopping")
+    } else {
+        (RunStatus::Failed, "ExecutorLost")
+    };
+    Some((
+        to,
+        reason,
+        format!("the process supervising the run (pid {pid}) ended without finishing it"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_a_made_up_one_is_not() {
+        let me = std::process::id();
+        let (boot, start) = process_identity(me).unwrap();
+        assert!(is_alive(me, &boot, start));
+        assert!(
+            !is_alive(me, &boot, start + 1),
+            "a reused pid is not the same process"
+        );
+        assert!(!is_alive(me, "another-boot", start));
+    }
+}
