@@ -718,8 +718,8 @@ fn the_dashboard_is_served_from_the_embedded_store() {
     );
     let rest = url.trim_start_matches("http://");
     let (addr, path) = rest.split_at(rest.find('/').unwrap());
-    let (st, html) = crate::server::http(addr, "GET", path, None);
+    let (st, html) = polyaxon_tests::server::http(addr, "GET", path, None);
     assert_eq!(st, 200, "{html}");
     assert!(html.contains("run-0") && html.contains("<svg"), "{html}");
-    assert!(crate::server::terminate(&mut child).success());
+    assert!(polyaxon_tests::server::terminate(&mut child).success());
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use polyaxon_cli::registry::{self, Registry};
 
-use crate::docker::{busybox, docker_available};
+use polyaxon_tests::docker::{busybox, docker_available};
 
 const USER: &str = "plx";
 const PASSWORD: &str = "plx-push-secret";

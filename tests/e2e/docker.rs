@@ -7,31 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value as J;
 
-use crate::common::{Env, stderr, stdout};
-
-/// Whether a Docker Engine answers; in CI it must (scripts/test starts one).
-pub fn docker_available() -> bool {
-    let ok = Command::new("docker")
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "a Docker Engine must run in CI (scripts/test starts one)"
-        );
-        eprintln!("skipped: no Docker Engine (scripts/test installs and starts one)");
-    }
-    ok
-}
-
-pub fn busybox() -> Option<std::path::PathBuf> {
-    ["/usr/bin/busybox", "/bin/busybox"]
-        .iter()
-        .map(std::path::PathBuf::from)
-        .find(|p| p.is_file())
-}
+use polyaxon_tests::docker::{busybox, docker_available};
+use polyaxon_tests::sealed::{Env, stderr, stdout};
 
 const POLYAXONFILE: &str = r#"version: 1.1
 kind: component
@@ -226,7 +203,12 @@ fn the_server_image_is_built_from_scratch_and_serves() {
     let tag = format!("polyaxon/polyaxon-rs:test-{}", std::process::id());
     let _cleanup = RemoveImage(tag.clone());
     let out = Command::new(root.join("scripts/server-image"))
-        .args(["--binary", env!("CARGO_BIN_EXE_polyaxon"), "--tag", &tag])
+        .args([
+            "--binary",
+            polyaxon_tests::sealed::polyaxon_bin().to_str().unwrap(),
+            "--tag",
+            &tag,
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));

@@ -3,8 +3,8 @@
 
 use serde_json::{Value as J, json};
 
-use crate::common::{Env, stderr, stdout};
-use crate::server::{http_with, start_with, terminate};
+use polyaxon_tests::sealed::{Env, stderr, stdout};
+use polyaxon_tests::server::{http_with, start_with, terminate};
 
 const PASSWORD: &str = "s3cret-admin-pass";
 
@@ -41,7 +41,9 @@ fn fails(env: &Env, args: &[&str]) -> String {
 /// environment pointed at it (not logged in). The server's stderr is dropped (closed) on
 /// purpose: it must keep serving.
 /// The server's own home comes back too: it must live as long as the server.
-fn server_and_client(database_url: Option<&str>) -> (crate::server::Server, String, Env, Env) {
+fn server_and_client(
+    database_url: Option<&str>,
+) -> (polyaxon_tests::server::Server, String, Env, Env) {
     let server_env = Env::new();
     let mut extra = vec![];
     if let Some(u) = database_url {
@@ -59,7 +61,9 @@ fn server_and_client(database_url: Option<&str>) -> (crate::server::Server, Stri
 }
 
 /// As `server_and_client`, logged in as root, with a project `root/demo`.
-fn logged_in_with_project(database_url: Option<&str>) -> (crate::server::Server, Env, Env) {
+fn logged_in_with_project(
+    database_url: Option<&str>,
+) -> (polyaxon_tests::server::Server, Env, Env) {
     let (server, _host, env, server_home) = server_and_client(database_url);
     let out = env
         .cmd()
@@ -189,7 +193,8 @@ fn flow(database_url: Option<&str>) {
         ok(&env, &["ops", "dashboard", "--url"]),
         format!("{host}/ui/root/demo/runs/{uuid}\n")
     );
-    let (st, _) = crate::server::http(&addr, "GET", &format!("/ui/root/demo/runs/{uuid}"), None);
+    let (st, _) =
+        polyaxon_tests::server::http(&addr, "GET", &format!("/ui/root/demo/runs/{uuid}"), None);
     assert_eq!(st, 303, "the dashboard asks to sign in");
     ok(&env, &["ops", "delete", "-y"]);
     let err = fails(&env, &["ops", "get", "-p", "demo", "--uid", &uuid]);
@@ -405,7 +410,7 @@ fn runs(database_url: Option<&str>) {
 #[test]
 fn a_run_on_a_kubernetes_cluster_end_to_end() {
     let (mut server, env, server_home) = logged_in_with_project(None);
-    let kube = crate::fake_kube::FakeKube::start();
+    let kube = polyaxon_tests::fake_kube::FakeKube::start();
     // The pods share the server's artifacts store (its claim, as the deploy mounts it).
     kube.state.lock().unwrap().shared_artifacts =
         Some(server_home.home.path().join(".polyaxon/artifacts"));
