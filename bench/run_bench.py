@@ -24,6 +24,10 @@ Measured (embedded mode, a fresh POLYAXON_HOME in a temporary directory):
   4. log latency: a job printing one line (its time) every 50 ms; `polyaxon logs -f` in
      another process prints them; latency = time the follower printed the line minus the
      time the job wrote it. Median and 95th percentile of 100 lines. Target: under 100 ms.
+  5. ending: how soon a run ends after what ends it — its `termination.timeout` (a `sleep 30`
+     job with `timeout: 1`: the time from the job's start to the run's `failed`, less the
+     second), and `polyaxon ops stop` (the time from the stop to the run's `stopped`) of a job
+     that obeys SIGTERM and of one that ignores it (killed after the 10 s grace). Median of 5.
 """
 import argparse
 import json
@@ -156,6 +160,12 @@ def snapshot_speed(example, work, files):
             "git_fresh_median_ms": statistics.median(theirs_fresh)}
 
 
+def iso_ts(s):
+    """Seconds since the epoch of an RFC 3339 time as the API writes them."""
+    from datetime import datetime
+    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+
+
 def log_throughput(binary, work, lines):
     home = work / "logs-home"
     d = work / "logs-repo"
@@ -167,11 +177,7 @@ def log_throughput(binary, work, lines):
     r = wait_done(binary, env, d, uuid)
     conds = {c["type"]: c["last_transition_time"] for c in r["status_conditions"]}
 
-    def ts(s):
-        from datetime import datetime
-        return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
-
-    secs = ts(conds["succeeded"]) - ts(conds["running"])
+    secs = iso_ts(conds["succeeded"]) - iso_ts(conds["running"])
     # Every line stored, in order.
     logs = subprocess.run([binary, "ops", "logs", "--no-follow", "--hide-time", "--uid", uuid], cwd=d, env=env,
                           capture_output=True, text=True, check=True).stdout.split("\n")
@@ -205,6 +211,55 @@ def log_latency(binary, work, n):
             "max_ms": lat[-1]}
 
 
+def status_times(binary, env, cwd, uuid):
+    """The run's status history: (type, seconds since the epoch) of each condition."""
+    out = subprocess.run([binary, "ops", "statuses", "--uid", uuid, "-o", "json"], env=env, cwd=cwd,
+                         capture_output=True, text=True, check=True)
+    return [(c["type"], iso_ts(c["last_transition_time"])) for c in json.loads(out.stdout)]
+
+
+def ending(binary, work, runs=5):
+    home = work / "end-home"
+    repo = work / "end-repo"
+    repo.mkdir()
+    env = env_for(home)
+    (repo / "timeout.yml").write_text(polyaxonfile("sleep 30", "timeout") + "termination: {timeout: 1}\n")
+    (repo / "obeys.yml").write_text(polyaxonfile("sleep 30", "obeys"))
+    (repo / "ignores.yml").write_text(polyaxonfile("trap '' TERM; sleep 30 & wait", "ignores"))
+
+    def start(f):
+        out = subprocess.run([binary, "run", "-f", f, "-o", "json"], cwd=repo, env=env, check=True,
+                             capture_output=True, text=True)
+        return json.loads(out.stdout)["uuid"]
+
+    def wait_running(uuid):
+        end = time.time() + 30
+        while time.time() < end:
+            if any(t == "running" for t, _ in status_times(binary, env, repo, uuid)):
+                return
+            time.sleep(0.02)
+        raise RuntimeError("the job never ran")
+
+    timeout, obeys, ignores = [], [], []
+    for _ in range(runs):
+        uuid = start("timeout.yml")
+        wait_done(binary, env, repo, uuid, 60)
+        st = dict(status_times(binary, env, repo, uuid))
+        timeout.append((st["failed"] - st["running"] - 1.0) * 1e3)
+        for f, out in (("obeys.yml", obeys), ("ignores.yml", ignores)):
+            uuid = start(f)
+            wait_running(uuid)
+            time.sleep(0.3)
+            t0 = time.time()
+            subprocess.run([binary, "ops", "stop", "--uid", uuid, "--yes"], cwd=repo, env=env, check=True,
+                           capture_output=True)
+            wait_done(binary, env, repo, uuid, 60)
+            out.append((dict(status_times(binary, env, repo, uuid))["stopped"] - t0) * 1e3)
+    med = statistics.median
+    return {"timeout_overshoot_ms": med(timeout), "stop_obeys_ms": med(obeys), "stop_ignores_ms": med(ignores),
+            "runs": runs}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", default=str(default_binary()))
@@ -227,6 +282,8 @@ def main():
         res["log_throughput"] = log_throughput(binary, work, args.log_lines)
         print("log latency …", file=sys.stderr, flush=True)
         res["log_latency"] = log_latency(binary, work, 100)
+        print("ending …", file=sys.stderr, flush=True)
+        res["ending"] = ending(binary, work)
     out = ROOT / "bench" / "out"
     out.mkdir(exist_ok=True)
     (out / "run_bench.json").write_text(json.dumps(res, indent=2))
@@ -236,6 +293,9 @@ def main():
     print(f"snapshot of {sn['files']:,} files, after `git status` (fresh stat cache): ours {sn['ours_fresh_median_ms']:.0f} ms, git add -A && git commit {sn['git_fresh_median_ms']:.0f} ms")
     print(f"log throughput: {lt['lines_per_second']:,.0f} lines/s ({lt['stored']:,} of {lt['lines']:,} stored)")
     print(f"log latency, write to display: median {ll['median_ms']:.1f} ms, p95 {ll['p95_ms']:.1f} ms, max {ll['max_ms']:.1f} ms ({ll['lines']} lines)")
+    e = res["ending"]
+    print(f"termination.timeout: the run ends {e['timeout_overshoot_ms']:.0f} ms after its deadline (median of {e['runs']})")
+    print(f"ops stop to `stopped`: {e['stop_obeys_ms']:.0f} ms for a job that obeys SIGTERM, {e['stop_ignores_ms']:.0f} ms for one that ignores it (10 s grace)")
 
 
 if __name__ == "__main__":

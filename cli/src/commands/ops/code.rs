@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
-use serde_json::Value as J;
 
 use super::Target;
 use crate::commands::OutputArgs;
@@ -36,19 +35,13 @@ pub fn run(ctx: &Ctx, target: &Target, args: CodeArgs) -> Result<()> {
         let client = ctx.client().await?;
         target.resolve(ctx, &client).await
     })?;
-    let Some(code) = run
-        .meta_info
-        .as_ref()
-        .and_then(|m| m.get("code_ref"))
-        .cloned()
-    else {
+    let Some(code) = run.meta().code_ref else {
         return Err(
             UserError::new(format!("run `{}` has no code snapshot", r.uuid))
                 .hint("runs started outside a git repository ran in their directory as it was")
                 .into(),
         );
     };
-    let get = |k: &str| code.get(k).and_then(J::as_str).unwrap_or("").to_string();
     if let Some(dir) = &args.checkout {
         if dir.exists()
             && std::fs::read_dir(dir)
@@ -60,13 +53,13 @@ pub fn run(ctx: &Ctx, target: &Target, args: CodeArgs) -> Result<()> {
                 .into());
         }
         // The snapshot lives in the repository it was taken from; else in the one here.
-        let repo = get("repo");
-        let from = if Path::new(&repo).join(".git").exists() {
-            PathBuf::from(&repo)
+        let repo = &code.repo;
+        let from = if Path::new(repo).join(".git").exists() {
+            PathBuf::from(repo)
         } else {
             std::env::current_dir()?
         };
-        let n = snapshot::checkout(&from, &get("snapshot"), dir).map_err(|e| {
+        let n = snapshot::checkout(&from, &code.snapshot, dir).map_err(|e| {
             UserError::new(format!("{e:#}")).hint(format!(
                 "the snapshot is in the repository at `{repo}`; run this there, or in a clone that fetched `{}{}`",
                 snapshot::REF_PREFIX,
@@ -80,27 +73,27 @@ pub fn run(ctx: &Ctx, target: &Target, args: CodeArgs) -> Result<()> {
         ));
         return Ok(());
     }
-    if args.output.write_file(&ctx.printer, &code)? {
+    let json = serde_json::to_value(&code)?;
+    if args.output.write_file(&ctx.printer, &json)? {
         return Ok(());
     }
     let mut pairs: Vec<(String, Cell)> = Vec::new();
-    for (k, label) in [
-        ("commit", "commit"),
-        ("branch", "branch"),
-        ("url", "remote"),
-        ("repo", "repository"),
-        ("path", "directory"),
-        ("snapshot", "snapshot"),
-        ("tree", "tree"),
+    for (label, v) in [
+        ("commit", code.commit.as_deref().unwrap_or("")),
+        ("branch", code.branch.as_deref().unwrap_or("")),
+        ("remote", code.url.as_deref().unwrap_or("")),
+        ("repository", code.repo.as_str()),
+        ("directory", code.path.as_str()),
+        ("snapshot", code.snapshot.as_str()),
+        ("tree", code.tree.as_str()),
     ] {
-        let v = get(k);
         if !v.is_empty() {
             pairs.push((label.into(), v.into()));
         }
     }
     pairs.push((
         "uncommitted".into(),
-        if code.get("is_dirty").and_then(J::as_bool) == Some(true) {
+        if code.is_dirty {
             "yes (in the snapshot)"
         } else {
             "no"
@@ -111,5 +104,5 @@ pub fn run(ctx: &Ctx, target: &Target, args: CodeArgs) -> Result<()> {
         "restore".into(),
         format!("polyaxon ops code {} --checkout DIR", r.uuid).into(),
     ));
-    output::detail(&ctx.printer, args.output.format(), &code, &pairs)
+    output::detail(&ctx.printer, args.output.format(), &json, &pairs)
 }

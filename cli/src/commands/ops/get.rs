@@ -76,7 +76,7 @@ pub fn detail_pairs(r: &V1Run) -> Vec<(String, Cell)> {
             format!("{} ({})", p.uuid, p.kind.as_deref().unwrap_or("pipeline")).into(),
         );
     }
-    if let Some(code) = r.meta_info.as_ref().and_then(|m| m.get("code_ref")) {
+    if let Some(code) = &r.meta().code_ref {
         put("code", code_ref_text(code).into());
     }
     put("inputs", mapping_text(r.inputs.as_ref()).into());
@@ -84,17 +84,22 @@ pub fn detail_pairs(r: &V1Run) -> Vec<(String, Cell)> {
     v
 }
 
-fn code_ref_text(c: &J) -> String {
-    let get = |k: &str| c.get(k).and_then(J::as_str).unwrap_or("");
-    let mut s = get("commit").chars().take(12).collect::<String>();
-    if !get("branch").is_empty() {
-        s.push_str(&format!(" on {}", get("branch")));
+fn code_ref_text(c: &polyaxon_server::api::CodeRef) -> String {
+    let mut s = c
+        .commit
+        .as_deref()
+        .unwrap_or("")
+        .chars()
+        .take(12)
+        .collect::<String>();
+    if let Some(b) = c.branch.as_deref().filter(|b| !b.is_empty()) {
+        s.push_str(&format!(" on {b}"));
     }
-    if c.get("is_dirty").and_then(J::as_bool) == Some(true) {
+    if c.is_dirty {
         s.push_str(" (with uncommitted changes)");
     }
-    if !get("url").is_empty() {
-        s.push_str(&format!(" — {}", get("url")));
+    if let Some(u) = c.url.as_deref().filter(|u| !u.is_empty()) {
+        s.push_str(&format!(" — {u}"));
     }
     s
 }
