@@ -207,19 +207,8 @@ async fn build_image(
         None,
     )
     .await?;
-    let (tx, rx) = mpsc::channel(1024);
-    let pump = tokio::spawn(track::pump_logs(
-        api.clone(),
-        ctl.printer,
-        Some(rx),
-        false,
-        0,
-        Some("build"),
-    ));
-    let built = docker.build(&spec, &tx).await;
-    drop(tx);
-    let _ = pump.await;
-    let (tag, fresh) = built?;
+    let (tag, fresh) =
+        with_build_log(ctl, |tx| async move { docker.build(&spec, &tx).await }).await?;
     let msg = if fresh {
         format!("built the image `{tag}`")
     } else {
@@ -256,17 +245,30 @@ async fn push_image(
         ))
     ))
     .await;
+    with_build_log(ctl, |tx| async move {
+        registry::push(&docker.api, socket, local, &repo, &tag, auth, &tx).await
+    })
+    .await
+}
+
+/// Runs `f` with a sender whose lines go to the run's logs as the `build` container's; every
+/// line is stored when it returns.
+async fn with_build_log<T, F, Fut>(ctl: &Ctl<'_>, f: F) -> T
+where
+    F: FnOnce(mpsc::Sender<crate::executor::Line>) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
     let (tx, rx) = mpsc::channel(1024);
     let pump = tokio::spawn(track::pump_logs(
-        api.clone(),
+        ctl.api.clone(),
         ctl.printer,
         Some(rx),
         false,
         0,
         Some("build"),
     ));
-    let pushed = registry::push(&docker.api, socket, local, &repo, &tag, auth, &tx).await;
-    drop(tx);
+    // `f` owns the sender: the pump ends once `f` is done with it.
+    let out = f(tx).await;
     let _ = pump.await;
-    pushed
+    out
 }
