@@ -631,6 +631,7 @@ pub fn compile_with(
         hidden: prep.hidden,
         label: None,
         in_dag: false,
+        outer: &[],
     };
     let (operation, values, skipped) = compile_unit(
         &unit,
@@ -654,6 +655,7 @@ pub fn compile_with(
                 hidden: 0,
                 label: Some(&op.name),
                 in_dag: true,
+                outer: &values,
             };
             let op_trial = op.operation.matrix.as_ref().map(first_trial);
             match compile_unit(
@@ -730,6 +732,8 @@ struct Unit<'a> {
     /// The DAG operation this is, for messages.
     label: Option<&'a str>,
     in_dag: bool,
+    /// A DAG operation's params render with its DAG's values (upstream renders them so).
+    outer: &'a [ResolvedIo],
 }
 
 impl Unit<'_> {
@@ -828,8 +832,22 @@ fn compile_unit(
         }
     }
 
-    // Param values that are templates render against globals and connections only.
-    let param_ctx = crate::template::context(templates, &[], globals, connections)
+    // Param values that are templates render against globals and connections (and, in a DAG,
+    // the DAG's own values).
+    let outer: Vec<crate::template::ParamContext<'_>> = unit
+        .outer
+        .iter()
+        .filter(|v| !v.is_output)
+        .map(|v| crate::template::ParamContext {
+            name: &v.name,
+            iotype: v.iotype.as_deref(),
+            value: &v.value,
+            is_flag: false,
+            arg_format: None,
+            connection: None,
+        })
+        .collect();
+    let param_ctx = crate::template::context(templates, &outer, globals, connections)
         .map_err(|e| Diagnostics::one(Diagnostic::error(e, Span::NONE)))?;
 
     let mut values: Vec<ResolvedIo> = Vec::new();

@@ -151,6 +151,19 @@ pub struct RunMeta {
     /// An `iterative` search's tuner run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tuner: Option<bool>,
+    /// A DAG's operation: its name in the DAG.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<String>,
+    /// A DAG: its operations' runs and the edges between them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dag: Option<DagMeta>,
+    /// A DAG restarted from one of its operations (`ops restart --downstream`): that
+    /// operation and what depends on it run again, the others' results are reused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_from: Option<DagRestart>,
+    /// The run whose results this one reuses (a DAG operation not rerun by a restart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reused_from: Option<String>,
     /// Who executes the run, so that one that died is noticed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executor: Option<ExecutorMeta>,
@@ -202,6 +215,10 @@ impl RunMeta {
             pipeline_kind,
             trial,
             tuner,
+            op,
+            dag,
+            restart_from,
+            reused_from,
             executor
         );
         self.other.extend(o.other);
@@ -211,6 +228,30 @@ impl RunMeta {
     pub fn parent(&self) -> Option<&str> {
         self.pipeline.as_deref().or(self.pipeline_uuid.as_deref())
     }
+}
+
+/// `meta_info.dag` of a DAG run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DagMeta {
+    /// Each operation's run, by operation name, in the DAG's order.
+    pub ops: Vec<DagOpRun>,
+    /// `[upstream, downstream]` operation names.
+    pub edges: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DagOpRun {
+    pub name: String,
+    pub uuid: String,
+}
+
+/// Where a restarted DAG starts again.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DagRestart {
+    /// The DAG run restarted.
+    pub run: String,
+    /// The operation that runs again, with everything downstream of it.
+    pub op: String,
 }
 
 /// `meta_info.executor`: the process supervising the run and what it started.

@@ -20,6 +20,7 @@
 //! [`Capabilities`](crate::executor::Capabilities), never by its name.
 
 pub mod attempt;
+pub mod dag;
 pub mod dry_run;
 pub mod finish;
 pub mod job;
@@ -73,7 +74,19 @@ pub async fn execute(
     r: &RunRef,
     kind: ExecutorKind,
 ) -> Result<Outcome> {
-    let api = RunApi::new(Arc::new(client), r.clone());
+    execute_shared(settings, printer, Arc::new(client), r, kind).await
+}
+
+/// [`execute`] with a client shared with other controllers of this process (a DAG's
+/// operations).
+pub async fn execute_shared(
+    settings: &Settings,
+    printer: Printer,
+    client: Arc<Client>,
+    r: &RunRef,
+    kind: ExecutorKind,
+) -> Result<Outcome> {
+    let api = RunApi::new(client, r.clone());
     let run = api.current().await?;
     crate::timing::mark("execute: run read");
     let status = run.status.unwrap_or_default();
@@ -184,6 +197,10 @@ async fn drive(
     if let Some(m) = &spec.compiled.operation.matrix {
         claim.await.context("claiming the run")??;
         return search::drive(ctl, run, &spec, m).await;
+    }
+    if let Some(polyaxonfile::spec::Run::Dag(d)) = &spec.compiled.operation.run {
+        claim.await.context("claiming the run")??;
+        return dag::drive(ctl, run, &spec, d).await;
     }
     job::drive(ctl, run, &spec, &dir, claim).await
 }

@@ -17,6 +17,8 @@ use crate::settings::Settings;
 /// A run's operation, compiled for the executor that runs it.
 pub struct RunSpec {
     pub compiled: polyaxonfile::Compiled,
+    /// The operation as checked: its tree, typed parts and a DAG's plan.
+    pub prepared: polyaxonfile::Prepared,
     /// The operation as stored, as JSON: what a search's trials are made from.
     pub operation: J,
     /// The context root and the run's directory as the job sees them (the same as this
@@ -50,6 +52,7 @@ impl RunSpec {
         };
         Ok(RunSpec {
             compiled: report.compiled.context("compiled")?,
+            prepared: report.prepared,
             operation,
             job_root,
             job_dir,

@@ -203,16 +203,23 @@ fn patch_of(body: V1Run, merge: bool) -> RunPatch {
 }
 
 /// Changes a run's name, description, tags, inputs, outputs or meta info; `"merge": true`
-/// merges mappings and tags instead of replacing them.
+/// merges mappings and tags instead of replacing them. Before the run starts, `content` sets
+/// its spec (checked first; its inputs become the run's).
 #[utoipa::path(patch, path = "/api/v1/{owner}/{project}/runs/{uuid}", tag = "runs",
     params(("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path)), request_body = V1Run,
-    responses((status = 200, body = V1Run), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+    responses((status = 200, body = V1Run), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody)))]
 pub async fn patch(
     State(app): State<App>,
     RunAccess { run: r, .. }: WriteRun,
     ApiJson(body): ApiJson<V1Run>,
 ) -> ApiResult<Json<V1Run>> {
     let merge = body.merge.unwrap_or(false);
+    if let Some(c) = body.content.as_deref() {
+        let spec = read_spec(c)?;
+        app.store
+            .set_spec(&r.uuid, c, spec.kind, spec.runtime, &spec.inputs)
+            .await?;
+    }
     let row = app.store.patch_run(&r.uuid, patch_of(body, merge)).await?;
     Ok(Json(run_json(&row, None)))
 }

@@ -353,6 +353,52 @@ impl Store {
         self.run_by_uuid(uuid).await
     }
 
+    /// Sets the spec of a run that has not started (a DAG's operation once its upstream values
+    /// are known): its content, and the kind, runtime and inputs read from it. A run that
+    /// started keeps its spec (a conflict): restarting it runs another.
+    pub async fn set_spec(
+        &self,
+        uuid: &str,
+        content: &str,
+        kind: Option<String>,
+        runtime: Option<String>,
+        inputs: &Map<String, J>,
+    ) -> Result<RunRow> {
+        let mut tx = self.begin().await?;
+        let lock = if tx.dialect() == super::Dialect::Postgres {
+            " FOR UPDATE OF r"
+        } else {
+            ""
+        };
+        let run: RunRow = tx
+            .fetch_optional(
+                &format!("{SELECT} WHERE r.uuid = $1{lock}"),
+                vec![uuid.into()],
+            )
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("run `{uuid}`")))?;
+        if !run.status().is_not_started() {
+            return Err(StoreError::Conflict(format!(
+                "run `{uuid}` is {}: a run's spec can change only before it starts (restart it to run another)",
+                run.status
+            )));
+        }
+        tx.execute(
+            "UPDATE runs SET content = $1, kind = $2, runtime = $3, inputs = $4, updated_at = $5 WHERE id = $6",
+            vec![
+                content.into(),
+                kind.into(),
+                runtime.into(),
+                json_text(inputs).into(),
+                now_micros().into(),
+                run.id.into(),
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        self.run_by_uuid(uuid).await
+    }
+
     /// Appends a status condition. Returns false when the run already had that status.
     /// An illegal transition is a conflict, unless `force`.
     pub async fn add_status(

@@ -119,7 +119,7 @@ fn mapping_text(m: Option<&serde_json::Map<String, J>>) -> String {
 pub fn run(ctx: &Ctx, target: &Target, args: GetArgs) -> Result<()> {
     ctx.block_on(async {
         let client = ctx.client().await?;
-        let (_, run) = target.resolve(ctx, &client).await?;
+        let (r, run) = target.resolve(ctx, &client).await?;
         let json = super::to_json(&run);
         if !args.output.write_file(&ctx.printer, &json)? {
             output::detail(
@@ -128,7 +128,61 @@ pub fn run(ctx: &Ctx, target: &Target, args: GetArgs) -> Result<()> {
                 &json,
                 &detail_pairs(&run),
             )?;
+            if args.output.format() == crate::printer::Format::Table
+                && let Some(dag) = run.meta().dag
+            {
+                dag_table(ctx, &client, &r, &dag).await?;
+            }
         }
         Ok(())
     })
+}
+
+/// A DAG's operations: status, what each waits for, how long it took.
+async fn dag_table(
+    ctx: &Ctx,
+    client: &crate::client::Client,
+    r: &crate::client::RunRef,
+    dag: &polyaxon_server::api::DagMeta,
+) -> Result<()> {
+    use crate::output::{Col, Table};
+    let q = crate::client::ListQuery {
+        query: Some(format!("pipeline: {}", r.uuid)),
+        limit: Some(1000),
+        ..Default::default()
+    };
+    let runs: std::collections::BTreeMap<String, V1Run> = client
+        .list_runs(&r.owner, &r.project, &q)
+        .await?
+        .results
+        .into_iter()
+        .map(|run| (run.uuid.clone().unwrap_or_default(), run))
+        .collect();
+    let mut table = Table::new(vec![
+        Col::new("op"),
+        Col::new("status"),
+        Col::new("after"),
+        Col::new("duration"),
+        Col::fixed("uuid"),
+    ]);
+    for op in &dag.ops {
+        let run = runs.get(&op.uuid);
+        let after: Vec<&str> = dag
+            .edges
+            .iter()
+            .filter(|(_, down)| *down == op.name)
+            .map(|(up, _)| up.as_str())
+            .collect();
+        table.push(vec![
+            op.name.clone().into(),
+            super::status_cell(run.and_then(|r| r.status)),
+            after.join(", ").into(),
+            output::duration(run.and_then(|r| r.duration)).into(),
+            op.uuid.clone().into(),
+        ]);
+    }
+    ctx.printer.out("")?;
+    ctx.printer
+        .out(&table.render(output::term_width(), ctx.printer.color_out()))?;
+    Ok(())
 }

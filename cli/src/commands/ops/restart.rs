@@ -2,11 +2,12 @@
 
 use anyhow::Result;
 use clap::Args;
-use polyaxon_server::api::V1Run;
+use polyaxon_server::api::{DagRestart, RunMeta, V1Run};
 
 use super::Target;
 use crate::commands::{OutputArgs, split_tags};
 use crate::context::{Ctx, run_not_found};
+use crate::error::UserError;
 use crate::output;
 
 #[derive(Debug, Args)]
@@ -14,6 +15,11 @@ pub struct RestartArgs {
     /// Start from a copy of the run's files (outputs, checkpoints) instead of none.
     #[arg(short, long)]
     pub copy: bool,
+
+    /// With an operation of a DAG: run its DAG again from this operation — it and everything
+    /// that depends on it run again, the other operations' results are reused.
+    #[arg(long, conflicts_with = "copy")]
+    pub downstream: bool,
 
     /// A name for the new run.
     #[arg(long)]
@@ -54,12 +60,39 @@ pub fn run(ctx: &Ctx, target: &Target, args: RestartArgs) -> Result<()> {
     ctx.block_on(async {
         let client = ctx.client().await?;
         let (r, original) = target.resolve(ctx, &client).await?;
+        let mut body = overrides(&args.name, &args.tags, &args.description);
+        // `--downstream`: the DAG restarts, told where from.
+        let (r, original) = if args.downstream {
+            let meta = original.meta();
+            let (Some(dag), Some(op)) = (
+                meta.parent().filter(|_| meta.pipeline_kind.as_deref() == Some("dag")),
+                meta.op.clone(),
+            ) else {
+                return Err(UserError::new(format!(
+                    "run `{}` is not an operation of a DAG: `--downstream` restarts a DAG from one of its operations",
+                    r.uuid
+                ))
+                .hint("without `--downstream`, `polyaxon ops restart` runs this run again alone")
+                .into());
+            };
+            let dag = r.sibling(&dag.replace('-', ""));
+            body.meta_info = Some(
+                RunMeta {
+                    restart_from: Some(DagRestart {
+                        run: dag.uuid.clone(),
+                        op,
+                    }),
+                    ..Default::default()
+                }
+                .to_map(),
+            );
+            let dag_run = client.get_run(&dag).await.map_err(|e| run_not_found(e, &dag))?;
+            (dag, dag_run)
+        } else {
+            (r, original)
+        };
         let new = client
-            .restart_run(
-                &r,
-                args.copy,
-                &overrides(&args.name, &args.tags, &args.description),
-            )
+            .restart_run(&r, args.copy, &body)
             .await
             .map_err(|e| run_not_found(e, &r))?;
         let uuid = new.uuid.clone().unwrap_or_default();
@@ -78,7 +111,13 @@ pub fn run(ctx: &Ctx, target: &Target, args: RestartArgs) -> Result<()> {
                 ctx.printer.success(&format!(
                     "run `{}` {} as `{uuid}`",
                     r.uuid,
-                    if args.copy { "copied" } else { "restarted" }
+                    if args.copy {
+                        "copied"
+                    } else if args.downstream {
+                        "restarted from that operation"
+                    } else {
+                        "restarted"
+                    }
                 ));
             }
             output::detail(

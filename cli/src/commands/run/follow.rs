@@ -10,6 +10,16 @@ use crate::commands::ops::logs::{LogsArgs, follow};
 use crate::context::Ctx;
 use crate::error::Reported;
 
+/// What `-w` shows of a run while it goes.
+pub enum Watch {
+    /// Its statuses.
+    Statuses,
+    /// A search's trials, with the metric it optimizes.
+    Search(Option<polyaxonfile::spec::OptimizationMetric>),
+    /// A DAG's operations.
+    Dag,
+}
+
 /// Follows a started run here: its logs (`-l`) or statuses (`-w`) until it ends. The first
 /// Ctrl-C stops the run (and keeps following until it has stopped); a second one leaves.
 pub(super) async fn follow_run(
@@ -17,7 +27,7 @@ pub(super) async fn follow_run(
     client: &Client,
     r: &RunRef,
     args: &super::RunArgs,
-    search: Option<Option<polyaxonfile::spec::OptimizationMetric>>,
+    watch: Watch,
 ) -> Result<()> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(4);
     tokio::spawn(async move {
@@ -39,10 +49,14 @@ pub(super) async fn follow_run(
             };
             let f = follow(ctx, client, r, &la, true, &mut cursor, Some(&mut rx)).await?;
             f.status.filter(|_| f.ended)
-        } else if let Some(metric) = &search {
-            watch_search(ctx, client, r, metric.as_ref(), &mut rx).await?
         } else {
-            watch_statuses(ctx, client, r, &mut rx).await?
+            match &watch {
+                Watch::Search(metric) => {
+                    watch_search(ctx, client, r, metric.as_ref(), &mut rx).await?
+                }
+                Watch::Dag => watch_dag(ctx, client, r, &mut rx).await?,
+                Watch::Statuses => watch_statuses(ctx, client, r, &mut rx).await?,
+            }
         };
         match ended {
             Some(s) => break s,
@@ -213,6 +227,85 @@ async fn watch_search(
                     );
                 }
                 table.push(row);
+            }
+            if !table.rows.is_empty() {
+                ctx.printer.out("")?;
+                ctx.printer
+                    .out(&table.render(crate::output::term_width(), ctx.printer.color_out()))?;
+            }
+            return Ok(Some(status));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(300)) => {}
+            got = rx.recv() => if got.is_some() { return Ok(None) },
+        }
+    }
+}
+
+/// A DAG's operations as their statuses change (op, status, how long it took), then all of
+/// them in the DAG's order. `None` on an interrupt.
+async fn watch_dag(
+    ctx: &Ctx,
+    client: &Client,
+    r: &RunRef,
+    rx: &mut tokio::sync::mpsc::Receiver<()>,
+) -> Result<Option<RunStatus>> {
+    use crate::output::{Col, Table};
+    let mut seen: std::collections::BTreeMap<String, RunStatus> = Default::default();
+    let q = crate::client::ListQuery {
+        query: Some(format!("pipeline: {}", r.uuid)),
+        sort: Some("created_at".into()),
+        limit: Some(1000),
+        ..Default::default()
+    };
+    let width = |ops: &[V1Run]| {
+        ops.iter()
+            .filter_map(|o| o.name.as_deref())
+            .map(|n| n.chars().count())
+            .max()
+            .unwrap_or(2)
+            .max(2)
+    };
+    loop {
+        let dag = client.get_run(r).await?;
+        let ops = client.list_runs(&r.owner, &r.project, &q).await?.results;
+        let w = width(&ops);
+        let mut lines = String::new();
+        for op in &ops {
+            let uuid = op.uuid.clone().unwrap_or_default();
+            let status = op.status.unwrap_or_default();
+            if seen.get(&uuid) == Some(&status) {
+                continue;
+            }
+            seen.insert(uuid, status);
+            let took = match crate::output::duration(op.duration) {
+                d if d.is_empty() => d,
+                d => format!("  {d}"),
+            };
+            lines.push_str(&format!(
+                "{:<w$}  {}{took}\n",
+                op.name.as_deref().unwrap_or(""),
+                crate::output::status_text(status, 15, ctx.printer.color_out()).trim_end()
+            ));
+        }
+        if !lines.is_empty() {
+            ctx.printer.out(lines.trim_end())?;
+        }
+        let status = dag.status.unwrap_or_default();
+        if status.is_done() {
+            let mut table = Table::new(vec![
+                Col::new("op"),
+                Col::new("status"),
+                Col::new("duration"),
+                Col::fixed("uuid"),
+            ]);
+            for op in &ops {
+                table.push(vec![
+                    op.name.clone().unwrap_or_default().into(),
+                    crate::commands::ops::status_cell(op.status),
+                    crate::output::duration(op.duration).into(),
+                    op.uuid.clone().unwrap_or_default().into(),
+                ]);
             }
             if !table.rows.is_empty() {
                 ctx.printer.out("")?;

@@ -280,11 +280,6 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
                 .into());
         }
     }
-    if let Some(polyaxonfile::spec::Run::Dag(_)) = &compiled.operation.run {
-        return Err(
-            UserError::new("this operation is a DAG, which this version cannot run yet").into(),
-        );
-    }
     let content = content(&report)?;
     if args.dry_run {
         return dry_run(ctx, &args, &content);
@@ -389,12 +384,12 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
             }
             return Ok(());
         }
-        let search = compiled
-            .operation
-            .matrix
-            .as_ref()
-            .map(controller::search::objective);
-        follow::follow_run(ctx, &client, &r, &args, search).await
+        let watch = match (&compiled.operation.matrix, &compiled.operation.run) {
+            (Some(m), _) => follow::Watch::Search(controller::search::objective(m)),
+            (None, Some(polyaxonfile::spec::Run::Dag(_))) => follow::Watch::Dag,
+            _ => follow::Watch::Statuses,
+        };
+        follow::follow_run(ctx, &client, &r, &args, watch).await
     })
 }
 
