@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 
 use minijinja::value::ValueKind;
 use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value as JValue};
+
+/// What templates render with (built by [`context`]).
+pub type Context = JValue;
 use serde_json::Value as J;
 
 use crate::de::is_template;

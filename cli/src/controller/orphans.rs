@@ -48,8 +48,34 @@ pub async fn reap(app: &polyaxon_server::App) {
                 .store
                 .add_status(&uuid, to, Some(reason), Some(&msg), None, true)
                 .await;
+            // What the dead controller had not started yet never will.
+            for child in app
+                .store
+                .unstarted_children(&uuid)
+                .await
+                .unwrap_or_default()
+            {
+                let _ = app
+                    .store
+                    .add_status(
+                        &child,
+                        RunStatus::Stopped,
+                        Some(PARENT_LOST),
+                        Some(&parent_lost(&uuid)),
+                        None,
+                        false,
+                    )
+                    .await;
+            }
         }
     }
+}
+
+/// Why the children of an orphan that had not started are stopped.
+const PARENT_LOST: &str = "PipelineLost";
+
+fn parent_lost(parent: &str) -> String {
+    format!("the run controlling it ({parent}) ended without starting it")
 }
 
 /// The same against a server: this machine's runs in `project` whose supervisor died.
@@ -82,6 +108,54 @@ pub async fn reap_remote(client: &Client, owner: &str, project: &str) {
             uuid,
         };
         let _ = client.add_status(&r, to, reason, &msg, None).await;
+        let q = ListQuery {
+            query: Some(format!("pipeline: {}, status: created", r.uuid)),
+            limit: Some(1000),
+            ..Default::default()
+        };
+        if let Ok(children) = client.list_runs(owner, project, &q).await {
+            for c in children.results.into_iter().filter_map(|c| c.uuid) {
+                let _ = client
+                    .add_status(
+                        &r.sibling(&c),
+                        RunStatus::Stopped,
+                        PARENT_LOST,
+                        &parent_lost(&r.uuid),
+                        None,
+                    )
+                    .await;
+            }
+        }
+    }
+}
+
+/// Reaps now and then while a command follows a run (its supervisor may die meanwhile: a
+/// follower would otherwise wait for an end that never comes).
+pub struct Watchdog {
+    last: std::time::Instant,
+}
+
+impl Default for Watchdog {
+    fn default() -> Self {
+        Watchdog {
+            last: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Watchdog {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+    /// Looks for orphans of `r`'s project if it is time to.
+    pub async fn tick(&mut self, client: &Client, r: &RunRef) {
+        if self.last.elapsed() < Self::EVERY {
+            return;
+        }
+        self.last = std::time::Instant::now();
+        match client.embedded_app() {
+            Some(app) => reap(app).await,
+            None => reap_remote(client, &r.owner, &r.project).await,
+        }
     }
 }
 

@@ -2,9 +2,11 @@
 
 mod check;
 mod common;
+mod dag;
 mod docs;
 mod embedded;
 mod kubernetes;
 mod registry;
 mod run;
 mod snapshots_cli;
+mod work;

@@ -1,102 +1,13 @@
 //! `polyaxon run` end to end on the process executor, on a clean `POLYAXON_HOME`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value as J;
 
 use crate::common::{Env, stderr, stdout};
-
-/// A sealed environment with a git repository to run from.
-struct Work {
-    env: Env,
-    dir: PathBuf,
-}
-
-const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
-
-impl Work {
-    fn new(polyaxonfile: &str) -> Work {
-        let env = Env::new();
-        let dir = env.home.path().join("work");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("polyaxonfile.yml"), polyaxonfile).unwrap();
-        let repo = git2::Repository::init(&dir).unwrap();
-        polyaxon_cli::snapshot::commit_all(&repo, "initial").unwrap();
-        Work { env, dir }
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = self.env.cmd_std();
-        c.current_dir(&self.dir).env("PATH", PATH);
-        c
-    }
-
-    fn out(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.out(args);
-        assert!(
-            o.status.success(),
-            "`polyaxon {}`: {}{}",
-            args.join(" "),
-            stdout(&o),
-            stderr(&o)
-        );
-        stdout(&o)
-    }
-
-    fn json(&self, args: &[&str]) -> J {
-        let text = self.ok(args);
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
-    }
-
-    fn run_json(&self, uuid: &str) -> J {
-        self.json(&["ops", "get", "--uid", uuid, "-o", "json"])
-    }
-
-    /// Waits until the run's status is one of `want`; returns the run.
-    fn wait_status(&self, uuid: &str, want: &[&str], secs: u64) -> J {
-        let end = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let r = self.run_json(uuid);
-            if want.contains(&r["status"].as_str().unwrap_or("")) {
-                return r;
-            }
-            assert!(
-                Instant::now() < end,
-                "run still {} after {secs} s: {r}",
-                r["status"]
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// `polyaxon run` (in the background); returns the new run's uuid.
-    fn start(&self, extra: &[&str]) -> String {
-        let mut args = vec!["run", "-o", "json"];
-        args.extend(extra);
-        let r = self.json(&args);
-        r["uuid"].as_str().unwrap().to_string()
-    }
-
-    fn statuses(&self, uuid: &str) -> Vec<(String, String)> {
-        let s = self.json(&["ops", "statuses", "--uid", uuid, "-o", "json"]);
-        s.as_array()
-            .unwrap()
-            .iter()
-            .map(|c| {
-                (
-                    c["type"].as_str().unwrap().to_string(),
-                    c["message"].as_str().unwrap_or("").to_string(),
-                )
-            })
-            .collect()
-    }
-}
+use crate::work::{PATH, Work, secs};
 
 fn job(command: &str, extra: &str) -> String {
     format!(
@@ -678,12 +589,6 @@ fn trials_of(w: &Work, parent: &str) -> Vec<J> {
     let q = format!("pipeline: {parent}");
     let list = w.json(&["ops", "ls", "-q", &q, "-l", "100", "-o", "json"]);
     list.as_array().unwrap().clone()
-}
-
-fn secs(t: &J) -> f64 {
-    let s = t.as_str().unwrap();
-    let t: jiff::Timestamp = s.parse().unwrap();
-    t.as_millisecond() as f64 / 1000.0
 }
 
 #[test]

@@ -236,6 +236,31 @@ impl Store {
             .collect())
     }
 
+    /// The children of a pipeline (a search, a DAG) that have not started, by uuid.
+    pub async fn unstarted_children(&self, pipeline_uuid: &str) -> Result<Vec<String>> {
+        #[derive(FromRow)]
+        struct U {
+            uuid: String,
+        }
+        let mut p = Params::new(self.dialect());
+        let parent = p.push(pipeline_uuid);
+        let states: Vec<String> = RunStatus::ALL
+            .iter()
+            .filter(|s| s.is_not_started())
+            .map(|s| p.push(s.as_str()))
+            .collect();
+        let rows: Vec<U> = self
+            .fetch_all(
+                &format!(
+                    "SELECT uuid FROM runs WHERE pipeline_uuid = {parent} AND status IN ({})",
+                    states.join(", ")
+                ),
+                p.args,
+            )
+            .await?;
+        Ok(rows.into_iter().map(|u| u.uuid).collect())
+    }
+
     /// A page of a project's runs matching a PQL query, and how many match in all.
     pub async fn list_runs(
         &self,

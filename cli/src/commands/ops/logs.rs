@@ -105,6 +105,7 @@ pub async fn follow(
     mut interrupt: Option<&mut tokio::sync::mpsc::Receiver<()>>,
 ) -> Result<Followed> {
     let mut last_status_check = Instant::now();
+    let mut watchdog = crate::controller::orphans::Watchdog::default();
     let mut build = BuildProgress::new(follow.then_some(ctx.printer));
     let mut printed = 0usize;
     let mut status: Option<RunStatus> = None;
@@ -137,6 +138,7 @@ pub async fn follow(
         }
         if last_status_check.elapsed() >= STATUS_EVERY {
             last_status_check = Instant::now();
+            watchdog.tick(client, r).await;
             let st = client.get_run(r).await.map_err(|e| run_not_found(e, r))?;
             status = st.status;
             done = st.is_done();

@@ -34,8 +34,11 @@ fn parse_executor(s: &str) -> Result<ExecutorKind, String> {
 }
 
 pub fn execute(ctx: &Ctx, target: &crate::commands::ops::Target, args: ExecuteArgs) -> Result<()> {
+    // Controllers nest (a DAG's operation may be a search or a DAG, each polled within its
+    // parent's task): the workers get room for deep futures.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_stack_size(32 << 20)
         .enable_all()
         .build()?;
     rt.block_on(async {

@@ -116,7 +116,9 @@ async fn watch_statuses(
     rx: &mut tokio::sync::mpsc::Receiver<()>,
 ) -> Result<Option<RunStatus>> {
     let mut seen = 0usize;
+    let mut watchdog = crate::controller::orphans::Watchdog::default();
     loop {
+        watchdog.tick(client, r).await;
         let st = client.statuses(r).await?;
         for c in st.status_conditions.iter().skip(seen) {
             let why = [c.reason.as_deref(), c.message.as_deref()]
@@ -174,7 +176,9 @@ async fn watch_search(
             })
             .unwrap_or_default()
     };
+    let mut watchdog = crate::controller::orphans::Watchdog::default();
     loop {
+        watchdog.tick(client, r).await;
         let parent = client.get_run(r).await?;
         let trials = client.list_runs(&r.owner, &r.project, &q).await?.results;
         let mut lines = String::new();
@@ -266,7 +270,9 @@ async fn watch_dag(
             .unwrap_or(2)
             .max(2)
     };
+    let mut watchdog = crate::controller::orphans::Watchdog::default();
     loop {
+        watchdog.tick(client, r).await;
         let dag = client.get_run(r).await?;
         let ops = client.list_runs(&r.owner, &r.project, &q).await?.results;
         let w = width(&ops);

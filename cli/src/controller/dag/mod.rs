@@ -502,6 +502,30 @@ async fn start(
             return Ok(());
         }
     };
+    match params::conditions_hold(&op.operation, src, &resolved) {
+        Ok(true) => {}
+        Ok(false) => {
+            api.client
+                .add_status(
+                    &tr,
+                    RunStatus::Skipped,
+                    "ConditionsFalse",
+                    "its `conditions` are false",
+                    None,
+                )
+                .await?;
+            api.log(format!("`{}` skipped: its conditions are false", op.name))
+                .await;
+            op.status = RunStatus::Skipped;
+            return Ok(());
+        }
+        Err(why) => {
+            api.log(format!("`{}` cannot start: {why}", op.name)).await;
+            fail("DagConditionsInvalid", why).await?;
+            op.status = RunStatus::Failed;
+            return Ok(());
+        }
+    }
     let content = params::content(&op.node, resolved, &spec.operation);
     let set = api
         .client

@@ -74,14 +74,22 @@ fn with_value(p: &Param, value: J) -> J {
     J::Object(m)
 }
 
-/// `{{ x }}` rendered with the DAG's inputs and globals, read back as a YAML scalar (as a
-/// polyaxonfile's own templates are).
-fn render(text: &str, src: &Sources<'_>) -> Result<J, String> {
-    use polyaxonfile::template::{ParamContext, Templates, context};
-    let t = Templates::new(true);
-    let params: Vec<ParamContext<'_>> = src
+/// What a DAG operation's templates see: the DAG's inputs, then `values` (the operation's own
+/// resolved params, which win), and the DAG's globals.
+fn template_context(
+    t: &polyaxonfile::template::Templates,
+    src: &Sources<'_>,
+    values: &Map<String, J>,
+) -> Result<polyaxonfile::template::Context, String> {
+    use polyaxonfile::template::{ParamContext, context};
+    let mut all: BTreeMap<&str, &J> = src
         .dag_inputs
         .iter()
+        .map(|(k, v)| (k.as_str(), v))
+        .collect();
+    all.extend(values.iter().map(|(k, v)| (k.as_str(), v)));
+    let params: Vec<ParamContext<'_>> = all
+        .into_iter()
         .map(|(k, v)| ParamContext {
             name: k,
             iotype: None,
@@ -91,9 +99,36 @@ fn render(text: &str, src: &Sources<'_>) -> Result<J, String> {
             connection: None,
         })
         .collect();
-    let ctx = context(&t, &params, src.dag_globals, &J::Object(Map::new()))?;
+    context(t, &params, src.dag_globals, &J::Object(Map::new()))
+}
+
+/// `{{ x }}` rendered with the DAG's inputs and globals, read back as a YAML scalar (as a
+/// polyaxonfile's own templates are).
+fn render(text: &str, src: &Sources<'_>) -> Result<J, String> {
+    let t = polyaxonfile::template::Templates::new(true);
+    let ctx = template_context(&t, src, &Map::new())?;
     let out = t.render(text, &ctx).map_err(|e| format!("`{text}`: {e}"))?;
     Ok(polyaxonfile::types::scalar_json(&out))
+}
+
+/// Whether the operation's `conditions` hold, rendered with its resolved params (and the
+/// DAG's inputs and globals). `Err` says why they cannot be read.
+pub fn conditions_hold(
+    op: &Operation,
+    src: &Sources<'_>,
+    params: &Map<String, J>,
+) -> Result<bool, String> {
+    let Some(cond) = op.conditions.as_deref().filter(|c| !c.trim().is_empty()) else {
+        return Ok(true);
+    };
+    let values: Map<String, J> = params
+        .iter()
+        .map(|(k, p)| (k.clone(), p.get("value").cloned().unwrap_or(J::Null)))
+        .collect();
+    let t = polyaxonfile::template::Templates::new(true);
+    let ctx = template_context(&t, src, &values)?;
+    t.condition(cond, &ctx)
+        .map_err(|e| format!("its conditions `{cond}`: {e}"))
 }
 
 /// `outputs.loss` (or `{{ outputs.loss }}`) as (section, key).
@@ -304,6 +339,7 @@ pub fn content(node: &J, params: Map<String, J>, dag: &J) -> J {
         "events",
         "joins",
         "skipOnUpstreamSkip",
+        "conditions",
         "dagRef",
     ] {
         op.remove(k);
@@ -360,7 +396,7 @@ mod tests {
             &json!({"termination": {"maxRetries": 2}}),
         );
         assert!(c.get("dependencies").is_none() && c.get("trigger").is_none());
-        assert_eq!(c["conditions"], "{{ x }}");
+        assert!(c.get("conditions").is_none(), "the DAG decided them");
         assert_eq!(c["params"]["x"]["value"], 1);
         assert_eq!(c["kind"], "operation");
         assert_eq!(c["termination"]["maxRetries"], 2);
