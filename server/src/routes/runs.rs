@@ -214,13 +214,20 @@ pub async fn patch(
     ApiJson(body): ApiJson<V1Run>,
 ) -> ApiResult<Json<V1Run>> {
     let merge = body.merge.unwrap_or(false);
+    let mut row = None;
     if let Some(c) = body.content.as_deref() {
         let spec = read_spec(c)?;
-        app.store
-            .set_spec(&r.uuid, c, spec.kind, spec.runtime, &spec.inputs)
-            .await?;
+        row = Some(
+            app.store
+                .set_spec(&r.uuid, c, spec.kind, spec.runtime, &spec.inputs)
+                .await?,
+        );
     }
-    let row = app.store.patch_run(&r.uuid, patch_of(body, merge)).await?;
+    let patch = patch_of(body, merge);
+    let row = match row {
+        Some(row) if patch.is_empty() => row,
+        _ => app.store.patch_run(&r.uuid, patch).await?,
+    };
     Ok(Json(run_json(&row, None)))
 }
 

@@ -171,6 +171,10 @@ fn bind_all_as<'q, O>(
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    /// SQLite has one writer at a time: this process's writers take turns here rather than
+    /// in SQLite's busy handler, which sleeps in growing steps (a crowd of writers — a DAG's
+    /// operations starting together — waited tens of milliseconds each).
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Why the store could not open.
@@ -286,7 +290,11 @@ impl Store {
             sqlx::migrate::MigrateError::VersionMissing(v) => OpenError::SchemaNewer(v),
             other => OpenError::Migrate(other),
         })?;
-        Ok(Store { pool, dialect })
+        Ok(Store {
+            pool,
+            dialect,
+            writer: Default::default(),
+        })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -303,10 +311,19 @@ impl Store {
 
     async fn execute(&self, sql: &str, args: Vec<Arg>) -> Result<u64> {
         let sql = self.sql(sql);
+        let _turn = self.write_turn().await;
         Ok(bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), args)
             .execute(&self.pool)
             .await?
             .rows_affected())
+    }
+
+    /// This process's turn to write (SQLite); none needed on PostgreSQL.
+    async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match self.dialect {
+            Dialect::Sqlite => Some(self.writer.clone().lock_owned().await),
+            Dialect::Postgres => None,
+        }
     }
 
     async fn fetch_all<T>(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<T>>
@@ -350,11 +367,16 @@ impl Store {
         // SQLite: take the write lock up front. A deferred transaction that reads, then
         // writes after another connection wrote, fails at once with "database is locked"
         // (the busy timeout cannot help it); an immediate one waits its turn.
+        let turn = self.write_turn().await;
         let tx = match self.dialect {
             Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Dialect::Postgres => self.pool.begin().await?,
         };
-        Ok(Tx { tx, store: self })
+        Ok(Tx {
+            tx,
+            store: self,
+            _turn: turn,
+        })
     }
 
     /// Whether the database answers (health checks).
@@ -374,6 +396,8 @@ impl Store {
 pub struct Tx<'s> {
     tx: sqlx::Transaction<'static, Any>,
     store: &'s Store,
+    /// Held until the transaction ends (SQLite).
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl Tx<'_> {

@@ -114,6 +114,19 @@ pub struct RunPatch {
     pub merge: bool,
 }
 
+impl RunPatch {
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.description.is_none()
+            && self.tags.is_none()
+            && self.inputs.is_none()
+            && self.outputs.is_none()
+            && self.meta_info.is_none()
+            && self.content.is_none()
+    }
+}
+
 const SELECT: &str = "SELECT r.id, r.uuid, r.project_id, p.owner AS owner, p.name AS project, u.username AS username, r.name, r.description, \
     r.tags, r.kind, r.runtime, r.status, r.content, r.raw_content, r.inputs, r.outputs, r.meta_info, r.managed_by, r.is_managed, \
     r.is_approved, r.pending, r.original_uuid, r.cloning_kind, r.pipeline_uuid, r.pipeline_kind, r.created_at, r.updated_at, \

@@ -274,7 +274,17 @@ async fn watch_dag(
     loop {
         watchdog.tick(client, r).await;
         let dag = client.get_run(r).await?;
-        let ops = client.list_runs(&r.owner, &r.project, &q).await?.results;
+        let mut ops = client.list_runs(&r.owner, &r.project, &q).await?.results;
+        // In the DAG's order.
+        if let Some(meta) = dag.meta().dag {
+            let at = |o: &V1Run| {
+                meta.ops
+                    .iter()
+                    .position(|m| Some(&m.uuid) == o.uuid.as_ref())
+                    .unwrap_or(usize::MAX)
+            };
+            ops.sort_by_key(at);
+        }
         let w = width(&ops);
         let mut lines = String::new();
         for op in &ops {
@@ -321,7 +331,7 @@ async fn watch_dag(
             return Ok(Some(status));
         }
         tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_millis(300)) => {}
+            _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
             got = rx.recv() => if got.is_some() { return Ok(None) },
         }
     }

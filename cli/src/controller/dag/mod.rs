@@ -13,6 +13,7 @@ pub mod decide;
 mod params;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -94,6 +95,8 @@ pub async fn drive(ctl: &Ctl<'_>, run: &V1Run, spec: &RunSpec, dag: &Dag) -> Res
         .collect();
     let dag_globals = super::plan::globals(&api.r, run, &spec.job_root, &spec.job_dir);
     let mut stopping: Option<(String, &'static str)> = None;
+    // Woken when an operation's controller ends, not only every `POLL`.
+    let ended = Arc::new(tokio::sync::Notify::new());
     loop {
         if stopping.is_none() && api.stop_requested().await? {
             stopping = Some(("stopped on request".into(), "DagStopped"));
@@ -148,8 +151,15 @@ pub async fn drive(ctl: &Ctl<'_>, run: &V1Run, spec: &RunSpec, dag: &Dag) -> Res
             dag_globals: &dag_globals,
             ops: &by_name,
         };
-        for i in ready.into_iter().take(room) {
-            start(ctl, &mut ops[i], &src, spec).await?;
+        // Started together: their specs and controllers are set up side by side.
+        let starting: BTreeSet<usize> = ready.into_iter().take(room).collect();
+        let started = ops
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| starting.contains(i))
+            .map(|(_, op)| start(ctl, op, &src, spec, &ended));
+        for r in futures_util::future::join_all(started).await {
+            r?;
         }
         if ops.iter().all(Op::done) {
             let statuses: Vec<RunStatus> = ops.iter().map(|o| o.status).collect();
@@ -176,7 +186,10 @@ pub async fn drive(ctl: &Ctl<'_>, run: &V1Run, spec: &RunSpec, dag: &Dag) -> Res
                 _ => Outcome::Failed(msg),
             });
         }
-        tokio::time::sleep(POLL).await;
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = ended.notified() => {}
+        }
     }
 }
 
@@ -239,7 +252,7 @@ fn operations(plan: &polyaxonfile::compile::DagPlan) -> Result<Vec<Op>> {
 /// them with the edges in the DAG's `meta_info.dag`.
 async fn create_children(ctl: &Ctl<'_>, meta: &RunMeta, ops: &mut [Op]) -> Result<()> {
     let r = &ctl.api.r;
-    for op in ops.iter_mut() {
+    let create = |op: &Op| {
         let child = RunMeta {
             code_ref: meta.code_ref.clone(),
             cwd: meta.cwd.clone(),
@@ -250,23 +263,33 @@ async fn create_children(ctl: &Ctl<'_>, meta: &RunMeta, ops: &mut [Op]) -> Resul
             op: Some(op.name.clone()),
             ..Default::default()
         };
-        let created = ctl
-            .api
-            .client
-            .create_run(
-                &r.owner,
-                &r.project,
-                &V1OperationBody {
-                    name: Some(op.name.clone()),
-                    is_managed: Some(true),
-                    managed_by: Some("cli".into()),
-                    meta_info: Some(child.to_map()),
-                    ..Default::default()
-                },
-            )
-            .await
-            .with_context(|| format!("creating the run of operation `{}`", op.name))?;
-        op.uuid = created.uuid.unwrap_or_default();
+        let name = op.name.clone();
+        async move {
+            let created = ctl
+                .api
+                .client
+                .create_run(
+                    &r.owner,
+                    &r.project,
+                    &V1OperationBody {
+                        name: Some(name.clone()),
+                        is_managed: Some(true),
+                        managed_by: Some("cli".into()),
+                        meta_info: Some(child.to_map()),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .with_context(|| format!("creating the run of operation `{name}`"))?;
+            Ok::<String, anyhow::Error>(created.uuid.unwrap_or_default())
+        }
+    };
+    // A few at a time: their requests' work overlaps, in the DAG's order.
+    for chunk in ops.chunks_mut(8) {
+        let uuids = futures_util::future::join_all(chunk.iter().map(create)).await;
+        for (op, uuid) in chunk.iter_mut().zip(uuids) {
+            op.uuid = uuid?;
+        }
     }
     let dag = DagMeta {
         ops: ops
@@ -483,6 +506,7 @@ async fn start(
     op: &mut Op,
     src: &params::Sources<'_>,
     spec: &RunSpec,
+    ended: &Arc<tokio::sync::Notify>,
 ) -> Result<()> {
     let api = &ctl.api;
     let tr = api.r.sibling(&op.uuid);
@@ -545,12 +569,16 @@ async fn start(
         return Ok(());
     }
     api.log(format!("`{}` starts ({})", op.name, op.uuid)).await;
-    op.task = Some(spawn_controller(ctl, tr));
+    op.task = Some(spawn_controller(ctl, tr, ended.clone()));
     Ok(())
 }
 
 /// The operation's controller, as a task of this process.
-fn spawn_controller(ctl: &Ctl<'_>, r: RunRef) -> tokio::task::JoinHandle<()> {
+fn spawn_controller(
+    ctl: &Ctl<'_>,
+    r: RunRef,
+    ended: Arc<tokio::sync::Notify>,
+) -> tokio::task::JoinHandle<()> {
     let settings = ctl.settings.clone();
     let printer = ctl.printer;
     let client = ctl.api.client.clone();
@@ -564,6 +592,7 @@ fn spawn_controller(ctl: &Ctl<'_>, r: RunRef) -> tokio::task::JoinHandle<()> {
         if let Err(e) = run.await {
             printer.warn(&format!("operation run {uuid}: {e:#}"));
         }
+        ended.notify_one();
     })
 }
 
