@@ -591,6 +591,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('--uuid', '--uuid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Start from a copy of the run''s files (outputs, checkpoints) instead of none')
             [CompletionResult]::new('--copy', '--copy', [CompletionResultType]::ParameterName, 'Start from a copy of the run''s files (outputs, checkpoints) instead of none')
+            [CompletionResult]::new('--downstream', '--downstream', [CompletionResultType]::ParameterName, 'With an operation of a DAG: run its DAG again from this operation — it and everything that depends on it run again, the other operations'' results are reused')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')

@@ -2440,7 +2440,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__ops__subcmd__restart)
-            opts="-c -o -p -v -h -V --copy --name --tags --description --output --project --uuid --uid --verbose --help --version"
+            opts="-c -o -p -v -h -V --copy --downstream --name --tags --description --output --project --uuid --uid --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -545,6 +545,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand --uuid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
             cand -c 'Start from a copy of the run''s files (outputs, checkpoints) instead of none'
             cand --copy 'Start from a copy of the run''s files (outputs, checkpoints) instead of none'
+            cand --downstream 'With an operation of a DAG: run its DAG again from this operation — it and everything that depends on it run again, the other operations'' results are reused'
             cand -v 'Print more detail about what happens'
             cand --verbose 'Print more detail about what happens'
             cand -h 'Print help'

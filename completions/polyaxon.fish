@@ -305,6 +305,7 @@ complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_s
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from restart" -s p -l project -d 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from restart" -l uid -l uuid -d 'The run\'s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from restart" -s c -l copy -d 'Start from a copy of the run\'s files (outputs, checkpoints) instead of none'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from restart" -l downstream -d 'With an operation of a DAG: run its DAG again from this operation — it and everything that depends on it run again, the other operations\' results are reused'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from restart" -s v -l verbose -d 'Print more detail about what happens'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from restart" -s h -l help -d 'Print help'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from restart" -s V -l version -d 'Print version'

@@ -164,6 +164,9 @@ pub struct RunMeta {
     /// The run whose results this one reuses (a DAG operation not rerun by a restart).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reused_from: Option<String>,
+    /// A schedule's run: the tick it is for (`globals.schedule_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_at: Option<String>,
     /// Who executes the run, so that one that died is noticed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executor: Option<ExecutorMeta>,
@@ -219,6 +222,7 @@ impl RunMeta {
             dag,
             restart_from,
             reused_from,
+            schedule_at,
             executor
         );
         self.other.extend(o.other);

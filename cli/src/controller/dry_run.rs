@@ -47,6 +47,13 @@ pub fn manifests(
         .hint("print one trial's: remove `matrix` and pass its values with `-P`")
         .into());
     }
+    if let Some(polyaxonfile::spec::Run::Dag(_)) = &compiled.operation.run {
+        return Err(UserError::new(
+            "this operation is a DAG: it has no manifests of its own, each of its operations gets its own when it starts",
+        )
+        .hint("print one operation's: run its component alone with `--dry-run`")
+        .into());
+    }
     let manifest_settings = k8s::manifests::Settings::of(&settings.kube);
     let plan = plan::plan(
         &compiled.operation,

@@ -28,6 +28,7 @@ pub mod launch;
 pub mod orphans;
 pub mod plan;
 pub mod prepare;
+pub mod schedule;
 pub mod search;
 pub mod track;
 
@@ -183,6 +184,34 @@ async fn drive(
     }
     let spec = plan::RunSpec::compile(ctl, run)?;
     crate::timing::mark("execute: compiled");
+    // The run's record has its inputs as the server read them, with stand-ins for the run's
+    // context (`{{ globals.uuid }}`, a schedule's `{{ globals.schedule_at }}`): the real ones.
+    let inputs: serde_json::Map<String, serde_json::Value> = spec
+        .compiled
+        .values
+        .iter()
+        .filter(|v| !v.is_output && !v.value.is_null())
+        .filter(|v| {
+            run.inputs
+                .as_ref()
+                .and_then(|i| i.get(&v.name))
+                .is_some_and(|old| *old != v.value)
+        })
+        .map(|v| (v.name.clone(), v.value.clone()))
+        .collect();
+    if !inputs.is_empty() {
+        ctl.api
+            .client
+            .patch_run(
+                r,
+                &polyaxon_server::api::V1Run {
+                    inputs: Some(inputs),
+                    merge: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await?;
+    }
     if spec.compiled.skipped {
         ctl.api
             .status(
@@ -193,6 +222,10 @@ async fn drive(
             )
             .await?;
         return Ok(Outcome::Stopped("skipped".into()));
+    }
+    if let Some(s) = &spec.compiled.operation.schedule {
+        claim.await.context("claiming the run")??;
+        return schedule::drive(ctl, run, &spec, s).await;
     }
     if let Some(m) = &spec.compiled.operation.matrix {
         claim.await.context("claiming the run")??;

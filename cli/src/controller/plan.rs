@@ -116,7 +116,7 @@ pub fn globals(r: &RunRef, run: &V1Run, root: &Path, dir: &Path) -> J {
         "cloning_kind": run.original.as_ref().and_then(|o| o.kind.clone()),
         "original_uuid": run.original.as_ref().map(|o| o.uuid.clone()),
         "iteration": null,
-        "schedule_at": null,
+        "schedule_at": run.meta().schedule_at,
         "ports": [],
     })
 }

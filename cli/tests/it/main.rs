@@ -8,5 +8,6 @@ mod embedded;
 mod kubernetes;
 mod registry;
 mod run;
+mod schedule;
 mod snapshots_cli;
 mod work;

@@ -326,13 +326,29 @@ tagged! {
     }
 }
 
+str_enum! {
+    /// What a schedule does with the ticks it missed (its supervisor was down): run the
+    /// latest of them once (the default), run each, or none.
+    pub enum CatchUp { Latest, All, None }
+}
+
+str_enum! {
+    /// A tick while the previous run still goes: start beside it (the default), skip the tick
+    /// (upstream's `dependsOnPast: true`), or stop the previous run for the new one.
+    pub enum ConcurrencyPolicy { Allow, Forbid, Replace }
+}
+
 spec! {
     pub struct CronSchedule {
         pub cron: CronExpr,
+        /// The time zone the expression is read in (IANA, e.g. `Europe/Paris`; default UTC).
+        pub timezone: Option<String>,
         pub start_at: Option<DateTimeStr>,
         pub end_at: Option<DateTimeStr>,
         pub max_runs: Option<i64>,
         pub depends_on_past: Option<bool>,
+        pub catch_up: Option<CatchUp>,
+        pub concurrency_policy: Option<ConcurrencyPolicy>,
     }
 }
 
@@ -344,6 +360,103 @@ spec! {
         /// Seconds between runs, or a duration such as `"1h30m"` or `"1 day, 2:00:00"`.
         pub frequency: Frequency,
         pub depends_on_past: Option<bool>,
+        pub catch_up: Option<CatchUp>,
+        pub concurrency_policy: Option<ConcurrencyPolicy>,
+    }
+}
+
+impl Schedule {
+    /// When it starts (`startAt`), stops (`endAt`) and how many runs it makes at most.
+    pub fn bounds(
+        &self,
+    ) -> (
+        Option<jiff::Timestamp>,
+        Option<jiff::Timestamp>,
+        Option<i64>,
+    ) {
+        let t = |d: &Option<DateTimeStr>| d.as_ref().and_then(|d| parse_datetime(&d.0));
+        match self {
+            Schedule::Cron(c) => (t(&c.start_at), t(&c.end_at), c.max_runs),
+            Schedule::Interval(i) => (t(&i.start_at), t(&i.end_at), i.max_runs),
+            Schedule::DateTime(d) => (parse_datetime(&d.start_at.0), None, Some(1)),
+        }
+    }
+
+    pub fn catch_up(&self) -> CatchUp {
+        match self {
+            Schedule::Cron(c) => c.catch_up,
+            Schedule::Interval(i) => i.catch_up,
+            Schedule::DateTime(_) => None,
+        }
+        .unwrap_or(CatchUp::Latest)
+    }
+
+    /// The concurrency policy; `dependsOnPast: true` is `forbid`.
+    pub fn concurrency_policy(&self) -> ConcurrencyPolicy {
+        let (explicit, past) = match self {
+            Schedule::Cron(c) => (c.concurrency_policy, c.depends_on_past),
+            Schedule::Interval(i) => (i.concurrency_policy, i.depends_on_past),
+            Schedule::DateTime(_) => (None, None),
+        };
+        explicit.unwrap_or(if past == Some(true) {
+            ConcurrencyPolicy::Forbid
+        } else {
+            ConcurrencyPolicy::Allow
+        })
+    }
+
+    /// The first tick strictly after `after` (`None`: the first one), ignoring `endAt`; none
+    /// when there is no more. `Err` for a time zone the system does not know.
+    pub fn next_tick(
+        &self,
+        after: Option<jiff::Timestamp>,
+    ) -> Result<Option<jiff::Timestamp>, String> {
+        let (start, _, _) = self.bounds();
+        match self {
+            Schedule::DateTime(_) => Ok(match after {
+                None => start,
+                Some(_) => None,
+            }),
+            Schedule::Interval(i) => {
+                let every = jiff::SignedDuration::try_from_secs_f64(i.frequency.0)
+                    .map_err(|e| format!("`frequency`: {e}"))?;
+                if every <= jiff::SignedDuration::ZERO {
+                    return Err("`frequency` must be positive".into());
+                }
+                // `startAt + k·frequency`, the first past `after`; without `startAt`, from now.
+                let origin = start.unwrap_or_else(jiff::Timestamp::now);
+                let Some(after) = after else {
+                    return Ok(Some(origin));
+                };
+                if after < origin {
+                    return Ok(Some(origin));
+                }
+                let k = (after.duration_since(origin).as_secs_f64() / every.as_secs_f64()).floor()
+                    + 1.0;
+                let next = origin
+                    .checked_add(jiff::SignedDuration::from_secs_f64(every.as_secs_f64() * k))
+                    .map_err(|e| e.to_string())?;
+                Ok(Some(next))
+            }
+            Schedule::Cron(c) => {
+                let tz = match c.timezone.as_deref() {
+                    None | Some("UTC") => jiff::tz::TimeZone::UTC,
+                    Some(name) => jiff::tz::TimeZone::get(name)
+                        .map_err(|e| format!("`timezone: {name}`: {e}"))?,
+                };
+                let from = match (after, start) {
+                    (Some(a), Some(s)) if s > a => s
+                        .checked_sub(jiff::SignedDuration::from_secs(1))
+                        .unwrap_or(s),
+                    (Some(a), _) => a,
+                    (None, Some(s)) => s
+                        .checked_sub(jiff::SignedDuration::from_secs(1))
+                        .unwrap_or(s),
+                    (None, None) => jiff::Timestamp::now(),
+                };
+                Ok(c.cron.next_after(from, &tz))
+            }
+        }
     }
 }
 
@@ -436,6 +549,150 @@ fn check_cron(s: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+impl CronExpr {
+    /// The first minute strictly after `after` that the expression matches, read in `tz`;
+    /// none within five years (an expression such as `0 0 30 2 *` never matches).
+    pub fn next_after(
+        &self,
+        after: jiff::Timestamp,
+        tz: &jiff::tz::TimeZone,
+    ) -> Option<jiff::Timestamp> {
+        let fields = cron_fields(&self.0)?;
+        let [minutes, hours, doms, months, dows] = &fields;
+        let dom_star = self.field(2).is_some_and(|f| f.starts_with('*'));
+        let dow_star = self.field(4).is_some_and(|f| f.starts_with('*'));
+        let day_ok = |d: jiff::civil::Date| {
+            let dom = doms.contains(&(d.day() as u32));
+            let dow = dows.contains(&(d.weekday().to_sunday_zero_offset() as u32));
+            // Cron's rule: both restricted → either matches.
+            match (dom_star, dow_star) {
+                (true, true) => true,
+                (false, true) => dom,
+                (true, false) => dow,
+                (false, false) => dom || dow,
+            }
+        };
+        let start = after.to_zoned(tz.clone());
+        let mut dt = start.datetime();
+        // The next whole minute.
+        dt = dt
+            .with()
+            .second(0)
+            .subsec_nanosecond(0)
+            .build()
+            .ok()?
+            .checked_add(jiff::Span::new().minutes(1))
+            .ok()?;
+        let limit = dt.checked_add(jiff::Span::new().days(366 * 5)).ok()?;
+        while dt < limit {
+            if !months.contains(&(dt.month() as u32)) {
+                // The first day of the next month.
+                dt = dt
+                    .first_of_month()
+                    .with()
+                    .hour(0)
+                    .minute(0)
+                    .build()
+                    .ok()?
+                    .checked_add(jiff::Span::new().months(1))
+                    .ok()?;
+                continue;
+            }
+            if !day_ok(dt.date()) {
+                dt = dt
+                    .date()
+                    .tomorrow()
+                    .ok()?
+                    .to_datetime(jiff::civil::Time::midnight());
+                continue;
+            }
+            if !hours.contains(&(dt.hour() as u32)) {
+                dt = dt
+                    .with()
+                    .minute(0)
+                    .build()
+                    .ok()?
+                    .checked_add(jiff::Span::new().hours(1))
+                    .ok()?;
+                continue;
+            }
+            if !minutes.contains(&(dt.minute() as u32)) {
+                dt = dt.checked_add(jiff::Span::new().minutes(1)).ok()?;
+                continue;
+            }
+            // A civil time the zone skips (a DST gap) comes out later; one it repeats, first.
+            let t = dt.to_zoned(tz.clone()).ok()?.timestamp();
+            if t > after {
+                return Some(t);
+            }
+            dt = dt.checked_add(jiff::Span::new().minutes(1)).ok()?;
+        }
+        None
+    }
+
+    fn field(&self, i: usize) -> Option<&str> {
+        self.0.split_whitespace().nth(i)
+    }
+}
+
+/// The values each of the five fields allows (presets expanded; day of week 7 is Sunday).
+fn cron_fields(s: &str) -> Option<[Vec<u32>; 5]> {
+    let expanded = match s.trim() {
+        "@yearly" | "@annually" => "0 0 1 1 *",
+        "@monthly" => "0 0 1 * *",
+        "@weekly" => "0 0 * * 0",
+        "@daily" | "@midnight" => "0 0 * * *",
+        "@hourly" => "0 * * * *",
+        other => other,
+    };
+    let fields: Vec<&str> = expanded.split_whitespace().collect();
+    if fields.len() != 5 {
+        return None;
+    }
+    let bounds = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)];
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    const DAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+    let mut out: [Vec<u32>; 5] = Default::default();
+    for (k, (field, (lo, hi))) in fields.iter().zip(bounds).enumerate() {
+        let named = |x: &str| -> Option<u32> {
+            let l = x.to_ascii_lowercase();
+            x.parse().ok().or_else(|| match k {
+                3 => MONTHS.iter().position(|m| *m == l).map(|i| i as u32 + 1),
+                4 => DAYS.iter().position(|d| *d == l).map(|i| i as u32),
+                _ => None,
+            })
+        };
+        let mut set = std::collections::BTreeSet::new();
+        for part in field.split(',') {
+            let (range, step) = match part.split_once('/') {
+                Some((r, st)) => (r, st.parse::<u32>().ok().filter(|n| *n > 0)?),
+                None => (part, 1),
+            };
+            let (a, b) = if range == "*" {
+                (lo, hi)
+            } else if let Some((x, y)) = range.split_once('-') {
+                (named(x)?, named(y)?)
+            } else {
+                let v = named(range)?;
+                // `5/15`: from 5 to the end, every 15.
+                (v, if part.contains('/') { hi } else { v })
+            };
+            let mut v = a;
+            while v <= b {
+                set.insert(v);
+                v += step;
+            }
+        }
+        if k == 4 && set.remove(&7) {
+            set.insert(0);
+        }
+        out[k] = set.into_iter().collect();
+    }
+    Some(out)
 }
 
 /// A date or datetime: RFC 3339 (`2019-06-24T21:20:07+00:00`), or `YYYY-MM-DD[ HH:MM[:SS]]`
@@ -665,6 +922,106 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn cron_ticks() {
+        let ts = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+        let next = |expr: &str, after: &str, tz: &str| {
+            let tz = jiff::tz::TimeZone::get(tz).unwrap();
+            CronExpr(expr.into())
+                .next_after(ts(after), &tz)
+                .map(|t| t.to_string())
+        };
+        let utc = "UTC";
+        assert_eq!(
+            next("*/15 * * * *", "2026-12-02T10:07:30Z", utc).unwrap(),
+            "2026-12-02T10:15:00Z"
+        );
+        assert_eq!(
+            next("*/15 * * * *", "2026-12-02T10:15:00Z", utc).unwrap(),
+            "2026-12-02T10:30:00Z"
+        );
+        // Weekdays at nine: from a Friday's ten o'clock, the Monday.
+        assert_eq!(
+            next("0 9 * * 1-5", "2026-12-04T10:00:00Z", utc).unwrap(),
+            "2026-12-07T09:00:00Z"
+        );
+        assert_eq!(
+            next("@daily", "2026-12-02T00:00:00Z", utc).unwrap(),
+            "2026-12-03T00:00:00Z"
+        );
+        assert_eq!(
+            next("0 0 1 jan *", "2026-12-02T00:00:00Z", utc).unwrap(),
+            "2027-01-01T00:00:00Z"
+        );
+        assert_eq!(next("0 0 30 2 *", "2026-12-02T00:00:00Z", utc), None);
+        // Day of month and day of week both given: either matches (2026-12-07 is a Monday).
+        assert_eq!(
+            next("0 0 1 * mon", "2026-12-02T00:00:00Z", utc).unwrap(),
+            "2026-12-07T00:00:00Z"
+        );
+        assert_eq!(
+            next("0 0 * * 7", "2026-12-02T00:00:00Z", utc).unwrap(),
+            "2026-12-06T00:00:00Z"
+        );
+        // Nine in Paris is eight in UTC in winter, seven in summer.
+        assert_eq!(
+            next("0 9 * * *", "2026-12-02T00:00:00Z", "Europe/Paris").unwrap(),
+            "2026-12-02T08:00:00Z"
+        );
+        assert_eq!(
+            next("0 9 * * *", "2026-07-02T00:00:00Z", "Europe/Paris").unwrap(),
+            "2026-07-02T07:00:00Z"
+        );
+    }
+
+    fn schedule_of(text: &str) -> Schedule {
+        let node = crate::yaml::parse(text, 0).unwrap();
+        crate::de::from_node(&node, &crate::de::Ctx::strict(), &[]).unwrap()
+    }
+
+    #[test]
+    fn schedule_ticks() {
+        let ts = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+        let every = schedule_of(
+            r#"{"kind": "interval", "frequency": 3600, "startAt": "2026-01-01T00:00:00Z", "maxRuns": 3}"#,
+        );
+        assert_eq!(
+            every.next_tick(None).unwrap(),
+            Some(ts("2026-01-01T00:00:00Z"))
+        );
+        assert_eq!(
+            every.next_tick(Some(ts("2026-01-01T02:30:00Z"))).unwrap(),
+            Some(ts("2026-01-01T03:00:00Z"))
+        );
+        assert_eq!(
+            every.next_tick(Some(ts("2026-01-01T03:00:00Z"))).unwrap(),
+            Some(ts("2026-01-01T04:00:00Z"))
+        );
+        assert_eq!(every.bounds().2, Some(3));
+        assert_eq!(every.catch_up(), CatchUp::Latest);
+        assert_eq!(every.concurrency_policy(), ConcurrencyPolicy::Allow);
+        let once = schedule_of(r#"{"kind": "datetime", "startAt": "2026-01-01T00:00:00Z"}"#);
+        assert_eq!(
+            once.next_tick(None).unwrap(),
+            Some(ts("2026-01-01T00:00:00Z"))
+        );
+        assert_eq!(
+            once.next_tick(Some(ts("2026-01-01T00:00:00Z"))).unwrap(),
+            None
+        );
+        let cron = schedule_of(
+            r#"{"kind": "cron", "cron": "0 * * * *", "startAt": "2026-01-01T05:00:00Z", "dependsOnPast": true}"#,
+        );
+        assert_eq!(
+            cron.next_tick(None).unwrap(),
+            Some(ts("2026-01-01T05:00:00Z"))
+        );
+        assert_eq!(cron.concurrency_policy(), ConcurrencyPolicy::Forbid);
+        let bad =
+            schedule_of(r#"{"kind": "cron", "cron": "0 * * * *", "timezone": "Mars/Olympus"}"#);
+        assert!(bad.next_tick(None).unwrap_err().contains("Mars/Olympus"));
+    }
 
     #[test]
     fn cron_expressions() {

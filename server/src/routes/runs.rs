@@ -59,7 +59,9 @@ fn read_spec(content: &str) -> ApiResult<Spec> {
         }
     }
     Ok(Spec {
-        kind: if op.matrix.is_some() {
+        kind: if op.schedule.is_some() {
+            Some("schedule".into())
+        } else if op.matrix.is_some() {
             Some("matrix".into())
         } else {
             run_kind.clone()

@@ -16,8 +16,8 @@ pub enum Watch {
     Statuses,
     /// A search's trials, with the metric it optimizes.
     Search(Option<polyaxonfile::spec::OptimizationMetric>),
-    /// A DAG's operations.
-    Dag,
+    /// A DAG's operations, a schedule's runs.
+    Children,
 }
 
 /// Follows a started run here: its logs (`-l`) or statuses (`-w`) until it ends. The first
@@ -54,7 +54,7 @@ pub(super) async fn follow_run(
                 Watch::Search(metric) => {
                     watch_search(ctx, client, r, metric.as_ref(), &mut rx).await?
                 }
-                Watch::Dag => watch_dag(ctx, client, r, &mut rx).await?,
+                Watch::Children => watch_children(ctx, client, r, &mut rx).await?,
                 Watch::Statuses => watch_statuses(ctx, client, r, &mut rx).await?,
             }
         };
@@ -246,9 +246,9 @@ async fn watch_search(
     }
 }
 
-/// A DAG's operations as their statuses change (op, status, how long it took), then all of
-/// them in the DAG's order. `None` on an interrupt.
-async fn watch_dag(
+/// A DAG's operations (a schedule's runs) as their statuses change (name, status, how long it
+/// took), then all of them in the DAG's order. `None` on an interrupt.
+async fn watch_children(
     ctx: &Ctx,
     client: &Client,
     r: &RunRef,
@@ -310,7 +310,11 @@ async fn watch_dag(
         let status = dag.status.unwrap_or_default();
         if status.is_done() {
             let mut table = Table::new(vec![
-                Col::new("op"),
+                Col::new(if dag.kind.as_deref() == Some("schedule") {
+                    "run"
+                } else {
+                    "op"
+                }),
                 Col::new("status"),
                 Col::new("duration"),
                 Col::fixed("uuid"),

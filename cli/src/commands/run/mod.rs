@@ -384,9 +384,11 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
             }
             return Ok(());
         }
-        let watch = match (&compiled.operation.matrix, &compiled.operation.run) {
-            (Some(m), _) => follow::Watch::Search(controller::search::objective(m)),
-            (None, Some(polyaxonfile::spec::Run::Dag(_))) => follow::Watch::Dag,
+        let op = &compiled.operation;
+        let watch = match (&op.schedule, &op.matrix, &op.run) {
+            (Some(_), _, _) => follow::Watch::Children,
+            (None, Some(m), _) => follow::Watch::Search(controller::search::objective(m)),
+            (None, None, Some(polyaxonfile::spec::Run::Dag(_))) => follow::Watch::Children,
             _ => follow::Watch::Statuses,
         };
         follow::follow_run(ctx, &client, &r, &args, watch).await

@@ -569,15 +569,15 @@ async fn start(
         return Ok(());
     }
     api.log(format!("`{}` starts ({})", op.name, op.uuid)).await;
-    op.task = Some(spawn_controller(ctl, tr, ended.clone()));
+    op.task = Some(spawn_controller(ctl, tr, Some(ended.clone())));
     Ok(())
 }
 
-/// The operation's controller, as a task of this process.
-fn spawn_controller(
+/// A child run's controller, as a task of this process (`ended` told when it ends).
+pub(super) fn spawn_controller(
     ctl: &Ctl<'_>,
     r: RunRef,
-    ended: Arc<tokio::sync::Notify>,
+    ended: Option<Arc<tokio::sync::Notify>>,
 ) -> tokio::task::JoinHandle<()> {
     let settings = ctl.settings.clone();
     let printer = ctl.printer;
@@ -592,7 +592,9 @@ fn spawn_controller(
         if let Err(e) = run.await {
             printer.warn(&format!("operation run {uuid}: {e:#}"));
         }
-        ended.notify_one();
+        if let Some(e) = ended {
+            e.notify_one();
+        }
     })
 }
 
