@@ -3104,7 +3104,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__run)
-            opts="-f -P -p -n -w -l -u -o -v -h -V --file --param --hparam --matrix-kind --matrix-concurrency --matrix-num-runs --project --name --tags --description --watch --log --logs --exc --executor --dry-run --presets --stdout-metrics --upload --u-from --upload-from --u-to --upload-to --output --verbose --help --version"
+            opts="-f -P -p -n -w -l -u -o -v -h -V --file --param --hparam --matrix-kind --matrix-concurrency --matrix-num-runs --project --name --tags --description --watch --log --logs --exc --executor --dry-run --presets --stdout-metrics --cache --nocache --upload --u-from --upload-from --u-to --upload-to --output --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

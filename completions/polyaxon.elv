@@ -75,6 +75,8 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand --log 'Follow the run''s logs until it ends (Ctrl-C stops the run)'
             cand --dry-run 'Print the Kubernetes manifests the run becomes (`-o yaml`, the default, or `-o json`) instead of running it. Needs no cluster'
             cand --stdout-metrics 'Read `name=value` lines the job prints as metrics (also: `POLYAXON_STDOUT_METRICS=true` in the container''s env)'
+            cand --cache 'Reuse the results of a run with the same component, inputs and code that succeeded, instead of running again (default: when the spec has a `cache` section, and for a DAG''s operations)'
+            cand --nocache 'Run even when an equal run succeeded before (the cache off)'
             cand -u 'Upload the code to the run''s artifacts (`uploads/`) before it starts: in a git repository the files of the run''s code snapshot, elsewhere the directory''s files less what `.polyaxonignore` excludes. The job finds them under its artifacts path'
             cand --upload 'Upload the code to the run''s artifacts (`uploads/`) before it starts: in a git repository the files of the run''s code snapshot, elsewhere the directory''s files less what `.polyaxonignore` excludes. The job finds them under its artifacts path'
             cand -v 'Print more detail about what happens'

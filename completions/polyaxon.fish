@@ -68,6 +68,8 @@ complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -s w -l watch -d 
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -s l -l logs -l log -d 'Follow the run\'s logs until it ends (Ctrl-C stops the run)'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l dry-run -d 'Print the Kubernetes manifests the run becomes (`-o yaml`, the default, or `-o json`) instead of running it. Needs no cluster'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l stdout-metrics -d 'Read `name=value` lines the job prints as metrics (also: `POLYAXON_STDOUT_METRICS=true` in the container\'s env)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l cache -d 'Reuse the results of a run with the same component, inputs and code that succeeded, instead of running again (default: when the spec has a `cache` section, and for a DAG\'s operations)'
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -l nocache -d 'Run even when an equal run succeeded before (the cache off)'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -s u -l upload -d 'Upload the code to the run\'s artifacts (`uploads/`) before it starts: in a git repository the files of the run\'s code snapshot, elsewhere the directory\'s files less what `.polyaxonignore` excludes. The job finds them under its artifacts path'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -s v -l verbose -d 'Print more detail about what happens'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand run" -s h -l help -d 'Print help'

@@ -167,6 +167,13 @@ pub struct RunMeta {
     /// A schedule's run: the tick it is for (`globals.schedule_at`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule_at: Option<String>,
+    /// `polyaxon run --cache` (true) or `--nocache` (false): whether a run with the same
+    /// component, inputs and code may stand for this one (default: the spec's `cache`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<bool>,
+    /// What the run's results depend on, hashed: equal keys, equal results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_key: Option<String>,
     /// Who executes the run, so that one that died is noticed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executor: Option<ExecutorMeta>,
@@ -223,6 +230,8 @@ impl RunMeta {
             restart_from,
             reused_from,
             schedule_at,
+            cache,
+            cache_key,
             executor
         );
         self.other.extend(o.other);

@@ -198,6 +198,7 @@ async fn once(ctl: &Ctl<'_>, plan: &Plan, dir: &Path, attempt: u32) -> Result<Ou
             exit_code,
             attempt,
             took: started.elapsed(),
+            cache_key: plan.cache_key.as_deref(),
         },
     )
     .await?;

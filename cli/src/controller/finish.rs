@@ -18,6 +18,8 @@ pub struct End<'a> {
     pub exit_code: Option<i32>,
     pub attempt: u32,
     pub took: Duration,
+    /// Recorded with a success, for the cache.
+    pub cache_key: Option<&'a str>,
 }
 
 /// Records the run's end: its files sent to a server, then its final status.
@@ -37,6 +39,22 @@ pub async fn record(ctl: &Ctl<'_>, dir: &Path, outcome: &Outcome, end: End<'_>) 
         Outcome::Stopped(why) => (RunStatus::Stopped, "ExecutorStopped", why.clone()),
     };
     sync_artifacts(&ctl.api, dir).await;
+    if *outcome == Outcome::Succeeded
+        && let Some(key) = end.cache_key
+    {
+        let _ = ctl
+            .api
+            .client
+            .patch_meta(
+                &ctl.api.r,
+                polyaxon_server::api::RunMeta {
+                    cache_key: Some(key.to_string()),
+                    ..Default::default()
+                }
+                .to_map(),
+            )
+            .await;
+    }
     let meta = Map::from_iter([
         ("exit_code".to_string(), J::from(end.exit_code)),
         ("attempt".to_string(), J::from(end.attempt)),

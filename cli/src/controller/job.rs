@@ -24,8 +24,18 @@ pub async fn drive(
     let r = &ctl.api.r;
     let caps = ctl.executor.capabilities();
     let op = &spec.compiled.operation;
-    // The code: the snapshot written out, or the directory the run was started from.
     let meta = run.meta();
+    let mut claim = Some(claim);
+    if super::cache::enabled(spec, &meta) {
+        // The claim first: a cache hit ends the run, after its `queued`.
+        if let Some(c) = claim.take() {
+            c.await.context("claiming the run")??;
+        }
+        if let Some(o) = super::cache::lookup(ctl, run, spec).await? {
+            return Ok(o);
+        }
+    }
+    // The code: the snapshot written out, or the directory the run was started from.
     let code_dir = prepare::code(&meta, dir)?;
     crate::timing::mark("execute: code written");
     let job_code_dir = if caps.in_image() {
@@ -97,8 +107,11 @@ pub async fn drive(
     for n in &plan.notes {
         ctl.printer.err(&format!("note: {n}"));
     }
-    claim.await.context("claiming the run")??;
+    if let Some(c) = claim.take() {
+        c.await.context("claiming the run")??;
+    }
     crate::timing::mark("execute: claimed");
+    plan.cache_key = Some(super::cache::key(spec, &meta));
     attempt::run(ctl, &plan, dir).await
 }
 

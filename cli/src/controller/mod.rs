@@ -20,6 +20,7 @@
 //! [`Capabilities`](crate::executor::Capabilities), never by its name.
 
 pub mod attempt;
+pub mod cache;
 pub mod dag;
 pub mod dry_run;
 pub mod finish;

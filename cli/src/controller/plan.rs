@@ -130,6 +130,8 @@ pub struct Plan {
     pub is_service: bool,
     /// What the user should know (said once, before the job starts).
     pub notes: Vec<String>,
+    /// The run's cache key, recorded when it succeeds (a later run may reuse it).
+    pub cache_key: Option<String>,
 }
 
 /// The job `op` describes for an executor with `caps`: the job's code in `code_dir` (as the
@@ -265,6 +267,7 @@ pub fn plan(
         stdout_metrics,
         is_service,
         notes,
+        cache_key: None,
     })
 }
 

@@ -536,3 +536,79 @@ run:
     ]);
     assert!(logs.contains("s3://data/clean 1200"), "{logs}");
 }
+
+#[test]
+fn the_cache_reuses_what_succeeded_with_the_same_inputs_and_code() {
+    let w = Work::new(&dag(
+        "",
+        r#"    - name: only
+      dagRef: step
+      params: {x: {value: 2}}"#,
+    ));
+    let reason_of = |dag: &str| {
+        let ops = ops_of(&w, dag);
+        let uuid = ops["only"]["uuid"].as_str().unwrap().to_string();
+        (last_reason(&w, &uuid).0, ops["only"].clone())
+    };
+    let (first, out) = run_dag(&w);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (reason, op1) = reason_of(&first);
+    assert_eq!(reason, "ExecutorSucceeded");
+    // The same DAG again: its operation is reused (on by default for a DAG's operations).
+    let (second, _) = run_dag(&w);
+    let (reason, op2) = reason_of(&second);
+    assert_eq!(reason, "CacheHit");
+    assert_eq!(op2["status"], "succeeded");
+    assert_eq!(op2["outputs"]["y"], 3.0);
+    assert_eq!(op2["meta_info"]["reused_from"], op1["uuid"]);
+    // `--nocache` runs it.
+    let out = w.out(&["run", "-w", "--nocache"]);
+    assert!(out.status.success());
+    let third = w.json(&["ops", "get", "-o", "json"])["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(reason_of(&third).0, "ExecutorSucceeded");
+    // Another input is another computation.
+    std::fs::write(
+        w.dir.join("polyaxonfile.yml"),
+        dag(
+            "",
+            "    - name: only\n      dagRef: step\n      params: {x: {value: 5}}",
+        ),
+    )
+    .unwrap();
+    let (fourth, _) = run_dag(&w);
+    let (reason, op4) = reason_of(&fourth);
+    assert_eq!(reason, "ExecutorSucceeded");
+    assert_eq!(op4["outputs"]["y"], 6.0);
+    // A job alone is cached only when it asks (`cache:`), and not past its `ttl`.
+    let job = |cache: &str| {
+        format!(
+            "version: 1.1\nkind: component\nname: alone\n{cache}run:\n  kind: job\n  container:\n    image: busybox\n    command: [sh, -c, \"echo once\"]\n"
+        )
+    };
+    let w = Work::new(&job(""));
+    let once = |w: &Work| {
+        let out = w.out(&["run", "-l"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let uuid = w.json(&["ops", "get", "-o", "json"])["uuid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        last_reason(w, &uuid).0
+    };
+    assert_eq!(once(&w), "ExecutorSucceeded");
+    assert_eq!(once(&w), "ExecutorSucceeded", "off for a run alone");
+    std::fs::write(w.dir.join("polyaxonfile.yml"), job("cache: {ttl: 3600}\n")).unwrap();
+    assert_eq!(
+        once(&w),
+        "ExecutorSucceeded",
+        "the file changed: other code"
+    );
+    assert_eq!(once(&w), "CacheHit");
+    std::fs::write(w.dir.join("polyaxonfile.yml"), job("cache: {ttl: 0}\n")).unwrap();
+    assert_eq!(once(&w), "ExecutorSucceeded");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(once(&w), "ExecutorSucceeded", "too old for its ttl");
+}

@@ -111,6 +111,12 @@ pub const RUN_FIELDS: &[FieldDef] = &[
         keyed: false,
     },
     FieldDef {
+        names: &["cache_key"],
+        kind: Kind::Value,
+        column: Column::JsonPath("r.meta_info", &["cache_key"]),
+        keyed: false,
+    },
+    FieldDef {
         names: &["name"],
         kind: Kind::Search,
         column: Column::Plain("r.name"),

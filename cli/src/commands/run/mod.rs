@@ -97,6 +97,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub stdout_metrics: bool,
 
+    /// Reuse the results of a run with the same component, inputs and code that succeeded,
+    /// instead of running again (default: when the spec has a `cache` section, and for a DAG's
+    /// operations).
+    #[arg(long, conflicts_with = "nocache")]
+    pub cache: bool,
+
+    /// Run even when an equal run succeeded before (the cache off).
+    #[arg(long)]
+    pub nocache: bool,
+
     /// Upload the code to the run's artifacts (`uploads/`) before it starts: in a git
     /// repository the files of the run's code snapshot, elsewhere the directory's files less
     /// what `.polyaxonignore` excludes. The job finds them under its artifacts path.
@@ -306,6 +316,11 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
             executor_kind: Some(executor),
             stdout_metrics: Some(args.stdout_metrics),
             upload: Some(upload),
+            cache: match (args.cache, args.nocache) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            },
             ..Default::default()
         };
         let code = snapshot::snapshot_unpinned(&code_dir, &ctx.settings.home)

@@ -261,6 +261,7 @@ async fn create_children(ctl: &Ctl<'_>, meta: &RunMeta, ops: &mut [Op]) -> Resul
             pipeline: Some(r.uuid.clone()),
             pipeline_kind: Some("dag".into()),
             op: Some(op.name.clone()),
+            cache: meta.cache,
             ..Default::default()
         };
         let name = op.name.clone();
@@ -358,6 +359,17 @@ async fn reuse(
     }
     for (i, op) in ops.iter_mut().enumerate() {
         if rerun.contains(&i) {
+            // Asked to run again: not from the cache.
+            api.client
+                .patch_meta(
+                    &api.r.sibling(&op.uuid),
+                    RunMeta {
+                        cache: Some(false),
+                        ..Default::default()
+                    }
+                    .to_map(),
+                )
+                .await?;
             continue;
         }
         let Some(old_uuid) = old_ops.get(&op.name) else {
