@@ -412,6 +412,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('artifacts', 'artifacts', [CompletionResultType]::ParameterValue, 'Download a run''s files')
             [CompletionResult]::new('code', 'code', [CompletionResultType]::ParameterValue, 'Show where a run''s code came from, or write it out (`--checkout DIR`)')
             [CompletionResult]::new('stop', 'stop', [CompletionResultType]::ParameterValue, 'Stop a run')
+            [CompletionResult]::new('skip', 'skip', [CompletionResultType]::ParameterValue, 'Skip a run that has not started (an operation of a DAG)')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a run and its files')
             [CompletionResult]::new('restart', 'restart', [CompletionResultType]::ParameterValue, 'Run a run again as a new run (`--copy` starts from a copy of its files)')
             [CompletionResult]::new('resume', 'resume', [CompletionResultType]::ParameterValue, 'Continue a finished run in place, with its files')
@@ -552,6 +553,21 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             break
         }
         'polyaxon;ops;stop' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--uid', '--uid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('--uuid', '--uuid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;ops;skip' {
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
             [CompletionResult]::new('--uid', '--uid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
@@ -712,6 +728,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('artifacts', 'artifacts', [CompletionResultType]::ParameterValue, 'Download a run''s files')
             [CompletionResult]::new('code', 'code', [CompletionResultType]::ParameterValue, 'Show where a run''s code came from, or write it out (`--checkout DIR`)')
             [CompletionResult]::new('stop', 'stop', [CompletionResultType]::ParameterValue, 'Stop a run')
+            [CompletionResult]::new('skip', 'skip', [CompletionResultType]::ParameterValue, 'Skip a run that has not started (an operation of a DAG)')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a run and its files')
             [CompletionResult]::new('restart', 'restart', [CompletionResultType]::ParameterValue, 'Run a run again as a new run (`--copy` starts from a copy of its files)')
             [CompletionResult]::new('resume', 'resume', [CompletionResultType]::ParameterValue, 'Continue a finished run in place, with its files')
@@ -745,6 +762,9 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             break
         }
         'polyaxon;ops;help;stop' {
+            break
+        }
+        'polyaxon;ops;help;skip' {
             break
         }
         'polyaxon;ops;help;delete' {
@@ -1184,6 +1204,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('artifacts', 'artifacts', [CompletionResultType]::ParameterValue, 'Download a run''s files')
             [CompletionResult]::new('code', 'code', [CompletionResultType]::ParameterValue, 'Show where a run''s code came from, or write it out (`--checkout DIR`)')
             [CompletionResult]::new('stop', 'stop', [CompletionResultType]::ParameterValue, 'Stop a run')
+            [CompletionResult]::new('skip', 'skip', [CompletionResultType]::ParameterValue, 'Skip a run that has not started (an operation of a DAG)')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a run and its files')
             [CompletionResult]::new('restart', 'restart', [CompletionResultType]::ParameterValue, 'Run a run again as a new run (`--copy` starts from a copy of its files)')
             [CompletionResult]::new('resume', 'resume', [CompletionResultType]::ParameterValue, 'Continue a finished run in place, with its files')
@@ -1216,6 +1237,9 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             break
         }
         'polyaxon;help;ops;stop' {
+            break
+        }
+        'polyaxon;help;ops;skip' {
             break
         }
         'polyaxon;help;ops;delete' {

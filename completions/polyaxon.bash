@@ -241,6 +241,9 @@ _polyaxon() {
             polyaxon__subcmd__help__subcmd__ops,service)
                 cmd="polyaxon__subcmd__help__subcmd__ops__subcmd__service"
                 ;;
+            polyaxon__subcmd__help__subcmd__ops,skip)
+                cmd="polyaxon__subcmd__help__subcmd__ops__subcmd__skip"
+                ;;
             polyaxon__subcmd__help__subcmd__ops,statuses)
                 cmd="polyaxon__subcmd__help__subcmd__ops__subcmd__statuses"
                 ;;
@@ -313,6 +316,9 @@ _polyaxon() {
             polyaxon__subcmd__ops,service)
                 cmd="polyaxon__subcmd__ops__subcmd__service"
                 ;;
+            polyaxon__subcmd__ops,skip)
+                cmd="polyaxon__subcmd__ops__subcmd__skip"
+                ;;
             polyaxon__subcmd__ops,statuses)
                 cmd="polyaxon__subcmd__ops__subcmd__statuses"
                 ;;
@@ -363,6 +369,9 @@ _polyaxon() {
                 ;;
             polyaxon__subcmd__ops__subcmd__help,service)
                 cmd="polyaxon__subcmd__ops__subcmd__help__subcmd__service"
+                ;;
+            polyaxon__subcmd__ops__subcmd__help,skip)
+                cmd="polyaxon__subcmd__ops__subcmd__help__subcmd__skip"
                 ;;
             polyaxon__subcmd__ops__subcmd__help,statuses)
                 cmd="polyaxon__subcmd__ops__subcmd__help__subcmd__statuses"
@@ -1222,7 +1231,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__help__subcmd__ops)
-            opts="ls get statuses logs metrics artifacts code stop delete restart resume update approve dashboard service execute"
+            opts="ls get statuses logs metrics artifacts code stop skip delete restart resume update approve dashboard service execute"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1404,6 +1413,20 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__help__subcmd__ops__subcmd__service)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__ops__subcmd__skip)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1746,7 +1769,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__ops)
-            opts="-p -v -h -V --project --uuid --uid --verbose --help --version ls get statuses logs metrics artifacts code stop delete restart resume update approve dashboard service execute help"
+            opts="-p -v -h -V --project --uuid --uid --verbose --help --version ls get statuses logs metrics artifacts code stop skip delete restart resume update approve dashboard service execute help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2034,7 +2057,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__ops__subcmd__help)
-            opts="ls get statuses logs metrics artifacts code stop delete restart resume update approve dashboard service execute help"
+            opts="ls get statuses logs metrics artifacts code stop skip delete restart resume update approve dashboard service execute help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2230,6 +2253,20 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__ops__subcmd__help__subcmd__service)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__ops__subcmd__help__subcmd__skip)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2554,6 +2591,36 @@ _polyaxon() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --uuid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__ops__subcmd__skip)
+            opts="-y -p -v -h -V --yes --project --uuid --uid --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --project)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

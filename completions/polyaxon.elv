@@ -376,6 +376,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand artifacts 'Download a run''s files'
             cand code 'Show where a run''s code came from, or write it out (`--checkout DIR`)'
             cand stop 'Stop a run'
+            cand skip 'Skip a run that has not started (an operation of a DAG)'
             cand delete 'Delete a run and its files'
             cand restart 'Run a run again as a new run (`--copy` starts from a copy of its files)'
             cand resume 'Continue a finished run in place, with its files'
@@ -508,6 +509,20 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand --version 'Print version'
         }
         &'polyaxon;ops;stop'= {
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --uid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand --uuid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;ops;skip'= {
             cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
             cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
             cand --uid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
@@ -659,6 +674,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand artifacts 'Download a run''s files'
             cand code 'Show where a run''s code came from, or write it out (`--checkout DIR`)'
             cand stop 'Stop a run'
+            cand skip 'Skip a run that has not started (an operation of a DAG)'
             cand delete 'Delete a run and its files'
             cand restart 'Run a run again as a new run (`--copy` starts from a copy of its files)'
             cand resume 'Continue a finished run in place, with its files'
@@ -684,6 +700,8 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
         &'polyaxon;ops;help;code'= {
         }
         &'polyaxon;ops;help;stop'= {
+        }
+        &'polyaxon;ops;help;skip'= {
         }
         &'polyaxon;ops;help;delete'= {
         }
@@ -1068,6 +1086,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand artifacts 'Download a run''s files'
             cand code 'Show where a run''s code came from, or write it out (`--checkout DIR`)'
             cand stop 'Stop a run'
+            cand skip 'Skip a run that has not started (an operation of a DAG)'
             cand delete 'Delete a run and its files'
             cand restart 'Run a run again as a new run (`--copy` starts from a copy of its files)'
             cand resume 'Continue a finished run in place, with its files'
@@ -1092,6 +1111,8 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
         &'polyaxon;help;ops;code'= {
         }
         &'polyaxon;help;ops;stop'= {
+        }
+        &'polyaxon;help;ops;skip'= {
         }
         &'polyaxon;help;ops;delete'= {
         }

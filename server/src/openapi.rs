@@ -13,7 +13,7 @@ use crate::routes::{auth, meta, projects, runs, streams};
         auth::login, auth::whoami, auth::list_tokens, auth::create_token, auth::delete_token, auth::create_user,
         projects::list, projects::create, projects::get, projects::patch, projects::delete,
         runs::create, runs::list, runs::get, runs::patch, runs::put, runs::delete, runs::delete_many, runs::stop_many,
-        runs::statuses, runs::create_status, runs::stop, runs::restart, runs::copy, runs::resume, runs::approve,
+        runs::statuses, runs::create_status, runs::stop, runs::skip, runs::restart, runs::copy, runs::resume, runs::approve,
         runs::impersonate, runs::create_lineage, runs::lineage,
         streams::logs, streams::append_logs, streams::events, streams::multi_events, streams::resources, streams::ingest, streams::sync_event_files,
         streams::tree, streams::artifact, streams::artifacts_archive, streams::delete_artifact, streams::upload,

@@ -571,6 +571,12 @@ impl Client {
         Ok(())
     }
 
+    /// Skips a run that has not started.
+    pub async fn skip_run(&self, r: &RunRef) -> Result<()> {
+        self.call(Method::POST, &r.api("/skip"), None).await?;
+        Ok(())
+    }
+
     /// Approves a run that waits for approval.
     pub async fn approve_run(&self, r: &RunRef) -> Result<()> {
         self.call(Method::POST, &r.api("/approve"), None).await?;

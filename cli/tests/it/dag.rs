@@ -612,3 +612,82 @@ fn the_cache_reuses_what_succeeded_with_the_same_inputs_and_code() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert_eq!(once(&w), "ExecutorSucceeded", "too old for its ttl");
 }
+
+#[test]
+fn a_skipped_operation_is_an_upstream_skip() {
+    let w = Work::new(&dag(
+        "",
+        r#"    - name: slow
+      dagRef: step
+      params: {sleep: {value: 1.5}}
+    - name: gate
+      dagRef: step
+      dependencies: [slow]
+    - name: after-gate
+      dagRef: step
+      dependencies: [gate]
+      skipOnUpstreamSkip: true"#,
+    ));
+    let uuid = w.start(&[]);
+    let gate = op_uuid(&w, &uuid, "gate");
+    w.ok(&["ops", "skip", "--uid", &gate, "--yes"]);
+    let dag = w.wait_status(&uuid, &["succeeded", "failed", "stopped"], 30);
+    assert_eq!(dag["status"], "succeeded");
+    let ops = ops_of(&w, &uuid);
+    assert_eq!(ops["slow"]["status"], "succeeded");
+    assert_eq!(ops["gate"]["status"], "skipped");
+    assert_eq!(ops["after-gate"]["status"], "skipped");
+    // Only what has not started can be skipped.
+    let out = w.out(&[
+        "ops",
+        "skip",
+        "--uid",
+        ops["slow"]["uuid"].as_str().unwrap(),
+        "--yes",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("only a run that has not started"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_v06_pipeline_runs_through_its_upgrade() {
+    let w = Work::new(
+        r#"version: 1
+kind: pipeline
+name: legacy
+concurrency: 1
+ops:
+  - name: first
+    template: {name: echo}
+    params: {word: hello}
+  - name: second
+    template: {name: echo}
+    dependencies: [first]
+    params: {word: world}
+templates:
+  - kind: job
+    name: echo
+    inputs: [{name: word, type: str}]
+    run:
+      cmd: echo {{ word }}
+"#,
+    );
+    let (uuid, out) = run_dag(&w);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let ops = ops_of(&w, &uuid);
+    assert!(secs(&ops["second"]["started_at"]) >= secs(&ops["first"]["finished_at"]));
+    for (op, word) in [("first", "hello"), ("second", "world")] {
+        let logs = w.ok(&[
+            "ops",
+            "logs",
+            "--uid",
+            ops[op]["uuid"].as_str().unwrap(),
+            "--hide-time",
+        ]);
+        assert_eq!(logs.trim(), word);
+    }
+}

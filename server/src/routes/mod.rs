@@ -75,6 +75,10 @@ pub fn router(app: App) -> Router {
             post(runs::stop),
         )
         .route(
+            "/api/v1/{owner}/{project}/runs/{uuid}/skip",
+            post(runs::skip),
+        )
+        .route(
             "/api/v1/{owner}/{project}/runs/{uuid}/restart",
             post(runs::restart),
         )

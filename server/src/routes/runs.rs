@@ -374,6 +374,18 @@ pub async fn stop(
     Ok(Json(status_json(&app, &r).await?))
 }
 
+/// Skips a run that has not started (a DAG's operation: what depends on it sees it skipped).
+#[utoipa::path(post, path = "/api/v1/{owner}/{project}/runs/{uuid}/skip", tag = "runs",
+    params(("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path)),
+    responses((status = 200, body = V1Status), (status = 409, body = ApiErrorBody)))]
+pub async fn skip(
+    State(app): State<App>,
+    RunAccess { run: r, .. }: WriteRun,
+) -> ApiResult<Json<V1Status>> {
+    app.store.skip_run(&r.uuid).await?;
+    Ok(Json(status_json(&app, &r).await?))
+}
+
 async fn clone(
     app: &App,
     who: &Principal,

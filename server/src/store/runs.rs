@@ -543,6 +543,27 @@ impl Store {
         Ok(to)
     }
 
+    /// Skips a run that has not started. One that started is a conflict: stop it instead.
+    pub async fn skip_run(&self, uuid: &str) -> Result<()> {
+        let run = self.run_by_uuid(uuid).await?;
+        if !run.status().is_not_started() {
+            return Err(StoreError::Conflict(format!(
+                "the run is {}: only a run that has not started can be skipped (stop it instead)",
+                run.status
+            )));
+        }
+        self.add_status(
+            uuid,
+            RunStatus::Skipped,
+            Some("PolyaxonRunSkipped"),
+            Some("Skip requested"),
+            None,
+            false,
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Approves a run that waits for approval.
     pub async fn approve_run(&self, run_id: i64) -> Result<()> {
         self.execute(

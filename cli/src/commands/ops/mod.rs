@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod restart;
 pub mod resume;
 pub mod service;
+pub mod skip;
 pub mod statuses;
 pub mod stop;
 pub mod update;
@@ -69,6 +70,8 @@ pub enum OpsCommand {
     Code(code::CodeArgs),
     /// Stop a run.
     Stop(stop::StopArgs),
+    /// Skip a run that has not started (an operation of a DAG).
+    Skip(skip::SkipArgs),
     /// Delete a run and its files.
     Delete(delete::DeleteArgs),
     /// Run a run again as a new run (`--copy` starts from a copy of its files).
@@ -99,6 +102,7 @@ pub fn run(ctx: &Ctx, args: OpsArgs) -> Result<()> {
         OpsCommand::Artifacts(a) => artifacts::run(ctx, &t, a),
         OpsCommand::Code(a) => code::run(ctx, &t, a),
         OpsCommand::Stop(a) => stop::run(ctx, &t, a),
+        OpsCommand::Skip(a) => skip::run(ctx, &t, a),
         OpsCommand::Delete(a) => delete::run(ctx, &t, a),
         OpsCommand::Restart(a) => restart::run(ctx, &t, a),
         OpsCommand::Resume(a) => resume::run(ctx, &t, a),
