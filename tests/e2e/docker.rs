@@ -269,3 +269,118 @@ fn the_server_image_is_built_from_scratch_and_serves() {
         .unwrap();
     assert_eq!(stdout(&user).trim(), "1000:1000");
 }
+
+/// A DAG whose operations run in containers: each operation's image built from its `init.dockerfile`,
+/// two operations in containers at once, a value passed downstream from a job's
+/// output, and no container left behind.
+#[test]
+fn a_dag_in_containers() {
+    if !docker_available() {
+        return;
+    }
+    let Some(bb) = busybox() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "busybox-static must be installed in CI"
+        );
+        eprintln!("skipped: no busybox (scripts/test installs busybox-static)");
+        return;
+    };
+    let env = Env::new();
+    let dir = env.home.path().join("work");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(&bb, dir.join("busybox")).unwrap();
+    std::fs::write(
+        dir.join("polyaxonfile.yml"),
+        r#"version: 1.1
+kind: component
+name: boxed-dag
+run:
+  kind: dag
+  operations:
+    - {name: first, dagRef: step, params: {x: {value: 1}}}
+    - name: left
+      dagRef: step
+      params: {x: {ref: ops.first, value: outputs.y}, seconds: {value: 1}}
+    - name: right
+      dagRef: step
+      params: {x: {ref: ops.first, value: outputs.y}, seconds: {value: 1}}
+  components:
+    - name: step
+      inputs:
+        - {name: x, type: int}
+        - {name: seconds, type: int, value: 0, isOptional: true}
+      outputs: [{name: y, type: int}]
+      run:
+        kind: job
+        init:
+          - dockerfile:
+              image: scratch
+              copy: [[busybox, /bin/busybox]]
+              run: ['["/bin/busybox", "--install", "-s", "/bin"]']
+              workdir: /
+        container:
+          image: busybox
+          env: [{name: POLYAXON_STDOUT_METRICS, value: "true"}]
+          command: [sh, -c]
+          args: ["sleep {{ seconds }}; echo y=$(( {{ x }} * 10 ))"]
+"#,
+    )
+    .unwrap();
+    let nonce = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+    std::fs::write(dir.join("nonce.txt"), nonce).unwrap();
+    let repo = git2::Repository::init(&dir).unwrap();
+    polyaxon_cli::snapshot::commit_all(&repo, "initial").unwrap();
+    let cmd = |args: &[&str]| {
+        env.cmd_std()
+            .current_dir(&dir)
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = cmd(&["run", "--executor", "docker", "-w"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let dag: J = serde_json::from_slice(&cmd(&["ops", "get", "-o", "json"]).stdout).unwrap();
+    assert_eq!(dag["status"], "succeeded", "{dag}");
+    let q = format!("pipeline: {}", dag["uuid"].as_str().unwrap());
+    let ops: J =
+        serde_json::from_slice(&cmd(&["ops", "ls", "-q", &q, "-o", "json"]).stdout).unwrap();
+    let ops = ops.as_array().unwrap();
+    assert_eq!(ops.len(), 3, "{ops:?}");
+    let op = |name: &str| ops.iter().find(|o| o["name"] == name).unwrap().clone();
+    for name in ["first", "left", "right"] {
+        let o = op(name);
+        assert_eq!(o["status"], "succeeded", "{o}");
+        assert_eq!(o["meta_info"]["executor"]["kind"], "docker", "{o}");
+        assert_eq!(containers_of(o["uuid"].as_str().unwrap()), 0, "{name}");
+    }
+    // Outputs recorded from metrics are numbers as metrics are; an `int` input takes them whole.
+    assert_eq!(op("first")["outputs"]["y"].as_f64(), Some(10.0));
+    assert_eq!(op("left")["inputs"]["x"], 10);
+    assert_eq!(op("left")["outputs"]["y"].as_f64(), Some(100.0));
+    assert_eq!(op("right")["outputs"]["y"].as_f64(), Some(100.0));
+    // The two downstream operations overlapped in their containers.
+    let span = |o: &J| {
+        (
+            o["started_at"].as_str().unwrap().to_string(),
+            o["finished_at"].as_str().unwrap().to_string(),
+        )
+    };
+    let (l, r) = (span(&op("left")), span(&op("right")));
+    assert!(l.0 < r.1 && r.0 < l.1, "left {l:?}, right {r:?}");
+    // Each operation's image, by its name, removed when the test ends.
+    let _cleanup: Vec<RemoveImage> = ["first", "left", "right"]
+        .iter()
+        .flat_map(|name| {
+            let o = Command::new("docker")
+                .args(["images", "-q", &format!("polyaxon/{name}")])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(|id| RemoveImage(id.to_string()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+}

@@ -1,6 +1,8 @@
 //! The CLI against a real server (`polyaxon server start`) on SQLite and on PostgreSQL:
 //! config, login, tokens, and the project and run commands over HTTP.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Value as J, json};
 
 use polyaxon_tests::sealed::{Env, stderr, stdout};
@@ -553,6 +555,115 @@ fn a_run_on_a_kubernetes_cluster_end_to_end() {
             .iter()
             .all(|d| d.2["propagationPolicy"] == "Foreground")
     );
+    assert!(
+        st.objects.is_empty(),
+        "nothing left: {:?}",
+        st.objects.keys()
+    );
+    drop(st);
+    assert!(terminate(&mut server).success());
+}
+
+/// A DAG on the stand-in cluster: one Job per operation, each followed by its own watch
+/// (the cluster holds them all at once), a value passed downstream from what a pod recorded,
+/// and nothing left on the cluster when the DAG ends.
+#[test]
+fn a_dag_on_a_kubernetes_cluster() {
+    let (mut server, env, server_home) = logged_in_with_project(None);
+    let kube = polyaxon_tests::fake_kube::FakeKube::start();
+    kube.state.lock().unwrap().shared_artifacts =
+        Some(server_home.home.path().join(".polyaxon/artifacts"));
+    let kubeconfig = kube.kubeconfig(env.home.path());
+    let work = env.home.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(
+        work.join("polyaxonfile.yml"),
+        r#"version: 1.1
+kind: component
+name: pipeline
+run:
+  kind: dag
+  operations:
+    - {name: prepare, dagRef: step}
+    - name: train
+      dagRef: step
+      params: {x: {ref: ops.prepare, value: outputs.acc}}
+    - {name: report, dagRef: step, dependencies: [prepare]}
+  components:
+    - name: step
+      inputs: [{name: x, type: float, value: 0, isOptional: true}]
+      outputs: [{name: acc, type: float, isOptional: true}]
+      run:
+        kind: job
+        container: {image: 'busybox:1.36', command: [sh, -c, 'echo x={{ x }}']}
+"#,
+    )
+    .unwrap();
+    let repo = git2::Repository::init(&work).unwrap();
+    polyaxon_cli::snapshot::commit_all(&repo, "initial").unwrap();
+    let out = env
+        .cmd_std()
+        .current_dir(&work)
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("KUBECONFIG", &kubeconfig)
+        .env(
+            "POLYAXON_K8S_API_HOST",
+            "http://polyaxon-api.polyaxon.svc:80",
+        )
+        .env("POLYAXON_K8S_ARTIFACTS_CLAIM", "polyaxon-artifacts")
+        .args(["run", "-p", "root/demo", "--executor", "k8s", "-w"])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    let dag: J = json_of(&env, &["ops", "get", "-p", "root/demo", "-o", "json"]);
+    assert_eq!(dag["status"], "succeeded", "{dag}");
+    let dag_uuid = dag["uuid"].as_str().unwrap().to_string();
+    let q = format!("pipeline: {dag_uuid}");
+    let ops: J = json_of(
+        &env,
+        &["ops", "ls", "-p", "root/demo", "-q", &q, "-o", "json"],
+    );
+    let ops: BTreeMap<String, J> = ops
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap().to_string(), r.clone()))
+        .collect();
+    assert_eq!(
+        ops.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["prepare", "report", "train"],
+        "{ops:?}"
+    );
+    for (name, op) in &ops {
+        assert_eq!(op["status"], "succeeded", "{name}: {op}");
+        assert_eq!(op["meta_info"]["executor"]["kind"], "kubernetes", "{name}");
+    }
+    // What the pod of `prepare` recorded went into `train`.
+    assert_eq!(
+        ops["prepare"]["outputs"]["acc"],
+        json!(0.75),
+        "{}",
+        ops["prepare"]
+    );
+    assert_eq!(ops["train"]["inputs"]["x"], json!(0.75), "{}", ops["train"]);
+    let st = kube.state.lock().unwrap();
+    let jobs: Vec<&J> = st
+        .requests
+        .iter()
+        .filter(|r| r.0 == "PATCH" && r.1.contains("/jobs/"))
+        .map(|r| &r.2)
+        .collect();
+    assert_eq!(jobs.len(), 3, "a Job per operation");
+    let train = jobs
+        .iter()
+        .find(|j| {
+            j["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/instance"]
+                == ops["train"]["uuid"]
+        })
+        .expect("train's Job");
+    let cmd = train["spec"]["template"]["spec"]["containers"][0]["command"].to_string();
+    assert!(cmd.contains("x=0.75"), "{cmd}");
     assert!(
         st.objects.is_empty(),
         "nothing left: {:?}",

@@ -149,10 +149,11 @@ async fn handle(st: Arc<Mutex<State>>, req: Request<Body>) -> Response<Body> {
             .push((method.clone(), format!("{path}?{query}"), body.clone()));
         s.version += 1;
         let rv = s.version;
+        let selector = selector_of(&query);
         let jobs: Vec<(J, Duration)> = s
             .objects
             .iter()
-            .filter(|(p, _)| p.contains("/jobs/"))
+            .filter(|(p, o)| p.contains("/jobs/") && selected(o, &selector))
             .map(|(p, o)| (o.clone(), s.started[p].elapsed()))
             .collect();
         match (method.as_str(), path.as_str()) {
@@ -208,10 +209,17 @@ async fn handle(st: Arc<Mutex<State>>, req: Request<Body>) -> Response<Body> {
                     None,
                 )
             }
-            ("GET", p) if p.starts_with("/api/v1/namespaces/runs/pods/") => match jobs.first() {
-                Some((j, age)) => (reply(StatusCode::OK, pod_of(j, *age, rv)), None),
-                None => (not_found(), None),
-            },
+            ("GET", p) if p.starts_with("/api/v1/namespaces/runs/pods/") => {
+                let name = p.trim_start_matches("/api/v1/namespaces/runs/pods/");
+                let pod = jobs
+                    .iter()
+                    .map(|(j, age)| pod_of(j, *age, rv))
+                    .find(|pod| pod["metadata"]["name"] == name);
+                match pod {
+                    Some(pod) => (reply(StatusCode::OK, pod), None),
+                    None => (not_found(), None),
+                }
+            }
             ("GET", p) => match s.objects.get(p) {
                 Some(o) if p.contains("/jobs/") => {
                     let age = s.started[p].elapsed();
@@ -227,6 +235,32 @@ async fn handle(st: Arc<Mutex<State>>, req: Request<Body>) -> Response<Body> {
         tokio::time::sleep(d).await;
     }
     resp
+}
+
+/// The `key=value` pairs of a request's `labelSelector`.
+fn selector_of(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.strip_prefix("labelSelector="))
+        .flat_map(|v| {
+            let v = v
+                .replace("%2F", "/")
+                .replace("%3D", "=")
+                .replace("%2C", ",");
+            v.split(',')
+                .filter_map(|pair| pair.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Whether a Job's pod template carries every label of `selector`.
+fn selected(job: &J, selector: &[(String, String)]) -> bool {
+    let labels = &job["spec"]["template"]["metadata"]["labels"];
+    selector
+        .iter()
+        .all(|(k, v)| labels[k.as_str()] == v.as_str())
 }
 
 /// A list, or a watch's answer: every object as `MODIFIED`, then (a little later, as a quiet
