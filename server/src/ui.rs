@@ -71,6 +71,8 @@ th{background:#eef0f4;font-weight:600;white-space:nowrap}td.num{text-align:right
 pre{background:#10141c;color:#d7dce5;padding:12px;overflow:auto;max-height:480px}
 .charts{display:flex;flex-wrap:wrap;gap:16px}.chart{background:#fff;padding:8px 12px;border:1px solid #e3e6eb}
 form.q{display:flex;gap:8px;margin:8px 0}form.q input[name=query]{flex:1}input{padding:5px 8px}
+.dag{overflow:auto;background:#fff;border:1px solid #e3e6eb;margin:8px 0;max-height:640px}
+.dag a.node:hover rect{stroke-width:2.5}
 .muted{color:#6b7280}.kv td:first-child{font-weight:600;width:160px}
 ";
 
@@ -387,6 +389,170 @@ fn svg_chart(s: &SeriesData) -> String {
     )
 }
 
+/// The fill and stroke of a node by its run's status.
+fn status_colors(status: &str) -> (&'static str, &'static str) {
+    match status {
+        "succeeded" | "done" => ("#e3f4ea", "#18794e"),
+        "failed" | "upstream_failed" | "unschedulable" => ("#fde8e1", "#c4320a"),
+        "stopped" | "stopping" | "skipped" | "warning" => ("#fdf2dc", "#a66b00"),
+        "running" | "starting" | "resuming" | "processing" => ("#e4ecfb", "#2457c5"),
+        _ => ("#f1f2f5", "#8a909c"),
+    }
+}
+
+/// Each operation's column: the length of the longest path to it from a root.
+fn dag_depths(names: &[&str], edges: &[(String, String)]) -> Vec<usize> {
+    let index = |n: &str| names.iter().position(|m| *m == n);
+    let mut depth = vec![0usize; names.len()];
+    // Longest paths by relaxation, at most once per operation (the DAG has no cycle: `check`
+    // refuses one; a bad record still ends).
+    for _ in 0..names.len() {
+        let mut changed = false;
+        for (up, down) in edges {
+            if let (Some(u), Some(d)) = (index(up), index(down))
+                && depth[d] < depth[u] + 1
+            {
+                depth[d] = depth[u] + 1;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    depth
+}
+
+/// A DAG's graph (operations in columns by depth, each a link to its run, coloured by
+/// status, its edges drawn from upstream to downstream) and its operations' table.
+fn dag_section(base: &str, dag: &crate::api::DagMeta, ops: &[RunRow]) -> String {
+    let names: Vec<&str> = dag.ops.iter().map(|o| o.name.as_str()).collect();
+    let run_of = |uuid: &str| ops.iter().find(|r| r.uuid == uuid);
+    let depth = dag_depths(&names, &dag.edges);
+    let (bw, bh, gx, gy, pad) = (168.0, 40.0, 56.0, 14.0, 10.0);
+    let mut row_in = vec![0usize; names.len()];
+    let mut rows = std::collections::BTreeMap::<usize, usize>::new();
+    for (i, d) in depth.iter().enumerate() {
+        let n = rows.entry(*d).or_default();
+        row_in[i] = *n;
+        *n += 1;
+    }
+    let cols = depth.iter().max().map_or(0, |d| d + 1);
+    let height_rows = rows.values().max().copied().unwrap_or(1);
+    let w = pad * 2.0 + cols as f64 * bw + (cols.saturating_sub(1)) as f64 * gx;
+    let h = pad * 2.0 + height_rows as f64 * bh + (height_rows.saturating_sub(1)) as f64 * gy;
+    let at = |i: usize| {
+        (
+            pad + depth[i] as f64 * (bw + gx),
+            pad + row_in[i] as f64 * (bh + gy),
+        )
+    };
+    let mut svg = format!(
+        "<div class=dag><svg width={w} height={h} viewBox='0 0 {w} {h}' role=img aria-label='the DAG of {} operations'>\
+         <defs><marker id=arrow viewBox='0 0 8 8' refX=8 refY=4 markerWidth=7 markerHeight=7 orient=auto>\
+         <path d='M0,0 L8,4 L0,8 z' fill=#8a909c /></marker></defs>",
+        names.len()
+    );
+    for (up, down) in &dag.edges {
+        let (Some(u), Some(d)) = (
+            names.iter().position(|n| n == up),
+            names.iter().position(|n| n == down),
+        ) else {
+            continue;
+        };
+        let ((ux, uy), (dx, dy)) = (at(u), at(d));
+        let (x1, y1, x2, y2) = (ux + bw, uy + bh / 2.0, dx, dy + bh / 2.0);
+        let mx = (x1 + x2) / 2.0;
+        let _ = write!(
+            svg,
+            "<path class=edge d='M{x1:.1},{y1:.1} C{mx:.1},{y1:.1} {mx:.1},{y2:.1} {x2:.1},{y2:.1}' fill=none stroke=#8a909c stroke-width=1.3 marker-end='url(#arrow)'><title>{} → {}</title></path>",
+            esc(up),
+            esc(down)
+        );
+    }
+    for (i, op) in dag.ops.iter().enumerate() {
+        let run = run_of(&op.uuid);
+        let status = run.map_or("created", |r| r.status.as_str());
+        let (fill, stroke) = status_colors(status);
+        let (x, y) = at(i);
+        let label: String = if op.name.chars().count() > 22 {
+            op.name.chars().take(21).chain(['…']).collect()
+        } else {
+            op.name.clone()
+        };
+        let _ = write!(
+            svg,
+            "<a href='{base}/runs/{}' class=node data-status='{}'><title>{}: {}</title>\
+             <rect x={x:.1} y={y:.1} width={bw} height={bh} rx=6 fill='{fill}' stroke='{stroke}' stroke-width=1.5 />\
+             <text x={:.1} y={:.1} font-size=13 font-weight=600 fill=#1d2330>{}</text>\
+             <text x={:.1} y={:.1} font-size=11 fill='{stroke}'>{}{}</text></a>",
+            enc(&op.uuid),
+            esc(status),
+            esc(&op.name),
+            esc(status),
+            x + 9.0,
+            y + 16.0,
+            esc(&label),
+            x + 9.0,
+            y + 31.0,
+            esc(status),
+            run.and_then(|r| r.duration)
+                .map(|d| format!(" · {}", duration(Some(d))))
+                .unwrap_or_default(),
+        );
+    }
+    svg.push_str("</svg></div>");
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    for op in &dag.ops {
+        *counts
+            .entry(run_of(&op.uuid).map_or("created", |r| r.status.as_str()))
+            .or_default() += 1;
+    }
+    let summary: Vec<String> = counts
+        .iter()
+        .map(|(s, n)| format!("{n} {}", status_span(s)))
+        .collect();
+    let mut b = format!(
+        "<h3>Operations</h3><p class=muted>{} operations: {}</p>{svg}\
+         <table><tr><th>operation<th>status<th>upstream<th>started<th>duration<th>outputs</tr>",
+        dag.ops.len(),
+        summary.join(", ")
+    );
+    for op in &dag.ops {
+        let run = run_of(&op.uuid);
+        let upstream: Vec<&str> = dag
+            .edges
+            .iter()
+            .filter(|(_, d)| *d == op.name)
+            .map(|(u, _)| u.as_str())
+            .collect();
+        let outputs = run
+            .map(|r| {
+                r.outputs()
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", value_text(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        let _ = write!(
+            b,
+            "<tr><td><a href='{base}/runs/{}'>{}</a><td>{}<td>{}<td class=muted>{}<td class=num>{}<td class=mono>{}</tr>",
+            enc(&op.uuid),
+            esc(&op.name),
+            status_span(run.map_or("created", |r| r.status.as_str())),
+            esc(&upstream.join(", ")),
+            run.and_then(|r| r.started_at)
+                .map(|t| time(t)[..19].replace('T', " "))
+                .unwrap_or_default(),
+            duration(run.and_then(|r| r.duration)),
+            esc(&outputs)
+        );
+    }
+    b.push_str("</table>");
+    b
+}
+
 fn kv_table(rows: &[(&str, String)]) -> String {
     let mut b = String::from("<table class=kv>");
     for (k, v) in rows {
@@ -406,7 +572,7 @@ async fn run(
     let here = format!("/ui/{}/{}/runs/{}", enc(&owner), enc(&name), enc(&uuid));
     let who = principal(&app, &headers, &here).await?;
     let fail = |e: ApiError| UiError(e, here.clone());
-    let (_, r): (_, RunRow) = run_for(&app, &who, &owner, &name, &uuid, false)
+    let (project, r): (_, RunRow) = run_for(&app, &who, &owner, &name, &uuid, false)
         .await
         .map_err(fail)?;
     let store_fail = |e: crate::store::StoreError| UiError(e.into(), here.clone());
@@ -416,6 +582,19 @@ async fn run(
         .series(r.id, &[], Some(500))
         .await
         .map_err(store_fail)?;
+    let meta = r.meta();
+    // A DAG's operations, by their runs (one page: a DAG's operations are created at once).
+    let ops = match meta.dag.as_ref().filter(|d| !d.ops.is_empty()) {
+        Some(_) => {
+            let q = format!("pipeline: {}", r.uuid);
+            app.store
+                .list_runs(project.id, &q, "created_at", 5000, 0)
+                .await
+                .map_err(store_fail)?
+                .1
+        }
+        None => vec![],
+    };
     let dir = app.run_dir(&r.uuid);
     let (logs, tree) = tokio::task::spawn_blocking(move || {
         (
@@ -449,6 +628,19 @@ async fn run(
         ("finished", when(r.finished_at)),
         ("duration", duration(r.duration)),
         (
+            "pipeline",
+            meta.parent()
+                .map(|u| {
+                    format!(
+                        "<a href='{base}/runs/{}'>{}</a> <span class=muted>{}</span>",
+                        enc(u),
+                        esc(u),
+                        esc(meta.pipeline_kind.as_deref().unwrap_or(""))
+                    )
+                })
+                .unwrap_or_default(),
+        ),
+        (
             "copied from",
             r.original_uuid
                 .as_ref()
@@ -470,6 +662,9 @@ async fn run(
             );
         }
         b.push_str("</table>");
+    }
+    if let Some(dag) = meta.dag.as_ref().filter(|d| !d.ops.is_empty()) {
+        b.push_str(&dag_section(&base, dag, &ops));
     }
     if !series.is_empty() {
         b.push_str("<h3>Metrics</h3><div class=charts>");

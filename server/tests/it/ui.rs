@@ -185,3 +185,78 @@ async fn open_mode_needs_no_sign_in() {
     assert_eq!(loc.as_deref(), Some("/ui"));
     s.finish().await;
 }
+
+both!(a_dag_page_draws_its_graph, |s| {
+    let p = s.project("flow").await;
+    let dag = s.run(&p, json!({"name": "pipeline"})).await;
+    let mut ops = vec![];
+    for name in ["prepare", "train", "<evaluate>"] {
+        let uuid = s
+            .run(
+                &p,
+                json!({"name": name, "meta_info": {"pipeline": dag, "pipeline_kind": "dag"}}),
+            )
+            .await;
+        ops.push(json!({"name": name, "uuid": uuid}));
+    }
+    s.patch(
+        &format!("/api/v1/root/{p}/runs/{dag}"),
+        json!({"meta_info": {"dag": {"ops": ops,
+            "edges": [["prepare", "train"], ["train", "<evaluate>"], ["prepare", "<evaluate>"]]}}}),
+    )
+    .await;
+    let prepare = ops[0]["uuid"].as_str().unwrap().to_string();
+    for to in ["queued", "scheduled", "running", "succeeded"] {
+        s.post(
+            &format!("/api/v1/root/{p}/runs/{prepare}/statuses"),
+            json!({"condition": {"type": to, "status": "True"}}),
+        )
+        .await;
+    }
+    s.post(
+        &format!("/streams/v1/polyaxon/root/{p}/runs/{prepare}/metrics"),
+        json!({"metrics": [{"name": "rows", "step": [0], "value": [1200]}]}),
+    )
+    .await;
+    let (st, html, _) = page(&s, &format!("/ui/root/{p}/runs/{dag}"), Some(&s.root_token)).await;
+    assert_eq!(st, StatusCode::OK, "{html}");
+    assert!(html.contains("3 operations"), "{html}");
+    // A node per operation, each a link to its run, coloured by its status.
+    for op in &ops {
+        let uuid = op["uuid"].as_str().unwrap();
+        assert!(
+            html.contains(&format!("<a href='/ui/root/{p}/runs/{uuid}' class=node")),
+            "{html}"
+        );
+    }
+    assert!(html.contains("data-status='succeeded'"));
+    assert_eq!(html.matches("data-status='created'").count(), 2);
+    assert_eq!(
+        html.matches("class=edge").count(),
+        3,
+        "an edge per dependency"
+    );
+    assert!(!html.contains("<evaluate>"), "names are escaped");
+    assert!(html.contains("&lt;evaluate&gt;"));
+    // Columns by depth: `<evaluate>` after `train`, though `prepare` feeds it too.
+    let x_of = |name: &str| -> f64 {
+        let at = html.find(&format!("<title>{name}:")).unwrap();
+        let rest = &html[at..];
+        let x = rest.split("<rect x=").nth(1).unwrap();
+        x.split(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(x_of("prepare") < x_of("train"));
+    assert!(x_of("train") < x_of("&lt;evaluate&gt;"));
+    // The table has each operation's outputs; an operation's page names its pipeline.
+    assert!(html.contains("rows=1200"), "{html}");
+    let (_, op_page, _) = page(
+        &s,
+        &format!("/ui/root/{p}/runs/{prepare}"),
+        Some(&s.root_token),
+    )
+    .await;
+    assert!(
+        op_page.contains(&format!("<a href='/ui/root/{p}/runs/{dag}'>")),
+        "{op_page}"
+    );
+});
