@@ -63,7 +63,13 @@ pub struct Ctl<'a> {
     pub printer: Printer,
     pub api: RunApi,
     pub executor: &'a dyn Executor,
+    /// The concurrency budgets of the DAGs this run is in, outermost first: a job in a nested
+    /// DAG holds a slot of each while it runs.
+    pub budgets: Budgets,
 }
+
+/// The concurrency budgets a run counts against (see [`Ctl::budgets`]).
+pub type Budgets = Vec<Arc<tokio::sync::Semaphore>>;
 
 /// Drives the run `r` to its end on the executor of `kind`; returns how it ended. The run's
 /// final status is recorded whatever happens: a failure here fails the run, it is not left
@@ -76,17 +82,18 @@ pub async fn execute(
     r: &RunRef,
     kind: ExecutorKind,
 ) -> Result<Outcome> {
-    execute_shared(settings, printer, Arc::new(client), r, kind).await
+    execute_shared(settings, printer, Arc::new(client), r, kind, Vec::new()).await
 }
 
 /// [`execute`] with a client shared with other controllers of this process (a DAG's
-/// operations).
+/// operations), counting against the enclosing DAGs' `budgets`.
 pub async fn execute_shared(
     settings: &Settings,
     printer: Printer,
     client: Arc<Client>,
     r: &RunRef,
     kind: ExecutorKind,
+    budgets: Budgets,
 ) -> Result<Outcome> {
     let api = RunApi::new(client, r.clone());
     let run = api.current().await?;
@@ -115,6 +122,7 @@ pub async fn execute_shared(
         printer,
         api,
         executor: executor.as_ref(),
+        budgets,
     };
     match drive(&ctl, &run, claim).await {
         Ok(o) => Ok(o),

@@ -136,7 +136,8 @@ pub async fn drive(
         }
         let (uuid, t) = pending.take().expect("a pending run");
         api.log(format!("the run of {t} starts ({uuid})")).await;
-        let task = super::dag::spawn_controller(ctl, api.r.sibling(&uuid), None);
+        let task =
+            super::dag::spawn_controller(ctl, api.r.sibling(&uuid), None, Vec::new(), Vec::new());
         children.push(Child {
             uuid,
             task: Some(task),

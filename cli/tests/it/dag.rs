@@ -244,6 +244,47 @@ fn concurrency_bounds_the_operations_at_once() {
 }
 
 #[test]
+fn a_nested_dag_runs_within_its_roots_budget() {
+    // The root allows 2 jobs at once; the nested DAG alone would run 3, its sibling 2 more.
+    let w = Work::new(&dag(
+        "  concurrency: 2\n",
+        r#"    - name: inner
+      component:
+        name: inner
+        run:
+          kind: dag
+          operations:
+            - {name: a, dagRef: leaf}
+            - {name: b, dagRef: leaf}
+            - {name: c, dagRef: leaf}
+          components:
+            - name: leaf
+              run: {kind: job, container: {image: busybox, command: [sh, -c, "sleep 0.6"]}}
+    - {name: side1, dagRef: step, params: {sleep: {value: 0.6}}}
+    - {name: side2, dagRef: step, params: {sleep: {value: 0.6}}}"#,
+    ));
+    let (uuid, out) = run_dag(&w);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let ops = ops_of(&w, &uuid);
+    let inner = ops_of(&w, ops["inner"]["uuid"].as_str().unwrap());
+    assert_eq!(inner.len(), 3);
+    let jobs: Vec<(f64, f64)> = inner
+        .values()
+        .chain([&ops["side1"], &ops["side2"]])
+        .map(|o| {
+            assert_eq!(o["status"], "succeeded", "{o}");
+            (secs(&o["started_at"]), secs(&o["finished_at"]))
+        })
+        .collect();
+    let at_once = |s: f64| jobs.iter().filter(|(a, b)| *a <= s && s < *b).count();
+    let most = jobs.iter().map(|(s, _)| at_once(*s)).max().unwrap();
+    assert_eq!(
+        most, 2,
+        "never more than the root's 2 jobs, and 2 used: {jobs:?}"
+    );
+}
+
+#[test]
 fn searches_and_dags_are_operations_too() {
     let w = Work::new(&dag(
         "",

@@ -57,6 +57,22 @@ impl Op {
     fn pending(&self) -> bool {
         self.task.is_none() && self.status == RunStatus::Created
     }
+
+    /// Whether it is a nested DAG (not a search of one).
+    fn is_dag(&self) -> bool {
+        self.node.get("matrix").is_none_or(J::is_null)
+            && self.node["component"]["run"]["kind"] == "dag"
+    }
+}
+
+/// A slot of every budget, or none if one is full.
+fn slots(
+    budgets: &[Arc<tokio::sync::Semaphore>],
+) -> Option<Vec<tokio::sync::OwnedSemaphorePermit>> {
+    budgets
+        .iter()
+        .map(|b| b.clone().try_acquire_owned().ok())
+        .collect()
 }
 
 /// Runs the DAG of `spec` to its end. Its final status is written here.
@@ -84,7 +100,11 @@ pub async fn drive(ctl: &Ctl<'_>, run: &V1Run, spec: &RunSpec, dag: &Dag) -> Res
     if let Some(from) = &meta.restart_from {
         reuse(ctl, from, &mut ops).await?;
     }
-    let concurrency = dag.concurrency.filter(|c| *c > 0).map(|c| c as usize);
+    // This DAG's budget after its enclosing DAGs': each job below it holds a slot of each.
+    let mut budgets = ctl.budgets.clone();
+    if let Some(c) = dag.concurrency.filter(|c| *c > 0) {
+        budgets.push(Arc::new(tokio::sync::Semaphore::new(c as usize)));
+    }
     let early = dag.early_stopping.clone().unwrap_or_default();
     let dag_inputs: Map<String, J> = spec
         .compiled
@@ -139,8 +159,6 @@ pub async fn drive(ctl: &Ctl<'_>, run: &V1Run, spec: &RunSpec, dag: &Dag) -> Res
                 }
             }
         }
-        let running = ops.iter().filter(|o| o.task.is_some() && !o.done()).count();
-        let room = concurrency.map_or(usize::MAX, |c| c.saturating_sub(running));
         let by_name: BTreeMap<String, V1Run> = ops
             .iter()
             .filter_map(|o| runs.get(&o.uuid).map(|r| (o.name.clone(), r.clone())))
@@ -151,13 +169,27 @@ pub async fn drive(ctl: &Ctl<'_>, run: &V1Run, spec: &RunSpec, dag: &Dag) -> Res
             dag_globals: &dag_globals,
             ops: &by_name,
         };
+        // In the DAG's order while the budgets have room; a nested DAG holds no slot (its
+        // jobs do), so it never starves its own operations.
+        let mut starting: BTreeMap<usize, Vec<tokio::sync::OwnedSemaphorePermit>> = BTreeMap::new();
+        for i in ready {
+            if ops[i].is_dag() {
+                starting.insert(i, Vec::new());
+                continue;
+            }
+            match slots(&budgets) {
+                Some(permits) => {
+                    starting.insert(i, permits);
+                }
+                None => break,
+            }
+        }
         // Started together: their specs and controllers are set up side by side.
-        let starting: BTreeSet<usize> = ready.into_iter().take(room).collect();
         let started = ops
             .iter_mut()
             .enumerate()
-            .filter(|(i, _)| starting.contains(i))
-            .map(|(_, op)| start(ctl, op, &src, spec, &ended));
+            .filter_map(|(i, op)| starting.remove(&i).map(|p| (op, p)))
+            .map(|(op, permits)| start(ctl, op, &src, spec, &ended, &budgets, permits));
         for r in futures_util::future::join_all(started).await {
             r?;
         }
@@ -519,6 +551,8 @@ async fn start(
     src: &params::Sources<'_>,
     spec: &RunSpec,
     ended: &Arc<tokio::sync::Notify>,
+    budgets: &super::Budgets,
+    permits: Vec<tokio::sync::OwnedSemaphorePermit>,
 ) -> Result<()> {
     let api = &ctl.api;
     let tr = api.r.sibling(&op.uuid);
@@ -581,15 +615,29 @@ async fn start(
         return Ok(());
     }
     api.log(format!("`{}` starts ({})", op.name, op.uuid)).await;
-    op.task = Some(spawn_controller(ctl, tr, Some(ended.clone())));
+    let inner = if op.is_dag() {
+        budgets.clone()
+    } else {
+        Vec::new()
+    };
+    op.task = Some(spawn_controller(
+        ctl,
+        tr,
+        Some(ended.clone()),
+        inner,
+        permits,
+    ));
     Ok(())
 }
 
-/// A child run's controller, as a task of this process (`ended` told when it ends).
+/// A child run's controller, as a task of this process (`ended` told when it ends), counting
+/// against `budgets` and holding `permits` (its slots in them) until it ends.
 pub(super) fn spawn_controller(
     ctl: &Ctl<'_>,
     r: RunRef,
     ended: Option<Arc<tokio::sync::Notify>>,
+    budgets: super::Budgets,
+    permits: Vec<tokio::sync::OwnedSemaphorePermit>,
 ) -> tokio::task::JoinHandle<()> {
     let settings = ctl.settings.clone();
     let printer = ctl.printer;
@@ -598,12 +646,13 @@ pub(super) fn spawn_controller(
     tokio::spawn(async move {
         let uuid = r.uuid.clone();
         let run: std::pin::Pin<Box<dyn std::future::Future<Output = Result<Outcome>> + Send>> =
-            Box::pin(
-                async move { super::execute_shared(&settings, printer, client, &r, kind).await },
-            );
+            Box::pin(async move {
+                super::execute_shared(&settings, printer, client, &r, kind, budgets).await
+            });
         if let Err(e) = run.await {
             printer.warn(&format!("operation run {uuid}: {e:#}"));
         }
+        drop(permits);
         if let Some(e) = ended {
             e.notify_one();
         }
