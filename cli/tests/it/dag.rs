@@ -359,6 +359,39 @@ fn an_event_starts_an_operation_beside_its_upstream() {
 }
 
 #[test]
+fn an_output_that_does_not_fit_the_downstream_input_fails_it_at_compile() {
+    let w = Work::new(&dag(
+        "",
+        // An output of no declared type passes `check`; its value decides when it arrives.
+        r#"    - name: first
+      component:
+        name: loose
+        outputs: [{name: y}]
+        run:
+          kind: job
+          container:
+            image: busybox
+            env: [{name: POLYAXON_STDOUT_METRICS, value: "true"}]
+            command: [sh, -c, "echo y=2.5"]
+    - name: second
+      dependencies: [first]
+      params: {n: {ref: ops.first, value: outputs.y}}
+      component:
+        name: counts
+        inputs: [{name: n, type: int}]
+        run: {kind: job, container: {image: busybox, command: [sh, -c, "echo {{ n }}"]}}"#,
+    ));
+    let (uuid, out) = run_dag(&w);
+    assert_eq!(out.status.code(), Some(1));
+    let ops = ops_of(&w, &uuid);
+    assert_eq!(ops["first"]["status"], "succeeded");
+    assert_eq!(ops["second"]["status"], "failed");
+    let (reason, msg) = last_reason(&w, ops["second"]["uuid"].as_str().unwrap());
+    assert_eq!(reason, "CompilationFailed", "{msg}");
+    assert!(msg.contains("2.5") && msg.contains("int"), "{msg}");
+}
+
+#[test]
 fn a_missing_upstream_output_fails_the_operation_by_name() {
     let w = Work::new(&dag(
         "",
