@@ -42,6 +42,9 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('dashboard', 'dashboard', [CompletionResultType]::ParameterValue, 'Open the web dashboard')
             [CompletionResult]::new('completion', 'completion', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('admin', 'admin', [CompletionResultType]::ParameterValue, 'Deploy, upgrade and tear down the server on a Kubernetes cluster')
+            [CompletionResult]::new('agent', 'agent', [CompletionResultType]::ParameterValue, 'Agents: claim queued runs and run them (`agent start`), list them, show their queues')
+            [CompletionResult]::new('queue', 'queue', [CompletionResultType]::ParameterValue, 'Queues runs wait in for agents: list, create or change, delete')
+            [CompletionResult]::new('queues', 'queues', [CompletionResultType]::ParameterValue, 'Queues runs wait in for agents: list, create or change, delete')
             [CompletionResult]::new('port-forward', 'port-forward', [CompletionResultType]::ParameterValue, 'Forward the deployed server (or another Service) to a local port, until Ctrl-C')
             [CompletionResult]::new('server', 'server', [CompletionResultType]::ParameterValue, 'Run the API server')
             [CompletionResult]::new('generate-docs', 'generate-docs', [CompletionResultType]::ParameterValue, 'Write the shell completions and man pages (for packagers; the repository keeps them)')
@@ -70,6 +73,9 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('--u-from', '--u-from', [CompletionResultType]::ParameterName, 'The directory to upload (implies `-u`; default: the directory the code runs from)')
             [CompletionResult]::new('--upload-to', '--upload-to', [CompletionResultType]::ParameterName, 'Where in the run''s artifacts the upload goes (implies `-u`; `/` for the root)')
             [CompletionResult]::new('--u-to', '--u-to', [CompletionResultType]::ParameterName, 'Where in the run''s artifacts the upload goes (implies `-u`; `/` for the root)')
+            [CompletionResult]::new('--queue', '--queue', [CompletionResultType]::ParameterName, 'The queue the run waits in for an agent (upstream''s `agent/queue` names work; default: the spec''s `queue`, else the project''s, else `default`)')
+            [CompletionResult]::new('--priority', '--priority', [CompletionResultType]::ParameterName, 'Its priority in the queue: higher runs are claimed first (default 0)')
+            [CompletionResult]::new('--approved', '--approved', [CompletionResultType]::ParameterName, '`--approved false` holds the run until `polyaxon ops approve` (as `isApproved: false`)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
             [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Follow the run''s statuses until it ends')
@@ -83,6 +89,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('--nocache', '--nocache', [CompletionResultType]::ParameterName, 'Run even when an equal run succeeded before (the cache off)')
             [CompletionResult]::new('-u', '-u', [CompletionResultType]::ParameterName, 'Upload the code to the run''s artifacts (`uploads/`) before it starts: in a git repository the files of the run''s code snapshot, elsewhere the directory''s files less what `.polyaxonignore` excludes. The job finds them under its artifacts path')
             [CompletionResult]::new('--upload', '--upload', [CompletionResultType]::ParameterName, 'Upload the code to the run''s artifacts (`uploads/`) before it starts: in a git repository the files of the run''s code snapshot, elsewhere the directory''s files less what `.polyaxonignore` excludes. The job finds them under its artifacts path')
+            [CompletionResult]::new('--local', '--local', [CompletionResultType]::ParameterName, 'Run it on this machine even when an agent serves its queue')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -1073,6 +1080,206 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
         'polyaxon;admin;help;help' {
             break
         }
+        'polyaxon;agent' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('start', 'start', [CompletionResultType]::ParameterValue, 'Claim queued runs and run them here, until SIGTERM or Ctrl-C (then drain)')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the agents: name, version, executor, queues, load, state, last seen')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show each queue: waiting and running runs, concurrency, the agents serving it')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;agent;start' {
+            [CompletionResult]::new('--queue', '--queue', [CompletionResultType]::ParameterName, 'The queues to serve, comma-separated (upstream''s `agent/queue` names work)')
+            [CompletionResult]::new('--executor', '--executor', [CompletionResultType]::ParameterName, 'Where runs run: `process`, `docker` or `kubernetes` (default: as `polyaxon run`)')
+            [CompletionResult]::new('--exc', '--exc', [CompletionResultType]::ParameterName, 'Where runs run: `process`, `docker` or `kubernetes` (default: as `polyaxon run`)')
+            [CompletionResult]::new('--max-concurrency', '--max-concurrency', [CompletionResultType]::ParameterName, 'Runs at once')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'The agent''s name (default: HOST-PID); one agent of a name runs at a time')
+            [CompletionResult]::new('--lease', '--lease', [CompletionResultType]::ParameterName, 'How long a claim lasts without a heartbeat, in seconds: an agent killed outright loses its runs to the others after this long')
+            [CompletionResult]::new('--handoff', '--handoff', [CompletionResultType]::ParameterName, 'On SIGTERM, stop the running runs and queue them again for another agent instead of letting them finish')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;agent;ls' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;agent;status' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;agent;help' {
+            [CompletionResult]::new('start', 'start', [CompletionResultType]::ParameterValue, 'Claim queued runs and run them here, until SIGTERM or Ctrl-C (then drain)')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the agents: name, version, executor, queues, load, state, last seen')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show each queue: waiting and running runs, concurrency, the agents serving it')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;agent;help;start' {
+            break
+        }
+        'polyaxon;agent;help;ls' {
+            break
+        }
+        'polyaxon;agent;help;status' {
+            break
+        }
+        'polyaxon;agent;help;help' {
+            break
+        }
+        'polyaxon;queue' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the queues with what waits and runs in them')
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a queue, or change one')
+            [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a queue that holds no run')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;queues' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the queues with what waits and runs in them')
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a queue, or change one')
+            [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a queue that holds no run')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;queue;ls' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;queues;ls' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;queue;create' {
+            [CompletionResult]::new('--concurrency', '--concurrency', [CompletionResultType]::ParameterName, 'At most this many of its runs at once (default: no limit)')
+            [CompletionResult]::new('--priority', '--priority', [CompletionResultType]::ParameterName, 'Agents serving several queues claim from higher ones first')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;queues;create' {
+            [CompletionResult]::new('--concurrency', '--concurrency', [CompletionResultType]::ParameterName, 'At most this many of its runs at once (default: no limit)')
+            [CompletionResult]::new('--priority', '--priority', [CompletionResultType]::ParameterName, 'Agents serving several queues claim from higher ones first')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;queue;delete' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;queues;delete' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;queue;help' {
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the queues with what waits and runs in them')
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a queue, or change one')
+            [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a queue that holds no run')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;queue;help;ls' {
+            break
+        }
+        'polyaxon;queue;help;create' {
+            break
+        }
+        'polyaxon;queue;help;delete' {
+            break
+        }
+        'polyaxon;queue;help;help' {
+            break
+        }
+        'polyaxon;queues;help' {
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the queues with what waits and runs in them')
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a queue, or change one')
+            [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a queue that holds no run')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;queues;help;ls' {
+            break
+        }
+        'polyaxon;queues;help;create' {
+            break
+        }
+        'polyaxon;queues;help;delete' {
+            break
+        }
+        'polyaxon;queues;help;help' {
+            break
+        }
         'polyaxon;port-forward' {
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The local port')
             [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'The local port')
@@ -1156,6 +1363,8 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('dashboard', 'dashboard', [CompletionResultType]::ParameterValue, 'Open the web dashboard')
             [CompletionResult]::new('completion', 'completion', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('admin', 'admin', [CompletionResultType]::ParameterValue, 'Deploy, upgrade and tear down the server on a Kubernetes cluster')
+            [CompletionResult]::new('agent', 'agent', [CompletionResultType]::ParameterValue, 'Agents: claim queued runs and run them (`agent start`), list them, show their queues')
+            [CompletionResult]::new('queue', 'queue', [CompletionResultType]::ParameterValue, 'Queues runs wait in for agents: list, create or change, delete')
             [CompletionResult]::new('port-forward', 'port-forward', [CompletionResultType]::ParameterValue, 'Forward the deployed server (or another Service) to a local port, until Ctrl-C')
             [CompletionResult]::new('server', 'server', [CompletionResultType]::ParameterValue, 'Run the API server')
             [CompletionResult]::new('generate-docs', 'generate-docs', [CompletionResultType]::ParameterValue, 'Write the shell completions and man pages (for packagers; the repository keeps them)')
@@ -1322,6 +1531,36 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             break
         }
         'polyaxon;help;admin;teardown' {
+            break
+        }
+        'polyaxon;help;agent' {
+            [CompletionResult]::new('start', 'start', [CompletionResultType]::ParameterValue, 'Claim queued runs and run them here, until SIGTERM or Ctrl-C (then drain)')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the agents: name, version, executor, queues, load, state, last seen')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show each queue: waiting and running runs, concurrency, the agents serving it')
+            break
+        }
+        'polyaxon;help;agent;start' {
+            break
+        }
+        'polyaxon;help;agent;ls' {
+            break
+        }
+        'polyaxon;help;agent;status' {
+            break
+        }
+        'polyaxon;help;queue' {
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the queues with what waits and runs in them')
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a queue, or change one')
+            [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a queue that holds no run')
+            break
+        }
+        'polyaxon;help;queue;ls' {
+            break
+        }
+        'polyaxon;help;queue;create' {
+            break
+        }
+        'polyaxon;help;queue;delete' {
             break
         }
         'polyaxon;help;port-forward' {

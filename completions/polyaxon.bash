@@ -19,6 +19,9 @@ _polyaxon() {
             polyaxon,admin)
                 cmd="polyaxon__subcmd__admin"
                 ;;
+            polyaxon,agent)
+                cmd="polyaxon__subcmd__agent"
+                ;;
             polyaxon,check)
                 cmd="polyaxon__subcmd__check"
                 ;;
@@ -61,6 +64,12 @@ _polyaxon() {
             polyaxon,projects)
                 cmd="polyaxon__subcmd__project"
                 ;;
+            polyaxon,queue)
+                cmd="polyaxon__subcmd__queue"
+                ;;
+            polyaxon,queues)
+                cmd="polyaxon__subcmd__queue"
+                ;;
             polyaxon,run)
                 cmd="polyaxon__subcmd__run"
                 ;;
@@ -97,6 +106,30 @@ _polyaxon() {
             polyaxon__subcmd__admin__subcmd__help,upgrade)
                 cmd="polyaxon__subcmd__admin__subcmd__help__subcmd__upgrade"
                 ;;
+            polyaxon__subcmd__agent,help)
+                cmd="polyaxon__subcmd__agent__subcmd__help"
+                ;;
+            polyaxon__subcmd__agent,ls)
+                cmd="polyaxon__subcmd__agent__subcmd__ls"
+                ;;
+            polyaxon__subcmd__agent,start)
+                cmd="polyaxon__subcmd__agent__subcmd__start"
+                ;;
+            polyaxon__subcmd__agent,status)
+                cmd="polyaxon__subcmd__agent__subcmd__status"
+                ;;
+            polyaxon__subcmd__agent__subcmd__help,help)
+                cmd="polyaxon__subcmd__agent__subcmd__help__subcmd__help"
+                ;;
+            polyaxon__subcmd__agent__subcmd__help,ls)
+                cmd="polyaxon__subcmd__agent__subcmd__help__subcmd__ls"
+                ;;
+            polyaxon__subcmd__agent__subcmd__help,start)
+                cmd="polyaxon__subcmd__agent__subcmd__help__subcmd__start"
+                ;;
+            polyaxon__subcmd__agent__subcmd__help,status)
+                cmd="polyaxon__subcmd__agent__subcmd__help__subcmd__status"
+                ;;
             polyaxon__subcmd__config,get)
                 cmd="polyaxon__subcmd__config__subcmd__get"
                 ;;
@@ -129,6 +162,9 @@ _polyaxon() {
                 ;;
             polyaxon__subcmd__help,admin)
                 cmd="polyaxon__subcmd__help__subcmd__admin"
+                ;;
+            polyaxon__subcmd__help,agent)
+                cmd="polyaxon__subcmd__help__subcmd__agent"
                 ;;
             polyaxon__subcmd__help,check)
                 cmd="polyaxon__subcmd__help__subcmd__check"
@@ -169,6 +205,9 @@ _polyaxon() {
             polyaxon__subcmd__help,project)
                 cmd="polyaxon__subcmd__help__subcmd__project"
                 ;;
+            polyaxon__subcmd__help,queue)
+                cmd="polyaxon__subcmd__help__subcmd__queue"
+                ;;
             polyaxon__subcmd__help,run)
                 cmd="polyaxon__subcmd__help__subcmd__run"
                 ;;
@@ -189,6 +228,15 @@ _polyaxon() {
                 ;;
             polyaxon__subcmd__help__subcmd__admin,upgrade)
                 cmd="polyaxon__subcmd__help__subcmd__admin__subcmd__upgrade"
+                ;;
+            polyaxon__subcmd__help__subcmd__agent,ls)
+                cmd="polyaxon__subcmd__help__subcmd__agent__subcmd__ls"
+                ;;
+            polyaxon__subcmd__help__subcmd__agent,start)
+                cmd="polyaxon__subcmd__help__subcmd__agent__subcmd__start"
+                ;;
+            polyaxon__subcmd__help__subcmd__agent,status)
+                cmd="polyaxon__subcmd__help__subcmd__agent__subcmd__status"
                 ;;
             polyaxon__subcmd__help__subcmd__config,get)
                 cmd="polyaxon__subcmd__help__subcmd__config__subcmd__get"
@@ -270,6 +318,15 @@ _polyaxon() {
                 ;;
             polyaxon__subcmd__help__subcmd__project,update)
                 cmd="polyaxon__subcmd__help__subcmd__project__subcmd__update"
+                ;;
+            polyaxon__subcmd__help__subcmd__queue,create)
+                cmd="polyaxon__subcmd__help__subcmd__queue__subcmd__create"
+                ;;
+            polyaxon__subcmd__help__subcmd__queue,delete)
+                cmd="polyaxon__subcmd__help__subcmd__queue__subcmd__delete"
+                ;;
+            polyaxon__subcmd__help__subcmd__queue,ls)
+                cmd="polyaxon__subcmd__help__subcmd__queue__subcmd__ls"
                 ;;
             polyaxon__subcmd__help__subcmd__server,start)
                 cmd="polyaxon__subcmd__help__subcmd__server__subcmd__start"
@@ -424,6 +481,30 @@ _polyaxon() {
             polyaxon__subcmd__project__subcmd__help,update)
                 cmd="polyaxon__subcmd__project__subcmd__help__subcmd__update"
                 ;;
+            polyaxon__subcmd__queue,create)
+                cmd="polyaxon__subcmd__queue__subcmd__create"
+                ;;
+            polyaxon__subcmd__queue,delete)
+                cmd="polyaxon__subcmd__queue__subcmd__delete"
+                ;;
+            polyaxon__subcmd__queue,help)
+                cmd="polyaxon__subcmd__queue__subcmd__help"
+                ;;
+            polyaxon__subcmd__queue,ls)
+                cmd="polyaxon__subcmd__queue__subcmd__ls"
+                ;;
+            polyaxon__subcmd__queue__subcmd__help,create)
+                cmd="polyaxon__subcmd__queue__subcmd__help__subcmd__create"
+                ;;
+            polyaxon__subcmd__queue__subcmd__help,delete)
+                cmd="polyaxon__subcmd__queue__subcmd__help__subcmd__delete"
+                ;;
+            polyaxon__subcmd__queue__subcmd__help,help)
+                cmd="polyaxon__subcmd__queue__subcmd__help__subcmd__help"
+                ;;
+            polyaxon__subcmd__queue__subcmd__help,ls)
+                cmd="polyaxon__subcmd__queue__subcmd__help__subcmd__ls"
+                ;;
             polyaxon__subcmd__server,help)
                 cmd="polyaxon__subcmd__server__subcmd__help"
                 ;;
@@ -443,7 +524,7 @@ _polyaxon() {
 
     case "${cmd}" in
         polyaxon)
-            opts="-v -h -V --verbose --help --version run check project projects ops logs config login logout whoami version init dashboard completion admin port-forward server generate-docs help"
+            opts="-v -h -V --verbose --help --version run check project projects ops logs config login logout whoami version init dashboard completion admin agent queue queues port-forward server generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -669,6 +750,172 @@ _polyaxon() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "yaml json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__agent)
+            opts="-v -h -V --verbose --help --version start ls status help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__agent__subcmd__help)
+            opts="start ls status help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__agent__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__agent__subcmd__help__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__agent__subcmd__help__subcmd__start)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__agent__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__agent__subcmd__ls)
+            opts="-o -v -h -V --output --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__agent__subcmd__start)
+            opts="-v -h -V --queue --exc --executor --max-concurrency --name --handoff --lease --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --executor)
+                    COMPREPLY=($(compgen -W "process docker kubernetes k8s" -- "${cur}"))
+                    return 0
+                    ;;
+                --exc)
+                    COMPREPLY=($(compgen -W "process docker kubernetes k8s" -- "${cur}"))
+                    return 0
+                    ;;
+                --max-concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lease)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__agent__subcmd__status)
+            opts="-o -v -h -V --output --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -965,7 +1212,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__help)
-            opts="run check project ops logs config login logout whoami version init dashboard completion admin port-forward server generate-docs help"
+            opts="run check project ops logs config login logout whoami version init dashboard completion admin agent queue port-forward server generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1021,6 +1268,62 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__help__subcmd__admin__subcmd__upgrade)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__agent)
+            opts="start ls status"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__agent__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__agent__subcmd__start)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__agent__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1581,6 +1884,62 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__help__subcmd__project__subcmd__update)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__queue)
+            opts="ls create delete"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__queue__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__queue__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__queue__subcmd__ls)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -3170,8 +3529,158 @@ _polyaxon() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        polyaxon__subcmd__queue)
+            opts="-v -h -V --verbose --help --version ls create delete help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__queue__subcmd__create)
+            opts="-o -v -h -V --concurrency --priority --output --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --priority)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__queue__subcmd__delete)
+            opts="-v -h -V --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__queue__subcmd__help)
+            opts="ls create delete help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__queue__subcmd__help__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__queue__subcmd__help__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__queue__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__queue__subcmd__help__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__queue__subcmd__ls)
+            opts="-o -v -h -V --output --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         polyaxon__subcmd__run)
-            opts="-f -P -p -n -w -l -u -o -v -h -V --file --param --hparam --matrix-kind --matrix-concurrency --matrix-num-runs --project --name --tags --description --watch --log --logs --exc --executor --dry-run --presets --stdout-metrics --cache --nocache --upload --u-from --upload-from --u-to --upload-to --output --verbose --help --version"
+            opts="-f -P -p -n -w -l -u -o -v -h -V --file --param --hparam --matrix-kind --matrix-concurrency --matrix-num-runs --project --name --tags --description --watch --log --logs --exc --executor --dry-run --presets --stdout-metrics --cache --nocache --upload --u-from --upload-from --u-to --upload-to --queue --priority --local --approved --output --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3259,6 +3768,18 @@ _polyaxon() {
                     ;;
                 --u-to)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --priority)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --approved)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
                     return 0
                     ;;
                 --output)

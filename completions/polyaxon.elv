@@ -39,6 +39,9 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand dashboard 'Open the web dashboard'
             cand completion 'Print a shell completion script'
             cand admin 'Deploy, upgrade and tear down the server on a Kubernetes cluster'
+            cand agent 'Agents: claim queued runs and run them (`agent start`), list them, show their queues'
+            cand queue 'Queues runs wait in for agents: list, create or change, delete'
+            cand queues 'Queues runs wait in for agents: list, create or change, delete'
             cand port-forward 'Forward the deployed server (or another Service) to a local port, until Ctrl-C'
             cand server 'Run the API server'
             cand generate-docs 'Write the shell completions and man pages (for packagers; the repository keeps them)'
@@ -66,6 +69,9 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand --u-from 'The directory to upload (implies `-u`; default: the directory the code runs from)'
             cand --upload-to 'Where in the run''s artifacts the upload goes (implies `-u`; `/` for the root)'
             cand --u-to 'Where in the run''s artifacts the upload goes (implies `-u`; `/` for the root)'
+            cand --queue 'The queue the run waits in for an agent (upstream''s `agent/queue` names work; default: the spec''s `queue`, else the project''s, else `default`)'
+            cand --priority 'Its priority in the queue: higher runs are claimed first (default 0)'
+            cand --approved '`--approved false` holds the run until `polyaxon ops approve` (as `isApproved: false`)'
             cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
             cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
             cand -w 'Follow the run''s statuses until it ends'
@@ -79,6 +85,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand --nocache 'Run even when an equal run succeeded before (the cache off)'
             cand -u 'Upload the code to the run''s artifacts (`uploads/`) before it starts: in a git repository the files of the run''s code snapshot, elsewhere the directory''s files less what `.polyaxonignore` excludes. The job finds them under its artifacts path'
             cand --upload 'Upload the code to the run''s artifacts (`uploads/`) before it starts: in a git repository the files of the run''s code snapshot, elsewhere the directory''s files less what `.polyaxonignore` excludes. The job finds them under its artifacts path'
+            cand --local 'Run it on this machine even when an agent serves its queue'
             cand -v 'Print more detail about what happens'
             cand --verbose 'Print more detail about what happens'
             cand -h 'Print help'
@@ -972,6 +979,179 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
         }
         &'polyaxon;admin;help;help'= {
         }
+        &'polyaxon;agent'= {
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand start 'Claim queued runs and run them here, until SIGTERM or Ctrl-C (then drain)'
+            cand ls 'List the agents: name, version, executor, queues, load, state, last seen'
+            cand status 'Show each queue: waiting and running runs, concurrency, the agents serving it'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;agent;start'= {
+            cand --queue 'The queues to serve, comma-separated (upstream''s `agent/queue` names work)'
+            cand --executor 'Where runs run: `process`, `docker` or `kubernetes` (default: as `polyaxon run`)'
+            cand --exc 'Where runs run: `process`, `docker` or `kubernetes` (default: as `polyaxon run`)'
+            cand --max-concurrency 'Runs at once'
+            cand --name 'The agent''s name (default: HOST-PID); one agent of a name runs at a time'
+            cand --lease 'How long a claim lasts without a heartbeat, in seconds: an agent killed outright loses its runs to the others after this long'
+            cand --handoff 'On SIGTERM, stop the running runs and queue them again for another agent instead of letting them finish'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;agent;ls'= {
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;agent;status'= {
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;agent;help'= {
+            cand start 'Claim queued runs and run them here, until SIGTERM or Ctrl-C (then drain)'
+            cand ls 'List the agents: name, version, executor, queues, load, state, last seen'
+            cand status 'Show each queue: waiting and running runs, concurrency, the agents serving it'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;agent;help;start'= {
+        }
+        &'polyaxon;agent;help;ls'= {
+        }
+        &'polyaxon;agent;help;status'= {
+        }
+        &'polyaxon;agent;help;help'= {
+        }
+        &'polyaxon;queue'= {
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand ls 'List the queues with what waits and runs in them'
+            cand create 'Create a queue, or change one'
+            cand delete 'Delete a queue that holds no run'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;queues'= {
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand ls 'List the queues with what waits and runs in them'
+            cand create 'Create a queue, or change one'
+            cand delete 'Delete a queue that holds no run'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;queue;ls'= {
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;queues;ls'= {
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;queue;create'= {
+            cand --concurrency 'At most this many of its runs at once (default: no limit)'
+            cand --priority 'Agents serving several queues claim from higher ones first'
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;queues;create'= {
+            cand --concurrency 'At most this many of its runs at once (default: no limit)'
+            cand --priority 'Agents serving several queues claim from higher ones first'
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;queue;delete'= {
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;queues;delete'= {
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;queue;help'= {
+            cand ls 'List the queues with what waits and runs in them'
+            cand create 'Create a queue, or change one'
+            cand delete 'Delete a queue that holds no run'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;queue;help;ls'= {
+        }
+        &'polyaxon;queue;help;create'= {
+        }
+        &'polyaxon;queue;help;delete'= {
+        }
+        &'polyaxon;queue;help;help'= {
+        }
+        &'polyaxon;queues;help'= {
+            cand ls 'List the queues with what waits and runs in them'
+            cand create 'Create a queue, or change one'
+            cand delete 'Delete a queue that holds no run'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;queues;help;ls'= {
+        }
+        &'polyaxon;queues;help;create'= {
+        }
+        &'polyaxon;queues;help;delete'= {
+        }
+        &'polyaxon;queues;help;help'= {
+        }
         &'polyaxon;port-forward'= {
             cand -p 'The local port'
             cand --port 'The local port'
@@ -1048,6 +1228,8 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand dashboard 'Open the web dashboard'
             cand completion 'Print a shell completion script'
             cand admin 'Deploy, upgrade and tear down the server on a Kubernetes cluster'
+            cand agent 'Agents: claim queued runs and run them (`agent start`), list them, show their queues'
+            cand queue 'Queues runs wait in for agents: list, create or change, delete'
             cand port-forward 'Forward the deployed server (or another Service) to a local port, until Ctrl-C'
             cand server 'Run the API server'
             cand generate-docs 'Write the shell completions and man pages (for packagers; the repository keeps them)'
@@ -1170,6 +1352,28 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
         &'polyaxon;help;admin;upgrade'= {
         }
         &'polyaxon;help;admin;teardown'= {
+        }
+        &'polyaxon;help;agent'= {
+            cand start 'Claim queued runs and run them here, until SIGTERM or Ctrl-C (then drain)'
+            cand ls 'List the agents: name, version, executor, queues, load, state, last seen'
+            cand status 'Show each queue: waiting and running runs, concurrency, the agents serving it'
+        }
+        &'polyaxon;help;agent;start'= {
+        }
+        &'polyaxon;help;agent;ls'= {
+        }
+        &'polyaxon;help;agent;status'= {
+        }
+        &'polyaxon;help;queue'= {
+            cand ls 'List the queues with what waits and runs in them'
+            cand create 'Create a queue, or change one'
+            cand delete 'Delete a queue that holds no run'
+        }
+        &'polyaxon;help;queue;ls'= {
+        }
+        &'polyaxon;help;queue;create'= {
+        }
+        &'polyaxon;help;queue;delete'= {
         }
         &'polyaxon;help;port-forward'= {
         }

@@ -32,7 +32,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a polyaxonfile: check it, snapshot the code, start the job.
-    Run(commands::run::RunArgs),
+    Run(Box<commands::run::RunArgs>),
     /// Check polyaxonfiles: syntax, schema, params and templates.
     Check(commands::check::CheckArgs),
     /// Projects: create, list, show, change, delete.
@@ -62,6 +62,12 @@ pub enum Command {
     /// Deploy, upgrade and tear down the server on a Kubernetes cluster.
     #[command(subcommand)]
     Admin(commands::admin::AdminCommand),
+    /// Agents: claim queued runs and run them (`agent start`), list them, show their queues.
+    #[command(subcommand)]
+    Agent(commands::agent::AgentCommand),
+    /// Queues runs wait in for agents: list, create or change, delete.
+    #[command(subcommand, visible_alias = "queues")]
+    Queue(commands::agent::QueueCommand),
     /// Forward the deployed server (or another Service) to a local port, until Ctrl-C.
     PortForward(commands::port_forward::PortForwardArgs),
     /// Run the API server.

@@ -2,6 +2,7 @@
 //!
 //! `main.rs` only calls [`main`]; everything here is testable in-process.
 
+pub mod agent;
 pub mod build;
 pub mod cli;
 pub mod client;

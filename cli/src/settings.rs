@@ -285,6 +285,8 @@ pub struct Settings {
     pub registry: RegistrySettings,
     /// `BROWSER`.
     pub browser: Option<String>,
+    /// The agent this process is (`polyaxon agent start`): the runs it claimed are its own.
+    pub agent: Option<String>,
 }
 
 impl Settings {
@@ -358,6 +360,7 @@ impl Settings {
                 docker_host: var(env::DOCKER_HOST),
             },
             browser: var(env::BROWSER),
+            agent: None,
             user_home,
         })
     }

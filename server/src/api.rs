@@ -530,6 +530,16 @@ pub struct V1Run {
     /// With a patch: merge mappings and tags instead of replacing them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merge: Option<bool>,
+    /// The queue it waits in or ran from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// Its priority within the queue (higher first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+    /// Who drives it while it is claimed (an agent, or a local supervisor). In a restart,
+    /// copy or resume body: the caller drives the new run itself (it is not queued).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
 }
 
 impl V1Run {
@@ -575,6 +585,147 @@ pub struct V1OperationBody {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub meta_info: Option<Map<String, J>>,
+    /// Hold the run until it is approved (upstream's `isApproved: false`); the spec's
+    /// `isApproved` counts too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_approved: Option<bool>,
+    /// The queue (default: the spec's `queue`, else the project's, else `default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// Priority within the queue (higher first; default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+    /// Who drives the run from the start (a local supervisor): it is not queued for agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+}
+
+/// A queue runs wait in for agents.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct V1Queue {
+    pub name: String,
+    /// At most this many of its runs at once (none: no limit).
+    #[serde(default)]
+    pub concurrency: Option<i64>,
+    /// Agents serving several queues claim from higher ones first.
+    #[serde(default)]
+    pub priority: Option<i64>,
+    /// Runs waiting for an agent (read only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued: Option<i64>,
+    /// Runs claimed and not ended (read only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<i64>,
+    /// Live agents serving it (read only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agents: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct V1ListQueuesResponse {
+    pub count: i64,
+    pub results: Vec<V1Queue>,
+}
+
+/// An agent, as it registers and as it is listed.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct V1Agent {
+    pub name: String,
+    /// This start of it (a new one each start): a heartbeat of another instance is refused.
+    #[serde(default)]
+    pub instance: String,
+    pub version: String,
+    pub executor: String,
+    pub queues: Vec<String>,
+    /// Runs it drives at once.
+    pub capacity: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// `running`, `draining`, `stopped`; `gone` when not heard from lately (read only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct V1ListAgentsResponse {
+    pub count: i64,
+    pub results: Vec<V1Agent>,
+}
+
+/// An agent's heartbeat.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct V1AgentHeartbeat {
+    pub instance: String,
+    pub running: i64,
+    /// `running`, `draining` or `stopped`.
+    pub state: String,
+    /// How long its claims last from now, in seconds.
+    pub lease_seconds: f64,
+}
+
+/// The runs an agent holds (one it drives and is not listed was taken from it).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct V1AgentHeld {
+    pub runs: Vec<String>,
+}
+
+/// An agent asks for work.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct V1ClaimRequest {
+    pub instance: String,
+    pub queues: Vec<String>,
+    /// At most this many runs.
+    pub max: i64,
+    /// How long the claims last unless renewed, in seconds.
+    pub lease_seconds: f64,
+    /// Wait up to this long for a run when none is waiting (long poll), in milliseconds.
+    #[serde(default)]
+    pub wait_ms: Option<u64>,
+}
+
+/// A run handed to an agent.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct V1ClaimedRun {
+    pub owner: String,
+    pub project: String,
+    pub uuid: String,
+    /// Already running on a cluster (its agent was lost): follow it, do not start it.
+    pub adopt: bool,
+}
+
+/// A run claimed on a machine (what a machine's agent checks for supervisors that died).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct V1ClaimedOnHost {
+    pub owner: String,
+    pub project: String,
+    pub uuid: String,
+    pub status: RunStatus,
+    /// `meta_info.executor`: the supervising process and its job.
+    #[schema(value_type = Object)]
+    pub executor: ExecutorMeta,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct V1ListClaimedResponse {
+    pub results: Vec<V1ClaimedOnHost>,
+}
+
+/// A claimed run handed back to its queue before it started.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct V1Release {
+    pub uuid: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct V1ClaimResponse {
+    pub runs: Vec<V1ClaimedRun>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]

@@ -77,6 +77,10 @@ pub struct Inner {
         tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<files::LogWriter>>>>>,
     /// Event-file syncs in progress, by run (one at a time per run).
     sync_locks: std::sync::Mutex<HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>>,
+    /// When lapsed leases were last looked for (microseconds).
+    pub last_sweep: std::sync::atomic::AtomicI64,
+    /// The task that listens for runs other servers queue (PostgreSQL).
+    listener: std::sync::OnceLock<tokio::task::JoinHandle<()>>,
 }
 
 impl std::ops::Deref for App {
@@ -135,6 +139,8 @@ impl App {
             tokens: auth::TokenCache::default(),
             log_writers: Default::default(),
             sync_locks: Default::default(),
+            last_sweep: Default::default(),
+            listener: Default::default(),
         };
         Ok(Started {
             app: App(Arc::new(inner)),
@@ -150,6 +156,14 @@ impl App {
                 .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
+    }
+
+    /// Starts listening for runs other servers queue, once (agents' long polls wake on them).
+    pub fn listen_queued(&self) {
+        self.listener.get_or_init(|| {
+            let store = self.store.clone();
+            tokio::spawn(async move { store.listen_queued().await })
+        });
     }
 
     /// The lock that keeps a run's event-file syncs one at a time.
@@ -263,5 +277,13 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(l) = self.listener.get() {
+            l.abort();
+        }
     }
 }

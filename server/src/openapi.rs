@@ -3,7 +3,7 @@
 use utoipa::OpenApi;
 
 use crate::api::*;
-use crate::routes::{auth, meta, projects, runs, streams};
+use crate::routes::{agents, auth, meta, projects, runs, streams};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,13 +17,16 @@ use crate::routes::{auth, meta, projects, runs, streams};
         runs::impersonate, runs::create_lineage, runs::lineage,
         streams::logs, streams::append_logs, streams::events, streams::multi_events, streams::resources, streams::ingest, streams::sync_event_files,
         streams::tree, streams::artifact, streams::artifacts_archive, streams::delete_artifact, streams::upload,
+        agents::register, agents::list, agents::heartbeat, agents::claim, agents::stop, agents::queues, agents::get_queue,
+        agents::put_queue, agents::delete_queue, agents::claim_run, agents::release, agents::claimed,
     ),
     components(schemas(
         ApiErrorBody, V1Credentials, V1Auth, V1User, V1UserCreate, V1Token, V1ListTokenResponse, V1Project,
         V1ListProjectsResponse, V1StatusCondition, V1Status, V1EntityStatusBodyRequest, V1Cloning, V1Pipeline, V1Run,
         V1ListRunsResponse, V1OperationBody, V1Uuids, V1Log, V1Logs, V1LogsAppend, V1ArtifactTree, V1EventSeries, V1SeriesStats, V1SeriesPoint,
         V1EventsResponse, V1MultiEventsResponse, MetricSeriesIn, MetricsBatch, MetricsBatchResult, EventFilesSynced, V1RunArtifacts,
-        V1ListRunArtifactsResponse, V1Version, V1Compatibility, V1Installation,
+        V1ListRunArtifactsResponse, V1Version, V1Compatibility, V1Installation, V1Queue, V1ListQueuesResponse, V1Agent,
+        V1ListAgentsResponse, V1AgentHeartbeat, V1AgentHeld, V1ClaimRequest, V1ClaimedRun, V1ClaimResponse, V1Release, V1ClaimedOnHost, V1ListClaimedResponse,
     )),
     tags(
         (name = "auth", description = "Login, the calling user, tokens"),
@@ -32,6 +35,7 @@ use crate::routes::{auth, meta, projects, runs, streams};
         (name = "streams", description = "Logs, events and metrics"),
         (name = "artifacts", description = "A run's files"),
         (name = "meta", description = "Health and versions"),
+        (name = "agents", description = "Agents, the queues they serve and the runs they claim"),
     ),
     modifiers(&TokenAuth),
     security(("token" = []))

@@ -1,6 +1,7 @@
 //! End-to-end flows across the crates: the CLI against a real server process (on SQLite and
 //! PostgreSQL), the Docker Engine, and the stand-in Kubernetes API; the server process itself.
 
+mod agents;
 mod docker;
 mod remote;
 mod server;

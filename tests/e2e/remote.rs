@@ -63,7 +63,7 @@ fn server_and_client(
 }
 
 /// As `server_and_client`, logged in as root, with a project `root/demo`.
-fn logged_in_with_project(
+pub(crate) fn logged_in_with_project(
     database_url: Option<&str>,
 ) -> (polyaxon_tests::server::Server, Env, Env) {
     let (server, _host, env, server_home) = server_and_client(database_url);
@@ -694,7 +694,7 @@ fn against_a_server_on_postgres() {
 }
 
 /// Runs `f` against a fresh PostgreSQL database (skipped where none is configured).
-fn with_database(prefix: &str, f: fn(Option<&str>)) {
+pub(crate) fn with_database(prefix: &str, f: fn(Option<&str>)) {
     let Ok(admin) = std::env::var("POLYAXON_TEST_DATABASE_URL") else {
         assert!(
             std::env::var_os("CI").is_none(),

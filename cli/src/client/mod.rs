@@ -7,9 +7,11 @@ pub mod transport;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use polyaxon_server::api::{
-    ApiErrorBody, EventFilesSynced, MetricsBatch, MetricsBatchResult, RunStatus, V1ArtifactTree,
-    V1Auth, V1Credentials, V1EntityStatusBodyRequest, V1EventsResponse, V1Installation,
-    V1ListProjectsResponse, V1ListRunsResponse, V1Log, V1Logs, V1OperationBody, V1Project, V1Run,
+    ApiErrorBody, EventFilesSynced, MetricsBatch, MetricsBatchResult, RunStatus, V1Agent,
+    V1AgentHeartbeat, V1AgentHeld, V1ArtifactTree, V1Auth, V1ClaimRequest, V1ClaimResponse,
+    V1Credentials, V1EntityStatusBodyRequest, V1EventsResponse, V1Installation,
+    V1ListAgentsResponse, V1ListClaimedResponse, V1ListProjectsResponse, V1ListQueuesResponse,
+    V1ListRunsResponse, V1Log, V1Logs, V1OperationBody, V1Project, V1Queue, V1Release, V1Run,
     V1Status, V1StatusCondition, V1User,
 };
 use serde::Serialize;
@@ -580,6 +582,109 @@ impl Client {
     /// Approves a run that waits for approval.
     pub async fn approve_run(&self, r: &RunRef) -> Result<()> {
         self.call(Method::POST, &r.api("/approve"), None).await?;
+        Ok(())
+    }
+
+    /// Claims a run for `holder`, who drives it (a conflict when someone else does).
+    pub async fn claim_run(&self, r: &RunRef, holder: &str) -> Result<V1Run> {
+        let body = V1Run {
+            agent: Some(holder.to_string()),
+            ..Default::default()
+        };
+        self.json(Method::POST, &r.api("/claim"), Some(&body)).await
+    }
+
+    // --- agents and queues ---
+
+    pub async fn register_agent(&self, a: &V1Agent) -> Result<V1Agent> {
+        self.json(Method::POST, "/api/v1/admin/agents", Some(a))
+            .await
+    }
+
+    pub async fn list_agents(&self) -> Result<V1ListAgentsResponse> {
+        self.get("/api/v1/admin/agents").await
+    }
+
+    /// Renews the agent's claims; the runs it holds.
+    pub async fn agent_heartbeat(&self, name: &str, h: &V1AgentHeartbeat) -> Result<V1AgentHeld> {
+        self.json(
+            Method::POST,
+            &format!("/api/v1/admin/agents/{}/heartbeat", seg(name)),
+            Some(h),
+        )
+        .await
+    }
+
+    /// Claims queued runs, waiting up to `c.wait_ms` for one.
+    pub async fn claim_runs(&self, name: &str, c: &V1ClaimRequest) -> Result<V1ClaimResponse> {
+        self.json(
+            Method::POST,
+            &format!("/api/v1/admin/agents/{}/claim", seg(name)),
+            Some(c),
+        )
+        .await
+    }
+
+    /// The agent stopped.
+    pub async fn agent_stopped(&self, name: &str) -> Result<()> {
+        self.call(
+            Method::DELETE,
+            &format!("/api/v1/admin/agents/{}", seg(name)),
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Hands a claimed run that has not started back to its queue.
+    pub async fn release_run(&self, agent: &str, r: &RunRef, why: &str) -> Result<()> {
+        let body = V1Release {
+            uuid: r.uuid.clone(),
+            reason: why.to_string(),
+        };
+        self.call(
+            Method::POST,
+            &format!("/api/v1/admin/agents/{}/release", seg(agent)),
+            Some((
+                Bytes::from(serde_json::to_vec(&body).expect("serializable")),
+                "application/json",
+            )),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Runs claimed on machine `host` and not ended, across projects (superusers).
+    pub async fn claimed_on_host(&self, host: &str) -> Result<V1ListClaimedResponse> {
+        self.get(&with_query(
+            "/api/v1/admin/runs/claimed",
+            &[("host", host.to_string())],
+        ))
+        .await
+    }
+
+    pub async fn list_queues(&self) -> Result<V1ListQueuesResponse> {
+        self.get("/api/v1/admin/queues").await
+    }
+
+    pub async fn get_queue(&self, name: &str) -> Result<V1Queue> {
+        self.get(&format!("/api/v1/admin/queues/{}", seg(name)))
+            .await
+    }
+
+    /// Creates or changes a queue.
+    pub async fn put_queue(&self, q: &V1Queue) -> Result<V1Queue> {
+        self.json(Method::POST, "/api/v1/admin/queues", Some(q))
+            .await
+    }
+
+    pub async fn delete_queue(&self, name: &str) -> Result<()> {
+        self.call(
+            Method::DELETE,
+            &format!("/api/v1/admin/queues/{}", seg(name)),
+            None,
+        )
+        .await?;
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! One module per command (a folder per group); `run` dispatches.
 
 pub mod admin;
+pub mod agent;
 pub mod check;
 pub mod completion;
 pub mod config;
@@ -31,7 +32,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<()> {
         other => {
             let ctx = Ctx::new(*printer)?;
             match other {
-                Command::Run(args) => run::run(&ctx, args),
+                Command::Run(args) => run::run(&ctx, *args),
                 Command::Project(cmd) => project::run(&ctx, cmd),
                 Command::Ops(args) => ops::run(&ctx, args),
                 Command::Logs(args) => ops::logs::run(&ctx, &args.target, args.logs),
@@ -44,6 +45,8 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<()> {
                 Command::Dashboard(args) => dashboard::run(&ctx, args),
                 Command::Admin(cmd) => admin::run(&ctx, cmd),
                 Command::PortForward(args) => port_forward::run(&ctx, args),
+                Command::Agent(cmd) => agent::run(&ctx, cmd),
+                Command::Queue(cmd) => agent::run_queue(&ctx, cmd),
                 Command::Check(_)
                 | Command::Server(_)
                 | Command::Completion(_)

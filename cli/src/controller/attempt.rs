@@ -132,6 +132,8 @@ async fn once(ctl: &Ctl<'_>, plan: &Plan, dir: &Path, attempt: u32) -> Result<Ou
     let mut stop_check = tokio::time::interval(Duration::from_millis(200));
     stop_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let deadline = plan.timeout.map(|t| tokio::time::Instant::now() + t);
+    // A supervisor's signals stop its job; an agent's are the agent's (it drains).
+    let own_signals = ctl.settings.agent.is_none();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut exit_code: Option<i32> = None;
@@ -172,11 +174,11 @@ async fn once(ctl: &Ctl<'_>, plan: &Plan, dir: &Path, attempt: u32) -> Result<Ou
                     break Outcome::Stopped("stopped on request".into());
                 }
             }
-            _ = sigterm.recv() => {
+            _ = sigterm.recv(), if own_signals => {
                 handle.stop(grace).await?;
                 break Outcome::Stopped("the executor was terminated".into());
             }
-            _ = sigint.recv() => {
+            _ = sigint.recv(), if own_signals => {
                 handle.stop(grace).await?;
                 break Outcome::Stopped("interrupted".into());
             }

@@ -107,6 +107,7 @@ pub async fn execute_shared(
         .hint("`polyaxon ops restart` runs it again as a new run; `polyaxon ops resume` continues it")
         .into());
     }
+    claim_top_level(settings, &api, &run).await?;
     let executor = match executor::connect(kind, settings).await {
         Ok(e) => e,
         Err(e) => {
@@ -134,6 +135,52 @@ pub async fn execute_shared(
                 .status(RunStatus::Failed, "ExecutorError", &msg, None)
                 .await;
             Err(e)
+        }
+    }
+}
+
+/// What `polyaxon run`, `ops restart` and `ops resume` name as the driver of a run they hand to
+/// a supervisor here: never queued for an agent, and judged alive by the supervisor's pid.
+pub fn local_holder() -> String {
+    format!(
+        "{LOCAL_HOLDER}{}:{}",
+        orphans::hostname(),
+        std::process::id()
+    )
+}
+
+const LOCAL_HOLDER: &str = "local:";
+
+/// A top-level run is driven by whoever holds its claim: this agent's claim, a local hand-off,
+/// or a claim taken here now (`ops execute` of a queued run). Another agent's run is refused.
+async fn claim_top_level(
+    settings: &Settings,
+    api: &RunApi,
+    run: &polyaxon_server::api::V1Run,
+) -> Result<()> {
+    if run.pipeline.is_some() || run.queue.is_none() {
+        return Ok(());
+    }
+    match (&run.agent, &settings.agent) {
+        (Some(a), Some(me)) if a == me => Ok(()),
+        (Some(a), _) if a.starts_with(LOCAL_HOLDER) => Ok(()),
+        (Some(a), _) => Err(UserError::new(format!(
+            "run `{}` is driven by agent `{a}`",
+            api.r.uuid
+        ))
+        .hint("`polyaxon ops logs` follows it; `polyaxon ops stop` stops it")
+        .into()),
+        (None, me) => {
+            let holder = me.clone().unwrap_or_else(local_holder);
+            match api.client.claim_run(&api.r, &holder).await {
+                Ok(_) => Ok(()),
+                Err(e) if e.status() == Some(http::StatusCode::CONFLICT) => {
+                    Err(UserError::new(format!("{e}"))
+                        .hint("another agent or supervisor took it first")
+                        .into())
+                }
+                Err(e) => Err(e.into()),
+            }
         }
     }
 }
@@ -245,4 +292,23 @@ async fn drive(
         return dag::drive(ctl, run, &spec, d).await;
     }
     job::drive(ctl, run, &spec, &dir, claim).await
+}
+
+/// Takes over a run whose agent was lost while its job ran on a cluster (the claim says
+/// `adopt`): follows the job to its end. The executors here cannot yet find and follow a job
+/// another process started, so the run fails with that reason instead of waiting forever.
+pub async fn adopt(
+    _settings: &Settings,
+    _printer: Printer,
+    client: Arc<Client>,
+    r: &RunRef,
+    kind: ExecutorKind,
+) -> Result<Outcome> {
+    let api = RunApi::new(client, r.clone());
+    let msg = format!(
+        "the agent driving the run was lost, and the {kind} executor cannot follow a job another agent started"
+    );
+    api.status(RunStatus::Failed, "AgentLost", &msg, None)
+        .await?;
+    Ok(Outcome::Failed(msg))
 }

@@ -39,19 +39,19 @@ pub fn hostname() -> String {
 /// Marks failed the runs of the embedded store whose supervisor died, and ends what their
 /// jobs left running. Called when the embedded store is opened.
 pub async fn reap(app: &polyaxon_server::App) {
-    let Ok(active) = app.store.claimed_runs().await else {
+    let Ok(active) = app.store.claimed_runs(Some(&hostname())).await else {
         return;
     };
-    for (uuid, status, executor) in active {
-        if let Some((to, reason, msg)) = orphan(&uuid, status, &executor).await {
+    for c in active {
+        if let Some((to, reason, msg)) = orphan(&c.uuid, c.status, &c.executor).await {
             let _ = app
                 .store
-                .add_status(&uuid, to, Some(reason), Some(&msg), None, true)
+                .add_status(&c.uuid, to, Some(reason), Some(&msg), None, true)
                 .await;
             // What the dead controller had not started yet never will.
             for child in app
                 .store
-                .unstarted_children(&uuid)
+                .unstarted_children(&c.uuid)
                 .await
                 .unwrap_or_default()
             {
@@ -61,13 +61,36 @@ pub async fn reap(app: &polyaxon_server::App) {
                         &child,
                         RunStatus::Stopped,
                         Some(PARENT_LOST),
-                        Some(&parent_lost(&uuid)),
+                        Some(&parent_lost(&c.uuid)),
                         None,
                         false,
                     )
                     .await;
             }
         }
+    }
+}
+
+/// The same for an agent against a server: the runs claimed on this machine, across
+/// projects, whose supervising process (another agent, a `polyaxon run`) died.
+pub async fn reap_host(client: &Client) {
+    if let Some(app) = client.embedded_app() {
+        return reap(app).await;
+    }
+    let Ok(list) = client.claimed_on_host(&hostname()).await else {
+        return;
+    };
+    for c in list.results {
+        let Some((to, reason, msg)) = orphan(&c.uuid, c.status, &c.executor).await else {
+            continue;
+        };
+        let r = RunRef {
+            owner: c.owner,
+            project: c.project,
+            uuid: c.uuid,
+        };
+        let _ = client.add_status(&r, to, reason, &msg, None).await;
+        stop_unstarted_children(client, &r).await;
     }
 }
 
@@ -108,23 +131,27 @@ pub async fn reap_remote(client: &Client, owner: &str, project: &str) {
             uuid,
         };
         let _ = client.add_status(&r, to, reason, &msg, None).await;
-        let q = ListQuery {
-            query: Some(format!("pipeline: {}, status: created", r.uuid)),
-            limit: Some(1000),
-            ..Default::default()
-        };
-        if let Ok(children) = client.list_runs(owner, project, &q).await {
-            for c in children.results.into_iter().filter_map(|c| c.uuid) {
-                let _ = client
-                    .add_status(
-                        &r.sibling(&c),
-                        RunStatus::Stopped,
-                        PARENT_LOST,
-                        &parent_lost(&r.uuid),
-                        None,
-                    )
-                    .await;
-            }
+        stop_unstarted_children(client, &r).await;
+    }
+}
+
+async fn stop_unstarted_children(client: &Client, r: &RunRef) {
+    let q = ListQuery {
+        query: Some(format!("pipeline: {}, status: created", r.uuid)),
+        limit: Some(1000),
+        ..Default::default()
+    };
+    if let Ok(children) = client.list_runs(&r.owner, &r.project, &q).await {
+        for c in children.results.into_iter().filter_map(|c| c.uuid) {
+            let _ = client
+                .add_status(
+                    &r.sibling(&c),
+                    RunStatus::Stopped,
+                    PARENT_LOST,
+                    &parent_lost(&r.uuid),
+                    None,
+                )
+                .await;
         }
     }
 }

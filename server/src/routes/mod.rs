@@ -1,6 +1,7 @@
 //! The HTTP routes, in Polyaxon's v1 shapes. Handlers check access, call the store, and map
 //! rows to wire types; errors map to HTTP in `crate::error`.
 
+pub mod agents;
 pub mod auth;
 pub mod meta;
 pub mod projects;
@@ -41,6 +42,33 @@ pub fn router(app: App) -> Router {
             axum::routing::delete(auth::delete_token),
         )
         .route("/api/v1/admin/users", post(auth::create_user))
+        .route(
+            "/api/v1/admin/agents",
+            get(agents::list).post(agents::register),
+        )
+        .route(
+            "/api/v1/admin/agents/{name}",
+            axum::routing::delete(agents::stop),
+        )
+        .route(
+            "/api/v1/admin/agents/{name}/heartbeat",
+            post(agents::heartbeat),
+        )
+        .route("/api/v1/admin/agents/{name}/claim", post(agents::claim))
+        .route("/api/v1/admin/agents/{name}/release", post(agents::release))
+        .route("/api/v1/admin/runs/claimed", get(agents::claimed))
+        .route(
+            "/api/v1/admin/queues",
+            get(agents::queues).post(agents::put_queue),
+        )
+        .route(
+            "/api/v1/admin/queues/{name}",
+            get(agents::get_queue).delete(agents::delete_queue),
+        )
+        .route(
+            "/api/v1/{owner}/{project}/runs/{uuid}/claim",
+            post(agents::claim_run),
+        )
         .route("/api/v1/{owner}/projects/list", get(projects::list))
         .route("/api/v1/{owner}/projects/create", post(projects::create))
         .route(
@@ -284,8 +312,17 @@ pub fn run_json(r: &RunRow, conditions: Option<Vec<V1StatusCondition>>) -> V1Run
             kind: r.pipeline_kind.clone(),
         }),
         status_conditions: conditions,
-        settings: Some(serde_json::json!({"namespace": "polyaxon"})),
+        settings: Some(match (&r.queue, &r.agent) {
+            (Some(q), Some(a)) => {
+                serde_json::json!({"namespace": "polyaxon", "queue": {"name": q}, "agent": {"name": a}})
+            }
+            (Some(q), None) => serde_json::json!({"namespace": "polyaxon", "queue": {"name": q}}),
+            _ => serde_json::json!({"namespace": "polyaxon"}),
+        }),
         merge: None,
+        queue: r.queue.clone(),
+        priority: Some(r.priority),
+        agent: r.agent.clone(),
     }
 }
 

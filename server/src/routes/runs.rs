@@ -20,6 +20,9 @@ struct Spec {
     name: Option<String>,
     tags: Vec<String>,
     inputs: Map<String, J>,
+    /// The spec's queue (`agent/queue` names keep the queue).
+    queue: Option<String>,
+    is_approved: Option<bool>,
 }
 
 /// Checks an operation (JSON or YAML text) and reads what the run record needs from it.
@@ -74,6 +77,12 @@ fn read_spec(content: &str) -> ApiResult<Spec> {
         name: op.name.clone().or_else(|| comp.name.clone()),
         tags,
         inputs,
+        queue: op
+            .queue
+            .clone()
+            .or_else(|| comp.queue.clone())
+            .map(|q| q.rsplit('/').next().unwrap_or(&q).to_string()),
+        is_approved: op.is_approved.or(comp.is_approved),
     })
 }
 
@@ -135,11 +144,32 @@ pub async fn create(
         is_managed: body.is_managed.unwrap_or(spec.is_some()),
         pending: body.pending,
         original: None,
+        needs_approval: body
+            .is_approved
+            .or_else(|| spec.as_ref().and_then(|s| s.is_approved))
+            == Some(false),
+        queue: body
+            .queue
+            .filter(|q| !q.is_empty())
+            .or_else(|| spec.as_ref().and_then(|s| s.queue.clone()))
+            .or_else(|| project_queue(&p)),
+        priority: body.priority.unwrap_or(0),
+        agent: body.agent.filter(|a| !a.is_empty()),
         pipeline,
     };
     let run = app.store.create_run(p.id, &who.user, new).await?;
     tracing::info!(run = %run.uuid, project = %format!("{owner}/{project}"), "run created");
     Ok(Json(run_json(&run, None)))
+}
+
+/// The queue a project's runs go to unless they name one (its settings' `queue`).
+fn project_queue(p: &crate::store::ProjectRow) -> Option<String> {
+    let settings: Map<String, J> = serde_json::from_str(p.settings.as_deref()?).ok()?;
+    match settings.get("queue")? {
+        J::String(q) if !q.is_empty() => Some(q.rsplit('/').next().unwrap_or(q).to_string()),
+        J::Object(o) => o.get("name")?.as_str().map(str::to_string),
+        _ => None,
+    }
 }
 
 /// Lists a project's runs, with upstream's query language and sort.
@@ -399,9 +429,10 @@ async fn clone(
         read_spec(c)?;
     }
     let content = body.content.clone();
+    let agent = body.agent.clone().filter(|a| !a.is_empty());
     let new = app
         .store
-        .clone_run(r, &who.user, kind, content, patch_of(body, false))
+        .clone_run(r, &who.user, kind, content, patch_of(body, false), agent)
         .await?;
     if kind == "copy" {
         app.copy_run_files(&r.uuid, &new.uuid).await?;
@@ -457,7 +488,12 @@ pub async fn resume(
             r.status
         )));
     }
-    if let Some(b) = optional_body(&body)?
+    let body = optional_body(&body)?;
+    let agent = body
+        .as_ref()
+        .and_then(|b| b.agent.clone())
+        .filter(|a| !a.is_empty());
+    if let Some(b) = body
         && let Some(c) = b.content
     {
         // A new spec (e.g. more epochs): its params become the run's inputs.
@@ -489,6 +525,14 @@ pub async fn resume(
             false,
         )
         .await?;
+    // The caller drives it, or it waits in its queue for an agent.
+    match agent {
+        Some(a) => app.store.claim_run(&r.uuid, &a, None).await?,
+        None if r.queue.is_some() && r.pipeline_uuid.is_none() => {
+            app.store.queue_run(&r.uuid, "resumed").await?
+        }
+        None => {}
+    }
     let row = app.store.run_by_uuid(&r.uuid).await?;
     Ok(Json(run_json(&row, None)))
 }
@@ -503,6 +547,15 @@ pub async fn approve(
 ) -> ApiResult<Json<V1Run>> {
     who.require_user_scope()?;
     app.store.approve_run(r.id).await?;
+    // Approved, it goes to its queue (unless someone drives it already).
+    if r.status() == RunStatus::Created
+        && r.agent.is_none()
+        && r.pipeline_uuid.is_none()
+        && r.queue.is_some()
+        && r.content.is_some()
+    {
+        app.store.queue_run(&r.uuid, "approved").await?;
+    }
     Ok(Json(run_json(&app.store.run_by_uuid(&r.uuid).await?, None)))
 }
 

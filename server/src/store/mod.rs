@@ -8,6 +8,7 @@
 mod metrics;
 pub mod pql;
 mod projects;
+pub mod queues;
 mod runs;
 mod users;
 
@@ -20,7 +21,7 @@ use sqlx::{Any, AnyPool, ConnectOptions, Executor, FromRow};
 
 pub use metrics::{Point, Series, SeriesData, Stats, downsample};
 pub use projects::{NewProject, ProjectPatch, ProjectRow};
-pub use runs::{NewRun, RunPatch, RunRow, StatusRow};
+pub use runs::{ClaimedRun, NewRun, RunPatch, RunRow, StatusRow};
 pub use users::{TokenRow, TokenScope, User, random_secret as random_secret_pub};
 
 /// What can go wrong in the store.
@@ -175,6 +176,10 @@ pub struct Store {
     /// in SQLite's busy handler, which sleeps in growing steps (a crowd of writers — a DAG's
     /// operations starting together — waited tens of milliseconds each).
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Woken when a run is queued by this process (agents' claims wait on it; other
+    /// processes' queued runs arrive through PostgreSQL's `NOTIFY`, or are polled for).
+    pub queued: std::sync::Arc<tokio::sync::Notify>,
+    url: std::sync::Arc<str>,
 }
 
 /// Why the store could not open.
@@ -294,6 +299,8 @@ impl Store {
             pool,
             dialect,
             writer: Default::default(),
+            queued: Default::default(),
+            url: url.into(),
         })
     }
 
@@ -407,6 +414,18 @@ impl Tx<'_> {
             .execute(&mut *self.tx)
             .await?
             .rows_affected())
+    }
+
+    async fn fetch_all<T>(&mut self, sql: &str, args: Vec<Arg>) -> Result<Vec<T>>
+    where
+        T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+    {
+        let sql = self.store.sql(sql);
+        Ok(
+            bind_all_as(sqlx::query_as::<Any, T>(sqlx::AssertSqlSafe(sql)), args)
+                .fetch_all(&mut *self.tx)
+                .await?,
+        )
     }
 
     async fn fetch_optional<T>(&mut self, sql: &str, args: Vec<Arg>) -> Result<Option<T>>

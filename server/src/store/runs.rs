@@ -41,6 +41,13 @@ pub struct RunRow {
     pub finished_at: Option<i64>,
     pub wait_time: Option<f64>,
     pub duration: Option<f64>,
+    /// The queue it waits in or ran from (top-level managed runs).
+    pub queue: Option<String>,
+    pub priority: i64,
+    /// Who drives it while it is claimed: an agent's name, or a local supervisor's.
+    pub agent: Option<String>,
+    /// When the claim lapses unless renewed (microseconds); none for a local supervisor.
+    pub lease_until: Option<i64>,
 }
 
 fn obj(s: &Option<String>) -> Map<String, J> {
@@ -72,6 +79,16 @@ impl RunRow {
     }
 }
 
+/// A run some executor claimed, and where.
+#[derive(Clone, Debug)]
+pub struct ClaimedRun {
+    pub uuid: String,
+    pub owner: String,
+    pub project: String,
+    pub status: RunStatus,
+    pub executor: crate::api::ExecutorMeta,
+}
+
 #[derive(Clone, Debug, FromRow)]
 pub struct StatusRow {
     #[sqlx(rename = "type")]
@@ -100,6 +117,14 @@ pub struct NewRun {
     pub pending: Option<String>,
     pub original: Option<(String, String)>,
     pub pipeline: Option<(String, String)>,
+    /// Held until `approve` (upstream's `isApproved: false`).
+    pub needs_approval: bool,
+    /// The queue (top-level managed runs; the store checks it exists).
+    pub queue: Option<String>,
+    pub priority: i64,
+    /// Who drives it from the start (a local supervisor, a controller): it is never queued
+    /// for an agent.
+    pub agent: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -130,14 +155,14 @@ impl RunPatch {
 const SELECT: &str = "SELECT r.id, r.uuid, r.project_id, p.owner AS owner, p.name AS project, u.username AS username, r.name, r.description, \
     r.tags, r.kind, r.runtime, r.status, r.content, r.raw_content, r.inputs, r.outputs, r.meta_info, r.managed_by, r.is_managed, \
     r.is_approved, r.pending, r.original_uuid, r.cloning_kind, r.pipeline_uuid, r.pipeline_kind, r.created_at, r.updated_at, \
-    r.started_at, r.finished_at, r.wait_time, r.duration \
+    r.started_at, r.finished_at, r.wait_time, r.duration, r.queue, r.priority, r.agent, r.lease_until \
     FROM runs r JOIN projects p ON p.id = r.project_id LEFT JOIN users u ON u.id = r.user_id";
 
 /// The same columns without the (possibly large) specs, for listings.
 const SELECT_LIGHT: &str = "SELECT r.id, r.uuid, r.project_id, p.owner AS owner, p.name AS project, u.username AS username, r.name, r.description, \
     r.tags, r.kind, r.runtime, r.status, NULL AS content, NULL AS raw_content, r.inputs, r.outputs, r.meta_info, r.managed_by, r.is_managed, \
     r.is_approved, r.pending, r.original_uuid, r.cloning_kind, r.pipeline_uuid, r.pipeline_kind, r.created_at, r.updated_at, \
-    r.started_at, r.finished_at, r.wait_time, r.duration \
+    r.started_at, r.finished_at, r.wait_time, r.duration, r.queue, r.priority, r.agent, r.lease_until \
     FROM runs r JOIN projects p ON p.id = r.project_id LEFT JOIN users u ON u.id = r.user_id";
 
 #[derive(FromRow)]
@@ -161,14 +186,33 @@ fn json_text(m: &Map<String, J>) -> Option<String> {
 }
 
 impl Store {
+    /// Creates a run. A top-level managed run with a spec, approved and driven by no one yet,
+    /// goes straight to its queue (`queued`), where agents claim it; one that names its
+    /// `agent` (a local supervisor), a pipeline's child, a tracking record or a run waiting
+    /// for approval stays `created`.
     pub async fn create_run(&self, project_id: i64, user: &User, new: NewRun) -> Result<RunRow> {
         let uuid = new_uuid();
         let now = now_micros();
+        let queued = new.agent.is_none()
+            && new.pipeline.is_none()
+            && new.is_managed
+            && new.content.is_some()
+            && !new.needs_approval
+            && new.pending.is_none();
+        let queue = match (&new.queue, new.pipeline.is_none() && new.is_managed) {
+            (Some(q), true) => Some(q.clone()),
+            (None, true) => Some(super::queues::DEFAULT_QUEUE.to_string()),
+            (_, false) => None,
+        };
         let mut tx = self.begin().await?;
+        if let Some(q) = &queue {
+            tx.known_queue(q).await?;
+        }
         tx.execute(
             "INSERT INTO runs (uuid, project_id, user_id, name, description, tags, kind, runtime, status, content, raw_content, inputs, outputs, \
-             meta_info, managed_by, is_managed, pending, original_uuid, cloning_kind, pipeline_uuid, pipeline_kind, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'created', $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $21)",
+             meta_info, managed_by, is_managed, pending, original_uuid, cloning_kind, pipeline_uuid, pipeline_kind, created_at, updated_at, \
+             is_approved, queue, priority, agent) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $22, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $21, $23, $24, $25, $26)",
             vec![
                 uuid.clone().into(),
                 project_id.into(),
@@ -191,6 +235,11 @@ impl Store {
                 new.pipeline.as_ref().map(|p| p.0.clone()).into(),
                 new.pipeline.map(|p| p.1).into(),
                 now.into(),
+                if queued { "queued" } else { "created" }.into(),
+                (!new.needs_approval).into(),
+                queue.clone().into(),
+                new.priority.into(),
+                new.agent.into(),
             ],
         )
         .await?;
@@ -199,7 +248,22 @@ impl Store {
             vec![uuid.clone().into(), now.into()],
         )
         .await?;
+        if queued {
+            tx.execute(
+                "INSERT INTO statuses (run_id, type, status, reason, message, created_at) SELECT id, 'queued', 'True', 'PolyaxonRunQueued', $2, $3 FROM runs WHERE uuid = $1",
+                vec![
+                    uuid.clone().into(),
+                    format!("waiting for an agent on queue `{}`", queue.as_deref().unwrap_or_default()).into(),
+                    now.into(),
+                ],
+            )
+            .await?;
+            tx.notify_queued().await?;
+        }
         tx.commit().await?;
+        if queued {
+            self.queued.notify_waiters();
+        }
         self.run_by_uuid(&uuid).await
     }
 
@@ -216,11 +280,13 @@ impl Store {
 
     /// Runs an executor claimed ([`RunStatus::is_claimed`]), across projects,
     /// with their status and what `meta_info` says of their executor: what is checked for
-    /// executors that died.
-    pub async fn claimed_runs(&self) -> Result<Vec<(String, RunStatus, crate::api::ExecutorMeta)>> {
+    /// executors that died. With `host`, only those claimed on that machine.
+    pub async fn claimed_runs(&self, host: Option<&str>) -> Result<Vec<ClaimedRun>> {
         #[derive(FromRow)]
         struct Active {
             uuid: String,
+            owner: String,
+            project: String,
             status: String,
             meta_info: Option<String>,
         }
@@ -233,7 +299,8 @@ impl Store {
         let rows: Vec<Active> = self
             .fetch_all(
                 &format!(
-                    "SELECT uuid, status, meta_info FROM runs WHERE status IN ({})",
+                    "SELECT r.uuid, p.owner AS owner, p.name AS project, r.status, r.meta_info FROM runs r \
+                     JOIN projects p ON p.id = r.project_id WHERE r.status IN ({})",
                     active.join(", ")
                 ),
                 p.args,
@@ -244,7 +311,16 @@ impl Store {
             .filter_map(|r| {
                 let m: Map<String, J> = serde_json::from_str(r.meta_info.as_deref()?).ok()?;
                 let executor = crate::api::RunMeta::from_map(&m).executor?;
-                Some((r.uuid, RunStatus::parse(&r.status)?, executor))
+                if host.is_some_and(|h| executor.host.as_deref() != Some(h)) {
+                    return None;
+                }
+                Some(ClaimedRun {
+                    uuid: r.uuid,
+                    owner: r.owner,
+                    project: r.project,
+                    status: RunStatus::parse(&r.status)?,
+                    executor,
+                })
             })
             .collect())
     }
@@ -488,9 +564,11 @@ impl Store {
             (Some(s), Some(f)) => Some((f - s) as f64 / 1e6),
             _ => run.duration,
         };
+        // An ended run holds no claim: its queue's slot is free again.
         tx.execute(
-            "UPDATE runs SET status = $1, updated_at = $2, started_at = $3, finished_at = $4, wait_time = $5, duration = $6 WHERE id = $7",
-            vec![kind.as_str().into(), now.into(), started.into(), finished.into(), wait.into(), duration.into(), run.id.into()],
+            "UPDATE runs SET status = $1, updated_at = $2, started_at = $3, finished_at = $4, wait_time = $5, duration = $6, \
+             agent = CASE WHEN $8 THEN NULL ELSE agent END, lease_until = CASE WHEN $8 THEN NULL ELSE lease_until END WHERE id = $7",
+            vec![kind.as_str().into(), now.into(), started.into(), finished.into(), wait.into(), duration.into(), run.id.into(), kind.is_done().into()],
         )
         .await?;
         tx.execute(
@@ -582,6 +660,7 @@ impl Store {
         kind: &str,
         content: Option<String>,
         overrides: RunPatch,
+        agent: Option<String>,
     ) -> Result<RunRow> {
         let new = NewRun {
             name: overrides.name.or_else(|| source.name.clone()),
@@ -612,6 +691,10 @@ impl Store {
                 .pipeline_uuid
                 .clone()
                 .zip(source.pipeline_kind.clone()),
+            needs_approval: false,
+            queue: source.queue.clone(),
+            priority: source.priority,
+            agent,
         };
         self.create_run(source.project_id, user, new).await
     }

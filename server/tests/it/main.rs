@@ -7,6 +7,7 @@ mod auth;
 mod openapi;
 mod projects;
 mod python_client;
+mod queues;
 mod runs;
 mod store;
 mod streams;

@@ -35,7 +35,11 @@ both!(create_from_an_operation, |s| {
     assert_eq!(st, StatusCode::OK, "{run}");
     assert_eq!(run["name"], "train");
     assert_eq!(run["kind"], "job");
-    assert_eq!(run["status"], "created");
+    assert_eq!(
+        run["status"], "queued",
+        "a run with a spec waits in its queue for an agent"
+    );
+    assert_eq!(run["queue"], "default");
     assert_eq!(run["inputs"]["lr"], 0.05);
     assert_eq!(run["inputs"]["epochs"], 3);
     assert_eq!(run["tags"][0], "from-spec");
@@ -220,7 +224,7 @@ both!(stop_restart_copy_resume, |s| {
     assert_eq!(st, StatusCode::OK, "{re}");
     assert_eq!(re["original"]["uuid"], busy.as_str());
     assert_eq!(re["original"]["kind"], "restart");
-    assert_eq!(re["status"], "created");
+    assert_eq!(re["status"], "queued");
     let (_, full) = s
         .get(&format!(
             "/api/v1/root/{p}/runs/{}",
@@ -271,8 +275,36 @@ both!(stop_restart_copy_resume, |s| {
         .post(&format!("/api/v1/root/{p}/runs/{busy}/resume"), json!({}))
         .await;
     assert_eq!(st, StatusCode::OK, "{res}");
-    assert_eq!(res["status"], "resuming");
+    // Resumed with nobody named to drive it: back in its queue for an agent.
+    assert_eq!(res["status"], "queued");
     assert_eq!(res["uuid"], busy.as_str());
+    let (_, hist) = s
+        .get(&format!("/api/v1/root/{p}/runs/{busy}/statuses"))
+        .await;
+    let kinds: Vec<&str> = hist["status_conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert!(kinds.ends_with(&["resuming", "queued"]), "{kinds:?}");
+    // The caller may drive it itself instead (`polyaxon ops resume` with no agent).
+    let (st, _) = s
+        .post(
+            &format!("/api/v1/root/{p}/runs/{busy}/statuses"),
+            json!({"condition": {"type": "stopped", "status": "True"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, res) = s
+        .post(
+            &format!("/api/v1/root/{p}/runs/{busy}/resume"),
+            json!({"agent": "local:here:1"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{res}");
+    assert_eq!(res["status"], "resuming");
+    assert_eq!(res["agent"], "local:here:1");
     expect_error(
         s.post(&format!("/api/v1/root/{p}/runs/{busy}/resume"), json!({}))
             .await,

@@ -42,6 +42,27 @@ pub fn local_executor(run: &V1Run) -> Option<polyaxon_server::api::ExecutorKind>
     run.meta().executor_kind
 }
 
+/// Where a run started again goes: here (on the executor it ran on) when it was run from this
+/// CLI and no agent serves its queue; else to its queue, for the agents.
+pub async fn runs_here(
+    client: &crate::client::Client,
+    run: &V1Run,
+) -> Result<Option<polyaxon_server::api::ExecutorKind>> {
+    let Some(kind) = local_executor(run) else {
+        return Ok(None);
+    };
+    match run.queue.as_deref().filter(|_| run.pipeline.is_none()) {
+        Some(q)
+            if !crate::commands::run::serving_agents(client, q)
+                .await?
+                .is_empty() =>
+        {
+            Ok(None)
+        }
+        _ => Ok(Some(kind)),
+    }
+}
+
 /// The overrides given for a new run.
 pub fn overrides(
     name: &Option<String>,
@@ -91,6 +112,10 @@ pub fn run(ctx: &Ctx, target: &Target, args: RestartArgs) -> Result<()> {
         } else {
             (r, original)
         };
+        let here = runs_here(&client, &original).await?;
+        if here.is_some() {
+            body.agent = Some(crate::controller::local_holder());
+        }
         let new = client
             .restart_run(&r, args.copy, &body)
             .await
@@ -102,7 +127,7 @@ pub fn run(ctx: &Ctx, target: &Target, args: RestartArgs) -> Result<()> {
         };
         ctx.remember_run(&new_ref, new.name.as_deref());
         // A run that was executed here runs again here, with the same code and params.
-        if let Some(kind) = local_executor(&original) {
+        if let Some(kind) = here {
             crate::controller::launch::spawn(&ctx.settings, &new_ref, kind)?;
         }
         let json = super::to_json(&new);

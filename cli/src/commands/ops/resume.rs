@@ -30,14 +30,16 @@ pub fn run(ctx: &Ctx, target: &Target, args: ResumeArgs) -> Result<()> {
     ctx.block_on(async {
         let client = ctx.client().await?;
         let (r, original) = target.resolve(ctx, &client).await?;
+        let here = super::restart::runs_here(&client, &original).await?;
+        let mut body = super::restart::overrides(&args.name, &args.tags, &args.description);
+        if here.is_some() {
+            body.agent = Some(crate::controller::local_holder());
+        }
         let run = client
-            .resume_run(
-                &r,
-                &super::restart::overrides(&args.name, &args.tags, &args.description),
-            )
+            .resume_run(&r, &body)
             .await
             .map_err(|e| run_not_found(e, &r))?;
-        if let Some(kind) = super::restart::local_executor(&original) {
+        if let Some(kind) = here {
             crate::controller::launch::spawn(&ctx.settings, &r, kind)?;
         }
         let json = super::to_json(&run);

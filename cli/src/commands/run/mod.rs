@@ -121,8 +121,60 @@ pub struct RunArgs {
     #[arg(long = "upload-to", visible_alias = "u-to", value_name = "PATH")]
     pub upload_to: Option<String>,
 
+    /// The queue the run waits in for an agent (upstream's `agent/queue` names work; default:
+    /// the spec's `queue`, else the project's, else `default`).
+    #[arg(long, value_name = "QUEUE")]
+    pub queue: Option<String>,
+
+    /// Its priority in the queue: higher runs are claimed first (default 0).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub priority: Option<i64>,
+
+    /// Run it on this machine even when an agent serves its queue.
+    #[arg(long)]
+    pub local: bool,
+
+    /// `--approved false` holds the run until `polyaxon ops approve` (as `isApproved: false`).
+    #[arg(long, value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub approved: Option<bool>,
+
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Who runs a run `polyaxon run` creates.
+enum Driver {
+    /// A supervisor started here.
+    Here,
+    /// The agents serving its queue.
+    Agents(Vec<String>),
+    /// Nobody until it is approved.
+    Approval,
+}
+
+/// The queue a run goes to: `--queue`, the spec's, the project's, else `default`.
+fn queue_of(flag: Option<&str>, spec: Option<&str>, project: &V1Project) -> String {
+    let strip = |q: &str| q.rsplit('/').next().unwrap_or(q).to_string();
+    flag.or(spec)
+        .map(strip)
+        .or_else(|| {
+            let s = project.settings.as_ref()?.get("queue")?;
+            s.as_str()
+                .map(strip)
+                .or_else(|| s.get("name")?.as_str().map(str::to_string))
+        })
+        .unwrap_or_else(|| "default".into())
+}
+
+/// Whether agents serve `queue` (an unknown queue is an error naming it).
+pub async fn serving_agents(client: &Client, queue: &str) -> Result<Vec<String>> {
+    match client.get_queue(queue).await {
+        Ok(q) => Ok(q.agents.unwrap_or_default()),
+        Err(e) if e.is_not_found() => Err(UserError::new(format!("unknown queue `{queue}`"))
+            .hint("`polyaxon queue ls` lists the queues; `polyaxon queue create NAME` adds one")
+            .into()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The project a run goes to: `-p`, the directory's, else (embedded) `default/default`.
@@ -307,9 +359,26 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
         // The executor starts now (the store is open and up to date) and gets ready while
         // the code is snapshot and the run created.
         let executor = ctx.settings.executor(args.executor.as_deref())?;
-        let standby = Standby::spawn(&ctx.settings, executor)?;
         let p = project_for_run(ctx, &client, args.project.as_deref()).await?;
         crate::timing::mark("run: project");
+        let project = client.get_project(&p.owner, &p.name).await.unwrap_or_default();
+        let queue = queue_of(args.queue.as_deref(), compiled.operation.queue.as_deref(), &project);
+        let approval = args.approved.or(compiled.operation.is_approved) == Some(false);
+        let driver = if approval {
+            Driver::Approval
+        } else if args.local {
+            Driver::Here
+        } else {
+            match serving_agents(&client, &queue).await? {
+                a if a.is_empty() => Driver::Here,
+                a => Driver::Agents(a),
+            }
+        };
+        crate::timing::mark("run: queue");
+        let standby = match driver {
+            Driver::Here => Some(Standby::spawn(&ctx.settings, executor)?),
+            _ => None,
+        };
         // The code snapshot, the run with it, then the snapshot named after the run.
         let upload = args.upload || args.upload_from.is_some() || args.upload_to.is_some();
         let mut meta = RunMeta {
@@ -349,6 +418,10 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
                     tags: args.tags.as_deref().map(split_tags),
                     meta_info: Some(meta.to_map()),
                     pending: None,
+                    is_approved: approval.then_some(false),
+                    queue: Some(queue.clone()),
+                    priority: args.priority,
+                    agent: standby.is_some().then(controller::local_holder),
                 },
             )
             .await
@@ -370,7 +443,9 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
             }
         }
         // The executor first (it queues the run and starts the job); the rest meanwhile.
-        standby.hand(&r)?;
+        if let Some(standby) = standby {
+            standby.hand(&r)?;
+        }
         if !client.is_embedded() {
             // Runs of this machine left active by a supervisor that died (the embedded store
             // is looked at whenever it is opened).
@@ -388,10 +463,31 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
                 crate::output::detail(&ctx.printer, args.output.format(), &crate::commands::ops::to_json(&run), &[])?;
             }
         } else {
-            ctx.printer.success(&format!(
-                "run `{name}` ({}) started in `{}/{}` on the {} executor",
-                r.uuid, r.owner, r.project, executor
-            ));
+            match &driver {
+                Driver::Here => {
+                    if !client.is_embedded() && !args.local {
+                        ctx.printer.note(&format!(
+                            "no agent serves queue `{queue}`: the run runs here"
+                        ));
+                    }
+                    ctx.printer.success(&format!(
+                        "run `{name}` ({}) started in `{}/{}` on the {} executor",
+                        r.uuid, r.owner, r.project, executor
+                    ));
+                }
+                Driver::Agents(a) => ctx.printer.success(&format!(
+                    "run `{name}` ({}) queued on `{queue}` in `{}/{}`, for {} ({})",
+                    r.uuid,
+                    r.owner,
+                    r.project,
+                    if a.len() == 1 { "its agent" } else { "its agents" },
+                    a.join(", ")
+                )),
+                Driver::Approval => ctx.printer.success(&format!(
+                    "run `{name}` ({}) created in `{}/{}`: it waits for approval (`polyaxon ops approve --uid {}`)",
+                    r.uuid, r.owner, r.project, r.uuid
+                )),
+            }
         }
         if !args.logs && !args.watch {
             if args.output.format() == Format::Table {
