@@ -13,6 +13,9 @@ pub const HOME: &str = "HOME";
 pub const POLYAXON_DATABASE_URL: &str = "POLYAXON_DATABASE_URL";
 /// The password of the superuser `root` created at the server's first start.
 pub const POLYAXON_ADMIN_PASSWORD: &str = "POLYAXON_ADMIN_PASSWORD";
+/// A token the server accepts as the superuser `root`'s, for the agents `admin deploy` runs
+/// beside it (kept hashed like every token; set from the deploy's secret).
+pub const POLYAXON_AGENT_TOKEN: &str = "POLYAXON_AGENT_TOKEN";
 /// Log filter of the server (`info`, `polyaxon_server=debug,…`).
 pub const RUST_LOG: &str = "RUST_LOG";
 /// The server to talk to (overrides `polyaxon config set --host`); unset means embedded.

@@ -457,6 +457,8 @@ pub struct ServerSettings {
     pub admin_password: Option<String>,
     /// `RUST_LOG`: the log filter.
     pub log_filter: Option<String>,
+    /// `POLYAXON_AGENT_TOKEN`: a token the agents use, accepted as root's.
+    pub agent_token: Option<String>,
 }
 
 impl ServerSettings {
@@ -465,6 +467,7 @@ impl ServerSettings {
             home: home_dir(),
             admin_password: env::get(env::POLYAXON_ADMIN_PASSWORD),
             log_filter: env::get(env::RUST_LOG),
+            agent_token: env::get(env::POLYAXON_AGENT_TOKEN),
         }
     }
 }

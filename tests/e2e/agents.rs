@@ -561,3 +561,32 @@ print(rc.run_uuid, rc.run_data.status)
     let r = get(&addr, &token, &format!("/api/v1/root/demo/runs/{uuid}"));
     assert_eq!(r["outputs"]["done"], 1, "{r}");
 }
+
+/// The deploy's agent token: the server accepts it as root's from its first start on, and
+/// again at every start after.
+#[test]
+fn the_server_accepts_the_deploys_agent_token() {
+    let server_env = Env::new();
+    let token = "plx_agent_0123456789abcdef";
+    for _ in 0..2 {
+        let (mut server, addr, _, _) = polyaxon_tests::server::start_with(
+            &server_env,
+            &[],
+            &[
+                ("POLYAXON_ADMIN_PASSWORD", "an-admin-password"),
+                ("POLYAXON_AGENT_TOKEN", token),
+            ],
+        );
+        let (st, body) = http_with(&addr, "GET", "/api/v1/admin/agents", None, Some(token));
+        assert_eq!(st, 200, "{body}");
+        let (st, _) = http_with(
+            &addr,
+            "GET",
+            "/api/v1/admin/agents",
+            None,
+            Some("plx_wrong"),
+        );
+        assert_eq!(st, 401);
+        assert!(polyaxon_tests::server::terminate(&mut server).success());
+    }
+}

@@ -165,7 +165,7 @@ const ROOT: S = S::Map(&[
                 "gateway",
                 S::Unused("the server is deployed in the cluster"),
             ),
-            ("api", S::Unused("the server is deployed in the cluster")),
+            ("api", S::Map(&[("host", S::Str), ("port", S::Int)])),
             ("metrics", S::Unused("metrics are not exported")),
             ("errors", S::Unused("errors are not reported anywhere")),
             (
@@ -250,7 +250,30 @@ const ROOT: S = S::Map(&[
     ),
     (
         "agent",
-        S::Unused("runs are submitted by `polyaxon run --executor kubernetes`; there is no agent"),
+        S::Map(&[
+            ("enabled", S::Bool),
+            ("token", S::Str),
+            ("instance", S::Str),
+            ("image", S::Str),
+            ("imageTag", S::Scalar),
+            ("imagePullPolicy", S::Str),
+            ("imagePullSecrets", S::StrList),
+            ("resources", S::Any),
+            ("nodeSelector", S::StrMap),
+            ("tolerations", S::List),
+            ("affinity", S::Any),
+            ("maxConcurrency", S::Int),
+            ("queues", S::Str),
+            ("terminationGracePeriodSeconds", S::Int),
+            (
+                "additionalNamespaces",
+                S::Unused("the agent runs jobs in the deploy's namespace"),
+            ),
+            (
+                "watchCluster",
+                S::Unused("the agent follows the jobs it starts"),
+            ),
+        ]),
     ),
     (
         "init",
@@ -295,7 +318,10 @@ const ROOT: S = S::Map(&[
     ("allowedHosts", S::Unused("not used")),
     ("encryptionSecret", S::Unused("not used")),
     ("platformSecret", S::Unused("secrets are generated")),
-    ("agentSecret", S::Unused("there is no agent")),
+    (
+        "agentSecret",
+        S::Unused("the agent's token is `agent.token`, else generated into the deploy's secret"),
+    ),
     ("polyaxonSecret", S::Unused("secrets are generated")),
     ("internalToken", S::Unused("not used")),
     ("organizationKey", S::Unused("not used")),
@@ -546,6 +572,9 @@ fn semantic(c: &Config, errors: &mut Vec<String>) {
         Some(other) => errors.push(format!(
             "`deploymentChart: {other}`: expected platform or agent"
         )),
+    }
+    if c.agent_only() && c.str("externalServices.api.host").is_none() {
+        errors.push("`deploymentChart: agent` needs `externalServices.api.host` (and `port`): the server the agent works for".into());
     }
     if !c.agent_only() && !c.internal_db() && c.str("externalServices.postgresql.host").is_none() {
         errors.push("`postgresql.enabled: false` needs an external database: set `externalServices.postgresql.host` (with user, password, database)".into());

@@ -35,6 +35,8 @@ pub fn default_image() -> String {
 pub struct Secrets {
     pub admin_password: String,
     pub db_password: String,
+    /// The agents' token (accepted by the server as root's).
+    pub agent_token: String,
 }
 
 impl Secrets {
@@ -44,6 +46,7 @@ impl Secrets {
         Secrets {
             admin_password: r(),
             db_password: r(),
+            agent_token: format!("plx_agent_{}", r()),
         }
     }
 }
@@ -78,6 +81,9 @@ impl Names {
     }
     fn artifacts(&self) -> String {
         format!("{}-artifacts", self.rel)
+    }
+    fn agent(&self) -> String {
+        format!("{}-agent", self.rel)
     }
 }
 
@@ -303,6 +309,27 @@ pub fn manifests(c: &Config, secrets: &Secrets) -> Result<Vec<J>> {
         }));
     }
     if c.agent_only() {
+        // Against a server elsewhere: its address and a superuser's token come with the config.
+        let host = match (
+            c.str("externalServices.api.host"),
+            c.int("externalServices.api.port"),
+        ) {
+            (Some(h), Some(p)) => format!("{}:{p}", h.trim_end_matches('/')),
+            (Some(h), None) => h.trim_end_matches('/').to_string(),
+            // Refused by the config's checks.
+            (None, _) => String::new(),
+        };
+        // The token: given here (kept in the deploy's secret), or in a secret made beforehand
+        // (see `advice`).
+        if let Some(token) = c.str("agent.token") {
+            out.push(to_json(&core::Secret {
+                metadata: meta(c, n.secret(), "secrets"),
+                type_: Some("Opaque".into()),
+                string_data: Some(BTreeMap::from([("agent-token".to_string(), token)])),
+                ..Default::default()
+            }));
+        }
+        out.push(agent_deployment(c, &n, host)?);
         return Ok(out);
     }
 
@@ -360,6 +387,11 @@ pub fn manifests(c: &Config, secrets: &Secrets) -> Result<Vec<J>> {
             ("admin-password".to_string(), admin_password),
             ("database-password".to_string(), db_password.clone()),
             ("database-url".to_string(), url),
+            (
+                "agent-token".to_string(),
+                c.str("agent.token")
+                    .unwrap_or_else(|| secrets.agent_token.clone()),
+            ),
         ])),
         ..Default::default()
     }));
@@ -505,6 +537,7 @@ pub fn manifests(c: &Config, secrets: &Secrets) -> Result<Vec<J>> {
                 ),
                 env("TZ", c.str("timezone").unwrap_or_else(|| "UTC".into())),
                 env("POLYAXON_K8S_NAMESPACE", n.ns.clone()),
+                secret_env("POLYAXON_AGENT_TOKEN", &n.secret(), "agent-token"),
             ]),
             ports: Some(vec![core::ContainerPort {
                 name: Some("http".into()),
@@ -576,6 +609,13 @@ pub fn manifests(c: &Config, secrets: &Secrets) -> Result<Vec<J>> {
         }),
         ..Default::default()
     }));
+    if c.bool("agent.enabled") != Some(false) {
+        out.push(agent_deployment(
+            c,
+            &n,
+            format!("http://{}.{}.svc:{port}", n.api(), n.ns),
+        )?);
+    }
     if c.bool("ingress.enabled") == Some(true) {
         let path = c.str("ingress.path").unwrap_or_else(|| "/".into());
         // `/*` (upstream's GCE style) is a prefix match of `/`.
@@ -615,6 +655,90 @@ pub fn manifests(c: &Config, secrets: &Secrets) -> Result<Vec<J>> {
         }));
     }
     Ok(out)
+}
+
+/// The agent: `polyaxon agent start` on the Kubernetes executor, with the executor's
+/// identity, the agents' token from the deploy's secret, and the server at `host`.
+fn agent_deployment(c: &Config, n: &Names, host: String) -> Result<J> {
+    let image = match (
+        c.str("agent.image")
+            .filter(|i| !i.contains("polyaxon-agent")),
+        c.str("agent.imageTag"),
+    ) {
+        (Some(i), Some(t)) if !i.contains(':') => format!("{i}:{t}"),
+        (Some(i), _) => i,
+        // Upstream's agent image is another program: ours is this binary, the server's image.
+        (None, _) => match (c.str("gateway.image"), c.str("gateway.imageTag")) {
+            (Some(i), Some(t)) if !i.contains(':') && !i.contains("polyaxon-streams") => {
+                format!("{i}:{t}")
+            }
+            (Some(i), _) if !i.contains("polyaxon-streams") => i,
+            _ => default_image(),
+        },
+    };
+    let name = c
+        .str("agent.instance")
+        .unwrap_or_else(|| format!("{}-agent", n.ns));
+    let mut args = vec![
+        "agent".to_string(),
+        "start".into(),
+        "--executor".into(),
+        "kubernetes".into(),
+        "--name".into(),
+        name,
+        "--max-concurrency".into(),
+        c.int("agent.maxConcurrency").unwrap_or(50).to_string(),
+    ];
+    if let Some(q) = c.str("agent.queues") {
+        args.extend(["--queue".into(), q]);
+    }
+    let mut spec = core::PodSpec {
+        service_account_name: (c.bool("rbac.enabled") != Some(false)).then(|| n.executor()),
+        // Drains on SIGTERM: running runs finish (up to this long) before the pod goes.
+        termination_grace_period_seconds: Some(
+            c.int("agent.terminationGracePeriodSeconds").unwrap_or(300),
+        ),
+        containers: vec![core::Container {
+            name: "agent".into(),
+            image: Some(image),
+            image_pull_policy: c.str("agent.imagePullPolicy"),
+            command: Some(vec!["polyaxon".into()]),
+            args: Some(args),
+            env: Some(vec![
+                env("POLYAXON_HOST", host),
+                secret_env("POLYAXON_AUTH_TOKEN", &n.secret(), "agent-token"),
+                env("POLYAXON_K8S_NAMESPACE", n.ns.clone()),
+                env("POLYAXON_HOME", "/tmp/polyaxon"),
+                env("TZ", c.str("timezone").unwrap_or_else(|| "UTC".into())),
+            ]),
+            resources: from(c, "agent.resources")?,
+            security_context: Some(core::SecurityContext {
+                allow_privilege_escalation: Some(false),
+                read_only_root_filesystem: Some(false),
+                run_as_non_root: Some(true),
+                run_as_user: Some(1000),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    pod_scheduling(c, "agent", &mut spec)?;
+    Ok(to_json(&apps::Deployment {
+        metadata: meta(c, n.agent(), "agent"),
+        spec: Some(apps::DeploymentSpec {
+            // One agent of a name at a time: a new pod replaces the old one.
+            replicas: Some(1),
+            strategy: Some(apps::DeploymentStrategy {
+                type_: Some("Recreate".into()),
+                ..Default::default()
+            }),
+            selector: pod_selector(c, "agent"),
+            template: pod_template(c, "agent", spec),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }))
 }
 
 /// The artifacts store's volume (and the claim to create, if ours) and where it is mounted.
@@ -674,6 +798,14 @@ pub fn advice(c: &Config) -> Vec<String> {
             "`user.username: {u}`: the server's first user is `root`; create `{u}` after the deploy"
         ));
     }
+    if c.agent_only() && c.str("agent.token").is_none() {
+        w.push(format!(
+            "`agent.token` is not set: the agent reads its token (a superuser's on the server) from the secret `{}-secrets`, key `agent-token`; create it before the agent starts: `kubectl -n {} create secret generic {}-secrets --from-literal=agent-token=TOKEN`",
+            c.release(),
+            c.namespace(),
+            c.release()
+        ));
+    }
     let kind = c.str("artifactsStore.kind").unwrap_or_default();
     if kind == "host_path" && c.bool("securityContext.enabled") != Some(true) {
         w.push(
@@ -715,6 +847,8 @@ pub async fn existing_secrets(client: &kube::Client, c: &Config) -> Result<Optio
         Some(Secrets {
             admin_password: get("admin-password")?,
             db_password: get("database-password")?,
+            // Deploys from before the agent get one now.
+            agent_token: get("agent-token").unwrap_or_else(|| Secrets::generate().agent_token),
         })
     }))
 }

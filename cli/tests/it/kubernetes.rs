@@ -419,6 +419,126 @@ fn dry_run_prints_the_job_and_its_secret_without_a_cluster() {
     );
 }
 
+#[test]
+fn the_deploy_runs_an_agent_beside_the_server_or_alone() {
+    let env = Env::new();
+    let deploy = |cfg: &str| -> (Vec<J>, String) {
+        let f = env.home.path().join("deploy.yml");
+        std::fs::write(&f, cfg).unwrap();
+        let out = env
+            .cmd()
+            .args([
+                "admin",
+                "deploy",
+                "--dry-run",
+                "--show-secrets",
+                "-o",
+                "json",
+                "-f",
+            ])
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        (serde_json::from_str(&stdout(&out)).unwrap(), stderr(&out))
+    };
+    let find = |objs: &[J], kind: &str, name: &str| {
+        objs.iter()
+            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+            .cloned()
+    };
+    let env_of = |d: &J, var: &str| {
+        d["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == var)
+            .cloned()
+            .unwrap_or(J::Null)
+    };
+    // Beside the server: its token in the deploy's secret, given to both.
+    let (objs, _) = deploy("namespace: plx\nagent: {maxConcurrency: 12, queues: 'default,gpu'}\n");
+    let agent = find(&objs, "Deployment", "polyaxon-agent").expect("an agent Deployment");
+    let api = find(&objs, "Deployment", "polyaxon-api").unwrap();
+    let args: Vec<&str> = agent["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        args,
+        [
+            "agent",
+            "start",
+            "--executor",
+            "kubernetes",
+            "--name",
+            "plx-agent",
+            "--max-concurrency",
+            "12",
+            "--queue",
+            "default,gpu"
+        ]
+    );
+    assert_eq!(
+        env_of(&agent, "POLYAXON_HOST")["value"],
+        "http://polyaxon-api.plx.svc:80"
+    );
+    assert_eq!(
+        env_of(&agent, "POLYAXON_AUTH_TOKEN")["valueFrom"]["secretKeyRef"]["key"],
+        "agent-token"
+    );
+    assert_eq!(
+        env_of(&api, "POLYAXON_AGENT_TOKEN")["valueFrom"]["secretKeyRef"]["key"],
+        "agent-token"
+    );
+    assert_eq!(
+        agent["spec"]["template"]["spec"]["serviceAccountName"],
+        "polyaxon-executor"
+    );
+    let secret = find(&objs, "Secret", "polyaxon-secrets").unwrap();
+    let token = secret["stringData"]["agent-token"].as_str().unwrap();
+    assert!(token.len() >= 32, "{token}");
+    // Turned off.
+    let (objs, _) = deploy("namespace: plx\nagent: {enabled: false}\n");
+    assert!(find(&objs, "Deployment", "polyaxon-agent").is_none());
+    // The agent chart: the agent alone, against a server elsewhere.
+    let (objs, said) = deploy(
+        "deploymentChart: agent\nnamespace: plx\nexternalServices: {api: {host: 'https://plx.example.com', port: 443}}\n",
+    );
+    assert!(find(&objs, "Deployment", "polyaxon-api").is_none());
+    let agent = find(&objs, "Deployment", "polyaxon-agent").expect("the agent");
+    assert_eq!(
+        env_of(&agent, "POLYAXON_HOST")["value"],
+        "https://plx.example.com:443"
+    );
+    assert!(said.contains("agent.token"), "{said}");
+    let (objs, _) = deploy(
+        "deploymentChart: agent\nnamespace: plx\nexternalServices: {api: {host: 'https://plx.example.com'}}\nagent: {token: plx_given_token_123456}\n",
+    );
+    let secret = find(&objs, "Secret", "polyaxon-secrets").unwrap();
+    assert_eq!(
+        secret["stringData"]["agent-token"],
+        "plx_given_token_123456"
+    );
+    // Without a server to work for, refused with the key.
+    let f = env.home.path().join("deploy.yml");
+    std::fs::write(&f, "deploymentChart: agent\n").unwrap();
+    let out = env
+        .cmd()
+        .args(["admin", "deploy", "--dry-run", "-f"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("externalServices.api.host"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// `polyaxon run --dry-run [ARGS] -f SPEC` with `vars` set, from a fresh home.
 fn dry_run(spec: &str, vars: &[(&str, &str)], args: &[&str]) -> std::process::Output {
     let env = Env::new();

@@ -213,6 +213,43 @@ impl Store {
     }
 
     /// Creates a token and returns it in clear (it is not kept).
+    /// Makes `secret` a token of superuser `username` named `name`, unless it is one already
+    /// (the agents' token of a deploy, given to the server at each start).
+    pub async fn ensure_token(&self, username: &str, name: &str, secret: &str) -> Result<()> {
+        if secret.len() < 16 {
+            return Err(StoreError::Invalid(
+                "a token is at least 16 characters".into(),
+            ));
+        }
+        let user = self.user_by_name(username).await?;
+        if !user.is_superuser {
+            return Err(StoreError::Invalid(format!(
+                "`{username}` is not a superuser: an agent's token must be a superuser's"
+            )));
+        }
+        let found: Count = self
+            .fetch_one(
+                "SELECT COUNT(*) AS n FROM tokens WHERE token_hash = $1",
+                vec![digest(secret).into()],
+            )
+            .await?;
+        if found.n > 0 {
+            return Ok(());
+        }
+        self.execute(
+            "INSERT INTO tokens (uuid, user_id, token_hash, name, scope, run_uuid, created_at, expires_at) VALUES ($1, $2, $3, $4, 'user', NULL, $5, NULL)",
+            vec![
+                new_uuid().into(),
+                user.id.into(),
+                digest(secret).into(),
+                name.into(),
+                now_micros().into(),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
     pub async fn create_token(
         &self,
         user_id: i64,

@@ -75,6 +75,9 @@ pub fn run(args: StartArgs, printer: &Printer) -> Result<()> {
                 printer.paint("1", pw)
             ));
         }
+        if let Some(t) = &settings.agent_token {
+            started.app.store.ensure_token("root", "agent", t).await.map_err(|e| UserError::new(format!("{}: {e}", crate::env::POLYAXON_AGENT_TOKEN)))?;
+        }
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
             let hint = if e.kind() == std::io::ErrorKind::AddrInUse { "another process uses this port; pick another with `--port`" } else { "check `--host` and `--port`" };
             UserError::new(format!("cannot listen on {addr}: {e}")).hint(hint)

@@ -759,12 +759,17 @@ async fn deploy_applies_in_order_and_waits_for_the_rollout() {
         "PATCH /api/v1/namespaces/plx/persistentvolumeclaims/polyaxon-artifacts",
         "PATCH /apis/apps/v1/namespaces/plx/deployments/polyaxon-api",
         "PATCH /api/v1/namespaces/plx/services/polyaxon-api",
+        "PATCH /apis/apps/v1/namespaces/plx/deployments/polyaxon-agent",
         "PATCH /apis/networking.k8s.io/v1/namespaces/plx/ingresses/polyaxon-api",
         "GET /apis/apps/v1/namespaces/plx/statefulsets/polyaxon-postgresql",
     ];
     assert_eq!(&calls[..expected_order.len()], &expected_order[..]);
     assert!(
         calls.contains(&"GET /apis/apps/v1/namespaces/plx/deployments/polyaxon-api".to_string())
+    );
+    assert!(
+        calls.contains(&"GET /apis/apps/v1/namespaces/plx/deployments/polyaxon-agent".to_string()),
+        "the agent's rollout is waited for too"
     );
     let said = said.into_inner().unwrap();
     assert!(
