@@ -90,6 +90,7 @@ pub async fn serve(
     let running: Running = Arc::default();
     let (ended_tx, mut ended_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let (state_tx, state_rx) = watch::channel("running");
+    let (orphaned_tx, mut orphaned_rx) = tokio::sync::mpsc::unbounded_channel::<RunRef>();
     let heartbeat = tokio::spawn(heartbeats(
         client.clone(),
         printer,
@@ -97,6 +98,7 @@ pub async fn serve(
         instance.clone(),
         running.clone(),
         state_rx,
+        orphaned_tx,
     ));
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -104,6 +106,27 @@ pub async fn serve(
     loop {
         while let Ok(uuid) = ended_rx.try_recv() {
             running.lock().await.remove(&uuid);
+        }
+        // Claimed for this agent, the answer lost: driven now.
+        while let Ok(r) = orphaned_rx.try_recv() {
+            let mut map = running.lock().await;
+            if map.contains_key(&r.uuid) {
+                continue;
+            }
+            printer.warn(&format!(
+                "run {} was claimed for this agent but the answer was lost: starting it now",
+                r.uuid
+            ));
+            let task = drive(
+                settings.clone(),
+                printer,
+                client.clone(),
+                r.clone(),
+                opts.executor,
+                false,
+                ended_tx.clone(),
+            );
+            map.insert(r.uuid.clone(), (r, task));
         }
         let free = opts.capacity.saturating_sub(running.lock().await.len());
         if free == 0 {
@@ -288,8 +311,12 @@ async fn heartbeats(
     instance: String,
     running: Running,
     state: watch::Receiver<&'static str>,
+    orphaned: tokio::sync::mpsc::UnboundedSender<RunRef>,
 ) {
     let every = opts.lease / 4;
+    // Held here but driven by nothing, at the last heartbeat: a claim whose answer was lost
+    // (a timeout while the server, slow, claimed for us).
+    let mut unowned: std::collections::HashSet<String> = Default::default();
     loop {
         tokio::time::sleep(every).await;
         // Runs of this machine whose supervisor died (another agent killed outright, a
@@ -305,11 +332,30 @@ async fn heartbeats(
         match client.agent_heartbeat(&opts.name, &beat).await {
             Ok(held) => {
                 let mut map = running.lock().await;
+                let held_uuids: Vec<&String> = held.runs.iter().map(|r| &r.uuid).collect();
                 let lost: Vec<String> = map
                     .keys()
-                    .filter(|u| !held.runs.contains(u))
+                    .filter(|u| !held_uuids.contains(u))
                     .cloned()
                     .collect();
+                // Twice in a row held and not driven: drive it (an answer in flight would
+                // have arrived within a heartbeat).
+                let mut still = std::collections::HashSet::new();
+                for c in &held.runs {
+                    if map.contains_key(&c.uuid) {
+                        continue;
+                    }
+                    if unowned.contains(&c.uuid) {
+                        let _ = orphaned.send(RunRef {
+                            owner: c.owner.clone(),
+                            project: c.project.clone(),
+                            uuid: c.uuid.clone(),
+                        });
+                    } else {
+                        still.insert(c.uuid.clone());
+                    }
+                }
+                unowned = still;
                 for u in lost {
                     // Ended meanwhile (its claim went with its end), or taken from us.
                     let Some((r, t)) = map.get(&u) else { continue };

@@ -275,6 +275,9 @@ pub struct ExecutorMeta {
     /// The machine the supervisor runs on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// The agent driving it (its claim is a lease: when the agent dies, the lease decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
     /// The supervisor's pid, boot and start time (a pid alone is reused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
@@ -672,7 +675,7 @@ pub struct V1AgentHeartbeat {
 /// The runs an agent holds (one it drives and is not listed was taken from it).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct V1AgentHeld {
-    pub runs: Vec<String>,
+    pub runs: Vec<V1ClaimedRun>,
 }
 
 /// An agent asks for work.

@@ -590,3 +590,94 @@ fn the_server_accepts_the_deploys_agent_token() {
         assert!(polyaxon_tests::server::terminate(&mut server).success());
     }
 }
+
+/// An agent on the (stand-in) cluster killed outright while its job runs: the next agent
+/// finds the job by its labels and follows it to its end; the job is not submitted twice.
+#[test]
+fn a_restarted_agent_adopts_a_running_cluster_job() {
+    let (_server, env, server_home) = logged_in_with_project(None);
+    let (addr, token) = api(&env);
+    let kube = polyaxon_tests::fake_kube::FakeKube::start();
+    {
+        let mut st = kube.state.lock().unwrap();
+        st.shared_artifacts = Some(server_home.home.path().join(".polyaxon/artifacts"));
+        st.done_after = Some(Duration::from_secs(10));
+    }
+    let kubeconfig = kube.kubeconfig(env.home.path());
+    let on_cluster = |name: &str| {
+        let log = env.home.path().join(format!("agent-{name}.log"));
+        let child = env
+            .cmd_std()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("KUBECONFIG", &kubeconfig)
+            .env(
+                "POLYAXON_K8S_API_HOST",
+                "http://polyaxon-api.polyaxon.svc:80",
+            )
+            .env("POLYAXON_K8S_ARTIFACTS_CLAIM", "polyaxon-artifacts")
+            .args([
+                "agent",
+                "start",
+                "--executor",
+                "kubernetes",
+                "--lease",
+                "2",
+                "--name",
+                name,
+            ])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let a = Agent { child, log };
+        let t = Instant::now();
+        while !a.log().contains("serving") {
+            assert!(t.elapsed() < Duration::from_secs(30), "{}", a.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        a
+    };
+    let mut first = on_cluster("first");
+    let u = create(
+        &addr,
+        &token,
+        json!({"content": job("echo on the cluster")}),
+    );
+    let t = Instant::now();
+    while get(&addr, &token, &format!("/api/v1/root/demo/runs/{u}"))["status"] != "running" {
+        assert!(t.elapsed() < Duration::from_secs(30), "{}", first.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    first.signal("-KILL");
+    let _ = first.child.wait();
+    let second = on_cluster("second");
+    wait_all_done(&addr, &token, Duration::from_secs(60), &[&second]);
+    let r = get(&addr, &token, &format!("/api/v1/root/demo/runs/{u}"));
+    assert_eq!(r["status"], "succeeded", "{r}\n{}", second.log());
+    assert_eq!(r["meta_info"]["executor"]["agent"], "second", "{r}");
+    let st = get(
+        &addr,
+        &token,
+        &format!("/api/v1/root/demo/runs/{u}/statuses"),
+    );
+    let reasons: Vec<&str> = st["status_conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["reason"].as_str())
+        .collect();
+    assert!(
+        reasons.contains(&"AgentLost") && reasons.contains(&"AgentAdopted"),
+        "{reasons:?}"
+    );
+    assert!(second.log().contains("adopting run"), "{}", second.log());
+    let submitted = kube
+        .state
+        .lock()
+        .unwrap()
+        .requests
+        .iter()
+        .filter(|(m, p, _)| m == "PATCH" && p.contains("/jobs/"))
+        .count();
+    assert_eq!(submitted, 1, "the job was applied once");
+}

@@ -48,11 +48,27 @@ async fn once(ctl: &Ctl<'_>, plan: &Plan, dir: &Path, attempt: u32) -> Result<Ou
     let api = &ctl.api;
     let kind = ctl.executor.kind();
     crate::timing::mark("execute: starting the job");
-    let mut handle: Box<dyn Handle> = match ctl.executor.start(&plan.job).await {
+    let adopting = ctl.adopt.as_ref().filter(|_| attempt == 0);
+    let started_job = match adopting {
+        Some(a) => match ctl.executor.attach(&plan.job, a.logs_since) {
+            Some(f) => f.await,
+            None => Err(crate::error::UserError::new(format!(
+                "the agent driving the run was lost, and the {kind} executor cannot follow a job another agent started"
+            ))
+            .into()),
+        },
+        None => ctl.executor.start(&plan.job).await,
+    };
+    let (fail_reason, job_kind) = if adopting.is_some() {
+        ("AgentLost", "adopted")
+    } else {
+        ("ExecutorStartFailed", "started")
+    };
+    let mut handle: Box<dyn Handle> = match started_job {
         Ok(h) => h,
         Err(e) => {
             let msg = said(&e);
-            api.status(RunStatus::Failed, "ExecutorStartFailed", &msg, None)
+            api.status(RunStatus::Failed, fail_reason, &msg, None)
                 .await?;
             return Ok(Outcome::Failed(msg));
         }
@@ -64,8 +80,12 @@ async fn once(ctl: &Ctl<'_>, plan: &Plan, dir: &Path, attempt: u32) -> Result<Ou
     if !api
         .status(
             RunStatus::Starting,
-            "ExecutorStarting",
-            &format!("started on the {kind} executor"),
+            if adopting.is_some() {
+                "AgentAdopted"
+            } else {
+                "ExecutorStarting"
+            },
+            &format!("{job_kind} on the {kind} executor"),
             None,
         )
         .await?

@@ -26,7 +26,7 @@ pub async fn drive(
     let op = &spec.compiled.operation;
     let meta = run.meta();
     let mut claim = Some(claim);
-    if super::cache::enabled(spec, &meta) {
+    if ctl.adopt.is_none() && super::cache::enabled(spec, &meta) {
         // The claim first: a cache hit ends the run, after its `queued`.
         if let Some(c) = claim.take() {
             c.await.context("claiming the run")??;
@@ -92,7 +92,8 @@ pub async fn drive(
     if caps.place == Place::Cluster {
         // The manifests carry the container's own env (with its `valueFrom`s) after these.
         plan.job.env = env;
-        if code_dir.starts_with(dir) || meta.cwd.is_some() {
+        // An adopted job has its code already.
+        if ctl.adopt.is_none() && (code_dir.starts_with(dir) || meta.cwd.is_some()) {
             prepare::upload_code(&ctl.api, &code_dir).await?;
             plan.job.uploaded_code = true;
         }

@@ -66,6 +66,15 @@ pub struct Ctl<'a> {
     /// The concurrency budgets of the DAGs this run is in, outermost first: a job in a nested
     /// DAG holds a slot of each while it runs.
     pub budgets: Budgets,
+    /// Following a job another agent started (see [`adopt`]): it is not started again.
+    pub adopt: Option<Adopted>,
+}
+
+/// What an adopting controller knows of the job it takes over.
+#[derive(Clone, Debug)]
+pub struct Adopted {
+    /// The last stored log line's time (microseconds): the log goes on from after it.
+    pub logs_since: Option<i64>,
 }
 
 /// The concurrency budgets a run counts against (see [`Ctl::budgets`]).
@@ -95,11 +104,23 @@ pub async fn execute_shared(
     kind: ExecutorKind,
     budgets: Budgets,
 ) -> Result<Outcome> {
+    execute_inner(settings, printer, client, r, kind, budgets, None).await
+}
+
+async fn execute_inner(
+    settings: &Settings,
+    printer: Printer,
+    client: Arc<Client>,
+    r: &RunRef,
+    kind: ExecutorKind,
+    budgets: Budgets,
+    adopt: Option<Adopted>,
+) -> Result<Outcome> {
     let api = RunApi::new(client, r.clone());
     let run = api.current().await?;
     crate::timing::mark("execute: run read");
     let status = run.status.unwrap_or_default();
-    if !status.is_startable() {
+    if adopt.is_none() && !status.is_startable() {
         return Err(UserError::new(format!(
             "run `{}` is {status}: only a run that has not started (or is resuming) can be executed",
             r.uuid
@@ -117,13 +138,19 @@ pub async fn execute_shared(
             return Err(e);
         }
     };
-    let claim = claim(&api, executor.as_ref(), status == RunStatus::Created);
+    let claim = claim(
+        &api,
+        executor.as_ref(),
+        status == RunStatus::Created,
+        settings.agent.clone(),
+    );
     let ctl = Ctl {
         settings,
         printer,
         api,
         executor: executor.as_ref(),
         budgets,
+        adopt,
     };
     match drive(&ctl, &run, claim).await {
         Ok(o) => Ok(o),
@@ -192,6 +219,7 @@ fn claim(
     api: &RunApi,
     executor: &dyn Executor,
     queue: bool,
+    agent: Option<String>,
 ) -> tokio::task::JoinHandle<Result<()>> {
     let api = api.clone();
     let kind = executor.kind();
@@ -200,6 +228,7 @@ fn claim(
     let claim = ExecutorMeta {
         kind: Some(kind),
         host: Some(orphans::hostname()),
+        agent,
         pid: Some(me),
         boot_id: Some(boot),
         start: Some(start),
@@ -279,6 +308,18 @@ async fn drive(
             .await?;
         return Ok(Outcome::Stopped("skipped".into()));
     }
+    let op = &spec.compiled.operation;
+    if ctl.adopt.is_some()
+        && (op.schedule.is_some()
+            || op.matrix.is_some()
+            || matches!(op.run, Some(polyaxonfile::spec::Run::Dag(_))))
+    {
+        let msg = "the agent driving this run was lost; a schedule's, search's or DAG's controller cannot be taken over by another agent yet: restart the run";
+        ctl.api
+            .status(RunStatus::Failed, "AgentLost", msg, None)
+            .await?;
+        return Ok(Outcome::Failed(msg.into()));
+    }
     if let Some(s) = &spec.compiled.operation.schedule {
         claim.await.context("claiming the run")??;
         return schedule::drive(ctl, run, &spec, s).await;
@@ -295,20 +336,48 @@ async fn drive(
 }
 
 /// Takes over a run whose agent was lost while its job ran on a cluster (the claim says
-/// `adopt`): follows the job to its end. The executors here cannot yet find and follow a job
-/// another process started, so the run fails with that reason instead of waiting forever.
+/// `adopt`): finds the job by its labels and follows it to its end, its log from after the
+/// last line stored. An executor that cannot find a job it did not start fails the run with
+/// that reason instead of leaving it waiting.
 pub async fn adopt(
-    _settings: &Settings,
-    _printer: Printer,
+    settings: &Settings,
+    printer: Printer,
     client: Arc<Client>,
     r: &RunRef,
     kind: ExecutorKind,
 ) -> Result<Outcome> {
-    let api = RunApi::new(client, r.clone());
-    let msg = format!(
-        "the agent driving the run was lost, and the {kind} executor cannot follow a job another agent started"
-    );
-    api.status(RunStatus::Failed, "AgentLost", &msg, None)
-        .await?;
-    Ok(Outcome::Failed(msg))
+    let logs_since = last_log_time(&client, r).await;
+    execute_inner(
+        settings,
+        printer,
+        client,
+        r,
+        kind,
+        Vec::new(),
+        Some(Adopted { logs_since }),
+    )
+    .await
+}
+
+/// The time of a run's last stored log line, read through its log pages.
+async fn last_log_time(client: &Client, r: &RunRef) -> Option<i64> {
+    let (mut file, mut time, mut last) = (None::<String>, None::<String>, None);
+    for _ in 0..100_000 {
+        let page = client
+            .logs(r, file.as_deref(), time.as_deref())
+            .await
+            .ok()?;
+        let Some(l) = page.logs.last() else { break };
+        last = l
+            .timestamp
+            .as_deref()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map(|t| t.as_microsecond())
+            .or(last);
+        if page.last_file == file && page.last_time == time {
+            break;
+        }
+        (file, time) = (page.last_file, page.last_time);
+    }
+    last
 }

@@ -193,6 +193,11 @@ async fn orphan(
     status: RunStatus,
     ex: &ExecutorMeta,
 ) -> Option<(RunStatus, &'static str, String)> {
+    // A cluster job of an agent lost: its lease hands it to the next agent, which follows
+    // the job (ending it here would lose a run that is still going).
+    if ex.agent.is_some() && ex.kind == Some(polyaxon_server::api::ExecutorKind::Kubernetes) {
+        return None;
+    }
     let pid = ex.pid.unwrap_or(0);
     if pid == 0
         || ex.host.as_deref() != Some(hostname().as_str())

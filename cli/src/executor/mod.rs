@@ -218,6 +218,16 @@ pub trait Executor: Send + Sync {
         host_root.to_path_buf()
     }
     fn start<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, anyhow::Result<Box<dyn Handle>>>;
+    /// Follows a job another process started (an agent lost with its run still running),
+    /// its log from after `since` (microseconds); `None` when this executor cannot find a job
+    /// it did not start.
+    fn attach<'a>(
+        &'a self,
+        _job: &'a Job,
+        _since: Option<i64>,
+    ) -> Option<BoxFuture<'a, anyhow::Result<Box<dyn Handle>>>> {
+        None
+    }
     /// Where runs go beyond this machine (`namespace`, `context`), kept in the run's
     /// `meta_info.executor`.
     fn placement(&self) -> polyaxon_server::api::ExecutorMeta {

@@ -170,7 +170,17 @@ pub async fn heartbeat(
         .heartbeat(&name, &h.instance, h.running, &h.state, until)
         .await?;
     sweep(&app).await;
-    Ok(Json(V1AgentHeld { runs }))
+    Ok(Json(V1AgentHeld {
+        runs: runs
+            .into_iter()
+            .map(|r| V1ClaimedRun {
+                owner: r.owner,
+                project: r.project,
+                uuid: r.uuid,
+                adopt: false,
+            })
+            .collect(),
+    }))
 }
 
 fn lease_micros(seconds: f64) -> ApiResult<i64> {

@@ -318,7 +318,7 @@ impl Store {
         running: i64,
         state: &str,
         lease_until: i64,
-    ) -> Result<Vec<String>> {
+    ) -> Result<Vec<Claimed>> {
         let now = now_micros();
         let n = self
             .execute(
@@ -342,14 +342,12 @@ impl Store {
             vec![lease_until.into(), name.into()],
         )
         .await?;
-        #[derive(FromRow)]
-        struct U {
-            uuid: String,
-        }
-        let held: Vec<U> = self
-            .fetch_all("SELECT uuid FROM runs WHERE agent = $1", vec![name.into()])
-            .await?;
-        Ok(held.into_iter().map(|u| u.uuid).collect())
+        self.fetch_all(
+            "SELECT r.uuid, p.owner AS owner, p.name AS project, 0 AS adopt FROM runs r \
+             JOIN projects p ON p.id = r.project_id WHERE r.agent = $1",
+            vec![name.into()],
+        )
+        .await
     }
 
     /// Claims up to `max` runs of `queues` for agent `agent` (queues by their priority, then

@@ -243,6 +243,23 @@ both!(lapsed_leases_hand_their_runs_on, |s| {
         .await;
     assert_eq!(st, StatusCode::OK, "{b}");
     assert_eq!(b["runs"], json!([]), "{b}");
+    let (_, b) = s
+        .post(
+            "/api/v1/admin/agents/next/heartbeat",
+            json!({"instance": "next-1", "running": 2, "state": "running", "lease_seconds": 30}),
+        )
+        .await;
+    let mut held: Vec<&str> = b["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["uuid"].as_str().unwrap())
+        .collect();
+    held.sort();
+    let mut want = vec![cluster.as_str(), waiting.as_str()];
+    want.sort();
+    assert_eq!(held, want, "{b}");
+    assert_eq!(b["runs"][0]["project"], "q");
 });
 
 both!(

@@ -122,8 +122,15 @@ pub async fn follow_logs(
     container: String,
     prefix: Option<String>,
     tx: mpsc::Sender<Line>,
+    since: Option<jiff::Timestamp>,
 ) {
-    let mut dedup = Dedup::default();
+    // Adopted: what the lost agent stored is not sent again (lines of that very microsecond
+    // included).
+    let mut dedup = Dedup {
+        last: since,
+        sent_at_last: if since.is_some() { usize::MAX } else { 0 },
+        seen_at_last: 0,
+    };
     let mut failures = 0u32;
     loop {
         let lp = LogParams {

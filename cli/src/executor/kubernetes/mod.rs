@@ -329,6 +329,43 @@ impl super::Executor for Kubernetes {
             Ok(Box::new(handle) as Box<dyn Handle>)
         })
     }
+
+    fn attach<'a>(
+        &'a self,
+        job: &'a Job,
+        since: Option<i64>,
+    ) -> Option<BoxFuture<'a, Result<Box<dyn Handle>>>> {
+        Some(Box::pin(async move {
+            let m = self.manifests(job)?;
+            let mut found = Vec::new();
+            for obj in &m.objects {
+                let r = ObjRef::of(obj)?;
+                if exists(&self.client, &r).await? {
+                    found.push(r);
+                }
+            }
+            if !found
+                .iter()
+                .any(|r| r.kind != "Secret" && r.kind != "Service")
+            {
+                return Err(UserError::new(format!(
+                    "the run's job is no longer on the cluster (namespace `{}`)",
+                    self.namespace
+                ))
+                .into());
+            }
+            let since = since.and_then(|us| jiff::Timestamp::from_microsecond(us).ok());
+            let handle = follow(
+                self.client.clone(),
+                &self.namespace,
+                &job.uuid,
+                &m,
+                found,
+                since,
+            )?;
+            Ok(Box::new(handle) as Box<dyn Handle>)
+        }))
+    }
 }
 
 /// Applies a run's manifests (removing what was applied if one fails) and starts following it.
@@ -350,6 +387,18 @@ pub async fn submit(
             }
         }
     }
+    follow(client, namespace, uuid, m, applied, None)
+}
+
+/// Follows a run's applied objects (its log from after `since`, when adopted).
+fn follow(
+    client: kube::Client,
+    namespace: &str,
+    uuid: &str,
+    m: &manifests::Manifests,
+    applied: Vec<ObjRef>,
+    since: Option<jiff::Timestamp>,
+) -> Result<KubeHandle> {
     let main = applied
         .iter()
         .find(|r| r.kind != "Secret" && r.kind != "Service")
@@ -372,6 +421,7 @@ pub async fn submit(
         end: end_tx,
         failure: failure.clone(),
         prefix: streams > 1,
+        since,
     }));
     Ok(KubeHandle {
         client,

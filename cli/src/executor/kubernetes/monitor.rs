@@ -25,6 +25,8 @@ pub(super) struct Monitor {
     pub(super) end: watch::Sender<Option<Exit>>,
     pub(super) failure: Arc<Mutex<Option<(String, String)>>>,
     pub(super) prefix: bool,
+    /// Log lines up to this time are stored already (an adopted run).
+    pub(super) since: Option<jiff::Timestamp>,
 }
 
 /// What the watchers have seen of the run: its pods by name and its main object.
@@ -184,6 +186,7 @@ pub(super) async fn monitor(m: Monitor) {
                         c,
                         prefix,
                         m.lines.clone(),
+                        m.since,
                     )),
                 );
             }
