@@ -333,6 +333,36 @@ fn priorities_and_unknown_queues() {
         .map(str::to_string)
         .collect();
     assert_eq!(ran, ["4", "2", "0", "1", "3"]);
+    // A run this agent's executor cannot run fails once, saying why; it is not retried.
+    let tf = create(
+        &addr,
+        &token,
+        json!({
+            "content": "version: 1.1\nkind: component\nrun:\n  kind: tfjob\n  worker: {replicas: 2, container: {image: tf, command: [python, t.py]}}\n",
+            "queue": "prio"
+        }),
+    );
+    wait_all_done(&addr, &token, Duration::from_secs(60), &[&a]);
+    let r = get(
+        &addr,
+        &token,
+        &format!("/api/v1/root/demo/runs/{tf}/statuses"),
+    );
+    let conds = r["status_conditions"].as_array().unwrap();
+    let last = conds.last().unwrap();
+    assert_eq!(last["type"], "failed", "{r}");
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs a cluster"),
+        "{r}"
+    );
+    assert_eq!(
+        conds.iter().filter(|c| c["type"] == "scheduled").count(),
+        1,
+        "claimed once: {r}"
+    );
     let status = ok(&env, &["agent", "status"]);
     assert!(
         status.contains("prio") && status.contains("solo"),

@@ -269,9 +269,11 @@ fn start(ctx: &Ctx, a: StartArgs) -> Result<()> {
         lease: Duration::from_secs_f64(a.lease),
         poll: Duration::from_secs(5),
     };
-    // Many runs at once: a runtime with a thread per core.
+    // Many runs at once: a runtime with a thread per core, with the deep stacks controllers
+    // need (as the supervisor's).
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(32 << 20)
         .build()?
         .block_on(async {
             let client = std::sync::Arc::new(ctx.client().await?);

@@ -350,6 +350,12 @@ async fn sample_resources(pid: u32, dir: PathBuf, mut stop: watch::Receiver<bool
     let page = 4096.0;
     let mut last: Option<(Instant, u64)> = None;
     let every = Duration::from_secs(2);
+    // The first look after a second: a job that ends sooner has nothing to show, and a look
+    // walks every process of the machine.
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        _ = stop.changed() => return,
+    }
     loop {
         if let Some(members) = executor::process::group_members(pid) {
             let live: Vec<_> = members.iter().filter(|m| m.state != 'Z').collect();
