@@ -711,3 +711,59 @@ fn a_restarted_agent_adopts_a_running_cluster_job() {
         .count();
     assert_eq!(submitted, 1, "the job was applied once");
 }
+
+/// A DAG and a schedule created through the API are driven by an agent: the DAG's operations
+/// run and pass values downstream, the schedule fires its runs at their ticks.
+#[test]
+fn an_agent_drives_dags_and_schedules() {
+    let (_server, env, _server_home) = logged_in_with_project(None);
+    let (addr, token) = api(&env);
+    let a = agent(&env, "orchestrator", &["--max-concurrency", "4"]);
+    let dag = r#"version: 1.1
+kind: component
+name: pipeline
+run:
+  kind: dag
+  operations:
+    - {name: first, dagRef: step, params: {x: {value: 1}}}
+    - {name: second, dagRef: step, params: {x: {ref: ops.first, value: outputs.y}}}
+  components:
+    - name: step
+      inputs: [{name: x, type: float}]
+      outputs: [{name: y, type: float}]
+      run:
+        kind: job
+        container:
+          image: busybox
+          env: [{name: POLYAXON_STDOUT_METRICS, value: "true"}]
+          command: [sh, -c, 'echo y=$(echo "{{ x }} + 1" | bc)']
+"#;
+    let d = create(&addr, &token, json!({"content": dag}));
+    let schedule = "version: 1.1\nkind: operation\nname: ticking\nschedule: {kind: interval, frequency: 1, maxRuns: 2}\ncomponent:\n  run:\n    kind: job\n    container: {image: busybox, command: [sh, -c, 'echo tick']}\n";
+    let s = create(&addr, &token, json!({"content": schedule}));
+    wait_all_done(&addr, &token, Duration::from_secs(90), &[&a]);
+    for u in [&d, &s] {
+        let r = get(&addr, &token, &format!("/api/v1/root/demo/runs/{u}"));
+        assert_eq!(r["status"], "succeeded", "{r}\n{}", a.log());
+    }
+    let children = |p: &str| {
+        let q: String = format!("pipeline:{p}");
+        get(
+            &addr,
+            &token,
+            &format!("/api/v1/root/demo/runs?query={}&limit=10", q.replace(':', "%3A")),
+        )
+    };
+    let ops = children(&d);
+    assert_eq!(ops["count"], 2, "{ops}");
+    let second = ops["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "second")
+        .unwrap()
+        .clone();
+    assert_eq!(second["inputs"]["x"].as_f64(), Some(2.0), "{second}");
+    let ticks = children(&s);
+    assert_eq!(ticks["count"], 2, "{ticks}");
+}
