@@ -751,7 +751,10 @@ run:
         get(
             &addr,
             &token,
-            &format!("/api/v1/root/demo/runs?query={}&limit=10", q.replace(':', "%3A")),
+            &format!(
+                "/api/v1/root/demo/runs?query={}&limit=10",
+                q.replace(':', "%3A")
+            ),
         )
     };
     let ops = children(&d);
@@ -766,4 +769,44 @@ run:
     assert_eq!(second["inputs"]["x"].as_f64(), Some(2.0), "{second}");
     let ticks = children(&s);
     assert_eq!(ticks["count"], 2, "{ticks}");
+}
+
+/// `--handoff`: on SIGTERM the agent stops its running run and queues it again; another agent
+/// resumes it to its end.
+#[test]
+fn handoff_hands_running_runs_to_another_agent() {
+    let (_server, env, _server_home) = logged_in_with_project(None);
+    let (addr, token) = api(&env);
+    let a = agent(&env, "leaving", &["--max-concurrency", "1", "--handoff"]);
+    let u = create(&addr, &token, json!({"content": job("sleep 2; echo done")}));
+    let t = Instant::now();
+    while get(&addr, &token, &format!("/api/v1/root/demo/runs/{u}"))["status"] != "running" {
+        assert!(t.elapsed() < Duration::from_secs(30), "{}", a.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let b = agent(&env, "staying", &["--max-concurrency", "1"]);
+    a.signal("-TERM");
+    let mut a = a;
+    assert!(a.child.wait().unwrap().success(), "{}", a.log());
+    wait_all_done(&addr, &token, Duration::from_secs(60), &[&b]);
+    let r = get(&addr, &token, &format!("/api/v1/root/demo/runs/{u}"));
+    assert_eq!(r["status"], "succeeded", "{r}\n{}\n{}", a.log(), b.log());
+    assert_eq!(r["meta_info"]["executor"]["agent"], "staying", "{r}");
+    let st = get(
+        &addr,
+        &token,
+        &format!("/api/v1/root/demo/runs/{u}/statuses"),
+    );
+    let kinds: Vec<&str> = st["status_conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    let at = |k: &str| kinds.iter().position(|x| *x == k);
+    assert!(
+        at("stopped") < at("resuming") && at("resuming").is_some(),
+        "{kinds:?}"
+    );
+    assert!(a.log().contains("handed back"), "{}", a.log());
 }
