@@ -76,18 +76,29 @@ impl Policies {
             let Some(mine) = self.series.get(&t.uuid) else {
                 continue;
             };
-            let Some(&(step, _)) = mine.last() else {
+            let Some(&(my_last, _)) = mine.last() else {
                 continue;
             };
-            let last = self.evaluated.get(&t.uuid).copied().unwrap_or(i64::MIN);
-            if last != i64::MIN && step - last < interval {
-                continue;
-            }
             let others: Vec<&[(i64, f64)]> = trials
                 .values()
                 .filter(|o| o.uuid != t.uuid && (include_ended || o.ended.is_none()))
                 .filter_map(|o| self.series.get(&o.uuid).map(Vec::as_slice))
                 .collect();
+            // Compared at a step enough others have reached: a trial ahead of the rest (it
+            // started first, they report later) is judged where they can be compared.
+            let mut reached: Vec<i64> = others
+                .iter()
+                .filter_map(|o| o.last().map(|p| p.0))
+                .collect();
+            reached.sort_unstable_by(|a, b| b.cmp(a));
+            let Some(&kth) = reached.get(min_samples(policy) - 1) else {
+                continue;
+            };
+            let step = my_last.min(kth);
+            let last = self.evaluated.get(&t.uuid).copied().unwrap_or(i64::MIN);
+            if last != i64::MIN && step - last < interval {
+                continue;
+            }
             self.evaluated.insert(t.uuid.clone(), step);
             if let Some(why) = verdict(policy, me.optimization, mine, &others, step) {
                 let _ = api.client.stop_run(&api.r.sibling(&t.uuid)).await;
@@ -99,6 +110,17 @@ impl Policies {
             }
         }
     }
+}
+
+/// How many other trials a policy compares with (at least one).
+fn min_samples(policy: &StoppingPolicy) -> usize {
+    match policy {
+        StoppingPolicy::Median(p) => p.min_samples,
+        StoppingPolicy::Truncation(p) => p.min_samples,
+        StoppingPolicy::Diff(p) => p.min_samples,
+    }
+    .unwrap_or(1)
+    .max(1) as usize
 }
 
 /// A trial's series of `metric`: (step, value), steps increasing.
