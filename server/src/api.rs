@@ -603,6 +603,20 @@ pub struct V1OperationBody {
     pub agent: Option<String>,
 }
 
+/// The queue a name designates: upstream's `agent/queue` names keep the queue.
+pub fn queue_name(q: &str) -> String {
+    q.rsplit('/').next().unwrap_or(q).to_string()
+}
+
+/// The queue a project's settings name (`queue: NAME` or `queue: {name: NAME}`), if any.
+pub fn project_queue(settings: &J) -> Option<String> {
+    match settings.get("queue")? {
+        J::String(q) if !q.is_empty() => Some(queue_name(q)),
+        J::Object(o) => o.get("name")?.as_str().map(queue_name),
+        _ => None,
+    }
+}
+
 /// A queue runs wait in for agents.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct V1Queue {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value as J, json};
 
-use polyaxon_tests::sealed::{Env, stderr, stdout};
+use polyaxon_tests::sealed::{Env, stderr, stdout, test_python};
 use polyaxon_tests::server::http_with;
 
 use super::remote::{logged_in_with_project, with_database};
@@ -529,18 +529,12 @@ fn polyaxon_run_goes_to_the_agents() {
 /// agent, and what it tracks is stored.
 #[test]
 fn the_official_client_creates_a_run_an_agent_executes() {
-    let Some(python) = std::env::var_os("POLYAXON_TEST_PYTHON") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "POLYAXON_TEST_PYTHON must be set in CI"
-        );
-        eprintln!("skipped: POLYAXON_TEST_PYTHON is not set (scripts/test sets it)");
+    let Some(python) = test_python() else {
         return;
     };
     let (_server, env, _server_home) = logged_in_with_project(None);
     let (addr, token) = api(&env);
     let _a = agent(&env, "py", &[]);
-    let python = std::path::PathBuf::from(python);
     let track = "from polyaxon import tracking\ntracking.init()\nfor s in range(20):\n    tracking.log_metrics(step=s, loss=1.0 / (s + 1))\ntracking.log_outputs(done=1)\ntracking.end()\n";
     let content = format!(
         "version: 1.1\nkind: component\nname: from-python\nrun:\n  kind: job\n  container:\n    image: python\n    command: [{}, -u, -c, {}]\n",

@@ -91,3 +91,18 @@ pub fn stdout(o: &std::process::Output) -> String {
 pub fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// The test virtualenv's Python, with the official `polyaxon` package (`scripts/test` makes it
+/// and sets `POLYAXON_TEST_PYTHON`); `None`, with a note, where it is not set up, which CI does
+/// not allow.
+pub fn test_python() -> Option<PathBuf> {
+    let Some(python) = std::env::var_os("POLYAXON_TEST_PYTHON") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "POLYAXON_TEST_PYTHON must be set in CI"
+        );
+        eprintln!("skipped: POLYAXON_TEST_PYTHON is not set (scripts/test sets it)");
+        return None;
+    };
+    Some(PathBuf::from(python))
+}

@@ -254,7 +254,7 @@ fn start(ctx: &Ctx, a: StartArgs) -> Result<()> {
         .iter()
         .map(|q| q.trim())
         .filter(|q| !q.is_empty())
-        .map(|q| q.rsplit('/').next().unwrap_or(q).to_string())
+        .map(polyaxon_server::api::queue_name)
         .collect();
     if queues.is_empty() {
         return Err(UserError::new("`--queue` names no queue").into());

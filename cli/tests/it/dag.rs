@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as J;
 
-use crate::common::{stderr, stdout};
+use crate::common::{stderr, stdout, test_python};
 use crate::work::{Work, secs};
 
 /// A DAG polyaxonfile: its operations (YAML, indented for `operations:`) over the component
@@ -560,12 +560,7 @@ fn a_dag_whose_supervisor_died_ends_with_its_operations() {
 
 #[test]
 fn values_written_by_the_official_tracking_client_flow_downstream() {
-    let Some(python) = std::env::var_os("POLYAXON_TEST_PYTHON") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "POLYAXON_TEST_PYTHON must be set in CI"
-        );
-        eprintln!("skipped: POLYAXON_TEST_PYTHON is not set (scripts/test sets it)");
+    let Some(python) = test_python() else {
         return;
     };
     let python = python.to_string_lossy().into_owned();

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value as J;
 
-use crate::common::{Env, stderr, stdout};
+use crate::common::{Env, stderr, stdout, test_python};
 use crate::work::{PATH, Work, secs};
 
 fn job(command: &str, extra: &str) -> String {
@@ -304,15 +304,9 @@ fn restart_copy_and_resume() {
 
 #[test]
 fn the_official_python_tracking_client_is_heard() {
-    let Some(python) = std::env::var_os("POLYAXON_TEST_PYTHON") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "POLYAXON_TEST_PYTHON must be set in CI"
-        );
-        eprintln!("skipped: POLYAXON_TEST_PYTHON is not set (scripts/test sets it)");
+    let Some(python) = test_python() else {
         return;
     };
-    let python = PathBuf::from(python);
     let w = Work::new(&format!(
         "version: 1.1\nkind: component\nname: tracked\ninputs:\n  - {{name: lr, type: float, value: 0.01, isOptional: true}}\nrun:\n  kind: job\n  container:\n    image: python\n    command: [{}, -u, track.py]\n",
         python.display()

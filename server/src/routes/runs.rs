@@ -81,7 +81,7 @@ fn read_spec(content: &str) -> ApiResult<Spec> {
             .queue
             .clone()
             .or_else(|| comp.queue.clone())
-            .map(|q| q.rsplit('/').next().unwrap_or(&q).to_string()),
+            .map(|q| queue_name(&q)),
         is_approved: op.is_approved.or(comp.is_approved),
     })
 }
@@ -152,7 +152,7 @@ pub async fn create(
             .queue
             .filter(|q| !q.is_empty())
             .or_else(|| spec.as_ref().and_then(|s| s.queue.clone()))
-            .or_else(|| project_queue(&p)),
+            .or_else(|| project_queue_of(&p)),
         priority: body.priority.unwrap_or(0),
         agent: body.agent.filter(|a| !a.is_empty()),
         pipeline,
@@ -163,13 +163,9 @@ pub async fn create(
 }
 
 /// The queue a project's runs go to unless they name one (its settings' `queue`).
-fn project_queue(p: &crate::store::ProjectRow) -> Option<String> {
-    let settings: Map<String, J> = serde_json::from_str(p.settings.as_deref()?).ok()?;
-    match settings.get("queue")? {
-        J::String(q) if !q.is_empty() => Some(q.rsplit('/').next().unwrap_or(q).to_string()),
-        J::Object(o) => o.get("name")?.as_str().map(str::to_string),
-        _ => None,
-    }
+fn project_queue_of(p: &crate::store::ProjectRow) -> Option<String> {
+    let settings: J = serde_json::from_str(p.settings.as_deref()?).ok()?;
+    project_queue(&settings)
 }
 
 /// Lists a project's runs, with upstream's query language and sort.

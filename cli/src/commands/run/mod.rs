@@ -154,15 +154,10 @@ enum Driver {
 
 /// The queue a run goes to: `--queue`, the spec's, the project's, else `default`.
 fn queue_of(flag: Option<&str>, spec: Option<&str>, project: &V1Project) -> String {
-    let strip = |q: &str| q.rsplit('/').next().unwrap_or(q).to_string();
+    use polyaxon_server::api::{project_queue, queue_name};
     flag.or(spec)
-        .map(strip)
-        .or_else(|| {
-            let s = project.settings.as_ref()?.get("queue")?;
-            s.as_str()
-                .map(strip)
-                .or_else(|| s.get("name")?.as_str().map(str::to_string))
-        })
+        .map(queue_name)
+        .or_else(|| project.settings.as_ref().and_then(project_queue))
         .unwrap_or_else(|| "default".into())
 }
 
