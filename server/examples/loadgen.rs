@@ -2,7 +2,7 @@
 //! and prints one JSON line of figures.
 //!
 //! ```text
-//! loadgen ingest BASE TOKEN OWNER PROJECT RUNS POINTS_PER_RUN BATCH
+//! loadgen ingest BASE TOKEN OWNER PROJECT RUNS POINTS_PER_RUN BATCH [WRITERS_PER_RUN]
 //! loadgen fetch  BASE TOKEN OWNER PROJECT UUID NAME SAMPLE REPEATS
 //! loadgen runs   BASE TOKEN OWNER PROJECT COUNT CONCURRENCY
 //! loadgen list   BASE TOKEN OWNER PROJECT REPEATS
@@ -67,6 +67,9 @@ async fn main() {
                 arg(7).parse().unwrap(),
                 arg(8).parse().unwrap(),
             );
+            // Several writers into one run (a distributed job's workers) share its batches
+            // round-robin, into the same series.
+            let writers: usize = std::env::args().nth(9).map_or(1, |w| w.parse().unwrap());
             let mut uuids = Vec::new();
             for i in 0..runs {
                 let r: J = client
@@ -83,6 +86,15 @@ async fn main() {
             }
             // Bodies are built before the clock starts: the figure is the server's.
             let mut bodies: Vec<(String, Vec<String>)> = Vec::new();
+            let mut split = |uuid: &str, per: Vec<String>| {
+                let mut parts: Vec<Vec<String>> = vec![Vec::new(); writers];
+                for (i, body) in per.into_iter().enumerate() {
+                    parts[i % writers].push(body);
+                }
+                for part in parts {
+                    bodies.push((uuid.to_string(), part));
+                }
+            };
             for uuid in &uuids {
                 let mut per = Vec::new();
                 let mut step = 0usize;
@@ -97,7 +109,7 @@ async fn main() {
                     per.push(json!({"id": format!("{uuid}-{step}"), "metrics": [{"name": "loss", "step": steps, "timestamp": ts, "value": values}]}).to_string());
                     step += n;
                 }
-                bodies.push((uuid.clone(), per));
+                split(uuid, per);
             }
             let start = Instant::now();
             let mut tasks = Vec::new();
@@ -128,7 +140,7 @@ async fn main() {
             let points = runs * per_run;
             println!(
                 "{}",
-                json!({"points": points, "seconds": secs, "points_per_second": points as f64 / secs, "runs": uuids})
+                json!({"points": points, "seconds": secs, "points_per_second": points as f64 / secs, "writers_per_run": writers, "runs": uuids})
             );
         }
         "fetch" => {

@@ -8,8 +8,15 @@
 //! every [`GROUP`] points — so a long series downsampled for a chart is read from a sixteenth of
 //! its bytes, with its peaks and dips intact.
 //!
-//! The last value of each series is folded into the run's outputs (as upstream does), so
-//! `metrics.loss: <0.2` queries and sorts work on runs.
+//! The last value of each series (its point at the highest step, then the latest time) is folded
+//! into the run's outputs (as upstream does), so `metrics.loss: <0.2` queries and sorts work on
+//! runs.
+//!
+//! Several writers into one run (a distributed job's workers, the event-file sync beside the
+//! tracking client) are safe: a batch takes each of its series' `metric_series` rows in name
+//! order before touching that series' chunks, and merges the last values into the outputs in one
+//! statement at the end, with a lock that the inserts' foreign-key checks on the run do not
+//! conflict with — no read-then-write of the run, no lock order to invert, so no deadlock.
 
 use std::collections::BTreeMap;
 
@@ -180,8 +187,8 @@ struct ChunkOverview {
 }
 
 #[derive(FromRow)]
-struct Outputs {
-    outputs: Option<String>,
+struct LastValue {
+    last_value: f64,
 }
 
 #[derive(FromRow)]
@@ -318,17 +325,36 @@ impl Store {
         }
         let mut last_values = Map::new();
         for (name, points) in &by_name {
-            if points.is_empty() {
+            let Some(newest) = points.iter().max_by_key(|p| order_key(p)) else {
                 continue;
-            }
-            if let Some(last) = points.last() {
-                last_values.insert(
-                    name.clone(),
-                    serde_json::Number::from_f64(last.value)
-                        .map(J::Number)
-                        .unwrap_or(J::Null),
-                );
-            }
+            };
+            // The series' row first: writers of one series queue here (in name order, so two
+            // batches never wait on each other's series), and the last chunk read below is the
+            // one the previous writer left.
+            let last_value: LastValue = tx
+                .fetch_optional(
+                    "INSERT INTO metric_series (run_id, name, last_step, last_ts, last_value) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (run_id, name) DO UPDATE SET \
+                     last_value = CASE WHEN (excluded.last_step, excluded.last_ts) >= (metric_series.last_step, metric_series.last_ts) THEN excluded.last_value ELSE metric_series.last_value END, \
+                     last_step = CASE WHEN (excluded.last_step, excluded.last_ts) >= (metric_series.last_step, metric_series.last_ts) THEN excluded.last_step ELSE metric_series.last_step END, \
+                     last_ts = CASE WHEN (excluded.last_step, excluded.last_ts) >= (metric_series.last_step, metric_series.last_ts) THEN excluded.last_ts ELSE metric_series.last_ts END \
+                     RETURNING last_value",
+                    vec![
+                        run_id.into(),
+                        name.clone().into(),
+                        order_key(newest).0.into(),
+                        newest.ts.into(),
+                        newest.value.into(),
+                    ],
+                )
+                .await?
+                .ok_or(StoreError::Db(sqlx::Error::RowNotFound))?;
+            last_values.insert(
+                name.clone(),
+                serde_json::Number::from_f64(last_value.last_value)
+                    .map(J::Number)
+                    .unwrap_or(J::Null),
+            );
             let last: Option<LastChunk> = tx
                 .fetch_optional(
                     "SELECT seq, n, data FROM metric_chunks WHERE run_id = $1 AND name = $2 ORDER BY seq DESC LIMIT 1",
@@ -389,26 +415,21 @@ impl Store {
             }
         }
         if !last_values.is_empty() {
-            let lock = if tx.dialect() == Dialect::Postgres {
-                " FOR UPDATE"
-            } else {
-                ""
+            // Merged in one statement: no read of the outputs, no lock held longer than this
+            // statement's row lock (a key-preserving one, which the inserts' foreign-key checks
+            // on the same run do not conflict with).
+            let merge = match tx.dialect() {
+                Dialect::Postgres => {
+                    "(CASE WHEN jsonb_typeof(outputs::jsonb) = 'object' THEN outputs::jsonb ELSE '{}'::jsonb END || $1::jsonb)::text"
+                }
+                Dialect::Sqlite => {
+                    "json_patch(CASE WHEN json_type(outputs) = 'object' THEN outputs ELSE '{}' END, $1)"
+                }
             };
-            let row: Option<Outputs> = tx
-                .fetch_optional(
-                    &format!("SELECT outputs FROM runs WHERE id = $1{lock}"),
-                    vec![run_id.into()],
-                )
-                .await?;
-            let mut outputs: Map<String, J> = row
-                .and_then(|r| r.outputs)
-                .and_then(|t| serde_json::from_str(&t).ok())
-                .unwrap_or_default();
-            outputs.extend(last_values);
             tx.execute(
-                "UPDATE runs SET outputs = $1, updated_at = $2 WHERE id = $3",
+                &format!("UPDATE runs SET outputs = {merge}, updated_at = $2 WHERE id = $3"),
                 vec![
-                    J::Object(outputs).to_string().into(),
+                    J::Object(last_values).to_string().into(),
                     now_micros().into(),
                     run_id.into(),
                 ],

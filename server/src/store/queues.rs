@@ -1,7 +1,7 @@
 //! Queues, agents and the claims agents hold on runs.
 //!
 //! A top-level managed run waits in its queue (`queued`, no `agent`) until an agent claims it:
-//! one `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING` on PostgreSQL (under
+//! one `UPDATE … WHERE id IN (SELECT … FOR NO KEY UPDATE SKIP LOCKED) RETURNING` on PostgreSQL (under
 //! SQLite's write lock there), so a run is never handed to two agents. A queue with a
 //! `concurrency` is locked while it is claimed from, so that its running runs never exceed it.
 //! Claims are leases: the agent renews them with its heartbeat; a lease that lapses hands its
@@ -406,7 +406,11 @@ impl Store {
             if take <= 0 {
                 continue;
             }
-            let skip = if pg { " FOR UPDATE SKIP LOCKED" } else { "" };
+            let skip = if pg {
+                " FOR NO KEY UPDATE SKIP LOCKED"
+            } else {
+                ""
+            };
             #[derive(FromRow)]
             struct Id {
                 id: i64,

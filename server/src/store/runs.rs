@@ -410,7 +410,7 @@ impl Store {
     pub async fn patch_run(&self, uuid: &str, patch: RunPatch) -> Result<RunRow> {
         let mut tx = self.begin().await?;
         let lock = if tx.dialect() == super::Dialect::Postgres {
-            " FOR UPDATE OF r"
+            " FOR NO KEY UPDATE OF r"
         } else {
             ""
         };
@@ -480,7 +480,7 @@ impl Store {
     ) -> Result<RunRow> {
         let mut tx = self.begin().await?;
         let lock = if tx.dialect() == super::Dialect::Postgres {
-            " FOR UPDATE OF r"
+            " FOR NO KEY UPDATE OF r"
         } else {
             ""
         };
@@ -526,7 +526,7 @@ impl Store {
     ) -> Result<bool> {
         let mut tx = self.begin().await?;
         let lock = if tx.dialect() == super::Dialect::Postgres {
-            " FOR UPDATE OF r"
+            " FOR NO KEY UPDATE OF r"
         } else {
             ""
         };

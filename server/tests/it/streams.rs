@@ -689,3 +689,136 @@ both!(event_files_in_the_store_are_ingested_once, |s| {
     assert_eq!(st, StatusCode::OK);
     assert_eq!(r["points"], 0);
 });
+
+both!(concurrent_writers_into_one_run, |s| {
+    // Eight writers (the workers of a distributed job, or the event-file sync beside the
+    // tracking client) send batches into one run at once, into one shared series and their
+    // own; every batch is retried once with its id, as a client does after a lost response.
+    let p = s.project("demo").await;
+    let uuid = s.run(&p, json!({})).await;
+    let url = format!("{}{}", s.base, streams(&p, &uuid, "metrics"));
+    let (writers, batches, per) = (8i64, 30i64, 20i64);
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let (client, url, token) = (s.client.clone(), url.clone(), s.root_token.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut failures = Vec::new();
+            for b in 0..batches {
+                let steps: Vec<i64> = (0..per).map(|i| (b * writers + w) * per + i).collect();
+                let values: Vec<f64> = steps.iter().map(|&s| s as f64).collect();
+                let body = json!({
+                    "id": format!("w{w}-b{b}"),
+                    "metrics": [
+                        {"name": "shared", "step": steps, "value": values},
+                        {"name": format!("own-{w}"), "step": steps, "value": values},
+                    ]
+                });
+                for _ in 0..2 {
+                    let r = client
+                        .post(&url)
+                        .bearer_auth(&token)
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = r.status();
+                    if status != StatusCode::OK {
+                        failures.push(format!("{status}: {}", r.text().await.unwrap()));
+                    }
+                }
+            }
+            failures
+        }));
+    }
+    // Beside them, the tracking client logs outputs (merged) and the run's statuses move on.
+    {
+        let (client, token) = (s.client.clone(), s.root_token.clone());
+        let run_url = format!("{}/api/v1/root/{p}/runs/{uuid}", s.base);
+        tasks.push(tokio::spawn(async move {
+            let mut failures = Vec::new();
+            for i in 0..40 {
+                let r = client
+                    .patch(&run_url)
+                    .bearer_auth(&token)
+                    .json(&json!({"merge": true, "outputs": {format!("extra-{i}"): i}}))
+                    .send()
+                    .await
+                    .unwrap();
+                if r.status() != StatusCode::OK {
+                    failures.push(format!("{}: {}", r.status(), r.text().await.unwrap()));
+                }
+                if i % 10 == 0 {
+                    let status = ["compiled", "queued", "scheduled", "running"][i / 10];
+                    let r = client
+                        .post(format!("{run_url}/statuses"))
+                        .bearer_auth(&token)
+                        .json(&json!({"condition": {"type": status, "status": "True"}}))
+                        .send()
+                        .await
+                        .unwrap();
+                    if !r.status().is_success() {
+                        failures.push(format!("{}: {}", r.status(), r.text().await.unwrap()));
+                    }
+                }
+            }
+            failures
+        }));
+    }
+    let mut failures = Vec::new();
+    for t in tasks {
+        failures.extend(t.await.unwrap());
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failed requests, first: {}",
+        failures.len(),
+        failures[0]
+    );
+    let (_, ev) = s.get(&streams(&p, &uuid, "events/metric")).await;
+    let data = ev["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1 + writers as usize);
+    let total = writers * batches * per;
+    for series in data {
+        let mut steps: Vec<i64> = series["data"]["step"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        let expected = if series["name"] == "shared" {
+            total
+        } else {
+            batches * per
+        };
+        assert_eq!(
+            steps.len() as i64,
+            expected,
+            "{}: every point, once",
+            series["name"]
+        );
+        steps.dedup();
+        assert_eq!(
+            steps.len() as i64,
+            expected,
+            "{}: none doubled",
+            series["name"]
+        );
+    }
+    // The run's outputs hold each series' value at its highest step, whichever batch was
+    // committed last.
+    let (_, run) = s.get(&format!("/api/v1/root/{p}/runs/{uuid}")).await;
+    assert_eq!(run["outputs"]["shared"], (total - 1) as f64);
+    for w in 0..writers {
+        let last = ((batches - 1) * writers + w) * per + per - 1;
+        assert_eq!(run["outputs"][format!("own-{w}")], last as f64);
+    }
+    for i in 0..40 {
+        assert_eq!(
+            run["outputs"][format!("extra-{i}")],
+            i,
+            "{}",
+            run["outputs"]
+        );
+    }
+    assert_eq!(run["status"], "running");
+});
