@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
-"""Optimizer quality and proposal cost: our random, tpe and bayes (the tuners `polyaxon run`
-drives; timed by cli/examples/optim.rs) against Optuna's RandomSampler, TPESampler and
-GPSampler, on Branin (optimum 0.397887, 2 dims) and Hartmann6 (optimum -3.32237, 6 dims),
-each in the unit cube.
+"""Optimizer quality and proposal cost: our random, tpe and bayes searches, driven as
+`polyaxon run` drives them (cli/examples/optim.rs: the matrix from the same spec fields, its
+tuner from `for_matrix`, `concurrency` trials at once), against Optuna's RandomSampler,
+TPESampler (constant_liar) and GPSampler given the same parallelism, on Branin (optimum
+0.397887; x1 in [-5, 10], x2 in [0, 15]) and Hartmann6 (optimum -3.32237, the unit cube).
 
-For each (optimizer, function): the median and interquartile range over --seeds seeds of the
-best value after 25, 50 and 100 trials, and the mean time to propose a trial (the
-optimizer's own time, not the objective's). Also the time per proposal of TPE around trial
-1,000.
+Parallelism: `concurrency` trials run at once; each trial's duration is simulated, a function
+of the seed and its index (the same on both sides), so trials end out of order; when one ends
+its result is told and the free slot asked for a new trial (Optuna: `study.tell`, then
+`study.ask` with the others still running, as `n_jobs` does).
 
-Usage: python3 bench/optim_bench.py [--seeds 30] [--trials 100] [--no-optuna-gp]
+For each (optimizer, function, concurrency): the median and interquartile range over --seeds
+seeds of the best value among the first 25, 50 and 100 trials, and the mean time to propose a
+trial (the optimizer's own time, not the objective's). Also TPE's time per proposal around
+trial 1,000.
+
+Usage: python3 bench/optim_bench.py [--seeds 30] [--trials 100] [--concurrency 1 4] [--no-optuna-gp]
   Needs `cargo build --release -p polyaxon-cli --example optim`, and Optuna (with torch for
   its GP sampler) in the Python running it: `pip install optuna torch`.
 Prints a table and writes bench/out/optim_bench.json.
@@ -28,8 +34,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 BUDGETS = (25, 50, 100)
 
 
-def branin(u):
-    x1, x2 = -5 + 15 * u[0], 15 * u[1]
+def branin(x):
+    x1, x2 = x
     a, b, c, r, s, t = 1, 5.1 / (4 * math.pi ** 2), 5 / math.pi, 6, 10, 1 / (8 * math.pi)
     return a * (x2 - b * x1 ** 2 + c * x1 - r) ** 2 + s * (1 - t) * math.cos(x1) + s
 
@@ -44,40 +50,59 @@ def hartmann6(x):
     return -sum(ALPHA[i] * math.exp(-sum(A[i][j] * (x[j] - P[i][j]) ** 2 for j in range(6))) for i in range(4))
 
 
-FUNCS = {"branin": (branin, 2), "hartmann6": (hartmann6, 6)}
+FUNCS = {"branin": (branin, [(-5.0, 10.0), (0.0, 15.0)]), "hartmann6": (hartmann6, [(0.0, 1.0)] * 6)}
 
 
-def optuna_runs(kind, func, seeds, trials):
+def duration(seed, trial):
+    """A trial's simulated duration, as cli/examples/optim.rs computes it."""
+    v = math.sin((trial + 1.0) * 12.9898 + (seed + 1.0) * 78.233) * 43758.5453
+    return 1.0 + (v - math.floor(v))
+
+
+def optuna_runs(kind, func, seeds, trials, concurrency=1):
     import optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    f, d = FUNCS[func]
+    f, box = FUNCS[func]
     out = []
     for seed in range(seeds):
         sampler = {
             "random": lambda: optuna.samplers.RandomSampler(seed=seed),
-            "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
+            "tpe": lambda: optuna.samplers.TPESampler(seed=seed, constant_liar=True),
             "bayes": lambda: optuna.samplers.GPSampler(seed=seed),
         }[kind]()
         study = optuna.create_study(sampler=sampler, direction="minimize")
-        best, ms, b = [], [], float("inf")
-        for _ in range(trials):
-            t = time.perf_counter()
-            trial = study.ask()
-            x = [trial.suggest_float(f"x{i}", 0.0, 1.0) for i in range(d)]
-            ms.append((time.perf_counter() - t) * 1e3)
-            y = f(x)
+        values, ms = [None] * trials, []
+        running = []  # (ends at, index, trial, value)
+        now, asked = 0.0, 0
+        while True:
+            while len(running) < concurrency and asked < trials:
+                t = time.perf_counter()
+                trial = study.ask()
+                x = [trial.suggest_float(f"x{i}", lo, hi) for i, (lo, hi) in enumerate(box)]
+                ms.append((time.perf_counter() - t) * 1e3)
+                running.append((now + duration(seed, asked), asked, trial, f(x)))
+                asked += 1
+            if not running:
+                break
+            running.sort(key=lambda r: r[0])
+            end, idx, trial, y = running.pop(0)
+            now = end
             study.tell(trial, y)
-            b = min(b, y)
+            values[idx] = y
+        best, b = [], float("inf")
+        for v in values:
+            b = min(b, v)
             best.append(b)
         out.append({"best": best, "ms": ms})
     return out
 
 
-def ours(kind, func, seeds, trials):
+def ours(kind, func, seeds, trials, concurrency=1, spec=None):
     exe = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "examples" / "optim"
     if not exe.is_file():
         sys.exit(f"no {exe}: cargo build --release -p polyaxon-cli --example optim")
-    out = subprocess.run([str(exe), kind, func, str(seeds), str(trials)], capture_output=True, text=True, check=True)
+    env = {**os.environ, **({"OPTIM_SPEC": json.dumps(spec)} if spec else {})}
+    out = subprocess.run([str(exe), kind, func, str(seeds), str(trials), str(concurrency)], capture_output=True, text=True, check=True, env=env)
     return [json.loads(line) for line in out.stdout.splitlines()]
 
 
@@ -108,32 +133,44 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=30)
     ap.add_argument("--trials", type=int, default=100)
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
+    ap.add_argument("--kinds", nargs="+", default=["random", "tpe", "bayes"])
     ap.add_argument("--no-optuna-gp", action="store_true", help="skip Optuna's GP sampler (slow)")
     args = ap.parse_args()
     results = {}
-    for func in FUNCS:
-        for kind in ("random", "tpe", "bayes"):
-            print(f"{func} {kind} …", file=sys.stderr, flush=True)
-            results[f"ours {kind} {func}"] = summary(ours(kind, func, args.seeds, args.trials))
-            if kind == "bayes" and args.no_optuna_gp:
-                continue
-            try:
-                results[f"optuna {kind} {func}"] = summary(optuna_runs(kind, func, args.seeds, args.trials))
-            except ImportError:
-                print("Optuna is not installed here: `pip install optuna torch`", file=sys.stderr)
+    for c in args.concurrency:
+        for func in FUNCS:
+            for kind in args.kinds:
+                print(f"{func} {kind} concurrency {c} …", file=sys.stderr, flush=True)
+                results[f"ours {kind} {func} {c}"] = summary(ours(kind, func, args.seeds, args.trials, c))
+                if kind == "bayes" and args.no_optuna_gp:
+                    continue
+                try:
+                    results[f"optuna {kind} {func} {c}"] = summary(optuna_runs(kind, func, args.seeds, args.trials, c))
+                except ImportError:
+                    print("Optuna is not installed here: `pip install optuna torch`", file=sys.stderr)
+    # The search of the issue that started this: ei with eps 0.01, concurrency 2, 50 trials.
+    issue = {"utilityFunction": {"acquisitionFunction": "ei", "eps": 0.01, "gaussianProcess": {"kernel": "matern", "nu": 2.5}}}
+    runs = ours("bayes", "branin", args.seeds, 50, 2, issue)
+    results["issue: bayes branin eps 0.01 concurrency 2"] = {
+        "first five seeds, best at 50": [r["best"][49] for r in runs[:5]],
+        "median at 50": statistics.median(r["best"][49] for r in runs),
+        "worst at 50": max(r["best"][49] for r in runs),
+    }
     mine, theirs = tpe_at_1000()
     results["tpe ms at 1000"] = {"ours": mine, "optuna": theirs}
     out = ROOT / "bench" / "out"
     out.mkdir(exist_ok=True)
     (out / "optim_bench.json").write_text(json.dumps(results, indent=2))
-    print(f"| optimizer | function | best after {' / '.join(map(str, BUDGETS))} (median [IQR]) | ms per proposal |")
-    print("|---|---|---|---|")
+    print(f"| optimizer | function | concurrency | best after {' / '.join(map(str, BUDGETS))} (median [IQR]) | ms per proposal |")
+    print("|---|---|---|---|---|")
     for key, s in results.items():
         if not key.startswith(("ours", "optuna")):
             continue
-        who, kind, func = key.split()
+        who, kind, func, c = key.split()
         cells = " / ".join(f"{s[k][0]:.4f} [{s[k][1]:.4f}, {s[k][2]:.4f}]" for k in BUDGETS if k in s)
-        print(f"| {who} {kind} | {func} | {cells} | {s['ms']:.3f} |")
+        print(f"| {who} {kind} | {func} | {c} | {cells} | {s['ms']:.3f} |")
+    print("issue's search:", json.dumps(results["issue: bayes branin eps 0.01 concurrency 2"]))
     t = results["tpe ms at 1000"]
     print(f"TPE proposal time at trials 950-1000: ours {t['ours']:.3f} ms, Optuna "
           + (f"{t['optuna']:.1f} ms" if t["optuna"] is not None else "not measured"))

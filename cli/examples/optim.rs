@@ -1,21 +1,27 @@
-//! For `bench/optim_bench.py`: our optimizers on Branin and Hartmann6, as `polyaxon run`'s
-//! searches use them. Prints one JSON object per (algorithm, function, seed): the best value
-//! after every trial and the time each proposal took.
+//! For `bench/optim_bench.py`: our searches on Branin and Hartmann6 as `polyaxon run` drives
+//! them — a `matrix` read from the same spec fields (`numInitialRuns`, `maxIterations`,
+//! `concurrency`, `utilityFunction.*`, `gaussianProcess.*`, the params' distributions, `seed`),
+//! its tuner built by `scheduler::tuner::for_matrix`, asked for up to `concurrency` trials at
+//! a time and told each result when the trial ends, as the search controller does. Trial
+//! durations are simulated (a function of the seed and the trial's index, the same as the
+//! Python side's), so trials end out of order. Prints one JSON object per (algorithm,
+//! function, seed): the best value among the first k trials for every k, the time each
+//! proposal took, and the trials' params.
 //!
 //! ```text
-//! optim ALGO FUNC SEEDS TRIALS      ALGO: random|tpe|bayes  FUNC: branin|hartmann6
+//! optim ALGO FUNC SEEDS TRIALS [CONCURRENCY]   ALGO: random|tpe|bayes|hyperopt
+//!                                              FUNC: branin|hartmann6
 //! ```
+//! `OPTIM_SPEC` (a JSON mapping) is merged into the matrix, for exploring the settings.
 
 use std::time::Instant;
 
-use polyaxon_cli::scheduler::gp::BayesOpt;
-use polyaxon_cli::scheduler::rng::Rng;
-use polyaxon_cli::scheduler::space::{Dim, Space};
-use polyaxon_cli::scheduler::tpe::Tpe;
+use polyaxon_cli::scheduler::tuner::{self, Tuner};
+use polyaxonfile::spec::Matrix;
+use serde_json::{Map, Value as J, json};
 
-fn branin(u: &[f64]) -> f64 {
-    let x1 = -5.0 + 15.0 * u[0];
-    let x2 = 15.0 * u[1];
+fn branin(x: &[f64]) -> f64 {
+    let (x1, x2) = (x[0], x[1]);
     let pi = std::f64::consts::PI;
     let (a, b, c, r, s, t) = (
         1.0,
@@ -50,82 +56,122 @@ fn hartmann6(x: &[f64]) -> f64 {
         .sum::<f64>()
 }
 
+/// A trial's simulated duration: between 1 and 2, a function of the seed and the trial.
+/// `bench/optim_bench.py` computes the same.
+pub fn duration(seed: u64, trial: usize) -> f64 {
+    let v = ((trial as f64 + 1.0) * 12.9898 + (seed as f64 + 1.0) * 78.233).sin() * 43758.5453;
+    1.0 + (v - v.floor())
+}
+
+/// The matrix a user would write for this benchmark.
+fn matrix(algo: &str, func: &str, seed: u64, trials: usize, concurrency: usize) -> Matrix {
+    let params: Map<String, J> = match func {
+        "branin" => [
+            (
+                "x1".to_string(),
+                json!({"kind": "uniform", "value": [-5, 10]}),
+            ),
+            (
+                "x2".to_string(),
+                json!({"kind": "uniform", "value": [0, 15]}),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+        _ => (0..6)
+            .map(|i| (format!("x{i}"), json!({"kind": "uniform", "value": [0, 1]})))
+            .collect(),
+    };
+    let metric = json!({"name": "loss", "optimization": "minimize"});
+    let mut m = match algo {
+        "bayes" => json!({
+            "kind": "bayes",
+            "numInitialRuns": 10,
+            "maxIterations": trials.saturating_sub(10),
+            "utilityFunction": {
+                "acquisitionFunction": "ei",
+                "gaussianProcess": {"kernel": "matern", "nu": 2.5},
+            },
+        }),
+        "tpe" => json!({"kind": "tpe", "numRuns": trials}),
+        "hyperopt" => json!({"kind": "hyperopt", "algorithm": "tpe", "numRuns": trials}),
+        "random" => json!({"kind": "random", "numRuns": trials}),
+        other => panic!("unknown algorithm {other}"),
+    };
+    let o = m.as_object_mut().unwrap();
+    o.insert("params".into(), J::Object(params));
+    o.insert("seed".into(), json!(seed));
+    o.insert("concurrency".into(), json!(concurrency));
+    if algo != "random" {
+        o.insert("metric".into(), metric);
+    }
+    if let Ok(extra) = std::env::var("OPTIM_SPEC") {
+        let extra: Map<String, J> = serde_json::from_str(&extra).expect("OPTIM_SPEC: a mapping");
+        o.extend(extra);
+    }
+    let text = serde_json::to_string(&m).unwrap();
+    let node = polyaxonfile::yaml::parse(&text, 0).expect("the matrix parses");
+    polyaxonfile::de::from_node(&node, &polyaxonfile::de::Ctx::strict(), &[])
+        .unwrap_or_else(|e| panic!("the matrix {text}: {e:?}"))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.len() != 4 {
-        eprintln!("usage: optim random|tpe|bayes branin|hartmann6 SEEDS TRIALS");
+    if !(4..=5).contains(&args.len()) {
+        eprintln!(
+            "usage: optim random|tpe|bayes|hyperopt branin|hartmann6 SEEDS TRIALS [CONCURRENCY]"
+        );
         std::process::exit(2);
     }
     let (algo, func) = (args[0].as_str(), args[1].as_str());
     let seeds: u64 = args[2].parse().expect("SEEDS");
     let trials: usize = args[3].parse().expect("TRIALS");
-    let (f, d): (fn(&[f64]) -> f64, usize) = match func {
-        "branin" => (branin, 2),
-        "hartmann6" => (hartmann6, 6),
+    let concurrency: usize = args.get(4).map_or(1, |c| c.parse().expect("CONCURRENCY"));
+    let f: fn(&[f64]) -> f64 = match func {
+        "branin" => branin,
+        "hartmann6" => hartmann6,
         other => panic!("unknown function {other}"),
     };
-    let space = Space {
-        names: (0..d).map(|i| format!("x{i}")).collect(),
-        dims: (0..d)
-            .map(|_| Dim::Num {
-                low: 0.0,
-                high: 1.0,
-                log: false,
-                q: None,
-            })
-            .collect(),
-    };
     for seed in 0..seeds {
-        let mut rng = Rng::seeded(seed);
-        let mut best = Vec::with_capacity(trials);
-        let mut times = Vec::with_capacity(trials);
-        let mut b = f64::INFINITY;
-        let mut tpe = Tpe::new(space.clone(), Rng::seeded(seed));
-        let mut bayes = BayesOpt::new(space.clone(), Rng::seeded(seed));
-        // Tuning knobs (GP_* variables), for exploring the settings.
-        let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
-        if let Some(v) = env("GP_EXPLOIT") {
-            bayes.exploit_every = v;
-        }
-        if let Some(v) = env("GP_FIT") {
-            bayes.fit_iterations = v;
-        }
-        if let Some(v) = env("GP_REFIT") {
-            bayes.refit_every = v;
-        }
-        if let Some(v) = env("GP_RANDOM") {
-            bayes.search.random = v;
-        }
-        if let Some(v) = env("GP_NEAR") {
-            bayes.search.near = v;
-        }
-        if let Some(v) = env("GP_STARTS") {
-            bayes.search.starts = v;
-        }
-        if let Some(v) = env("GP_ITERS") {
-            bayes.search.iters = v;
-        }
-        for _ in 0..trials {
-            let t = Instant::now();
-            let x = match algo {
-                "random" => space.random(&mut rng),
-                "tpe" => tpe.suggest(&[]),
-                "bayes" => bayes.suggest(&[]),
-                other => panic!("unknown algorithm {other}"),
-            };
-            times.push(t.elapsed().as_secs_f64() * 1e3);
-            let y = f(&x);
-            b = b.min(y);
-            best.push(b);
-            match algo {
-                "tpe" => tpe.observe(x, y),
-                "bayes" => bayes.observe(&x, y),
-                _ => {}
+        let m = matrix(algo, func, seed, trials, concurrency);
+        let mut tuner: Box<dyn Tuner> = tuner::for_matrix(&m, None).expect("a tuner");
+        let mut values: Vec<Option<f64>> = vec![None; trials];
+        let mut params: Vec<Vec<f64>> = vec![Vec::new(); trials];
+        let mut ms = Vec::new();
+        // (ends at, trial, value)
+        let mut running: Vec<(f64, usize, f64)> = Vec::new();
+        let mut now = 0.0;
+        loop {
+            if running.len() < concurrency && !tuner.exhausted() {
+                let t = Instant::now();
+                let asks = tuner.ask(concurrency - running.len());
+                let took = t.elapsed().as_secs_f64() * 1e3;
+                for a in &asks {
+                    ms.push(took / asks.len() as f64);
+                    let x: Vec<f64> = a.params.iter().map(|(_, v)| v.as_f64().unwrap()).collect();
+                    let y = f(&x);
+                    params[a.id] = x;
+                    running.push((now + duration(seed, a.id), a.id, y));
+                }
             }
+            let Some(i) = (0..running.len()).min_by(|a, b| running[*a].0.total_cmp(&running[*b].0))
+            else {
+                break;
+            };
+            let (end, id, y) = running.swap_remove(i);
+            now = end;
+            values[id] = Some(y);
+            tuner.tell(id, Some(y));
+        }
+        let mut best = Vec::with_capacity(trials);
+        let mut b = f64::INFINITY;
+        for v in &values {
+            b = b.min(v.unwrap_or(f64::INFINITY));
+            best.push(b);
         }
         println!(
             "{}",
-            serde_json::json!({"algo": algo, "func": func, "seed": seed, "best": best, "ms": times})
+            json!({"algo": algo, "func": func, "seed": seed, "concurrency": concurrency, "best": best, "ms": ms, "params": params})
         );
     }
 }

@@ -1,9 +1,15 @@
-//! Bayesian optimization with a Gaussian process: a Matérn 5/2 (or RBF) kernel with one
-//! length scale per dimension, its hyperparameters fitted by maximizing the marginal
-//! likelihood (with weak priors) with L-BFGS, warm-started from the last fit; the next point
-//! maximizes an acquisition function (expected improvement, upper confidence bound or
-//! probability of improvement) over random and local candidates, refined by gradient ascent.
-//! Works on the unit cube and minimizes.
+//! Bayesian optimization with a Gaussian process: a Matérn kernel (ν = 1/2, 3/2 or 5/2) or RBF
+//! with one length scale per dimension, its hyperparameters (length scales, signal and noise
+//! variances, each bounded) fitted by maximizing the marginal likelihood (with weak priors)
+//! with L-BFGS, warm-started from the last fit and restarted from the prior (and random
+//! points, `numRestartsOptimizer`); the next point maximizes an acquisition function (expected
+//! improvement, upper confidence bound or probability of improvement) over random and local
+//! candidates, refined by gradient ascent. Trials still running are accounted for as the
+//! kriging believer does: the process fitted on the results is told that each pending point
+//! yields its predicted mean, which leaves the fit alone and takes the uncertainty — and so the
+//! acquisition — away from it, so a batch spreads out. A proposal within [`TOO_CLOSE`] of an
+//! evaluated or pending point is replaced by the next best candidate. Works on the unit cube
+//! and minimizes.
 
 // Numeric code: indexes read closer to the formulas than iterator chains.
 #![allow(clippy::needless_range_loop)]
@@ -12,8 +18,36 @@ use super::rng::Rng;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Kernel {
+    Matern12,
+    Matern32,
     Matern52,
     Rbf,
+}
+
+impl Kernel {
+    /// The Matérn kernel of smoothness `nu` (0.5, 1.5 or 2.5; infinity is the RBF kernel).
+    pub fn matern(nu: f64) -> Result<Kernel, String> {
+        match nu {
+            v if (v - 0.5).abs() < 1e-9 => Ok(Kernel::Matern12),
+            v if (v - 1.5).abs() < 1e-9 => Ok(Kernel::Matern32),
+            v if (v - 2.5).abs() < 1e-9 => Ok(Kernel::Matern52),
+            v if v.is_infinite() && v > 0.0 => Ok(Kernel::Rbf),
+            other => Err(format!(
+                "gaussianProcess.nu is {other}: the Matérn kernel takes 0.5, 1.5 or 2.5 (or use `kernel: rbf`)"
+            )),
+        }
+    }
+}
+
+/// Proposals closer than this (in every dimension of the unit cube) to an evaluated or pending
+/// point are replaced by the next best candidate.
+pub const TOO_CLOSE: f64 = 1e-5;
+
+/// Whether `x` is within [`TOO_CLOSE`] of one of `points` in every dimension.
+pub fn too_close(x: &[f64], points: &[Vec<f64>]) -> bool {
+    points
+        .iter()
+        .any(|p| p.len() == x.len() && p.iter().zip(x).all(|(a, b)| (a - b).abs() < TOO_CLOSE))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -37,12 +71,21 @@ pub struct Gp {
     l: Vec<f64>,
     alpha: Vec<f64>,
     n: usize,
+    /// The first `n_real` points are results; the rest are pending points told their
+    /// predicted mean (they do not move the incumbent).
+    n_real: usize,
+    /// The standardization of the targets.
+    y_mean: f64,
+    y_sd: f64,
+    /// The prior mean of the log length scales.
+    log_ls0: f64,
     /// Added to the diagonal: as little as the factorization allows.
     jitter: f64,
 }
 
 const LN_2PI: f64 = 1.837_877_066_409_345_3;
 const SQRT5: f64 = 2.236_067_977_499_79;
+const SQRT3: f64 = 1.732_050_807_568_877_2;
 
 fn cholesky(a: &mut [f64], n: usize) -> bool {
     for j in 0..n {
@@ -100,18 +143,54 @@ impl Kernel {
                     5.0 / 3.0 * (1.0 + SQRT5 * r) * e,
                 )
             }
+            Kernel::Matern32 => {
+                let r = r2.sqrt();
+                let e = (-SQRT3 * r).exp();
+                ((1.0 + SQRT3 * r) * e, 3.0 * e)
+            }
+            Kernel::Matern12 => {
+                let r = r2.sqrt();
+                let e = (-r).exp();
+                (e, if r > 1e-12 { e / r } else { 0.0 })
+            }
         }
     }
 }
 
+/// The default prior mean of the length scales (on the unit cube).
+pub const LENGTH_SCALE: f64 = 0.2;
+
 /// Weak priors on the hyperparameters: (mean, sd) of each log.
-fn prior(d: usize) -> Vec<(f64, f64)> {
-    let mut p = vec![(0.2f64.ln(), 1.5); d];
+fn prior(d: usize, log_ls0: f64) -> Vec<(f64, f64)> {
+    let mut p = vec![(log_ls0, 1.5); d];
     p.push((0.0, 1.5));
     // Objectives are mostly deterministic: little noise, so the model can resolve small
     // differences near the optimum.
     p.push((1e-6f64.ln(), 2.0));
     p
+}
+
+/// Whether a fit's length scales or signal variance sit on one of their bounds.
+fn on_a_bound(theta: &[f64]) -> bool {
+    let d = theta.len() - 2;
+    theta[..=d].iter().enumerate().any(|(i, t)| {
+        let (lo, hi) = bounds(d, i);
+        *t <= lo + 1e-6 || *t >= hi - 1e-6
+    })
+}
+
+/// Bounds of each log hyperparameter: length scales from 0.005 to 20 (a process with shorter
+/// ones explains any data and predicts nothing: the collapse that makes a search propose one
+/// point again and again), signal variance within a factor of 100 of the targets', noise from
+/// none to all of it.
+fn bounds(d: usize, i: usize) -> (f64, f64) {
+    if i < d {
+        (0.005f64.ln(), 20f64.ln())
+    } else if i == d {
+        (0.01f64.ln(), 100f64.ln())
+    } else {
+        (1e-10f64.ln(), 0.0)
+    }
 }
 
 impl Gp {
@@ -125,11 +204,26 @@ impl Gp {
         theta: Option<&[f64]>,
         iterations: usize,
     ) -> Option<Gp> {
+        Gp::fit_from(kernel, x, y, theta, &[], iterations, LENGTH_SCALE)
+    }
+
+    /// As [`Gp::fit`], also starting L-BFGS from each of `restarts` (log hyperparameters) and
+    /// keeping the best fit; `length_scale` is the prior's.
+    pub fn fit_from(
+        kernel: Kernel,
+        x: &[Vec<f64>],
+        y: &[f64],
+        theta: Option<&[f64]>,
+        restarts: &[Vec<f64>],
+        iterations: usize,
+        length_scale: f64,
+    ) -> Option<Gp> {
         let n = x.len();
         if n == 0 {
             return None;
         }
         let d = x[0].len();
+        let log_ls0 = length_scale.max(1e-3).ln();
         let mean = y.iter().sum::<f64>() / n as f64;
         let sd = (y.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64)
             .sqrt()
@@ -141,26 +235,84 @@ impl Gp {
             y: ys,
             theta: match theta {
                 Some(t) if t.len() == d + 2 => t.to_vec(),
-                _ => prior(d).iter().map(|p| p.0).collect(),
+                _ => prior(d, log_ls0).iter().map(|p| p.0).collect(),
             },
             l: Vec::new(),
             alpha: Vec::new(),
             n,
+            n_real: n,
+            y_mean: mean,
+            y_sd: sd,
+            log_ls0,
             jitter: 1e-10,
         };
-        // Near-duplicate points need more jitter.
-        while gp.jitter < 1e-3 {
+        // Near-duplicate points need more jitter (found before the fit; without one, the
+        // factorization below finds it).
+        while iterations > 0 && gp.jitter < 1e-3 {
             let mut l = gp.gram(&gp.theta);
             if cholesky(&mut l, n) {
                 break;
             }
             gp.jitter *= 100.0;
         }
-        gp.optimize(iterations);
+        if iterations > 0 {
+            let mut best = gp.optimize(gp.theta.clone(), iterations);
+            for start in restarts.iter().filter(|r| r.len() == d + 2).cloned() {
+                let cand = gp.optimize(start, iterations);
+                if cand.1 < best.1 {
+                    best = cand;
+                }
+            }
+            gp.theta = best.0;
+        }
         if !gp.factor() {
             return None;
         }
         Some(gp)
+    }
+
+    /// This process told that each of `pending` yields its predicted mean (the kriging
+    /// believer): same hyperparameters, same incumbent, no uncertainty left at those points.
+    pub fn with_pending(&self, pending: &[Vec<f64>]) -> Option<Gp> {
+        if pending.is_empty() {
+            return None;
+        }
+        let mut x = self.x.clone();
+        let mut y: Vec<f64> = self.y.iter().map(|v| v * self.y_sd + self.y_mean).collect();
+        for p in pending {
+            let (m, _) = self.predict(p);
+            x.push(p.clone());
+            y.push(m * self.y_sd + self.y_mean);
+        }
+        let mut gp = Gp::fit_from(
+            self.kernel,
+            &x,
+            &y,
+            Some(&self.theta),
+            &[],
+            0,
+            self.log_ls0.exp(),
+        )?;
+        gp.n_real = self.n_real;
+        Some(gp)
+    }
+
+    /// Starting points for the hyperparameter fit: the prior's mean, then `k` drawn from it.
+    pub fn restarts(d: usize, length_scale: f64, k: usize, rng: &mut Rng) -> Vec<Vec<f64>> {
+        let log_ls0 = length_scale.max(1e-3).ln();
+        let mean: Vec<f64> = prior(d, log_ls0).iter().map(|p| p.0).collect();
+        std::iter::once(mean)
+            .chain((0..k).map(|_| {
+                prior(d, log_ls0)
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (m, s))| {
+                        let (lo, hi) = bounds(d, i);
+                        (m + s * rng.normal()).clamp(lo, hi)
+                    })
+                    .collect()
+            }))
+            .collect()
     }
 
     fn d(&self) -> usize {
@@ -168,6 +320,11 @@ impl Gp {
     }
 
     fn gram(&self, theta: &[f64]) -> Vec<f64> {
+        self.gram_with(theta, None)
+    }
+
+    /// The Gram matrix; with `kf`, also each pair's `Kernel::eval` (lower triangle, row-major).
+    fn gram_with(&self, theta: &[f64], mut kf: Option<&mut [(f64, f64)]>) -> Vec<f64> {
         let n = self.n;
         let d = self.d();
         let inv_l2: Vec<f64> = theta[..d].iter().map(|t| (-2.0 * t).exp()).collect();
@@ -181,7 +338,11 @@ impl Gp {
                     let z = self.x[i][a] - self.x[j][a];
                     r2 += z * z * inv_l2[a];
                 }
-                let v = sf2 * self.kernel.eval(r2).0;
+                let e = self.kernel.eval(r2);
+                if let Some(kf) = kf.as_deref_mut() {
+                    kf[i * n + j] = e;
+                }
+                let v = sf2 * e.0;
                 k[i * n + j] = v;
                 k[j * n + i] = v;
             }
@@ -194,7 +355,10 @@ impl Gp {
     fn objective(&self, theta: &[f64]) -> Option<(f64, Vec<f64>)> {
         let n = self.n;
         let d = self.d();
-        let mut l = self.gram(theta);
+        // The kernel's values and gradient factors for each pair, computed once for the Gram
+        // matrix and the gradient below.
+        let mut kf = vec![(0.0, 0.0); n * n];
+        let mut l = self.gram_with(theta, Some(&mut kf));
         if !cholesky(&mut l, n) {
             return None;
         }
@@ -232,12 +396,7 @@ impl Gp {
             for j in 0..=i {
                 let w = alpha[i] * alpha[j] - kinv[i * n + j];
                 let mult = if i == j { 1.0 } else { 2.0 };
-                let mut r2 = 0.0;
-                for a in 0..d {
-                    let z = self.x[i][a] - self.x[j][a];
-                    r2 += z * z * inv_l2[a];
-                }
-                let (k, f) = self.kernel.eval(r2);
+                let (k, f) = kf[i * n + j];
                 for a in 0..d {
                     let z = self.x[i][a] - self.x[j][a];
                     grad[a] -= 0.5 * mult * w * sf2 * f * z * z * inv_l2[a];
@@ -248,20 +407,28 @@ impl Gp {
                 }
             }
         }
-        for (i, (m, s)) in prior(d).into_iter().enumerate() {
+        for (i, (m, s)) in prior(d, self.log_ls0).into_iter().enumerate() {
             nll += 0.5 * ((theta[i] - m) / s).powi(2);
             grad[i] += (theta[i] - m) / (s * s);
         }
         Some((nll, grad))
     }
 
-    /// L-BFGS on the negative log posterior.
-    fn optimize(&mut self, iterations: usize) {
-        let Some((mut f, mut g)) = self.objective(&self.theta) else {
-            self.theta = prior(self.d()).iter().map(|p| p.0).collect();
-            return;
+    /// L-BFGS on the negative log posterior from `start` (within the bounds): the
+    /// hyperparameters reached and their value.
+    fn optimize(&self, start: Vec<f64>, iterations: usize) -> (Vec<f64>, f64) {
+        let d = self.d();
+        let start: Vec<f64> = start
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v.clamp(bounds(d, i).0, bounds(d, i).1))
+            .collect();
+        let Some((mut f, mut g)) = self.objective(&start) else {
+            let p: Vec<f64> = prior(d, self.log_ls0).iter().map(|p| p.0).collect();
+            let f = self.objective(&p).map_or(f64::INFINITY, |o| o.0);
+            return (p, f);
         };
-        let mut x = self.theta.clone();
+        let mut x = start;
         let mut hist: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
         for _ in 0..iterations {
             // Two-loop recursion for the direction.
@@ -284,20 +451,34 @@ impl Gp {
                 let b = rho * dot(yv, &q);
                 q.iter_mut().zip(s).for_each(|(qi, si)| *qi += (a - b) * si);
             }
-            let dir: Vec<f64> = q.iter().map(|v| -v).collect();
+            // The direction, without the components that push a hyperparameter on its bound
+            // further out (they would only be clamped back, and fail the line search).
+            let dir: Vec<f64> = q
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let (lo, hi) = bounds(d, i);
+                    if (x[i] <= lo && *v > 0.0) || (x[i] >= hi && *v < 0.0) {
+                        0.0
+                    } else {
+                        -v
+                    }
+                })
+                .collect();
             let slope = dot(&g, &dir);
             if slope >= 0.0 {
                 hist.clear();
                 continue;
             }
-            // Backtracking (Armijo).
+            // Backtracking (Armijo), a few halvings: a step that small no longer pays.
             let mut t = 1.0;
             let mut next = None;
-            for _ in 0..20 {
+            for _ in 0..8 {
                 let cand: Vec<f64> = x
                     .iter()
                     .zip(&dir)
-                    .map(|(xi, di)| (xi + t * di).clamp(-12.0, 6.0))
+                    .enumerate()
+                    .map(|(i, (xi, di))| (xi + t * di).clamp(bounds(d, i).0, bounds(d, i).1))
                     .collect();
                 if let Some((fc, gc)) = self.objective(&cand)
                     && fc <= f + 1e-4 * t * slope
@@ -324,7 +505,7 @@ impl Gp {
                 break;
             }
         }
-        self.theta = x;
+        (x, f)
     }
 
     fn factor(&mut self) -> bool {
@@ -350,11 +531,20 @@ impl Gp {
         let n = self.n;
         let d = self.d();
         let sf2 = self.theta[d].exp();
+        let mut inv_l = [0.0f64; 16];
+        let inv_l: &mut [f64] = if d <= 16 {
+            &mut inv_l[..d]
+        } else {
+            &mut vec![0.0; d]
+        };
+        for a in 0..d {
+            inv_l[a] = (-self.theta[a]).exp();
+        }
         let mut k = vec![0.0; n];
         for (i, xi) in self.x.iter().enumerate() {
             let mut r2 = 0.0;
             for a in 0..d {
-                let z = (xi[a] - x[a]) * (-self.theta[a]).exp();
+                let z = (xi[a] - x[a]) * inv_l[a];
                 r2 += z * z;
             }
             k[i] = sf2 * self.kernel.eval(r2).0;
@@ -365,9 +555,12 @@ impl Gp {
         (mean, var.sqrt())
     }
 
-    /// The best standardized target so far.
+    /// The best standardized target so far (of the results, not the pending points).
     pub fn best(&self) -> f64 {
-        self.y.iter().cloned().fold(f64::INFINITY, f64::min)
+        self.y[..self.n_real]
+            .iter()
+            .cloned()
+            .fold(f64::INFINITY, f64::min)
     }
 
     /// The acquisition at `x` (to maximize).
@@ -547,8 +740,10 @@ pub fn maximize_with(
         .map(|c| (gp.acquisition(a, &c), c))
         .collect();
     scored.sort_by(|p, q| q.0.total_cmp(&p.0));
-    let mut best = scored[0].clone();
-    for (_, x0) in scored.into_iter().take(how.starts.max(1)) {
+    // The evaluated and pending points: a proposal must keep away from them.
+    scored.retain(|(_, c)| !too_close(c, &gp.x));
+    let mut refined = Vec::new();
+    for (_, x0) in scored.iter().take(how.starts.max(1)).cloned() {
         let mut x = x0;
         let (mut v, mut g) = gp.acquisition_grad(a, &x);
         let mut step = 0.05;
@@ -587,32 +782,49 @@ pub fn maximize_with(
                 }
             }
         }
-        if v > best.0 {
-            best = (v, x);
-        }
+        refined.push((v, x));
     }
-    best.1
+    // The best refined candidate that kept away from the others, else the best candidate;
+    // with none (every candidate on an evaluated point), a random point.
+    refined.retain(|(_, c)| !too_close(c, &gp.x));
+    refined
+        .into_iter()
+        .chain(scored.into_iter().take(1))
+        .max_by(|p, q| p.0.total_cmp(&q.0))
+        .map(|b| b.1)
+        .unwrap_or_else(|| (0..d).map(|_| rng.f64()).collect())
 }
 
-/// Bayesian optimization over a search space: `startup` random points, then the process's
-/// proposals. Points being evaluated are counted as the worst seen so far (a constant liar),
-/// so concurrent proposals spread out. Minimizes.
+/// Bayesian optimization over a search space: `startup` random trials, then the process's
+/// proposals. Trials still running are the kriging believer's (see the module's docs), so
+/// concurrent proposals spread out. Minimizes. Proposals are made in trial order and depend only
+/// on the results given and the pending points: the caller decides which (see
+/// [`crate::scheduler::tuner::Model`]).
 pub struct BayesOpt {
     /// A full hyperparameter fit every this many trials (a couple of steps in between).
     pub refit_every: usize,
     /// L-BFGS steps of a full fit.
     pub fit_iterations: usize,
+    /// Random restarts of a full fit, besides the warm start and the prior's mean
+    /// (`gaussianProcess.numRestartsOptimizer`).
+    pub restarts: usize,
+    /// The prior mean of the length scales, on the unit cube (`gaussianProcess.lengthScale`,
+    /// divided by the range of the dimensions).
+    pub length_scale: f64,
     /// Every this many trials, the model's own minimum near the best point (0: never).
     pub exploit_every: usize,
     pub search: AcqSearch,
     pub kernel: Kernel,
     pub acquisition: Acquisition,
+    /// Trials proposed at random before the model is used (`numInitialRuns`).
     pub startup: usize,
     space: super::space::Space,
     rng: Rng,
     xs: Vec<Vec<f64>>,
     ys: Vec<f64>,
     theta: Option<Vec<f64>>,
+    /// The exploitation proposals (unit cube): one at a time.
+    exploits: Vec<Vec<f64>>,
 }
 
 impl BayesOpt {
@@ -620,6 +832,8 @@ impl BayesOpt {
         BayesOpt {
             refit_every: 8,
             fit_iterations: 10,
+            restarts: 0,
+            length_scale: LENGTH_SCALE,
             exploit_every: 3,
             search: AcqSearch::default(),
             kernel: Kernel::Matern52,
@@ -630,6 +844,7 @@ impl BayesOpt {
             xs: Vec::new(),
             ys: Vec::new(),
             theta: None,
+            exploits: Vec::new(),
         }
     }
 
@@ -662,63 +877,83 @@ impl BayesOpt {
         }
     }
 
-    /// The next point (in the space's terms: category indexes for categories).
-    pub fn suggest(&mut self, pending: &[Vec<f64>]) -> Vec<f64> {
+    /// The point for trial `index` (in the space's terms: category indexes for categories),
+    /// with `pending` (the same terms) still being evaluated.
+    pub fn suggest(&mut self, index: usize, pending: &[Vec<f64>]) -> Vec<f64> {
         let n = self.xs.len();
-        if n < self.startup {
+        if index < self.startup || n < 2 {
             return self.space.random(&mut self.rng);
         }
-        let mut xs = self.xs.clone();
-        let mut ys = self.ys.clone();
-        let worst = ys.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        for p in pending {
-            xs.push(self.point_to_unit(p));
-            ys.push(worst);
-        }
-        // A full fit every few trials; in between a couple of steps from the last one.
-        let iterations = if n < 20 || n.is_multiple_of(self.refit_every.max(1)) {
-            self.fit_iterations
+        let d = self.space.dims.len();
+        // A full fit every few trials (less often as the fits grow dearer); in between, the
+        // last fit's hyperparameters on the new data. Restarts: the prior's mean when the warm
+        // start sits on a bound (a degenerate fit), and `numRestartsOptimizer` random ones.
+        let every = self.refit_every.max(1) * if n >= 50 { 2 } else { 1 };
+        let full = n < 20 || n.is_multiple_of(every);
+        let (iterations, restarts) = if full {
+            let r = Gp::restarts(d, self.length_scale, self.restarts, &mut self.rng);
+            let degenerate = self.theta.as_ref().is_some_and(|t| on_a_bound(t));
+            let skip = if degenerate { 0 } else { 1 };
+            (self.fit_iterations, r[skip..].to_vec())
         } else {
-            2
+            (0, Vec::new())
         };
-        let Some(gp) = Gp::fit(self.kernel, &xs, &ys, self.theta.as_deref(), iterations) else {
+        let Some(gp) = Gp::fit_from(
+            self.kernel,
+            &self.xs,
+            &self.ys,
+            self.theta.as_deref(),
+            &restarts,
+            iterations,
+            self.length_scale,
+        ) else {
             return self.space.random(&mut self.rng);
         };
         self.theta = Some(gp.theta.clone());
+        let pending: Vec<Vec<f64>> = pending.iter().map(|p| self.point_to_unit(p)).collect();
+        let believed = gp.with_pending(&pending);
+        let model = believed.as_ref().unwrap_or(&gp);
         // Every few trials, once there is a model worth trusting, pure exploitation: the
-        // model's minimum near the best point (deterministic objectives reward it).
+        // model's minimum near the best point (deterministic objectives reward it); one such
+        // proposal at a time, or a batch would crowd the same point.
         let exploit = self.exploit_every > 0
-            && n >= 2 * self.startup
-            && pending.is_empty()
-            && n % self.exploit_every == self.exploit_every - 1;
+            && n >= 2 * self.startup.max(1)
+            && index % self.exploit_every == self.exploit_every - 1
+            && !pending.iter().any(|p| too_close(p, &self.exploits));
         let u = if exploit {
             // The same model, interpolating: its mean then resolves the small differences
             // near the best point that the fitted noise blurs.
             let mut th = gp.theta.clone();
             let last = th.len() - 1;
             th[last] = 1e-10f64.ln();
-            let sharp = Gp::fit(self.kernel, &xs, &ys, Some(&th), 0);
-            maximize_with(
-                sharp.as_ref().unwrap_or(&gp),
+            let sharp = Gp::fit_from(
+                self.kernel,
+                &self.xs,
+                &self.ys,
+                Some(&th),
+                &[],
+                0,
+                self.length_scale,
+            );
+            let sharp = sharp.map(|s| s.with_pending(&pending).unwrap_or(s));
+            let u = maximize_with(
+                sharp.as_ref().unwrap_or(model),
                 Acquisition::Ucb { kappa: 0.0 },
                 &mut self.rng,
-                self.space.dims.len(),
+                d,
                 &AcqSearch {
                     random: 0,
-                    near: 16,
+                    near: 12,
                     scales: vec![0.0003, 0.002, 0.01],
-                    starts: 2,
-                    iters: 60,
+                    starts: 1,
+                    iters: 50,
                 },
-            )
+            );
+            let p = self.unit_to_point(&u);
+            self.exploits.push(self.point_to_unit(&p));
+            u
         } else {
-            maximize_with(
-                &gp,
-                self.acquisition,
-                &mut self.rng,
-                self.space.dims.len(),
-                &self.search,
-            )
+            maximize_with(model, self.acquisition, &mut self.rng, d, &self.search)
         };
         self.unit_to_point(&u)
     }

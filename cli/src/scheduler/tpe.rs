@@ -8,6 +8,9 @@
 //! the others: a small exploitation step that lets a search finish the basin it found
 //! (measured in bench/optim_bench.py: Hartmann6 after 100 trials, median over 300 seeds,
 //! −3.154 without, −3.197 with; Branin unchanged).
+//!
+//! Trials still running are counted among the bad ones (a constant liar, as Optuna's
+//! `constant_liar`), and widen the kernels a little, so a batch does not crowd one point.
 
 use super::rng::Rng;
 use super::space::{Dim, Space};
@@ -20,9 +23,14 @@ pub struct Tpe {
     /// Candidates drawn from `l(x)` per proposal.
     pub candidates: usize,
     obs: Vec<(Vec<f64>, f64)>,
+    /// Trials pending at this proposal.
+    pending: usize,
 }
 
 const PRIOR_WEIGHT: f64 = 1.0;
+
+/// How much each pending trial widens the kernels (of 0.6 of Bergstra's widths, up to 1).
+const WIDEN_PER_PENDING: f64 = 0.07;
 
 /// Trials before candidates near the best point join the others.
 const LOCAL_AFTER: usize = 25;
@@ -67,6 +75,7 @@ impl Tpe {
             startup: 10,
             candidates: 24,
             obs: Vec::new(),
+            pending: 0,
         }
     }
 
@@ -102,7 +111,9 @@ impl Tpe {
         // Narrower than the plain heuristic: measured better on Branin and Hartmann6
         // (bench/optim_bench.py).
         // ... and narrowing after 50 trials, as the search turns to exploiting.
-        let bw_scale = 0.6
+        // Wider with trials pending: a batch drawn from one model explores more (measured on
+        // Hartmann6 at concurrency 4: −3.100 at 100 trials without, −3.164 with; Branin alike).
+        let bw_scale = (0.6 + WIDEN_PER_PENDING * self.pending as f64).min(1.0)
             * if n_total > 50 {
                 (50.0 / n_total as f64).sqrt()
             } else {
@@ -203,10 +214,13 @@ impl Tpe {
         best + terms.iter().map(|t| (t - best).exp()).sum::<f64>().ln()
     }
 
-    /// The next point; `pending` are points being evaluated (counted among the bad ones).
-    pub fn suggest(&mut self, pending: &[Vec<f64>]) -> Vec<f64> {
+    /// The point for trial `index`; `pending` are points being evaluated (counted among the
+    /// bad ones).
+    pub fn suggest(&mut self, index: usize, pending: &[Vec<f64>]) -> Vec<f64> {
         let n = self.obs.len();
-        if n < self.startup {
+        // The first `startup` trials are random (by index, so that under concurrency — results
+        // arriving later than proposals are made — the model starts as soon).
+        if index < self.startup || n < 2 {
             return self.space.random(&mut self.rng);
         }
         let mut order: Vec<usize> = (0..n).collect();
@@ -215,6 +229,7 @@ impl Tpe {
         let below: Vec<&Vec<f64>> = order[..gamma].iter().map(|i| &self.obs[*i].0).collect();
         let mut above: Vec<&Vec<f64>> = order[gamma..].iter().map(|i| &self.obs[*i].0).collect();
         above.extend(pending.iter());
+        self.pending = pending.len();
         let l = self.mixture(&below, n);
         let g = self.mixture(&above, n);
         let num = self.numeric();
@@ -283,8 +298,8 @@ mod tests {
             (a - 1.0).powi(2) + (b + 2.0).powi(2)
         };
         let mut best = f64::INFINITY;
-        for _ in 0..80 {
-            let x = t.suggest(&[]);
+        for i in 0..80 {
+            let x = t.suggest(i, &[]);
             let y = f(&x);
             best = best.min(y);
             t.observe(x, y);

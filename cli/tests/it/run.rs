@@ -769,6 +769,61 @@ fn model_based_searches_run_their_budget() {
 }
 
 #[test]
+fn a_seeded_bayes_search_under_concurrency_spreads_and_repeats() {
+    // Branin, as a user runs it: x in [-5, 10], y in [0, 15], two trials at a time; each trial
+    // sleeps a random moment, so they end in a different order every time.
+    let branin = "sleep $(awk 'BEGIN { srand(); print rand() * 0.4 }'); \
+        awk -v x={{ x }} -v y={{ y }} 'BEGIN { pi = atan2(0, -1); b = 5.1 / (4 * pi * pi); c = 5 / pi; t = 1 / (8 * pi); \
+        printf \"loss=%.9f\\n\", (y - b * x * x + c * x - 6) ^ 2 + 10 * (1 - t) * cos(x) + 10 }'";
+    let file = format!(
+        "version: 1.1\nkind: operation\nname: search\nmatrix:\n  kind: bayes\n  numInitialRuns: 5\n  maxIterations: 9\n  concurrency: 2\n  seed: 11\n  metric: {{name: loss, optimization: minimize}}\n  utilityFunction: {{acquisitionFunction: ei, eps: 0.01, gaussianProcess: {{kernel: matern, nu: 2.5}}}}\n  params:\n    x: {{kind: uniform, value: [-5, 10]}}\n    y: {{kind: uniform, value: [0, 15]}}\ncomponent:\n  inputs:\n    - {{name: x, type: float}}\n    - {{name: y, type: float}}\n  run:\n    kind: job\n    container:\n      image: busybox\n      env: [{{name: POLYAXON_STDOUT_METRICS, value: \"true\"}}]\n      command: [sh, -c, {}]\n",
+        serde_json::to_string(branin).unwrap()
+    );
+    let w = Work::new(&file);
+    let mut searches = Vec::new();
+    for _ in 0..2 {
+        let out = w.out(&["run", "-w"]);
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        let uuid = w.json(&["ops", "get", "-o", "json"])["uuid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mut trials: Vec<(u64, f64, f64, f64)> = trials_of(&w, &uuid)
+            .iter()
+            .map(|t| {
+                let n = t["name"].as_str().unwrap();
+                let id: u64 = n.rsplit('-').next().unwrap().parse().unwrap();
+                let x = t["inputs"]["x"].as_f64().unwrap();
+                let y = t["inputs"]["y"].as_f64().unwrap();
+                let loss = t["outputs"]["loss"].as_f64().unwrap_or(f64::NAN);
+                (id, x, y, loss)
+            })
+            .collect();
+        trials.sort_by_key(|t| t.0);
+        assert_eq!(trials.len(), 14, "{trials:?}");
+        assert!(trials.iter().all(|t| t.3.is_finite()), "{trials:?}");
+        // No point tried twice.
+        for (i, a) in trials.iter().enumerate() {
+            for b in &trials[..i] {
+                let d = ((a.1 - b.1) / 15.0).abs().max(((a.2 - b.2) / 15.0).abs());
+                assert!(
+                    d > 1e-5,
+                    "trials {} and {} at the same point: {trials:?}",
+                    b.0,
+                    a.0
+                );
+            }
+        }
+        searches.push(trials);
+    }
+    // The same seed proposes the same trials, whichever ended first.
+    let params = |s: &[(u64, f64, f64, f64)]| -> Vec<(u64, f64, f64)> {
+        s.iter().map(|t| (t.0, t.1, t.2)).collect()
+    };
+    assert_eq!(params(&searches[0]), params(&searches[1]));
+}
+
+#[test]
 fn a_median_stopping_policy_stops_the_laggard() {
     let w = Work::new(&search(
         "  kind: grid\n  concurrency: 3\n  params:\n    x: {kind: choice, value: [1, 2, 3]}\n  earlyStopping:\n    - kind: metric_early_stopping\n      metric: acc\n      value: 100\n      optimization: maximize\n      policy: {kind: median, evaluationInterval: 2, minSamples: 2}",
