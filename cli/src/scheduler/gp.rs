@@ -531,15 +531,7 @@ impl Gp {
         let n = self.n;
         let d = self.d();
         let sf2 = self.theta[d].exp();
-        let mut inv_l = [0.0f64; 16];
-        let inv_l: &mut [f64] = if d <= 16 {
-            &mut inv_l[..d]
-        } else {
-            &mut vec![0.0; d]
-        };
-        for a in 0..d {
-            inv_l[a] = (-self.theta[a]).exp();
-        }
+        let inv_l: Vec<f64> = self.theta[..d].iter().map(|t| (-t).exp()).collect();
         let mut k = vec![0.0; n];
         for (i, xi) in self.x.iter().enumerate() {
             let mut r2 = 0.0;

@@ -579,6 +579,16 @@ fn search(matrix: &str, command: &str) -> String {
     )
 }
 
+/// `polyaxon run -w` of the work's polyaxonfile, which must succeed: the run's uuid.
+fn run_waited(w: &Work) -> String {
+    let out = w.out(&["run", "-w"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    w.json(&["ops", "get", "-o", "json"])["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 fn trials_of(w: &Work, parent: &str) -> Vec<J> {
     let q = format!("pipeline: {parent}");
     let list = w.json(&["ops", "ls", "-q", &q, "-l", "100", "-o", "json"]);
@@ -738,12 +748,7 @@ fn model_based_searches_run_their_budget() {
         "  kind: bayes\n  numInitialRuns: 3\n  maxIterations: 3\n  concurrency: 2\n  seed: 4\n  metric: {name: acc, optimization: maximize}\n  params:\n    x: {kind: range, value: [1, 20, 1]}",
         "echo acc=$(( 100 - ({{ x }} - 12) * ({{ x }} - 12) ))",
     ));
-    let out = w.out(&["run", "-w"]);
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    let uuid = w.json(&["ops", "get", "-o", "json"])["uuid"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let uuid = run_waited(&w);
     let parent = w.run_json(&uuid);
     assert_eq!(parent["outputs"]["trials"], 6, "{parent}");
     assert_eq!(parent["outputs"]["trials_succeeded"], 6);
@@ -782,12 +787,7 @@ fn a_seeded_bayes_search_under_concurrency_spreads_and_repeats() {
     let w = Work::new(&file);
     let mut searches = Vec::new();
     for _ in 0..2 {
-        let out = w.out(&["run", "-w"]);
-        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-        let uuid = w.json(&["ops", "get", "-o", "json"])["uuid"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let uuid = run_waited(&w);
         let mut trials: Vec<(u64, f64, f64, f64)> = trials_of(&w, &uuid)
             .iter()
             .map(|t| {
@@ -829,12 +829,7 @@ fn a_median_stopping_policy_stops_the_laggard() {
         "  kind: grid\n  concurrency: 3\n  params:\n    x: {kind: choice, value: [1, 2, 3]}\n  earlyStopping:\n    - kind: metric_early_stopping\n      metric: acc\n      value: 100\n      optimization: maximize\n      policy: {kind: median, evaluationInterval: 2, minSamples: 2}",
         "i=0; while [ $i -lt 60 ]; do echo step=$i acc={{ x }}; i=$((i+1)); sleep 0.1; done",
     ));
-    let out = w.out(&["run", "-w"]);
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    let uuid = w.json(&["ops", "get", "-o", "json"])["uuid"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let uuid = run_waited(&w);
     let trials = trials_of(&w, &uuid);
     let status_of = |x: i64| {
         trials
@@ -855,12 +850,7 @@ fn hyperband_promotes_and_resumes_its_best_trials() {
         "version: 1.1\nkind: operation\nname: hb\nmatrix:\n  kind: hyperband\n  maxIterations: 3\n  eta: 3\n  resume: true\n  seed: 2\n  concurrency: 3\n  resource: {{name: epochs, type: int}}\n  metric: {{name: acc, optimization: maximize}}\n  params:\n    x: {{kind: choice, value: [1, 2, 3, 4, 5, 6]}}\ncomponent:\n  inputs:\n    - {{name: x, type: int}}\n    - {{name: epochs, type: int}}\n  run:\n    kind: job\n    container:\n      image: busybox\n      env: [{{name: POLYAXON_STDOUT_METRICS, value: \"true\"}}]\n      command: [sh, -c, {}]\n",
         serde_json::to_string("echo epochs={{ epochs }} >> $POLYAXON_RUN_OUTPUTS_PATH/history; echo acc=$(( {{ x }} * {{ epochs }} ))").unwrap()
     ));
-    let out = w.out(&["run", "-w"]);
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    let uuid = w.json(&["ops", "get", "-o", "json"])["uuid"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let uuid = run_waited(&w);
     let parent = w.run_json(&uuid);
     assert_eq!(parent["status"], "succeeded", "{parent}");
     // Brackets for R=3, eta=3: s=1 (3 trials at 1 epoch, the best resumed at 3), s=0 (2 at 3).
@@ -921,12 +911,7 @@ fn an_iterative_search_asks_its_tuner_for_each_batch() {
         ),
     )
     .unwrap();
-    let out = w.out(&["run", "-w"]);
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    let uuid = w.json(&["ops", "get", "-o", "json"])["uuid"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let uuid = run_waited(&w);
     let parent = w.run_json(&uuid);
     assert_eq!(parent["status"], "succeeded", "{parent}");
     assert_eq!(parent["outputs"]["trials"], 4, "{parent}");
