@@ -935,6 +935,7 @@ mod tests {
         for ok in [
             r#"{"kernel": "matern", "nu": 0.5, "lengthScale": 1.0, "numRestartsOptimizer": 2}"#,
             r#"{"kernel": "matern", "nu": 1.5}"#,
+            r#"{"kernel": "matern", "nu": 1.9}"#,
             r#"{"kernel": "rbf"}"#,
         ] {
             let m: Matrix = crate::scheduler::spec_of(&spec(ok));
@@ -951,7 +952,8 @@ mod tests {
             assert_eq!(n, 6, "{ok}");
         }
         for (bad, says) in [
-            (r#"{"kernel": "matern", "nu": 2.0}"#, "0.5, 1.5 or 2.5"),
+            (r#"{"kernel": "matern", "nu": 0}"#, "at least 0.05"),
+            (r#"{"kernel": "matern", "nu": -1.5}"#, "at least 0.05"),
             (r#"{"lengthScale": -1}"#, "positive number"),
         ] {
             let m: Matrix = crate::scheduler::spec_of(&spec(bad));
