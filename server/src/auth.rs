@@ -2,7 +2,8 @@
 //! In open mode (the embedded, single-user default) a request without a token acts as the
 //! implicit user; a token, when given, still applies with its scope.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -129,7 +130,11 @@ pub async fn resolve(
             if let Some(p) = app.tokens.get(&token) {
                 return Ok(p);
             }
-            match app.store.lookup_token(&token).await? {
+            match app
+                .store
+                .lookup_token(&token, app.config.run_token_grace)
+                .await?
+            {
                 Some((user, scope)) => {
                     let p = Principal { user, scope };
                     app.tokens.put(&token, &p);
@@ -158,5 +163,147 @@ impl FromRequestParts<App> for Principal {
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
         let reading = parts.method == http::Method::GET || parts.method == http::Method::HEAD;
         resolve(app, &parts.headers, reading).await
+    }
+}
+
+/// Failed logins counted per username and per client address over a sliding window. Past
+/// either limit a login is refused with 429 (even with the right password) until the oldest
+/// failure in the window has aged out, so a password cannot be guessed faster than that.
+pub struct LoginLimiter {
+    per_user: usize,
+    per_address: usize,
+    window: Duration,
+    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+impl LoginLimiter {
+    pub fn new(per_user: usize, per_address: usize, window: Duration) -> Self {
+        LoginLimiter {
+            per_user,
+            per_address,
+            window,
+            failures: Mutex::default(),
+        }
+    }
+
+    fn keys(username: &str, addr: Option<IpAddr>) -> [(Option<String>, bool); 2] {
+        [
+            (Some(format!("u:{}", username.to_lowercase())), true),
+            (addr.map(|a| format!("a:{a}")), false),
+        ]
+    }
+
+    /// `Err(seconds)` to wait when the username or the address is over its limit.
+    pub fn check(&self, username: &str, addr: Option<IpAddr>) -> Result<(), u64> {
+        let Ok(mut map) = self.failures.lock() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let mut wait = 0;
+        for (key, is_user) in Self::keys(username, addr) {
+            let Some(key) = key else { continue };
+            let limit = if is_user {
+                self.per_user
+            } else {
+                self.per_address
+            };
+            if let Some(q) = map.get_mut(&key) {
+                while q
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= self.window)
+                {
+                    q.pop_front();
+                }
+                if q.len() >= limit {
+                    let oldest = q[q.len() - limit];
+                    let left = self.window.saturating_sub(now.duration_since(oldest));
+                    wait = wait.max(left.as_secs() + 1);
+                }
+            }
+        }
+        if wait > 0 { Err(wait) } else { Ok(()) }
+    }
+
+    /// Counts a failed attempt against the username and the address.
+    pub fn failed(&self, username: &str, addr: Option<IpAddr>) {
+        let Ok(mut map) = self.failures.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if map.len() > 100_000 {
+            let window = self.window;
+            map.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
+        }
+        for (key, is_user) in Self::keys(username, addr) {
+            let Some(key) = key else { continue };
+            let limit = if is_user {
+                self.per_user
+            } else {
+                self.per_address
+            };
+            let q = map.entry(key).or_default();
+            q.push_back(now);
+            // Only the last `limit` failures decide anything.
+            while q.len() > limit {
+                q.pop_front();
+            }
+        }
+    }
+
+    /// A successful login forgets the username's failures (not the address's).
+    pub fn succeeded(&self, username: &str) {
+        if let Ok(mut map) = self.failures.lock() {
+            map.remove(&format!("u:{}", username.to_lowercase()));
+        }
+    }
+}
+
+/// The client's address, when the server was started with connection info (`serve` does).
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logins_are_limited_per_user_and_per_address() {
+        let l = LoginLimiter::new(3, 5, Duration::from_millis(300));
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        for _ in 0..3 {
+            assert!(l.check("Ann", Some(a)).is_ok());
+            l.failed("ann", Some(a));
+        }
+        // The user is locked from every address; others are not.
+        assert!(l.check("ann", Some(b)).is_err());
+        assert!(l.check("bob", Some(b)).is_ok());
+        // Two more failures from `a` for other users lock the address.
+        l.failed("bob", Some(a));
+        l.failed("cat", Some(a));
+        assert!(l.check("dan", Some(a)).is_err());
+        assert!(l.check("dan", Some(b)).is_ok());
+        // The window passes.
+        std::thread::sleep(Duration::from_millis(350));
+        assert!(l.check("ann", Some(a)).is_ok());
+        // Success forgets the user's failures.
+        l.failed("eve", None);
+        l.failed("eve", None);
+        l.succeeded("eve");
+        l.failed("eve", None);
+        l.failed("eve", None);
+        assert!(l.check("eve", None).is_ok());
     }
 }

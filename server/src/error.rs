@@ -18,6 +18,8 @@ pub enum ApiError {
     NotFound(String),
     Conflict(String),
     TooLarge(String),
+    /// 429, with the seconds to wait in `Retry-After`.
+    TooMany(String, u64),
     Internal(String),
 }
 
@@ -30,6 +32,7 @@ impl ApiError {
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m),
             ApiError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m),
+            ApiError::TooMany(m, _) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests", m),
             ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
         }
     }
@@ -41,14 +44,20 @@ impl IntoResponse for ApiError {
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = message, "internal error");
         }
-        (
+        let mut response = (
             status,
             axum::Json(ApiErrorBody {
                 error: message.to_string(),
                 code: code.to_string(),
             }),
         )
-            .into_response()
+            .into_response();
+        if let ApiError::TooMany(_, wait) = &self {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(*wait));
+        }
+        response
     }
 }
 

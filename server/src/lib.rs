@@ -48,6 +48,12 @@ pub struct Config {
     pub max_metrics_body: usize,
     /// Largest artifact upload (bytes).
     pub max_upload: usize,
+    /// Failed logins allowed per username, and per client address, within `login_window`.
+    pub login_failures_per_user: usize,
+    pub login_failures_per_address: usize,
+    pub login_window: std::time::Duration,
+    /// How long a run's token keeps working after the run ended.
+    pub run_token_grace: std::time::Duration,
 }
 
 impl Config {
@@ -58,6 +64,10 @@ impl Config {
             max_body: 8 << 20,
             max_metrics_body: 256 << 20,
             max_upload: 4 << 30,
+            login_failures_per_user: 10,
+            login_failures_per_address: 50,
+            login_window: std::time::Duration::from_secs(15 * 60),
+            run_token_grace: std::time::Duration::from_secs(10 * 60),
         }
     }
 }
@@ -73,6 +83,7 @@ pub struct Inner {
     pub open_user: Option<User>,
     pub installation_key: String,
     pub tokens: auth::TokenCache,
+    pub logins: auth::LoginLimiter,
     log_writers:
         tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<files::LogWriter>>>>>,
     /// Event-file syncs in progress, by run (one at a time per run).
@@ -131,7 +142,13 @@ impl App {
             AuthMode::Tokens => (None, store.ensure_superuser("root", admin_password).await?),
         };
         let key = installation_key(&config.artifacts_root);
+        let logins = auth::LoginLimiter::new(
+            config.login_failures_per_user,
+            config.login_failures_per_address,
+            config.login_window,
+        );
         let inner = Inner {
+            logins,
             store,
             config,
             open_user,
@@ -251,9 +268,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let router = app.router();
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     app.store.close().await;
     Ok(())
 }

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 
 use crate::App;
 use crate::api::{V1Auth, V1Credentials, V1ListTokenResponse, V1Token, V1User, V1UserCreate, time};
-use crate::auth::Principal;
+use crate::auth::{ClientAddr, Principal};
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::store::{TokenScope, User};
 
@@ -20,18 +20,50 @@ fn user_json(u: &User) -> V1User {
     }
 }
 
+/// The longest password taken (hashing is deliberately slow; a megabyte one would be a lever).
+pub const MAX_PASSWORD: usize = 1024;
+
+/// A new password's length: at least 8 characters, at most [`MAX_PASSWORD`] bytes.
+pub fn check_password(p: &str) -> ApiResult<()> {
+    if p.chars().count() < 8 {
+        return Err(ApiError::BadRequest(
+            "the password must have at least 8 characters".into(),
+        ));
+    }
+    if p.len() > MAX_PASSWORD {
+        return Err(ApiError::BadRequest(format!(
+            "the password must have at most {MAX_PASSWORD} bytes"
+        )));
+    }
+    Ok(())
+}
+
 /// Exchanges a username and password for an API token.
 #[utoipa::path(post, path = "/api/v1/auth/token", tag = "auth", request_body = V1Credentials,
-    responses((status = 200, body = V1Auth), (status = 401, body = crate::api::ApiErrorBody)))]
+    responses((status = 200, body = V1Auth), (status = 401, body = crate::api::ApiErrorBody),
+        (status = 429, description = "too many failed logins for the user or the address; `Retry-After` says when to try again", body = crate::api::ApiErrorBody)))]
 pub async fn login(
     State(app): State<App>,
+    ClientAddr(addr): ClientAddr,
     ApiJson(c): ApiJson<V1Credentials>,
 ) -> ApiResult<Json<V1Auth>> {
-    let user = app
-        .store
-        .authenticate(&c.username, &c.password)
-        .await?
-        .ok_or_else(|| ApiError::Unauthorized("wrong username or password".into()))?;
+    if let Err(wait) = app.logins.check(&c.username, addr) {
+        tracing::warn!(user = %c.username, address = ?addr, "login refused: too many failed attempts");
+        return Err(ApiError::TooMany(
+            format!("too many failed logins for this user or address; try again in {wait} s"),
+            wait,
+        ));
+    }
+    if c.password.len() > MAX_PASSWORD {
+        app.logins.failed(&c.username, addr);
+        return Err(ApiError::Unauthorized("wrong username or password".into()));
+    }
+    let Some(user) = app.store.authenticate(&c.username, &c.password).await? else {
+        app.logins.failed(&c.username, addr);
+        tracing::info!(user = %c.username, address = ?addr, "login failed");
+        return Err(ApiError::Unauthorized("wrong username or password".into()));
+    };
+    app.logins.succeeded(&c.username);
     let (_, token) = app
         .store
         .create_token(user.id, &TokenScope::User, Some("login"), None)
@@ -131,11 +163,7 @@ pub async fn create_user(
     if !who.user.is_superuser {
         return Err(ApiError::Forbidden("only superusers create users".into()));
     }
-    if u.password.len() < 8 {
-        return Err(ApiError::BadRequest(
-            "the password must have at least 8 characters".into(),
-        ));
-    }
+    check_password(&u.password)?;
     let user = app
         .store
         .create_user(

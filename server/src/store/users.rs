@@ -80,6 +80,8 @@ struct TokenLookup {
     scope: String,
     run_uuid: Option<String>,
     expires_at: Option<i64>,
+    run_status: Option<String>,
+    run_finished_at: Option<i64>,
 }
 
 fn digest(token: &str) -> String {
@@ -305,20 +307,41 @@ impl Store {
     }
 
     /// The user and scope a token grants, if it is valid.
-    pub async fn lookup_token(&self, secret: &str) -> Result<Option<(User, TokenScope)>> {
+    /// The user and scope of a token. A run's token lives as long as its run, and `run_grace`
+    /// after it ended (for its last uploads and event-file syncs).
+    pub async fn lookup_token(
+        &self,
+        secret: &str,
+        run_grace: std::time::Duration,
+    ) -> Result<Option<(User, TokenScope)>> {
         let row: Option<TokenLookup> = self
             .fetch_optional(
-                "SELECT u.id, u.username, u.email, u.is_superuser, u.created_at, t.scope, t.run_uuid, t.expires_at \
-                 FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
+                "SELECT u.id, u.username, u.email, u.is_superuser, u.created_at, t.scope, t.run_uuid, t.expires_at, \
+                 r.status AS run_status, r.finished_at AS run_finished_at \
+                 FROM tokens t JOIN users u ON u.id = t.user_id \
+                 LEFT JOIN runs r ON t.scope = 'run' AND r.uuid = t.run_uuid WHERE t.token_hash = $1",
                 vec![digest(secret).into()],
             )
             .await?;
         let Some(r) = row else { return Ok(None) };
-        if r.expires_at.is_some_and(|e| e < now_micros()) {
+        let now = now_micros();
+        if r.expires_at.is_some_and(|e| e < now) {
             return Ok(None);
         }
         let scope = match (r.scope.as_str(), r.run_uuid) {
-            ("run", Some(run)) => TokenScope::Run(run),
+            ("run", Some(run)) => {
+                let Some(status) = r.run_status else {
+                    return Ok(None);
+                };
+                let ended = crate::api::RunStatus::parse(&status).is_some_and(|s| s.is_done());
+                if ended
+                    && r.run_finished_at
+                        .is_some_and(|f| f + run_grace.as_micros() as i64 <= now)
+                {
+                    return Ok(None);
+                }
+                TokenScope::Run(run)
+            }
             _ => TokenScope::User,
         };
         Ok(Some((

@@ -4,6 +4,7 @@
 mod common;
 
 mod auth;
+mod authz;
 mod openapi;
 mod projects;
 mod python_client;
