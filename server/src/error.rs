@@ -20,6 +20,8 @@ pub enum ApiError {
     TooLarge(String),
     /// 429, with the seconds to wait in `Retry-After`.
     TooMany(String, u64),
+    /// 503, with the seconds to wait in `Retry-After` (the database is out of reach or busy).
+    Unavailable(String, u64),
     Internal(String),
 }
 
@@ -33,6 +35,7 @@ impl ApiError {
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m),
             ApiError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m),
             ApiError::TooMany(m, _) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests", m),
+            ApiError::Unavailable(m, _) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
             ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
         }
     }
@@ -43,6 +46,8 @@ impl IntoResponse for ApiError {
         let (status, code, message) = self.parts();
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = message, "internal error");
+        } else if status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(error = message, "unavailable");
         }
         let mut response = (
             status,
@@ -52,7 +57,15 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
-        if let ApiError::TooMany(_, wait) = &self {
+        if let ApiError::TooLarge(_) = &self {
+            // The body was not read to its end: the connection cannot carry another request,
+            // and a client that pooled it would see its next request cut off.
+            response.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
+        if let ApiError::TooMany(_, wait) | ApiError::Unavailable(_, wait) = &self {
             response
                 .headers_mut()
                 .insert(http::header::RETRY_AFTER, http::HeaderValue::from(*wait));
@@ -67,6 +80,14 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(w) => ApiError::NotFound(format!("{w} not found")),
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::Invalid(m) => ApiError::BadRequest(m),
+            // Every connection busy for the pool's whole wait, or the database out of reach:
+            // the statement did not run; the client may try again.
+            StoreError::Db(
+                e @ (sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)),
+            ) => ApiError::Unavailable(
+                format!("the database is busy or out of reach ({e}); try again"),
+                1,
+            ),
             StoreError::Db(e) => ApiError::Internal(format!("database error: {e}")),
         }
     }

@@ -101,7 +101,16 @@ fn create(addr: &str, token: &str, body: J) -> String {
 }
 
 fn get(addr: &str, token: &str, path: &str) -> J {
-    let (st, body) = http_with(addr, "GET", path, None, Some(token));
+    // As the CLI's client does: a read the server answers 503 (busy) is tried again.
+    let mut tries = 0;
+    let (st, body) = loop {
+        let (st, body) = http_with(addr, "GET", path, None, Some(token));
+        tries += 1;
+        if st != 503 || tries == 4 {
+            break (st, body);
+        }
+        std::thread::sleep(Duration::from_millis(500 * tries));
+    };
     assert_eq!(st, 200, "{path}: {body}");
     serde_json::from_str(&body).unwrap()
 }
