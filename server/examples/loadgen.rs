@@ -6,7 +6,11 @@
 //! loadgen fetch  BASE TOKEN OWNER PROJECT UUID NAME SAMPLE REPEATS
 //! loadgen runs   BASE TOKEN OWNER PROJECT COUNT CONCURRENCY
 //! loadgen list   BASE TOKEN OWNER PROJECT REPEATS
+//! loadgen mixed  BASE TOKEN OWNER PROJECT CLIENTS SECONDS
 //! ```
+
+#[path = "../tests/support/mixed_load.rs"]
+mod mixed_load;
 
 use std::time::Instant;
 
@@ -205,6 +209,13 @@ async fn main() {
                 );
             }
             println!("{}", J::Object(out));
+        }
+        "mixed" => {
+            let (clients, seconds): (usize, f64) =
+                (arg(6).parse().unwrap(), arg(7).parse().unwrap());
+            let f =
+                mixed_load::run(&client, &base, &token, &owner, &project, clients, seconds).await;
+            println!("{}", f.json());
         }
         other => panic!("unknown mode {other}"),
     }

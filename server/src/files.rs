@@ -26,6 +26,11 @@ pub fn run_dir(root: &Path, uuid: &str) -> PathBuf {
 
 /// Joins a relative path below `base`, refusing anything that would leave it.
 pub fn safe_join(base: &Path, rel: &str) -> Result<PathBuf, ApiError> {
+    if rel.contains('\0') {
+        return Err(ApiError::BadRequest(
+            "the path holds a NUL character".into(),
+        ));
+    }
     let rel = rel.trim_start_matches('/');
     let mut out = base.to_path_buf();
     for c in Path::new(rel).components() {
@@ -39,8 +44,44 @@ pub fn safe_join(base: &Path, rel: &str) -> Result<PathBuf, ApiError> {
             }
         }
     }
+    links_stay_inside(base, &out, rel)?;
     Ok(out)
 }
+
+/// Refuses a path that goes through a symbolic link (a job may leave one in its outputs)
+/// resolving outside `base`, or through a dangling one (writing there would create its target).
+/// Links that stay inside the run's directory are fine.
+fn links_stay_inside(base: &Path, path: &Path, rel: &str) -> Result<(), ApiError> {
+    let Ok(resolved_base) = base.canonicalize() else {
+        // No run directory yet: nothing under it can be a link.
+        return Ok(());
+    };
+    let Ok(inner) = path.strip_prefix(base) else {
+        return Ok(());
+    };
+    let refuse = || {
+        ApiError::BadRequest(format!(
+            "`{rel}` goes through a link that leaves the run's directory"
+        ))
+    };
+    let mut at = base.to_path_buf();
+    for c in inner.components() {
+        at.push(c);
+        match std::fs::symlink_metadata(&at) {
+            // What does not exist yet is created here, inside.
+            Err(_) => return Ok(()),
+            Ok(m) if m.file_type().is_symlink() => match at.canonicalize() {
+                Ok(target) if target.starts_with(&resolved_base) => {}
+                _ => return Err(refuse()),
+            },
+            Ok(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// The most entries an uploaded archive may hold.
+pub const MAX_ARCHIVE_ENTRIES: usize = 100_000;
 
 /// Unpacks the tar archive `archive` (gzip-compressed or not) into `dir` (`rel` below the
 /// run's directory), and returns the files written, relative to the run's directory. Only
@@ -85,8 +126,15 @@ pub fn untar(
         Ok(inner)
     };
     let mut total: u64 = 0;
+    let mut count: usize = 0;
     for entry in open()?.entries().map_err(|e| bad(e.to_string()))? {
         let entry = entry.map_err(|e| bad(e.to_string()))?;
+        count += 1;
+        if count > MAX_ARCHIVE_ENTRIES {
+            return Err(ApiError::TooLarge(format!(
+                "the archive holds more than {MAX_ARCHIVE_ENTRIES} entries"
+            )));
+        }
         inner_path(&entry.path().map_err(|e| bad(e.to_string()))?)?;
         if matches!(
             entry.header().entry_type(),
@@ -112,17 +160,22 @@ pub fn untar(
         }
         let dest = dir.join(&inner);
         match entry.header().entry_type() {
-            tar::EntryType::Directory => std::fs::create_dir_all(&dest)?,
+            tar::EntryType::Directory => {
+                links_stay_inside(dir, &dest, &inner)?;
+                std::fs::create_dir_all(&dest)?
+            }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let rel_out = if rel.is_empty() {
                     inner.clone()
                 } else {
                     format!("{rel}/{inner}")
                 };
+                // Never through a link a job left there (one of its directories, or the file,
+                // which is replaced).
                 if let Some(parent) = dest.parent() {
+                    links_stay_inside(dir, parent, &rel_out)?;
                     std::fs::create_dir_all(parent)?;
                 }
-                // Never through a link a job left there.
                 if std::fs::symlink_metadata(&dest).is_ok_and(|m| m.file_type().is_symlink()) {
                     std::fs::remove_file(&dest)?;
                 }
@@ -405,6 +458,37 @@ mod tests {
         );
         assert!(safe_join(base, "../other").is_err());
         assert!(safe_join(base, "a/../../b").is_err());
+    }
+
+    #[test]
+    fn links_leaving_the_run_are_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let run = root.path().join("run");
+        std::fs::create_dir_all(run.join("outputs/ckpt-2")).unwrap();
+        std::fs::write(outside.path().join("secret"), "x").unwrap();
+        let link =
+            |target: &Path, at: &str| std::os::unix::fs::symlink(target, run.join(at)).unwrap();
+        link(outside.path(), "outputs/escape");
+        link(&run.join("outputs/ckpt-2"), "outputs/latest");
+        link(&outside.path().join("not-yet"), "outputs/dangling");
+        link(&outside.path().join("secret"), "outputs/secret.txt");
+        for bad in [
+            "outputs/escape/secret",
+            "outputs/escape",
+            "outputs/dangling",
+            "outputs/dangling/new.txt",
+            "outputs/secret.txt",
+        ] {
+            let e = safe_join(&run, bad).unwrap_err();
+            assert!(
+                format!("{e:?}").contains("goes through a link"),
+                "{bad}: {e:?}"
+            );
+        }
+        // A link inside the run, and paths that do not exist yet, are fine.
+        assert!(safe_join(&run, "outputs/latest/model.pt").is_ok());
+        assert!(safe_join(&run, "outputs/new/dir/file").is_ok());
     }
 
     #[test]

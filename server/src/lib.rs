@@ -54,6 +54,12 @@ pub struct Config {
     pub login_window: std::time::Duration,
     /// How long a run's token keeps working after the run ended.
     pub run_token_grace: std::time::Duration,
+    /// How long a client may take to send a request's headers.
+    pub header_timeout: std::time::Duration,
+    /// How long a request body may pause between chunks.
+    pub body_idle_timeout: std::time::Duration,
+    /// How long in-flight requests may finish at shutdown.
+    pub drain_timeout: std::time::Duration,
 }
 
 impl Config {
@@ -68,6 +74,9 @@ impl Config {
             login_failures_per_address: 50,
             login_window: std::time::Duration::from_secs(15 * 60),
             run_token_grace: std::time::Duration::from_secs(10 * 60),
+            header_timeout: std::time::Duration::from_secs(30),
+            body_idle_timeout: std::time::Duration::from_secs(60),
+            drain_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -87,7 +96,12 @@ pub struct Inner {
     log_writers:
         tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<files::LogWriter>>>>>,
     /// Event-file syncs in progress, by run (one at a time per run).
-    sync_locks: std::sync::Mutex<HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>>,
+    sync_locks: KeyedLocks,
+    /// Metric batches in progress, by run (see `ingest_lock`).
+    ingest_locks: KeyedLocks,
+    /// Metric batches in progress at once, over all runs: at most half the database
+    /// connections, the rest stay for reads.
+    pub ingest_slots: tokio::sync::Semaphore,
     /// When lapsed leases were last looked for (microseconds).
     pub last_sweep: std::sync::atomic::AtomicI64,
     /// The task that listens for runs other servers queue (PostgreSQL).
@@ -147,6 +161,7 @@ impl App {
             config.login_failures_per_address,
             config.login_window,
         );
+        let ingest_slots = (store.max_connections() as usize).div_ceil(2);
         let inner = Inner {
             logins,
             store,
@@ -156,6 +171,8 @@ impl App {
             tokens: auth::TokenCache::default(),
             log_writers: Default::default(),
             sync_locks: Default::default(),
+            ingest_locks: Default::default(),
+            ingest_slots: tokio::sync::Semaphore::new(ingest_slots),
             last_sweep: Default::default(),
             listener: Default::default(),
         };
@@ -185,16 +202,33 @@ impl App {
 
     /// The lock that keeps a run's event-file syncs one at a time.
     pub fn sync_lock(&self, uuid: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut map = self.sync_locks.lock().expect("not poisoned");
-        if let Some(l) = map.get(uuid).and_then(std::sync::Weak::upgrade) {
+        keyed_lock(&self.sync_locks, uuid)
+    }
+
+    /// Metric batches of one run, one at a time here: writers to a run queue on this lock,
+    /// not on the database's row locks with a pooled connection each, so that a run with many
+    /// writers cannot take every connection from the readers.
+    pub fn ingest_lock(&self, uuid: &str) -> Arc<tokio::sync::Mutex<()>> {
+        keyed_lock(&self.ingest_locks, uuid)
+    }
+}
+
+type KeyedLocks = std::sync::Mutex<HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>>;
+
+fn keyed_lock(locks: &KeyedLocks, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+    {
+        let mut map = locks.lock().expect("not poisoned");
+        if let Some(l) = map.get(key).and_then(std::sync::Weak::upgrade) {
             return l;
         }
         map.retain(|_, w| w.strong_count() > 0);
         let l = Arc::new(tokio::sync::Mutex::new(()));
-        map.insert(uuid.to_string(), Arc::downgrade(&l));
+        map.insert(key.to_string(), Arc::downgrade(&l));
         l
     }
+}
 
+impl App {
     pub fn run_dir(&self, uuid: &str) -> PathBuf {
         files::run_dir(&self.config.artifacts_root, uuid)
     }
@@ -261,19 +295,75 @@ fn installation_key(root: &Path) -> String {
     k
 }
 
-/// Serves the app on a listener until `shutdown` resolves, then finishes in-flight requests.
+/// Serves the app on a listener until `shutdown` resolves, then finishes in-flight requests
+/// (for at most `config.drain_timeout`).
+///
+/// Each connection knows its client's address (for the login limiter), must send a request's
+/// headers within `config.header_timeout` (a client trickling them is cut off) and may not
+/// pause a body for longer than `config.body_idle_timeout`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use tower::ServiceExt;
+
     let router = app.router();
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    let header_timeout = app.config.header_timeout;
+    let body_idle = app.config.body_idle_timeout;
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, addr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors and the like: the listener itself is fine; wait a
+                    // little rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service =
+            router
+                .clone()
+                .map_request(move |req: http::Request<hyper::body::Incoming>| {
+                    let mut req = req.map(|b| {
+                        axum::body::Body::new(tower_http::timeout::TimeoutBody::new(body_idle, b))
+                    });
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(addr));
+                    req
+                });
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(client = %addr, error = %e, "connection ended");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(app.config.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight at shutdown were cut off");
+    }
     app.store.close().await;
     Ok(())
 }

@@ -3,5 +3,6 @@
 
 mod agents;
 mod docker;
+mod faults;
 mod remote;
 mod server;

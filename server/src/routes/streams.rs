@@ -476,6 +476,14 @@ pub async fn ingest(
             points,
         });
     }
+    // One batch of a run at a time here, then a slot among all runs' (see `App::ingest_lock`).
+    let lock = app.ingest_lock(&r.uuid);
+    let _one = lock.lock().await;
+    let _slot = app
+        .ingest_slots
+        .acquire()
+        .await
+        .map_err(|_| ApiError::Unavailable("the server is stopping".into(), 1))?;
     let added = app.store.ingest(r.id, batch.id.as_deref(), series).await?;
     Ok(Json(MetricsBatchResult {
         points: added,

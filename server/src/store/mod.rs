@@ -308,6 +308,11 @@ impl Store {
         self.dialect
     }
 
+    /// The most database connections this store opens.
+    pub fn max_connections(&self) -> u32 {
+        self.pool.options().get_max_connections()
+    }
+
     /// Adapts `$n` placeholders to the dialect (`?n` for SQLite).
     fn sql(&self, sql: &str) -> String {
         match self.dialect {

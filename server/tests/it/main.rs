@@ -5,6 +5,8 @@ mod common;
 
 mod auth;
 mod authz;
+mod limits;
+mod load;
 mod openapi;
 mod projects;
 mod python_client;

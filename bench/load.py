@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""A mixed load against the release server, on PostgreSQL and SQLite.
+
+Usage: bench/load.py [--clients 200] [--seconds 60]
+Needs a PostgreSQL where the role may create databases: POLYAXON_BENCH_DATABASE_URL (default
+the test server that scripts/test sets up) and `psql`. Builds the release binary and
+`server/examples/loadgen.rs`, starts `polyaxon server start` on each store, and runs
+`loadgen mixed`: the clients list a project's runs (a page and a PQL query), read a run, read a
+metric downsampled and send metrics batches, for the given time (the same driver as the `load`
+test in scripts/test). Prints one JSON document; bench/RESULTS.md records the figures.
+"""
+import argparse
+import json
+import subprocess
+import sys
+import pathlib
+import tempfile
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from server_vs_mlflow import PG, ROOT, log, loadgen, psql_url  # noqa: E402
+from ingest_one_run import project, start_server  # noqa: E402
+
+
+def bench_store(label, url, clients, seconds):
+    home = tempfile.mkdtemp()
+    server, base, token = start_server(url, home)
+    try:
+        project(base, token, "load")
+        r = loadgen("mixed", base, token, "root", "load", clients, seconds)
+        log(f"{label}: {r['requests']:,} requests in {r['seconds']:.1f} s, {r['errors']} errors; "
+            f"reads p50 {r['reads']['p50_ms']:.1f} ms p99 {r['reads']['p99_ms']:.1f} ms; "
+            f"writes p50 {r['writes']['p50_ms']:.1f} ms p99 {r['writes']['p99_ms']:.1f} ms")
+        return r
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--clients", type=int, default=200)
+    ap.add_argument("--seconds", type=float, default=60)
+    args = ap.parse_args()
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "polyaxon-cli"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "polyaxon-server", "--example", "loadgen"], cwd=ROOT, check=True)
+    db = "polyaxon_bench_load"
+    subprocess.run(["psql", "-q", PG, "-c", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"], check=True)
+    subprocess.run(["psql", "-q", PG, "-c", f"CREATE DATABASE {db}"], check=True)
+    sqlite_dir = tempfile.mkdtemp()
+    res = {
+        "postgres": bench_store("postgres", psql_url(db), args.clients, args.seconds),
+        "sqlite": bench_store("sqlite", f"sqlite://{sqlite_dir}/polyaxon.db?mode=rwc", args.clients, args.seconds),
+        "at": time.strftime("%Y-%m-%d"),
+    }
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
