@@ -122,8 +122,12 @@ fn killed_while_writing(database_url: Option<&str>) {
     );
     assert_eq!(st, 200, "{body}");
     let r: J = serde_json::from_str(&body).unwrap();
-    let points = r["data"][0]["data"]["metric"].as_array().unwrap();
-    let mut steps: Vec<i64> = points.iter().map(|p| p["step"].as_i64().unwrap()).collect();
+    let mut steps: Vec<i64> = r["data"][0]["data"]["step"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no steps in {r}"))
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
     steps.sort();
     let sent = WRITERS * BATCHES * POINTS;
     let before = steps.len();
