@@ -82,6 +82,9 @@ impl Http {
             .user_agent(concat!("polyaxon-rs/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(5).min(timeout))
             .timeout(timeout)
+            // Below the server's 30 s header timeout, which also closes idle connections:
+            // a pooled one is dropped here before the server closes it under a request.
+            .pool_idle_timeout(Duration::from_secs(20))
             .tls_danger_accept_invalid_certs(!verify_ssl)
             .build()
             .map_err(|e| TransportError::Other(format!("cannot set up HTTP: {e}")))?;
