@@ -186,11 +186,11 @@ impl LoginLimiter {
         }
     }
 
-    fn keys(username: &str, addr: Option<IpAddr>) -> [(Option<String>, bool); 2] {
-        [
-            (Some(format!("u:{}", username.to_lowercase())), true),
-            (addr.map(|a| format!("a:{a}")), false),
-        ]
+    /// The counters a login attempt touches, each with its limit.
+    fn keys(&self, username: &str, addr: Option<IpAddr>) -> impl Iterator<Item = (String, usize)> {
+        let user = (format!("u:{}", username.to_lowercase()), self.per_user);
+        let address = addr.map(|a| (format!("a:{a}"), self.per_address));
+        std::iter::once(user).chain(address)
     }
 
     /// `Err(seconds)` to wait when the username or the address is over its limit.
@@ -200,13 +200,7 @@ impl LoginLimiter {
         };
         let now = Instant::now();
         let mut wait = 0;
-        for (key, is_user) in Self::keys(username, addr) {
-            let Some(key) = key else { continue };
-            let limit = if is_user {
-                self.per_user
-            } else {
-                self.per_address
-            };
+        for (key, limit) in self.keys(username, addr) {
             if let Some(q) = map.get_mut(&key) {
                 while q
                     .front()
@@ -234,13 +228,7 @@ impl LoginLimiter {
             let window = self.window;
             map.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
         }
-        for (key, is_user) in Self::keys(username, addr) {
-            let Some(key) = key else { continue };
-            let limit = if is_user {
-                self.per_user
-            } else {
-                self.per_address
-            };
+        for (key, limit) in self.keys(username, addr) {
             let q = map.entry(key).or_default();
             q.push_back(now);
             // Only the last `limit` failures decide anything.
