@@ -37,6 +37,8 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Log in to a server (the embedded default needs no login)')
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'Forget the credentials of the configured server')
             [CompletionResult]::new('whoami', 'whoami', [CompletionResultType]::ParameterValue, 'Show who you are on the configured server')
+            [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Your personal tokens on the server: list, create, revoke')
+            [CompletionResult]::new('tokens', 'tokens', [CompletionResultType]::ParameterValue, 'Your personal tokens on the server: list, create, revoke')
             [CompletionResult]::new('version', 'version', [CompletionResultType]::ParameterValue, 'Show the CLI''s version and the server''s')
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Set the current project for this directory (kept in `./.polyaxon/`)')
             [CompletionResult]::new('dashboard', 'dashboard', [CompletionResultType]::ParameterValue, 'Open the web dashboard')
@@ -940,6 +942,156 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'polyaxon;token' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List your tokens (never their secrets): id, name, created, expiry')
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a token; its secret is printed this once')
+            [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke tokens by id (from `polyaxon token ls`): they stop working at once')
+            [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Revoke tokens by id (from `polyaxon token ls`): they stop working at once')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;tokens' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List your tokens (never their secrets): id, name, created, expiry')
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a token; its secret is printed this once')
+            [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke tokens by id (from `polyaxon token ls`): they stop working at once')
+            [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Revoke tokens by id (from `polyaxon token ls`): they stop working at once')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;token;ls' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;tokens;ls' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;token;create' {
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'A name to tell it by (what it is for: `ci`, `laptop`, …)')
+            [CompletionResult]::new('--expiration', '--expiration', [CompletionResultType]::ParameterName, 'How long it lasts: seconds, or with a unit (`90m`, `12h`, `30d`); default: until revoked')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;tokens;create' {
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'A name to tell it by (what it is for: `ci`, `laptop`, …)')
+            [CompletionResult]::new('--expiration', '--expiration', [CompletionResultType]::ParameterName, 'How long it lasts: seconds, or with a unit (`90m`, `12h`, `30d`); default: until revoked')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;token;revoke' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;token;delete' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;tokens;revoke' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;tokens;delete' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;token;help' {
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List your tokens (never their secrets): id, name, created, expiry')
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a token; its secret is printed this once')
+            [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke tokens by id (from `polyaxon token ls`): they stop working at once')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;token;help;ls' {
+            break
+        }
+        'polyaxon;token;help;create' {
+            break
+        }
+        'polyaxon;token;help;revoke' {
+            break
+        }
+        'polyaxon;token;help;help' {
+            break
+        }
+        'polyaxon;tokens;help' {
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List your tokens (never their secrets): id, name, created, expiry')
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a token; its secret is printed this once')
+            [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke tokens by id (from `polyaxon token ls`): they stop working at once')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;tokens;help;ls' {
+            break
+        }
+        'polyaxon;tokens;help;create' {
+            break
+        }
+        'polyaxon;tokens;help;revoke' {
+            break
+        }
+        'polyaxon;tokens;help;help' {
+            break
+        }
         'polyaxon;version' {
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
@@ -1358,6 +1510,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Log in to a server (the embedded default needs no login)')
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'Forget the credentials of the configured server')
             [CompletionResult]::new('whoami', 'whoami', [CompletionResultType]::ParameterValue, 'Show who you are on the configured server')
+            [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Your personal tokens on the server: list, create, revoke')
             [CompletionResult]::new('version', 'version', [CompletionResultType]::ParameterValue, 'Show the CLI''s version and the server''s')
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Set the current project for this directory (kept in `./.polyaxon/`)')
             [CompletionResult]::new('dashboard', 'dashboard', [CompletionResultType]::ParameterValue, 'Open the web dashboard')
@@ -1504,6 +1657,21 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             break
         }
         'polyaxon;help;whoami' {
+            break
+        }
+        'polyaxon;help;token' {
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List your tokens (never their secrets): id, name, created, expiry')
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a token; its secret is printed this once')
+            [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke tokens by id (from `polyaxon token ls`): they stop working at once')
+            break
+        }
+        'polyaxon;help;token;ls' {
+            break
+        }
+        'polyaxon;help;token;create' {
+            break
+        }
+        'polyaxon;help;token;revoke' {
             break
         }
         'polyaxon;help;version' {

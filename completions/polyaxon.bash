@@ -76,6 +76,12 @@ _polyaxon() {
             polyaxon,server)
                 cmd="polyaxon__subcmd__server"
                 ;;
+            polyaxon,token)
+                cmd="polyaxon__subcmd__token"
+                ;;
+            polyaxon,tokens)
+                cmd="polyaxon__subcmd__token"
+                ;;
             polyaxon,version)
                 cmd="polyaxon__subcmd__version"
                 ;;
@@ -214,6 +220,9 @@ _polyaxon() {
             polyaxon__subcmd__help,server)
                 cmd="polyaxon__subcmd__help__subcmd__server"
                 ;;
+            polyaxon__subcmd__help,token)
+                cmd="polyaxon__subcmd__help__subcmd__token"
+                ;;
             polyaxon__subcmd__help,version)
                 cmd="polyaxon__subcmd__help__subcmd__version"
                 ;;
@@ -330,6 +339,15 @@ _polyaxon() {
                 ;;
             polyaxon__subcmd__help__subcmd__server,start)
                 cmd="polyaxon__subcmd__help__subcmd__server__subcmd__start"
+                ;;
+            polyaxon__subcmd__help__subcmd__token,create)
+                cmd="polyaxon__subcmd__help__subcmd__token__subcmd__create"
+                ;;
+            polyaxon__subcmd__help__subcmd__token,ls)
+                cmd="polyaxon__subcmd__help__subcmd__token__subcmd__ls"
+                ;;
+            polyaxon__subcmd__help__subcmd__token,revoke)
+                cmd="polyaxon__subcmd__help__subcmd__token__subcmd__revoke"
                 ;;
             polyaxon__subcmd__ops,approve)
                 cmd="polyaxon__subcmd__ops__subcmd__approve"
@@ -517,6 +535,33 @@ _polyaxon() {
             polyaxon__subcmd__server__subcmd__help,start)
                 cmd="polyaxon__subcmd__server__subcmd__help__subcmd__start"
                 ;;
+            polyaxon__subcmd__token,create)
+                cmd="polyaxon__subcmd__token__subcmd__create"
+                ;;
+            polyaxon__subcmd__token,delete)
+                cmd="polyaxon__subcmd__token__subcmd__revoke"
+                ;;
+            polyaxon__subcmd__token,help)
+                cmd="polyaxon__subcmd__token__subcmd__help"
+                ;;
+            polyaxon__subcmd__token,ls)
+                cmd="polyaxon__subcmd__token__subcmd__ls"
+                ;;
+            polyaxon__subcmd__token,revoke)
+                cmd="polyaxon__subcmd__token__subcmd__revoke"
+                ;;
+            polyaxon__subcmd__token__subcmd__help,create)
+                cmd="polyaxon__subcmd__token__subcmd__help__subcmd__create"
+                ;;
+            polyaxon__subcmd__token__subcmd__help,help)
+                cmd="polyaxon__subcmd__token__subcmd__help__subcmd__help"
+                ;;
+            polyaxon__subcmd__token__subcmd__help,ls)
+                cmd="polyaxon__subcmd__token__subcmd__help__subcmd__ls"
+                ;;
+            polyaxon__subcmd__token__subcmd__help,revoke)
+                cmd="polyaxon__subcmd__token__subcmd__help__subcmd__revoke"
+                ;;
             *)
                 ;;
         esac
@@ -524,7 +569,7 @@ _polyaxon() {
 
     case "${cmd}" in
         polyaxon)
-            opts="-v -h -V --verbose --help --version run check project projects ops logs config login logout whoami version init dashboard completion admin agent queue queues port-forward server generate-docs help"
+            opts="-v -h -V --verbose --help --version run check project projects ops logs config login logout whoami token tokens version init dashboard completion admin agent queue queues port-forward server generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1212,7 +1257,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__help)
-            opts="run check project ops logs config login logout whoami version init dashboard completion admin agent queue port-forward server generate-docs help"
+            opts="run check project ops logs config login logout whoami token version init dashboard completion admin agent queue port-forward server generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1982,6 +2027,62 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__help__subcmd__server__subcmd__start)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__token)
+            opts="ls create revoke"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__token__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__token__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__token__subcmd__revoke)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -3880,6 +3981,156 @@ _polyaxon() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__token)
+            opts="-v -h -V --verbose --help --version ls create revoke delete help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__token__subcmd__create)
+            opts="-o -v -h -V --name --expiration --output --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expiration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__token__subcmd__help)
+            opts="ls create revoke help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__token__subcmd__help__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__token__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__token__subcmd__help__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__token__subcmd__help__subcmd__revoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__token__subcmd__ls)
+            opts="-o -v -h -V --output --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__token__subcmd__revoke)
+            opts="-v -h -V --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

@@ -34,6 +34,8 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand login 'Log in to a server (the embedded default needs no login)'
             cand logout 'Forget the credentials of the configured server'
             cand whoami 'Show who you are on the configured server'
+            cand token 'Your personal tokens on the server: list, create, revoke'
+            cand tokens 'Your personal tokens on the server: list, create, revoke'
             cand version 'Show the CLI''s version and the server''s'
             cand init 'Set the current project for this directory (kept in `./.polyaxon/`)'
             cand dashboard 'Open the web dashboard'
@@ -852,6 +854,136 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'polyaxon;token'= {
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand ls 'List your tokens (never their secrets): id, name, created, expiry'
+            cand create 'Create a token; its secret is printed this once'
+            cand revoke 'Revoke tokens by id (from `polyaxon token ls`): they stop working at once'
+            cand delete 'Revoke tokens by id (from `polyaxon token ls`): they stop working at once'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;tokens'= {
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand ls 'List your tokens (never their secrets): id, name, created, expiry'
+            cand create 'Create a token; its secret is printed this once'
+            cand revoke 'Revoke tokens by id (from `polyaxon token ls`): they stop working at once'
+            cand delete 'Revoke tokens by id (from `polyaxon token ls`): they stop working at once'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;token;ls'= {
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;tokens;ls'= {
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;token;create'= {
+            cand --name 'A name to tell it by (what it is for: `ci`, `laptop`, …)'
+            cand --expiration 'How long it lasts: seconds, or with a unit (`90m`, `12h`, `30d`); default: until revoked'
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;tokens;create'= {
+            cand --name 'A name to tell it by (what it is for: `ci`, `laptop`, …)'
+            cand --expiration 'How long it lasts: seconds, or with a unit (`90m`, `12h`, `30d`); default: until revoked'
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;token;revoke'= {
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;token;delete'= {
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;tokens;revoke'= {
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;tokens;delete'= {
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;token;help'= {
+            cand ls 'List your tokens (never their secrets): id, name, created, expiry'
+            cand create 'Create a token; its secret is printed this once'
+            cand revoke 'Revoke tokens by id (from `polyaxon token ls`): they stop working at once'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;token;help;ls'= {
+        }
+        &'polyaxon;token;help;create'= {
+        }
+        &'polyaxon;token;help;revoke'= {
+        }
+        &'polyaxon;token;help;help'= {
+        }
+        &'polyaxon;tokens;help'= {
+            cand ls 'List your tokens (never their secrets): id, name, created, expiry'
+            cand create 'Create a token; its secret is printed this once'
+            cand revoke 'Revoke tokens by id (from `polyaxon token ls`): they stop working at once'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;tokens;help;ls'= {
+        }
+        &'polyaxon;tokens;help;create'= {
+        }
+        &'polyaxon;tokens;help;revoke'= {
+        }
+        &'polyaxon;tokens;help;help'= {
+        }
         &'polyaxon;version'= {
             cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
             cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
@@ -1223,6 +1355,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand login 'Log in to a server (the embedded default needs no login)'
             cand logout 'Forget the credentials of the configured server'
             cand whoami 'Show who you are on the configured server'
+            cand token 'Your personal tokens on the server: list, create, revoke'
             cand version 'Show the CLI''s version and the server''s'
             cand init 'Set the current project for this directory (kept in `./.polyaxon/`)'
             cand dashboard 'Open the web dashboard'
@@ -1333,6 +1466,17 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
         &'polyaxon;help;logout'= {
         }
         &'polyaxon;help;whoami'= {
+        }
+        &'polyaxon;help;token'= {
+            cand ls 'List your tokens (never their secrets): id, name, created, expiry'
+            cand create 'Create a token; its secret is printed this once'
+            cand revoke 'Revoke tokens by id (from `polyaxon token ls`): they stop working at once'
+        }
+        &'polyaxon;help;token;ls'= {
+        }
+        &'polyaxon;help;token;create'= {
+        }
+        &'polyaxon;help;token;revoke'= {
         }
         &'polyaxon;help;version'= {
         }

@@ -51,6 +51,9 @@ pub enum Command {
     Logout,
     /// Show who you are on the configured server.
     Whoami(commands::whoami::WhoamiArgs),
+    /// Your personal tokens on the server: list, create, revoke.
+    #[command(subcommand, visible_alias = "tokens")]
+    Token(commands::token::TokenCommand),
     /// Show the CLI's version and the server's.
     Version(commands::version::VersionArgs),
     /// Set the current project for this directory (kept in `./.polyaxon/`).

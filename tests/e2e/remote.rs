@@ -248,6 +248,65 @@ fn flow(database_url: Option<&str>) {
         .unwrap();
     assert!(stdout(&out).contains("\"root\""));
 
+    // Personal tokens: created (the secret shown once), listed without it, used, revoked.
+    let made = json_of(
+        &env,
+        &[
+            "token",
+            "create",
+            "--name",
+            "ci",
+            "--expiration",
+            "30d",
+            "-o",
+            "json",
+        ],
+    );
+    let (ci_id, ci_key) = (
+        made["uuid"].as_str().unwrap().to_string(),
+        made["key"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(made["expiration"], 30 * 86_400, "{made}");
+    let listed = json_of(&env, &["token", "ls", "-o", "json"]);
+    let row = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["uuid"] == ci_id.as_str())
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(row["name"], "ci");
+    assert_eq!(row["expiration"], 30 * 86_400, "{row}");
+    assert!(!listed.to_string().contains(&ci_key), "{listed}");
+    let table = ok(&env, &["token", "ls"]);
+    assert!(
+        table.contains(&ci_id)
+            && (table.contains("(in 29 days)") || table.contains("(in 30 days)")),
+        "{table}"
+    );
+    let with_ci = |args: &[&str]| {
+        env.cmd()
+            .env("POLYAXON_AUTH_TOKEN", &ci_key)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(with_ci(&["whoami"]).status.success());
+    let out = run(&env, &["token", "create", "--expiration", "12x"]);
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    assert!(stderr(&out).contains("s, m, h, d or w"), "{}", stderr(&out));
+    let out = run(&env, &["token", "revoke", &ci_id, "no-such-token"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!("token {ci_id} revoked")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("no-such-token"), "{}", stderr(&out));
+    // Revoked: refused at once, by this server and its cache of tokens.
+    let out = with_ci(&["whoami"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(!ok(&env, &["token", "ls"]).contains(&ci_id));
+
     // Logout forgets the token.
     let out = run(&env, &["logout"]);
     assert!(stderr(&out).contains("logged out of"), "{}", stderr(&out));

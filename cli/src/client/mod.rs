@@ -11,8 +11,8 @@ use polyaxon_server::api::{
     V1AgentHeartbeat, V1AgentHeld, V1ArtifactTree, V1Auth, V1ClaimRequest, V1ClaimResponse,
     V1Credentials, V1EntityStatusBodyRequest, V1EventsResponse, V1Installation,
     V1ListAgentsResponse, V1ListClaimedResponse, V1ListProjectsResponse, V1ListQueuesResponse,
-    V1ListRunsResponse, V1Log, V1Logs, V1OperationBody, V1Project, V1Queue, V1Release, V1Run,
-    V1Status, V1StatusCondition, V1User,
+    V1ListRunsResponse, V1ListTokenResponse, V1Log, V1Logs, V1OperationBody, V1Project, V1Queue,
+    V1Release, V1Run, V1Status, V1StatusCondition, V1Token, V1User,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -295,6 +295,28 @@ impl Client {
 
     pub async fn whoami(&self) -> Result<V1User> {
         self.get("/api/v1/users").await
+    }
+
+    /// The signed-in user's personal tokens, without their secrets.
+    pub async fn list_tokens(&self) -> Result<V1ListTokenResponse> {
+        self.get("/api/v1/users/tokens").await
+    }
+
+    /// A new personal token; its secret is in `key`, this once.
+    pub async fn create_token(&self, t: &V1Token) -> Result<V1Token> {
+        self.json(Method::POST, "/api/v1/users/tokens", Some(t))
+            .await
+    }
+
+    /// Revokes a personal token by id.
+    pub async fn delete_token(&self, uuid: &str) -> Result<()> {
+        self.call(
+            Method::DELETE,
+            &format!("/api/v1/users/tokens/{}", seg(uuid)),
+            None,
+        )
+        .await?;
+        Ok(())
     }
 
     pub async fn installation(&self) -> Result<V1Installation> {

@@ -13,6 +13,7 @@ pub mod port_forward;
 pub mod project;
 pub mod run;
 pub mod server;
+pub mod token;
 pub mod version;
 pub mod whoami;
 
@@ -47,6 +48,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<()> {
                 Command::PortForward(args) => port_forward::run(&ctx, args),
                 Command::Agent(cmd) => agent::run(&ctx, cmd),
                 Command::Queue(cmd) => agent::run_queue(&ctx, cmd),
+                Command::Token(cmd) => token::run(&ctx, cmd),
                 Command::Check(_)
                 | Command::Server(_)
                 | Command::Completion(_)

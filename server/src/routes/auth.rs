@@ -93,7 +93,8 @@ pub async fn list_tokens(
             key: None,
             name: t.name,
             scopes: Some(vec![t.scope]),
-            expiration: t.expires_at,
+            // Seconds of validity, as the token was created with.
+            expiration: t.expires_at.map(|e| (e - t.created_at) / 1_000_000),
             created_at: Some(time(t.created_at)),
         })
         .collect();
@@ -113,10 +114,11 @@ pub async fn create_token(
     ApiJson(t): ApiJson<V1Token>,
 ) -> ApiResult<Json<V1Token>> {
     who.require_user_scope()?;
-    if t.expiration.is_some_and(|e| e <= 0) {
-        return Err(ApiError::BadRequest(
-            "`expiration` is seconds and must be positive".into(),
-        ));
+    const TEN_YEARS: i64 = 10 * 366 * 24 * 3600;
+    if t.expiration.is_some_and(|e| e <= 0 || e > TEN_YEARS) {
+        return Err(ApiError::BadRequest(format!(
+            "`expiration` is the token's life in seconds: from 1 to {TEN_YEARS} (ten years); leave it out for a token that lasts until revoked"
+        )));
     }
     let (row, secret) = app
         .store
@@ -132,7 +134,7 @@ pub async fn create_token(
         key: Some(secret),
         name: row.name,
         scopes: Some(vec![row.scope]),
-        expiration: row.expires_at,
+        expiration: t.expiration,
         created_at: Some(time(row.created_at)),
     }))
 }
