@@ -107,23 +107,51 @@ pub async fn serve(
         while let Ok(uuid) = ended_rx.try_recv() {
             running.lock().await.remove(&uuid);
         }
-        // Claimed for this agent, the answer lost: driven now.
+        // Held by this agent and driven by nothing: a claim whose answer was lost (started
+        // now), or a run whose controller here ended before the run did (a failure it could
+        // not record): adopted, so that it is followed to its end or failed with the reason.
         while let Ok(r) = orphaned_rx.try_recv() {
+            if running.lock().await.contains_key(&r.uuid) {
+                continue;
+            }
+            let run = match client.get_run(&r).await {
+                Ok(run) if run.is_done() => continue,
+                Ok(run) => run,
+                // Asked again at the next heartbeat.
+                Err(_) => continue,
+            };
+            let started = !run.status.unwrap_or_default().is_startable();
+            if started && opts.executor != ExecutorKind::Kubernetes {
+                // Its job, here, cannot be followed again: ended, and the run failed.
+                printer.warn(&format!(
+                    "run {}: its controller here ended before the run did; ending its job and failing it",
+                    r.uuid
+                ));
+                controller::orphans::end_abandoned(&client, &r, &run).await;
+                continue;
+            }
             let mut map = running.lock().await;
             if map.contains_key(&r.uuid) {
                 continue;
             }
-            printer.warn(&format!(
-                "run {} was claimed for this agent but the answer was lost: starting it now",
-                r.uuid
-            ));
+            printer.warn(&if started {
+                format!(
+                    "run {}: its controller here ended before the run did: following its job again",
+                    r.uuid
+                )
+            } else {
+                format!(
+                    "run {} was claimed for this agent but the answer was lost: starting it now",
+                    r.uuid
+                )
+            });
             let task = drive(
                 settings.clone(),
                 printer,
                 client.clone(),
                 r.clone(),
                 opts.executor,
-                false,
+                started,
                 ended_tx.clone(),
             );
             map.insert(r.uuid.clone(), (r, task));

@@ -5,4 +5,5 @@ mod agents;
 mod docker;
 mod faults;
 mod remote;
+mod secrets;
 mod server;

@@ -209,12 +209,34 @@ impl Client {
         path: &str,
         body: Option<(Bytes, &'static str)>,
     ) -> Result<Response> {
+        self.call_as(method, path, body, false).await
+    }
+
+    /// As [`Client::call`], for a call that may be repeated: sending it twice does what
+    /// sending it once does, so it is retried when the server is busy or out of reach.
+    pub async fn call_repeatable(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(Bytes, &'static str)>,
+    ) -> Result<Response> {
+        self.call_as(method, path, body, true).await
+    }
+
+    async fn call_as(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(Bytes, &'static str)>,
+        repeatable: bool,
+    ) -> Result<Response> {
         let resp = self
             .transport
             .send(transport::Request {
                 method,
                 path: path.to_string(),
                 body,
+                repeatable,
             })
             .await?;
         if resp.status.is_success() {
@@ -248,13 +270,33 @@ impl Client {
         path: &str,
         body: Option<&(impl Serialize + ?Sized)>,
     ) -> Result<T> {
+        self.json_as(method, path, body, false).await
+    }
+
+    /// A JSON call that may be repeated (see [`Client::call_repeatable`]).
+    pub async fn json_repeatable<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+    ) -> Result<T> {
+        self.json_as(method, path, body, true).await
+    }
+
+    async fn json_as<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+        repeatable: bool,
+    ) -> Result<T> {
         let body = body.map(|b| {
             (
                 Bytes::from(serde_json::to_vec(b).expect("serializable")),
                 "application/json",
             )
         });
-        let resp = self.call(method, path, body).await?;
+        let resp = self.call_as(method, path, body, repeatable).await?;
         let bytes = resp.bytes().await.map_err(|e| {
             ClientError::Transport(TransportError::Other(format!("reading the answer: {e}")))
         })?;
@@ -351,7 +393,7 @@ impl Client {
     }
 
     pub async fn patch_project(&self, owner: &str, name: &str, p: &V1Project) -> Result<V1Project> {
-        self.json(Method::PATCH, &project_path(owner, name), Some(p))
+        self.json_repeatable(Method::PATCH, &project_path(owner, name), Some(p))
             .await
     }
 
@@ -381,7 +423,8 @@ impl Client {
     }
 
     pub async fn patch_run(&self, r: &RunRef, patch: &V1Run) -> Result<V1Run> {
-        self.json(Method::PATCH, &r.api(""), Some(patch)).await
+        self.json_repeatable(Method::PATCH, &r.api(""), Some(patch))
+            .await
     }
 
     pub async fn delete_run(&self, r: &RunRef) -> Result<()> {
@@ -390,7 +433,8 @@ impl Client {
     }
 
     pub async fn stop_run(&self, r: &RunRef) -> Result<()> {
-        self.call(Method::POST, &r.api("/stop"), None).await?;
+        self.call_repeatable(Method::POST, &r.api("/stop"), None)
+            .await?;
         Ok(())
     }
 
@@ -506,7 +550,7 @@ impl Client {
             ..Default::default()
         };
         match self
-            .json::<V1Status>(Method::POST, &r.api("/statuses"), Some(&body))
+            .json_repeatable::<V1Status>(Method::POST, &r.api("/statuses"), Some(&body))
             .await
         {
             Ok(_) => Ok(true),
@@ -559,7 +603,7 @@ impl Client {
         r: &RunRef,
         batch: &MetricsBatch,
     ) -> Result<MetricsBatchResult> {
-        self.json(Method::POST, &r.streams("/metrics"), Some(batch))
+        self.json_repeatable(Method::POST, &r.streams("/metrics"), Some(batch))
             .await
     }
 
@@ -567,7 +611,7 @@ impl Client {
     /// store it shares with them; `last` once the job ended (a last line without its newline
     /// counts too).
     pub async fn sync_event_files(&self, r: &RunRef, last: bool) -> Result<EventFilesSynced> {
-        self.json(
+        self.json_repeatable(
             Method::POST,
             &with_query(&r.streams("/events/sync"), &[("last", last.to_string())]),
             None::<&()>,
@@ -586,7 +630,8 @@ impl Client {
         let mut q: Vec<(&str, String)> = to.map(|p| ("path", p.to_string())).into_iter().collect();
         q.push(("untar", "true".into()));
         q.push(("overwrite", "true".into()));
-        self.call(
+        // Unpacked over what is there: sending it again writes the same files.
+        self.call_repeatable(
             Method::POST,
             &with_query(&r.api("/artifacts/upload"), &q),
             Some((tar_gz, "application/gzip")),
@@ -597,13 +642,15 @@ impl Client {
 
     /// Skips a run that has not started.
     pub async fn skip_run(&self, r: &RunRef) -> Result<()> {
-        self.call(Method::POST, &r.api("/skip"), None).await?;
+        self.call_repeatable(Method::POST, &r.api("/skip"), None)
+            .await?;
         Ok(())
     }
 
     /// Approves a run that waits for approval.
     pub async fn approve_run(&self, r: &RunRef) -> Result<()> {
-        self.call(Method::POST, &r.api("/approve"), None).await?;
+        self.call_repeatable(Method::POST, &r.api("/approve"), None)
+            .await?;
         Ok(())
     }
 
@@ -613,7 +660,8 @@ impl Client {
             agent: Some(holder.to_string()),
             ..Default::default()
         };
-        self.json(Method::POST, &r.api("/claim"), Some(&body)).await
+        self.json_repeatable(Method::POST, &r.api("/claim"), Some(&body))
+            .await
     }
 
     // --- agents and queues ---
@@ -629,7 +677,7 @@ impl Client {
 
     /// Renews the agent's claims; the runs it holds.
     pub async fn agent_heartbeat(&self, name: &str, h: &V1AgentHeartbeat) -> Result<V1AgentHeld> {
-        self.json(
+        self.json_repeatable(
             Method::POST,
             &format!("/api/v1/admin/agents/{}/heartbeat", seg(name)),
             Some(h),
@@ -664,7 +712,7 @@ impl Client {
             uuid: r.uuid.clone(),
             reason: why.to_string(),
         };
-        self.call(
+        self.call_repeatable(
             Method::POST,
             &format!("/api/v1/admin/agents/{}/release", seg(agent)),
             Some((
@@ -696,7 +744,7 @@ impl Client {
 
     /// Creates or changes a queue.
     pub async fn put_queue(&self, q: &V1Queue) -> Result<V1Queue> {
-        self.json(Method::POST, "/api/v1/admin/queues", Some(q))
+        self.json_repeatable(Method::POST, "/api/v1/admin/queues", Some(q))
             .await
     }
 
@@ -712,8 +760,9 @@ impl Client {
 
     /// A token that can only read and write this run, for its job.
     pub async fn run_token(&self, r: &RunRef) -> Result<String> {
+        // Another token for the same run, should an answer be lost: they all end with it.
         let a: V1Auth = self
-            .json(Method::POST, &r.api("/impersonate"), None::<&()>)
+            .json_repeatable(Method::POST, &r.api("/impersonate"), None::<&()>)
             .await?;
         Ok(a.token)
     }

@@ -23,6 +23,10 @@ pub struct Request {
     pub method: Method,
     pub path: String,
     pub body: Option<(Bytes, &'static str)>,
+    /// Repeating it changes nothing more than sending it once (a status, a heartbeat, a
+    /// metric batch with its id), so it may be retried whatever its method. GET, HEAD, PUT,
+    /// DELETE and OPTIONS are retried anyway.
+    pub repeatable: bool,
 }
 
 /// A response whose body may be read whole or streamed.
@@ -78,6 +82,9 @@ impl Http {
         timeout: Duration,
         verify_ssl: bool,
     ) -> Result<Http, TransportError> {
+        // The process's TLS provider, for callers that are not the CLI's `main` (it does the
+        // same): a no-op once one is installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .user_agent(concat!("polyaxon-rs/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(5).min(timeout))
@@ -146,19 +153,39 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 const RETRIES: u32 = 3;
+/// Tries after a busy answer (about half a minute of waiting in all).
+const BUSY_RETRIES: u32 = 8;
+/// The most a busy answer's `Retry-After` is waited, each time.
+const MAX_BUSY_WAIT_SECS: u64 = 5;
 
 impl Transport for Http {
     fn send(&self, req: Request) -> BoxFuture<'_, Result<Response, TransportError>> {
         Box::pin(async move {
-            let idempotent = matches!(
-                req.method,
-                Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
-            );
+            let idempotent = req.repeatable
+                || matches!(
+                    req.method,
+                    Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+                );
             let mut attempt = 0;
             loop {
                 let result = self.once(&req).await;
+                // A server that says it is busy (503 with Retry-After: its database pool) is
+                // waited for longer, as it asks: a run's controller must outlast a burst.
+                let busy = match &result {
+                    Ok(r) if r.status() == StatusCode::SERVICE_UNAVAILABLE => r
+                        .headers()
+                        .get(http::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok()),
+                    _ => None,
+                };
+                let limit = if busy.is_some() {
+                    BUSY_RETRIES
+                } else {
+                    RETRIES
+                };
                 let retry = idempotent
-                    && attempt < RETRIES
+                    && attempt < limit
                     && match &result {
                         Ok(r) => matches!(r.status().as_u16(), 502..=504),
                         Err(TransportError::Connect { .. } | TransportError::Timeout { .. }) => {
@@ -168,7 +195,10 @@ impl Transport for Http {
                     };
                 if retry {
                     attempt += 1;
-                    tokio::time::sleep(backoff(attempt)).await;
+                    let wait = backoff(attempt).max(Duration::from_secs(
+                        busy.unwrap_or(0).min(MAX_BUSY_WAIT_SECS),
+                    ));
+                    tokio::time::sleep(wait).await;
                     continue;
                 }
                 let r = result?;
@@ -271,5 +301,72 @@ mod tests {
         assert!(backoff(2) >= Duration::from_millis(500));
         assert!(backoff(3) >= Duration::from_millis(1000));
         assert!(backoff(3) < Duration::from_millis(1300));
+    }
+
+    /// A server answering `busy` times 503 (busy, `Retry-After: 0`), then 200; the requests
+    /// it saw.
+    fn busy_server(busy: usize) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{BufRead, BufReader, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = seen.clone();
+        std::thread::spawn(move || {
+            for s in listener.incoming() {
+                let Ok(s) = s else { return };
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut len = 0;
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; len];
+                let _ = std::io::Read::read_exact(&mut r, &mut body);
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                let answer = if n < busy {
+                    "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 0\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+                } else {
+                    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+                };
+                let mut s = s;
+                let _ = s.write_all(answer.as_bytes());
+            }
+        });
+        (format!("http://{addr}"), seen)
+    }
+
+    #[tokio::test]
+    async fn a_busy_server_is_waited_for_when_the_call_may_be_repeated() {
+        use std::sync::atomic::Ordering;
+        let post = |repeatable| Request {
+            method: Method::POST,
+            path: "/api/v1/x".into(),
+            body: Some((Bytes::from_static(b"{}"), "application/json")),
+            repeatable,
+        };
+        // Busy for more tries than a connection failure gets: still waited for.
+        let (host, seen) = busy_server(5);
+        let http = Http::new(&host, None, Duration::from_secs(5), true).unwrap();
+        let r = http.send(post(true)).await.unwrap();
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(seen.load(Ordering::SeqCst), 6);
+        // A call that must not be sent twice is not.
+        let (host, seen) = busy_server(1);
+        let http = Http::new(&host, None, Duration::from_secs(5), true).unwrap();
+        let r = http.send(post(false)).await.unwrap();
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+        // Busy for longer than the tries: the answer is the server's.
+        let (host, seen) = busy_server(100);
+        let http = Http::new(&host, None, Duration::from_secs(5), true).unwrap();
+        let r = http.send(post(true)).await.unwrap();
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(seen.load(Ordering::SeqCst), BUSY_RETRIES as usize + 1);
     }
 }

@@ -186,6 +186,48 @@ impl Watchdog {
     }
 }
 
+/// A started run of this agent whose controller here ended before the run did (it could not
+/// record the failure that ended it): its job is ended if it outlived the controller, and the
+/// run failed with the reason. Cluster jobs are not for this: they are followed again.
+pub async fn end_abandoned(client: &Client, r: &RunRef, run: &polyaxon_server::api::V1Run) {
+    let ex: ExecutorMeta = run
+        .meta_info
+        .as_ref()
+        .and_then(|m| m.get("executor"))
+        .and_then(|e| serde_json::from_value(e.clone()).ok())
+        .unwrap_or_default();
+    if let Some(kind) = ex.kind {
+        crate::executor::remove_leftovers(kind, &r.uuid).await;
+    }
+    if let Some(job) = ex.job_pid
+        && is_alive(
+            job,
+            ex.job_boot_id.as_deref().unwrap_or(""),
+            ex.job_start.unwrap_or(0),
+        )
+    {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(job as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let (to, reason) = if run.status == Some(RunStatus::Stopping) {
+        (RunStatus::Stopped, "ControllerLostWhileStopping")
+    } else {
+        (RunStatus::Failed, "ControllerLost")
+    };
+    let _ = client
+        .add_status(
+            r,
+            to,
+            reason,
+            "the agent's controller of this run ended before the run did (the server was out of reach when it ended): its job was ended",
+            None,
+        )
+        .await;
+    stop_unstarted_children(client, r).await;
+}
+
 /// For an active run supervised on this machine by a process that is gone: its job ended
 /// (if it outlived the supervisor) and the status to record.
 async fn orphan(
