@@ -986,12 +986,17 @@ impl BayesOpt {
         let believed = gp.with_pending(&pending);
         let model = believed.as_ref().unwrap_or(&gp);
         // Every few trials, once there is a model worth trusting, pure exploitation: the
-        // model's minimum near the best point (deterministic objectives reward it); one such
-        // proposal at a time, or a batch would crowd the same point.
+        // model's minimum near the best point (deterministic objectives reward it). Under
+        // concurrency up to half the pending trials may be such proposals (the model is told
+        // of the pending ones, so each lands elsewhere near the best); more would crowd it.
+        let pending_exploits = pending
+            .iter()
+            .filter(|p| too_close(p, &self.exploits))
+            .count();
         let exploit = self.exploit_every > 0
             && n >= 2 * self.startup.max(1)
             && index % self.exploit_every == self.exploit_every - 1
-            && !pending.iter().any(|p| too_close(p, &self.exploits));
+            && pending_exploits < pending.len().div_ceil(2).max(1);
         let u = if exploit {
             // The same model, interpolating: its mean then resolves the small differences
             // near the best point that the fitted noise blurs.
