@@ -88,6 +88,17 @@ impl From<StoreError> for ApiError {
                 format!("the database is busy or out of reach ({e}); try again"),
                 1,
             ),
+            // PostgreSQL shutting down or restarting under the connection (57P01-57P03), or
+            // the connection lost (class 08): the statement did not commit; try again.
+            StoreError::Db(sqlx::Error::Database(d))
+                if d.code()
+                    .is_some_and(|c| c.starts_with("57P") || c.starts_with("08")) =>
+            {
+                ApiError::Unavailable(
+                    format!("the database is restarting or out of reach ({d}); try again"),
+                    1,
+                )
+            }
             StoreError::Db(e) => ApiError::Internal(format!("database error: {e}")),
         }
     }

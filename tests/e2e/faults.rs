@@ -154,3 +154,210 @@ fn a_killed_server_loses_and_doubles_no_point_on_sqlite() {
 fn a_killed_server_loses_and_doubles_no_point_on_postgres() {
     with_database("faults", killed_while_writing);
 }
+
+/// A PostgreSQL of the test's own (initdb in a temporary directory, its own port), so that it
+/// can be restarted without disturbing the other tests' database. Stopped when dropped.
+struct PrivatePostgres {
+    bin: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl PrivatePostgres {
+    /// None, said why, where PostgreSQL's server programs are not installed here.
+    fn start() -> Option<PrivatePostgres> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .filter(|b| b.join("initdb").is_file())
+            .max()?;
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let pg = PrivatePostgres { bin, dir, port };
+        // PostgreSQL refuses to run as root: as `postgres` then.
+        std::process::Command::new("chown")
+            .args(["-R", "postgres", pg.dir.path().to_str().unwrap()])
+            .status()
+            .unwrap();
+        let init = pg.as_postgres(
+            "initdb",
+            &["-A", "trust", "-U", "polyaxon", "-D", &pg.data()],
+        );
+        assert!(
+            init.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        pg.ctl("start");
+        Some(pg)
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn as_postgres(&self, prog: &str, args: &[&str]) -> std::process::Output {
+        let prog = self.bin.join(prog);
+        let mut cmd = if nix_is_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&prog);
+            c
+        } else {
+            std::process::Command::new(&prog)
+        };
+        cmd.args(args).output().unwrap()
+    }
+
+    fn ctl(&self, what: &str) {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log").display().to_string();
+        let data = self.data();
+        let mut args = vec![what, "-D", &data, "-o", &opts, "-l", &log, "-w"];
+        if what != "start" {
+            args.extend(["-m", "fast"]);
+        }
+        let out = self.as_postgres("pg_ctl", &args);
+        assert!(
+            out.status.success(),
+            "pg_ctl {what}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://polyaxon@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = self.as_postgres("pg_ctl", &["stop", "-D", &self.data(), "-m", "immediate"]);
+    }
+}
+
+fn nix_is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// PostgreSQL restarted while `polyaxon run` streams a job's metrics and logs to the server:
+/// the server reconnects, the client retries, and the run ends succeeded with every point and
+/// every line.
+#[test]
+fn postgres_restarted_mid_run_loses_nothing() {
+    let Some(pg) = PrivatePostgres::start() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "PostgreSQL's server programs must be installed in CI (scripts/test installs them)"
+        );
+        eprintln!("skipped: no PostgreSQL server programs in /usr/lib/postgresql");
+        return;
+    };
+    let (_server, env, _server_home) = super::remote::logged_in_with_project(Some(&pg.url()));
+    let work = env.home.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    const STEPS: usize = 150;
+    let progress = env.home.path().join("progress");
+    let script = format!(
+        "i=0; while [ $i -lt {STEPS} ]; do echo \"line $i\"; echo \"loss=$i\"; echo $i > {}; i=$((i+1)); sleep 0.04; done",
+        progress.display()
+    );
+    std::fs::write(
+        work.join("polyaxonfile.yml"),
+        format!(
+            "version: 1.1\nkind: component\nname: steady\nrun:\n  kind: job\n  container:\n    image: busybox\n    command: [sh, -c, {}]\n",
+            serde_json::to_string(&script).unwrap()
+        ),
+    )
+    .unwrap();
+    let child = env
+        .cmd_std()
+        .current_dir(&work)
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .args(["run", "-p", "root/demo", "--stdout-metrics", "--watch"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A third of the way in: restarted (a fast shutdown ends every connection).
+    let t = Instant::now();
+    loop {
+        let at: usize = std::fs::read_to_string(&progress)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        if at >= STEPS / 3 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the job did not get going"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    pg.ctl("restart");
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "`polyaxon run`: {said}");
+    let get = |args: &[&str]| {
+        let out = env.cmd().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let run: J =
+        serde_json::from_str(&get(&["ops", "get", "-p", "root/demo", "-o", "json"])).unwrap();
+    assert_eq!(run["status"], "succeeded", "{run}\n{said}");
+    let uuid = run["uuid"].as_str().unwrap();
+    let m: J = serde_json::from_str(&get(&[
+        "ops",
+        "metrics",
+        "-p",
+        "root/demo",
+        "--uid",
+        uuid,
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let mut values: Vec<i64> = m[0]["data"]["metric"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no loss in {m}"))
+        .iter()
+        .map(|v| v.as_f64().unwrap() as i64)
+        .collect();
+    values.sort();
+    assert_eq!(
+        values,
+        (0..STEPS as i64).collect::<Vec<_>>(),
+        "every point once"
+    );
+    let logs = get(&["ops", "logs", "-p", "root/demo", "--uid", uuid]);
+    for i in 0..STEPS {
+        assert_eq!(
+            logs.matches(&format!("line {i}\n")).count(),
+            1,
+            "line {i} once in the logs:\n{logs}"
+        );
+    }
+}
