@@ -22,6 +22,8 @@ pub enum ApiError {
     TooMany(String, u64),
     /// 503, with the seconds to wait in `Retry-After` (the database is out of reach or busy).
     Unavailable(String, u64),
+    /// 507: the artifacts' filesystem is full (nothing half-written is left behind).
+    InsufficientStorage(String),
     Internal(String),
 }
 
@@ -36,6 +38,9 @@ impl ApiError {
             ApiError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m),
             ApiError::TooMany(m, _) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests", m),
             ApiError::Unavailable(m, _) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
+            ApiError::InsufficientStorage(m) => {
+                (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage", m)
+            }
             ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
         }
     }
@@ -108,6 +113,11 @@ impl From<std::io::Error> for ApiError {
     fn from(e: std::io::Error) -> Self {
         match e.kind() {
             std::io::ErrorKind::NotFound => ApiError::NotFound("no such file".into()),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                ApiError::InsufficientStorage(format!(
+                    "the server's artifacts filesystem is full ({e}): nothing of this request was kept; free space there (or give the server more) and send it again"
+                ))
+            }
             _ => ApiError::Internal(format!("i/o error: {e}")),
         }
     }

@@ -184,9 +184,11 @@ pub fn untar(
                         "`{rel_out}` exists; pass `overwrite=true` to replace it"
                     )));
                 }
-                let mut out = std::fs::File::create(&dest)?;
+                // Written beside it and renamed once whole: a disk full or a cut archive
+                // leaves no half-written file under the name.
+                let part = PartFile::beside(&dest)?;
                 let size = entry.size();
-                let copied = std::io::copy(&mut (&mut entry).take(size), &mut out)?;
+                let copied = std::io::copy(&mut (&mut entry).take(size), &mut part.file())?;
                 let executable = entry.header().mode().is_ok_and(|m| m & 0o111 != 0);
                 if copied != size {
                     return Err(bad(format!("`{inner}` is cut short")));
@@ -194,8 +196,9 @@ pub fn untar(
                 #[cfg(unix)]
                 if executable {
                     use std::os::unix::fs::PermissionsExt;
-                    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o755))?;
+                    std::fs::set_permissions(part.path(), std::fs::Permissions::from_mode(0o755))?;
                 }
+                part.commit()?;
                 written.push(rel_out);
             }
             _ => {} // links, devices, fifos: not taken
@@ -205,6 +208,58 @@ pub fn untar(
 }
 
 /// The files (with sizes) and directories directly under `rel`.
+/// A file being written beside its destination (`.NAME.part-RANDOM`), renamed onto it once
+/// whole with [`PartFile::commit`]; removed if dropped before.
+pub struct PartFile {
+    part: PathBuf,
+    dest: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl PartFile {
+    pub fn beside(dest: &Path) -> std::io::Result<PartFile> {
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let part = dest.with_file_name(format!(".{name}.part-{}", crate::store::new_uuid()));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&part)?;
+        Ok(PartFile {
+            part,
+            dest: dest.to_path_buf(),
+            file: Some(file),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.part
+    }
+
+    pub fn file(&self) -> &std::fs::File {
+        self.file.as_ref().expect("open until committed")
+    }
+
+    /// Renamed onto the destination (a full disk showed in the writes: their space is
+    /// allocated as they are made on the filesystems the server is meant for).
+    pub fn commit(mut self) -> std::io::Result<()> {
+        drop(self.file.take());
+        std::fs::rename(&self.part, &self.dest)?;
+        self.part = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for PartFile {
+    fn drop(&mut self) {
+        if !self.part.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.part);
+        }
+    }
+}
+
 pub fn tree(run: &Path, rel: &str) -> Result<V1ArtifactTree, ApiError> {
     let dir = safe_join(run, rel)?;
     let mut files = BTreeMap::new();
@@ -331,8 +386,35 @@ impl LogWriter {
         })
     }
 
-    /// Appends lines; a line without a time gets `now_us`.
+    /// Appends lines; a line without a time gets `now_us`. All or nothing: when a write fails
+    /// (a full disk) what this call wrote is taken back, so no half line or half batch stays.
     pub fn append(&mut self, lines: &[V1Log], now_us: i64) -> std::io::Result<()> {
+        let saved = (self.name.clone(), self.lines_in_file, self.last_us);
+        let first = self.dir.join(&self.name);
+        let first_len = std::fs::metadata(&first).map(|m| m.len()).ok();
+        let result = self.append_all(lines, now_us);
+        if result.is_err() {
+            self.file = None;
+            let number = |n: &str| n.trim_end_matches(".jsonl").parse::<u64>().unwrap_or(0);
+            for n in number(&saved.0) + 1..=number(&self.name) {
+                let _ = std::fs::remove_file(self.dir.join(format!("{n:08}.jsonl")));
+            }
+            match first_len {
+                Some(len) => {
+                    if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&first) {
+                        let _ = f.set_len(len);
+                    }
+                }
+                None => {
+                    let _ = std::fs::remove_file(&first);
+                }
+            }
+            (self.name, self.lines_in_file, self.last_us) = saved;
+        }
+        result
+    }
+
+    fn append_all(&mut self, lines: &[V1Log], now_us: i64) -> std::io::Result<()> {
         let mut buf = Vec::new();
         for l in lines {
             if self.lines_in_file >= LOG_FILE_LINES {

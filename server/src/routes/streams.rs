@@ -731,18 +731,20 @@ pub async fn upload(
                 q.path.as_deref().unwrap_or("").trim_matches('/')
             );
             let dest = files::safe_join(&base, &rel)?;
-            let mut out = create_dest(&dest, overwrite, &rel).await?;
+            let (part, mut out) = create_dest(&dest, overwrite, &rel).await?;
             let mut total: u64 = 0;
             while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
                 total += chunk.len() as u64;
                 if total > max {
-                    drop(out);
-                    let _ = tokio::fs::remove_file(&dest).await;
                     return Err(too_large());
                 }
                 out.write_all(&chunk).await?;
             }
             out.flush().await?;
+            drop(out);
+            tokio::task::spawn_blocking(move || part.commit())
+                .await
+                .map_err(|e| ApiError::Internal(format!("writing the upload: {e}")))??;
             written.push(rel.trim_start_matches('/').to_string());
         }
     } else {
@@ -753,20 +755,22 @@ pub async fn upload(
             .ok_or_else(|| ApiError::BadRequest("give the destination with `path=`".into()))?;
         let dest = files::safe_join(&base, rel)?;
         let mut body = req.into_body().into_data_stream();
-        let mut out = create_dest(&dest, overwrite, rel).await?;
+        let (part, mut out) = create_dest(&dest, overwrite, rel).await?;
         let mut total: u64 = 0;
         while let Some(chunk) = body.next().await {
             let chunk = chunk
                 .map_err(|e| ApiError::BadRequest(format!("the upload was interrupted: {e}")))?;
             total += chunk.len() as u64;
             if total > max {
-                drop(out);
-                let _ = tokio::fs::remove_file(&dest).await;
                 return Err(too_large());
             }
             out.write_all(&chunk).await?;
         }
         out.flush().await?;
+        drop(out);
+        tokio::task::spawn_blocking(move || part.commit())
+            .await
+            .map_err(|e| ApiError::Internal(format!("writing the upload: {e}")))??;
         written.push(rel.trim_start_matches('/').to_string());
     }
     if written.is_empty() {
@@ -783,11 +787,13 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     }
 }
 
+/// The file an upload is written to, beside `dest` and renamed onto it once whole (see
+/// [`files::PartFile`]): an upload cut short or a full disk leaves nothing under the name.
 async fn create_dest(
     dest: &std::path::Path,
     overwrite: bool,
     rel: &str,
-) -> ApiResult<tokio::fs::File> {
+) -> ApiResult<(files::PartFile, tokio::fs::File)> {
     if let Some(parent) = dest.parent() {
         tokio::fs::create_dir_all(parent).await?;
     }
@@ -796,5 +802,7 @@ async fn create_dest(
             "`{rel}` exists; pass `overwrite=true` to replace it"
         )));
     }
-    Ok(tokio::fs::File::create(dest).await?)
+    let part = files::PartFile::beside(dest)?;
+    let out = tokio::fs::File::from_std(part.file().try_clone()?);
+    Ok((part, out))
 }

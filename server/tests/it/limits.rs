@@ -190,3 +190,168 @@ crate::both!(paths_never_leave_the_run, |s| {
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert!(!outside.path().join("from-tar").exists());
 });
+
+/// A small tmpfs for the artifacts, unmounted when dropped; none (said why) where mounting is
+/// not allowed.
+struct SmallDisk(tempfile::TempDir);
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !ok {
+            eprintln!("skipped: mounting a tmpfs needs root (or CAP_SYS_ADMIN) here");
+            return None;
+        }
+        Some(SmallDisk(dir))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+/// Every file under `dir`, relative.
+fn files_under(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The artifacts filesystem full: uploads (plain and unpacked) and log appends answer 507
+/// saying so, nothing half-written is left under a file's name, the store stays as it was,
+/// and writes work again once there is room.
+#[tokio::test]
+async fn a_full_disk_is_refused_cleanly() {
+    use reqwest::{Method, StatusCode};
+    let Some(disk) = SmallDisk::mount("512k") else {
+        return;
+    };
+    let root = disk.0.path().to_path_buf();
+    let s = TestServer::sqlite_with(|c| c.artifacts_root = root.clone()).await;
+    let p = s.project("full").await;
+    let uuid = s.run(&p, serde_json::json!({})).await;
+    let upload = |q: &str| format!("/api/v1/root/{p}/runs/{uuid}/artifacts/upload?{q}");
+    let logs = format!("/streams/v1/polyaxon/root/{p}/runs/{uuid}/logs");
+    let (st, _) = s
+        .raw(
+            Method::POST,
+            &upload("path=outputs/small.bin"),
+            &s.root_token,
+            "application/octet-stream",
+            vec![1u8; 100 * 1024],
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = s
+        .post(&logs, serde_json::json!({"logs": [{"value": "before"}]}))
+        .await;
+    assert!(st.is_success(), "{st}");
+    let before = files_under(&root);
+    // Larger than what is left: refused, saying why; nothing of it left.
+    let (st, body) = s
+        .raw(
+            Method::POST,
+            &upload("path=outputs/big.bin"),
+            &s.root_token,
+            "application/octet-stream",
+            vec![2u8; 1024 * 1024],
+        )
+        .await;
+    let body = String::from_utf8_lossy(&body).to_string();
+    assert_eq!(st, StatusCode::INSUFFICIENT_STORAGE, "{body}");
+    assert!(body.contains("filesystem is full"), "{body}");
+    assert_eq!(files_under(&root), before, "a half-written file was left");
+    // The same through an archive that is unpacked: the entries written before the full
+    // disk are whole; the one it cut is not left under its name.
+    let mut t = tar::Builder::new(Vec::new());
+    for (name, size) in [("a.txt", 1000usize), ("huge.bin", 1024 * 1024)] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(size as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        t.append_data(&mut h, name, &vec![3u8; size][..]).unwrap();
+    }
+    let (st, body) = s
+        .raw(
+            Method::POST,
+            &upload("path=outputs/unpacked&untar=true"),
+            &s.root_token,
+            "application/octet-stream",
+            t.into_inner().unwrap(),
+        )
+        .await;
+    let body = String::from_utf8_lossy(&body).to_string();
+    assert_eq!(st, StatusCode::INSUFFICIENT_STORAGE, "{body}");
+    let now = files_under(&root);
+    assert!(
+        !now.iter()
+            .any(|f| f.contains("huge.bin") || f.contains(".part-")),
+        "{now:?}"
+    );
+    // Filled to the last byte: log lines are refused, not half-appended.
+    let filler = root.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 4096];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.write_all(&[0u8]);
+    }
+    let log_files: Vec<String> = files_under(&root)
+        .into_iter()
+        .filter(|f| f.contains("logs"))
+        .collect();
+    let sizes = |fs: &[String]| -> Vec<u64> {
+        fs.iter()
+            .map(|f| {
+                std::fs::metadata(root.join(f))
+                    .map(|m| m.len())
+                    .unwrap_or(0)
+            })
+            .collect()
+    };
+    let log_sizes = sizes(&log_files);
+    let lines: Vec<serde_json::Value> = (0..2000)
+        .map(|i| serde_json::json!({"value": format!("line {i} {}", "x".repeat(100))}))
+        .collect();
+    let (st, body) = s.post(&logs, serde_json::json!({"logs": lines})).await;
+    assert_eq!(st, StatusCode::INSUFFICIENT_STORAGE, "{body}");
+    assert_eq!(sizes(&log_files), log_sizes, "log lines half-appended");
+    // The store is as it was: the run reads, its logs are those sent before.
+    let (st, run) = s.get(&format!("/api/v1/root/{p}/runs/{uuid}")).await;
+    assert_eq!(st, StatusCode::OK, "{run}");
+    // Room again: writes work.
+    std::fs::remove_file(&filler).unwrap();
+    let (st, _) = s
+        .post(&logs, serde_json::json!({"logs": [{"value": "after"}]}))
+        .await;
+    assert!(st.is_success(), "{st}");
+    let (st, got) = s.get(&logs).await;
+    assert_eq!(st, StatusCode::OK);
+    let text = got.to_string();
+    assert!(text.contains("before") && text.contains("after"), "{text}");
+    assert!(!text.contains("line 1999"), "{text}");
+    s.finish().await;
+}
