@@ -153,6 +153,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the request body is empty; send a JSON object".into(),
         ));
     }
+    // A body is a JSON object: serde would also take an array for a struct (its fields in
+    // order), which no client means.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::BadRequest(
+            "the request body must be a JSON object (`{...}`)".into(),
+        ));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -178,6 +185,15 @@ mod tests {
     struct T {
         name: String,
         tags: Vec<String>,
+    }
+
+    #[test]
+    fn bodies_are_objects() {
+        for body in [&b"[\"a\", []]"[..], b"null", b"  3", b"\"x\""] {
+            let e = parse_json::<T>(body).unwrap_err();
+            assert!(format!("{e:?}").contains("JSON object"), "{e:?}");
+        }
+        parse_json::<T>(b" \n{\"name\": \"a\", \"tags\": []}").unwrap();
     }
 
     #[test]

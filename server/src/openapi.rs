@@ -58,11 +58,83 @@ impl utoipa::Modify for TokenAuth {
     }
 }
 
+/// Operations anyone may call, without a token.
+const PUBLIC: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/api/v1/openapi.json"),
+    ("get", "/api/v1/installation"),
+    ("get", "/api/v1/compatibility/{uuid}/{version}/{service}"),
+    ("post", "/api/v1/auth/token"),
+];
+
+/// The error answers every operation may give besides its own, documented once here: what
+/// any request can meet (a bad parameter, no or a wrong token, what is not yours, a busy
+/// database) and what any write can (a body too large, a full disk).
+fn common_errors(doc: &mut serde_json::Value) {
+    use serde_json::json;
+    let error = |what: &str| {
+        json!({
+            "description": what,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApiErrorBody"}}},
+        })
+    };
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, op) in item.iter_mut() {
+            let public = PUBLIC.iter().any(|(m, p)| m == method && p == path);
+            let write = matches!(method.as_str(), "post" | "put" | "patch");
+            let Some(op) = op.as_object_mut() else {
+                continue;
+            };
+            if public {
+                op.insert("security".into(), json!([]));
+            }
+            let responses = op
+                .entry("responses")
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+                .expect("responses are a mapping");
+            let mut add = |code: &str, what: &str| {
+                responses
+                    .entry(code.to_string())
+                    .or_insert_with(|| error(what));
+            };
+            add("400", "the request is malformed or a parameter is invalid");
+            add(
+                "503",
+                "the database is busy or out of reach: try again after `Retry-After` seconds",
+            );
+            if !public {
+                add("401", "no token, or one that is invalid or expired");
+                add(
+                    "403",
+                    "the token may not do this (a run's token outside its run, a user's outside their rights)",
+                );
+                add("404", "not found, or not yours");
+            }
+            if write {
+                add("413", "the body is larger than the server accepts");
+                add(
+                    "507",
+                    "the artifacts filesystem is full: nothing of the request was kept",
+                );
+            }
+        }
+    }
+}
+
 /// The document as JSON, with this version.
 pub fn document() -> serde_json::Value {
     let mut doc = ApiDoc::openapi();
     doc.info.version = crate::VERSION.to_string();
-    serde_json::to_value(&doc).unwrap_or_default()
+    let mut doc = serde_json::to_value(&doc).unwrap_or_default();
+    common_errors(&mut doc);
+    doc
 }
 
 /// The document as committed: pretty JSON with a final newline.
