@@ -245,6 +245,8 @@ def main():
     binary = str(pathlib.Path(a.binary).resolve())
     psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
     psql(f"CREATE DATABASE {DB}")
+    # Durable commits, as a deployment has: scripts/test turns them off for its own role.
+    psql(f"ALTER ROLE CURRENT_USER IN DATABASE {DB} SET synchronous_commit = on")
     port = free_port()
     home = tempfile.mkdtemp()
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "POLYAXON_HOME": f"{home}/.polyaxon",

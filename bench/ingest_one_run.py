@@ -81,6 +81,8 @@ def main():
     db = "polyaxon_bench_one_run"
     subprocess.run(["psql", "-q", PG, "-c", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"], check=True)
     subprocess.run(["psql", "-q", PG, "-c", f"CREATE DATABASE {db}"], check=True)
+    # Durable commits, as a deployment has: scripts/test turns them off for its own role.
+    subprocess.run(["psql", "-q", PG, "-c", f"ALTER ROLE CURRENT_USER IN DATABASE {db} SET synchronous_commit = on"], check=True)
     sqlite_dir = tempfile.mkdtemp()
     res = {
         "postgres": bench_store("postgres", psql_url(db), args.repeats),

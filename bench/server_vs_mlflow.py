@@ -69,6 +69,8 @@ c = psycopg2.connect({PG!r}); c.autocommit = True
 cur = c.cursor()
 cur.execute("DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 cur.execute("CREATE DATABASE {db}")
+# Durable commits, as a deployment has: scripts/test turns them off for its own role.
+cur.execute("ALTER ROLE CURRENT_USER IN DATABASE {db} SET synchronous_commit = on")
 """
     subprocess.run([str(py), "-c", code], check=True)
 
