@@ -221,7 +221,7 @@ pub async fn end_abandoned(client: &Client, r: &RunRef, run: &polyaxon_server::a
             r,
             to,
             reason,
-            "the agent's controller of this run ended before the run did (the server was out of reach when it ended): its job was ended",
+            "the agent's controller of this run ended before the run did and could not record why (see the agent's log): its job was ended",
             None,
         )
         .await;
