@@ -75,7 +75,7 @@ pub fn router(app: App) -> Router {
             "/api/v1/{owner}/{project}",
             get(projects::get)
                 .patch(projects::patch)
-                .put(projects::patch)
+                .put(projects::put)
                 .delete(projects::delete),
         )
         .route(
@@ -170,7 +170,7 @@ pub fn router(app: App) -> Router {
         )
         .route(
             "/streams/v1/{namespace}/{owner}/{project}/runs/{uuid}/artifacts",
-            get(streams::artifacts_archive).delete(streams::delete_artifact),
+            get(streams::artifacts_archive).delete(streams::delete_artifacts),
         )
         .merge(crate::ui::routes())
         .layer(DefaultBodyLimit::max(json_limit))

@@ -114,6 +114,18 @@ pub async fn patch(
     Ok(Json(project_json(&row)))
 }
 
+/// Changes a project, as `PATCH` does (upstream's clients send either).
+#[utoipa::path(put, path = "/api/v1/{owner}/{project}", tag = "projects", params(("owner" = String, Path), ("project" = String, Path)), request_body = V1Project,
+    responses((status = 200, body = V1Project), (status = 403, body = crate::api::ApiErrorBody), (status = 404, body = crate::api::ApiErrorBody)))]
+pub async fn put(
+    app: State<App>,
+    who: Principal,
+    path: Path<(String, String)>,
+    body: ApiJson<V1Project>,
+) -> ApiResult<Json<V1Project>> {
+    patch(app, who, path, body).await
+}
+
 /// Deletes a project with its runs and their files.
 #[utoipa::path(delete, path = "/api/v1/{owner}/{project}", tag = "projects", params(("owner" = String, Path), ("project" = String, Path)),
     responses((status = 204), (status = 403, body = crate::api::ApiErrorBody), (status = 404, body = crate::api::ApiErrorBody)))]

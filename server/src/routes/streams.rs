@@ -611,6 +611,19 @@ pub async fn delete_artifact(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Deletes a file or directory of a run's artifacts, as `DELETE …/artifact` does (upstream's
+/// path for directories).
+#[utoipa::path(delete, path = "/streams/v1/{namespace}/{owner}/{project}/runs/{uuid}/artifacts", tag = "artifacts",
+    params(("namespace" = String, Path), ("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path), PathQuery),
+    responses((status = 204), (status = 404, body = ApiErrorBody)))]
+pub async fn delete_artifacts(
+    app: State<App>,
+    access: WriteRun,
+    q: Query<PathQuery>,
+) -> ApiResult<StatusCode> {
+    delete_artifact(app, access, q).await
+}
+
 /// The largest refused upload still read to its end before the 413 is sent.
 const DRAIN_AT_MOST: u64 = 16 << 20;
 

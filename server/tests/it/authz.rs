@@ -224,6 +224,7 @@ fn request(
         ("GET", "{kind}") => "?names=loss".to_string(),
         (_, "artifact") => "?path=outputs/a.txt".to_string(),
         ("GET", "artifacts") => "?path=outputs".to_string(),
+        ("DELETE", "artifacts") => "?path=outputs/a.txt".to_string(),
         ("POST", "upload") => "?path=outputs/up.bin".to_string(),
         _ => String::new(),
     };
@@ -253,7 +254,7 @@ fn request(
             json!({"name": format!("new-queue-{n}"), "concurrency": 2})
         }
         ("POST", "/api/v1/{owner}/projects/create") => json!({"name": format!("new-{n}")}),
-        ("PATCH", "/api/v1/{owner}/{project}") => json!({"description": "changed"}),
+        ("PATCH" | "PUT", "/api/v1/{owner}/{project}") => json!({"description": "changed"}),
         ("POST", "/api/v1/{owner}/{project}/runs") => json!({"name": "three"}),
         (
             "DELETE" | "POST",
