@@ -196,21 +196,7 @@ pub async fn end_abandoned(client: &Client, r: &RunRef, run: &polyaxon_server::a
         .and_then(|m| m.get("executor"))
         .and_then(|e| serde_json::from_value(e.clone()).ok())
         .unwrap_or_default();
-    if let Some(kind) = ex.kind {
-        crate::executor::remove_leftovers(kind, &r.uuid).await;
-    }
-    if let Some(job) = ex.job_pid
-        && is_alive(
-            job,
-            ex.job_boot_id.as_deref().unwrap_or(""),
-            ex.job_start.unwrap_or(0),
-        )
-    {
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(job as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
+    end_job(&r.uuid, &ex).await;
     let (to, reason) = if run.status == Some(RunStatus::Stopping) {
         (RunStatus::Stopped, "ControllerLostWhileStopping")
     } else {
@@ -226,6 +212,26 @@ pub async fn end_abandoned(client: &Client, r: &RunRef, run: &polyaxon_server::a
         )
         .await;
     stop_unstarted_children(client, r).await;
+}
+
+/// Ends what a run's job left behind (its container), and its process group when the
+/// recorded job process is still the same one.
+async fn end_job(uuid: &str, ex: &ExecutorMeta) {
+    if let Some(kind) = ex.kind {
+        crate::executor::remove_leftovers(kind, uuid).await;
+    }
+    if let Some(job) = ex.job_pid
+        && is_alive(
+            job,
+            ex.job_boot_id.as_deref().unwrap_or(""),
+            ex.job_start.unwrap_or(0),
+        )
+    {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(job as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
 }
 
 /// For an active run supervised on this machine by a process that is gone: its job ended
@@ -252,21 +258,7 @@ async fn orphan(
         return None;
     }
     // The job may outlive its supervisor: end it too.
-    if let Some(kind) = ex.kind {
-        crate::executor::remove_leftovers(kind, uuid).await;
-    }
-    if let Some(job) = ex.job_pid
-        && is_alive(
-            job,
-            ex.job_boot_id.as_deref().unwrap_or(""),
-            ex.job_start.unwrap_or(0),
-        )
-    {
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(job as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
+    end_job(uuid, ex).await;
     // A stop was asked for and the job is gone: that is what was asked.
     let (to, reason) = if status == RunStatus::Stopping {
         (RunStatus::Stopped, "ExecutorLostWhileStopping")
