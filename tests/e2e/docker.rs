@@ -43,6 +43,21 @@ fn containers_of(uuid: &str) -> usize {
     String::from_utf8_lossy(&o.stdout).lines().count()
 }
 
+/// Waits up to a minute for the run to reach `status`; returns the run.
+fn wait_for(cmd: &dyn Fn(&[&str]) -> std::process::Output, uuid: &str, status: &str) -> J {
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r: J =
+            serde_json::from_slice(&cmd(&["ops", "get", "--uid", uuid, "-o", "json"]).stdout)
+                .unwrap();
+        if r["status"] == status {
+            return r;
+        }
+        assert!(Instant::now() < end, "never {status}: {r}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Removes an image the test built, when the test ends.
 struct RemoveImage(String);
 
@@ -165,6 +180,55 @@ fn build_run_stop_and_reuse() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(containers_of(&uuid), 0, "no container is left behind");
+
+    // A job's container killed from outside (`docker kill`, as `kill -9` of its process):
+    // the run fails and says so, and the container is gone.
+    let out = cmd(&[
+        "run",
+        "--executor",
+        "docker",
+        "-P",
+        "seconds=60",
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let uuid = serde_json::from_slice::<J>(&out.stdout).unwrap()["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for(&cmd, &uuid, "running");
+    let ids = Command::new("docker")
+        .args([
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=operation.polyaxon.com/uuid={uuid}"),
+        ])
+        .output()
+        .unwrap();
+    let id = String::from_utf8_lossy(&ids.stdout).trim().to_string();
+    assert!(!id.is_empty(), "the job's container runs");
+    let killed = Command::new("docker")
+        .args(["kill", "--signal", "KILL", &id])
+        .output()
+        .unwrap();
+    assert!(killed.status.success(), "{}", stderr(&killed));
+    let r = wait_for(&cmd, &uuid, "failed");
+    let st = cmd(&["ops", "statuses", "--uid", &uuid, "-o", "json"]);
+    let last = serde_json::from_slice::<J>(&st.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["reason"], "Killed", "{last} {r}");
+    assert!(
+        last["message"].as_str().unwrap().contains("SIGKILL"),
+        "{last}"
+    );
+    assert_eq!(containers_of(&uuid), 0, "the killed container is removed");
 
     // A broken build says which step failed.
     std::fs::write(

@@ -170,6 +170,38 @@ pub struct DockerHandle {
     pid: Option<u32>,
     lines: Option<mpsc::Receiver<Line>>,
     exit: Option<Exit>,
+    /// Why it ended, when the engine says more than the exit code (reason, message).
+    failure: Option<(String, String)>,
+}
+
+/// What a container's end says beyond its exit code: the kernel's OOM killer, or a signal
+/// (the engine reports 128 + the signal: 137 for a `kill -9` or `docker kill`).
+fn container_failure(code: i64, oom_killed: bool) -> Option<(String, String)> {
+    if oom_killed {
+        return Some((
+            "OOMKilled".into(),
+            format!(
+                "the container ran out of memory and the kernel ended it (exit code {code}): raise its memory limit (`resources.limits.memory`) or use less"
+            ),
+        ));
+    }
+    let signal = i32::try_from(code - 128)
+        .ok()
+        .filter(|s| (1..=64).contains(s))?;
+    let name = nix::sys::signal::Signal::try_from(signal)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {signal}"));
+    Some((
+        "Killed".into(),
+        format!(
+            "the container was killed by {name} (exit code {code}){}",
+            if signal == 9 {
+                ", from outside the run (`docker kill`, `kill -9`, or the engine)"
+            } else {
+                ""
+            }
+        ),
+    ))
 }
 
 /// Parses a CPU quantity (`2`, `500m`, `1.5`) into nano-CPUs.
@@ -322,6 +354,7 @@ impl Executor for DockerExecutor {
                 pid,
                 lines: Some(rx),
                 exit: None,
+                failure: None,
             }) as Box<dyn Handle>)
         })
     }
@@ -410,6 +443,18 @@ impl Handle for DockerHandle {
                     .into());
                 }
             };
+            if code != 0 {
+                let oom = self
+                    .docker
+                    .api
+                    .inspect_container(&self.name, None)
+                    .await
+                    .ok()
+                    .and_then(|i| i.state)
+                    .and_then(|s| s.oom_killed)
+                    .unwrap_or(false);
+                self.failure = container_failure(code, oom);
+            }
             let e = Exit::Code(code as i32);
             self.exit = Some(e);
             Ok(e)
@@ -458,6 +503,10 @@ impl Handle for DockerHandle {
         self.pid
     }
 
+    fn failure(&self) -> Option<(String, String)> {
+        self.failure.clone()
+    }
+
     fn describe(&self) -> String {
         format!("container {}", self.name)
     }
@@ -466,6 +515,23 @@ impl Handle for DockerHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_container_s_end_is_explained() {
+        let (reason, msg) = container_failure(137, true).unwrap();
+        assert_eq!(reason, "OOMKilled");
+        assert!(msg.contains("memory limit"), "{msg}");
+        let (reason, msg) = container_failure(137, false).unwrap();
+        assert_eq!(reason, "Killed");
+        assert!(
+            msg.contains("SIGKILL") && msg.contains("exit code 137"),
+            "{msg}"
+        );
+        assert!(container_failure(143, false).unwrap().1.contains("SIGTERM"));
+        // A job's own exit code says it all.
+        assert_eq!(container_failure(1, false), None);
+        assert_eq!(container_failure(255, false), None);
+    }
 
     #[test]
     fn quantities() {
