@@ -111,6 +111,7 @@ impl IntoResponse for UiError {
                     ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
                     ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m.clone()),
                     ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m.clone()),
+                    ApiError::Unavailable(m, _) => (StatusCode::SERVICE_UNAVAILABLE, m.clone()),
                     other => (StatusCode::INTERNAL_SERVER_ERROR, format!("{other:?}")),
                 };
                 (
@@ -128,10 +129,14 @@ impl IntoResponse for UiError {
     }
 }
 
+/// Who is looking: a signed-in user (a run's token is for its own run's API, not the pages).
 async fn principal(app: &App, headers: &HeaderMap, here: &str) -> Result<Principal, UiError> {
-    crate::auth::resolve(app, headers, true)
+    let who = crate::auth::resolve(app, headers, true)
         .await
-        .map_err(|e| UiError(e, here.to_string()))
+        .map_err(|e| UiError(e, here.to_string()))?;
+    who.require_user_scope()
+        .map_err(|e| UiError(e, here.to_string()))?;
+    Ok(who)
 }
 
 #[derive(Deserialize, Default)]
@@ -213,7 +218,7 @@ async fn project(
         .map_err(fail)?;
     let query = q.query.clone().unwrap_or_default();
     let sort = q.sort.clone().unwrap_or_default();
-    let offset = q.offset.unwrap_or(0).max(0);
+    let offset = q.offset.unwrap_or(0).clamp(0, i64::MAX / 2);
     let limit = 50;
     let listed = app
         .store
@@ -796,14 +801,46 @@ pub struct LoginForm {
 /// How long a dashboard session lasts.
 const SESSION_SECS: i64 = 7 * 24 * 3600;
 
-async fn login(State(app): State<App>, Form(f): Form<LoginForm>) -> Response {
+/// Signs in, limited as the API's login is: after too many failures for the user or from the
+/// address, 429 until the window passes.
+async fn login(
+    State(app): State<App>,
+    crate::auth::ClientAddr(addr): crate::auth::ClientAddr,
+    Form(f): Form<LoginForm>,
+) -> Response {
     let next = safe_next(f.next.as_deref());
-    let user = match app.store.authenticate(&f.username, &f.password).await {
+    if let Err(wait) = app.logins.check(&f.username, addr) {
+        tracing::warn!(user = %f.username, address = ?addr, "dashboard sign-in refused: too many failed attempts");
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, wait.to_string())],
+            page(
+                "sign in",
+                None,
+                &format!(
+                    "<h2>Too many failed sign-ins</h2><p>Try again in {wait} s.</p><p><a href='/ui/login?next={}'>sign in</a></p>",
+                    esc(&enc(&next))
+                ),
+                false,
+            ),
+        )
+            .into_response();
+    }
+    let known = if f.password.chars().count() > crate::routes::auth::MAX_PASSWORD {
+        Ok(None)
+    } else {
+        app.store.authenticate(&f.username, &f.password).await
+    };
+    let user = match known {
         Ok(Some(u)) => u,
-        _ => {
+        Ok(None) => {
+            app.logins.failed(&f.username, addr);
+            tracing::info!(user = %f.username, address = ?addr, "dashboard sign-in failed");
             return Redirect::to(&format!("/ui/login?error=1&next={}", enc(&next))).into_response();
         }
+        Err(e) => return UiError(e.into(), next).into_response(),
     };
+    app.logins.succeeded(&f.username);
     let token = match app
         .store
         .create_token(

@@ -380,3 +380,108 @@ both!(every_route_for_every_caller, |s| {
         CALLERS.len()
     );
 });
+
+// The dashboard's pages, by each caller, with the token in the `Authorization` header and in
+// the dashboard's cookie (the browser's way): signed out → the sign-in page; a run's token →
+// 403 (it is for its run's API); Bob → 404 for Alice's project and run; never her data.
+// Sign-in is limited as the API's login is.
+both!(dashboard_pages_for_every_caller, |s| {
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let f = fixture(&s, &alice, 0).await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    const SIGN_IN: u16 = 303;
+    let pages: [(String, [u16; 6]); 4] = [
+        ("/ui".into(), [SIGN_IN, 200, 200, 200, 403, 403]),
+        ("/ui/login".into(), [200; 6]),
+        (
+            format!("/ui/alice/{}", f.project),
+            [SIGN_IN, 200, 404, 200, 403, 403],
+        ),
+        (
+            format!("/ui/alice/{}/runs/{}", f.project, f.r1),
+            [SIGN_IN, 200, 404, 200, 403, 403],
+        ),
+    ];
+    let mut cells = 0;
+    let mut failures = Vec::new();
+    for (path, want) in &pages {
+        for (who, want) in CALLERS.iter().zip(want) {
+            let token = match who {
+                Who::Anonymous => None,
+                Who::Alice => Some(alice.as_str()),
+                Who::Bob => Some(bob.as_str()),
+                Who::Superuser => Some(s.root_token.as_str()),
+                Who::RunToken => Some(f.run_token.as_str()),
+                Who::OtherRunToken => Some(f.other_run_token.as_str()),
+            };
+            for by_cookie in [false, true] {
+                cells += 1;
+                let mut req = client.get(format!("{}{path}", s.base));
+                match (token, by_cookie) {
+                    (Some(t), false) => req = req.header("Authorization", format!("Token {t}")),
+                    (Some(t), true) => req = req.header("Cookie", format!("plx_token={t}")),
+                    (None, _) => {}
+                }
+                let resp = req.send().await.unwrap();
+                let got = resp.status().as_u16();
+                let text = resp.text().await.unwrap_or_default();
+                // The sign-in page is the same for everyone; a token there is not needed.
+                let want = if path == "/ui/login" { 200 } else { *want };
+                if got != want {
+                    failures.push(format!(
+                        "GET {path} as {who:?} (by {}): got {got}, want {want}",
+                        if by_cookie { "cookie" } else { "header" }
+                    ));
+                }
+                if *who == Who::Bob && path == "/ui" {
+                    assert!(
+                        !text.contains(&f.project),
+                        "Bob's projects list Alice's: {text}"
+                    );
+                }
+                if matches!(who, Who::Bob | Who::RunToken | Who::OtherRunToken)
+                    && path.starts_with("/ui/alice")
+                {
+                    assert!(
+                        !text.contains("alice's data") && !text.contains(&f.r2),
+                        "GET {path} as {who:?} shows Alice's data: {text}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {cells} dashboard cells differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    // Signing in through the form is limited too: failures for one user, then 429.
+    let mut last = 0;
+    for _ in 0..s.app.config.login_failures_per_user + 1 {
+        let resp = client
+            .post(format!("{}/ui/login", s.base))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body("username=alice&password=not-her-password")
+            .send()
+            .await
+            .unwrap();
+        last = resp.status().as_u16();
+        if last == 429 {
+            assert!(resp.headers().contains_key("retry-after"));
+            break;
+        }
+        assert_eq!(last, 303, "a wrong password goes back to the form");
+    }
+    assert_eq!(last, 429, "sign-in attempts are limited");
+    eprintln!(
+        "dashboard matrix: {} pages x {} callers x 2 ways = {cells} cells",
+        pages.len(),
+        CALLERS.len()
+    );
+});
