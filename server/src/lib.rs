@@ -9,6 +9,7 @@ pub mod auth;
 pub mod error;
 pub mod eventfiles;
 pub mod files;
+pub mod ingest;
 pub mod openapi;
 
 pub mod routes;
@@ -97,8 +98,8 @@ pub struct Inner {
         tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<files::LogWriter>>>>>,
     /// Event-file syncs in progress, by run (one at a time per run).
     sync_locks: KeyedLocks,
-    /// Metric batches in progress, by run (see `ingest_lock`).
-    ingest_locks: KeyedLocks,
+    /// Metric batches waiting, by run (see `ingest::ingest`).
+    pub ingest_groups: ingest::Groups,
     /// Metric batches in progress at once, over all runs: at most half the database
     /// connections, the rest stay for reads.
     pub ingest_slots: tokio::sync::Semaphore,
@@ -171,7 +172,7 @@ impl App {
             tokens: auth::TokenCache::default(),
             log_writers: Default::default(),
             sync_locks: Default::default(),
-            ingest_locks: Default::default(),
+            ingest_groups: Default::default(),
             ingest_slots: tokio::sync::Semaphore::new(ingest_slots),
             last_sweep: Default::default(),
             listener: Default::default(),
@@ -203,13 +204,6 @@ impl App {
     /// The lock that keeps a run's event-file syncs one at a time.
     pub fn sync_lock(&self, uuid: &str) -> Arc<tokio::sync::Mutex<()>> {
         keyed_lock(&self.sync_locks, uuid)
-    }
-
-    /// Metric batches of one run, one at a time here: writers to a run queue on this lock,
-    /// not on the database's row locks with a pooled connection each, so that a run with many
-    /// writers cannot take every connection from the readers.
-    pub fn ingest_lock(&self, uuid: &str) -> Arc<tokio::sync::Mutex<()>> {
-        keyed_lock(&self.ingest_locks, uuid)
     }
 }
 

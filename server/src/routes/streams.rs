@@ -25,6 +25,7 @@ use crate::store::{Point, Series, SeriesData};
 type StreamPath = Path<(String, String, String, String)>;
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogsQuery {
     /// Continue after this file (from a previous read's `last_file`).
     pub last_file: Option<String>,
@@ -65,6 +66,7 @@ pub async fn append_logs(
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Series names, comma-separated (all when absent).
     pub names: Option<String>,
@@ -476,22 +478,18 @@ pub async fn ingest(
             points,
         });
     }
-    // One batch of a run at a time here, then a slot among all runs' (see `App::ingest_lock`).
-    let lock = app.ingest_lock(&r.uuid);
-    let _one = lock.lock().await;
-    let _slot = app
-        .ingest_slots
-        .acquire()
-        .await
-        .map_err(|_| ApiError::Unavailable("the server is stopping".into(), 1))?;
-    let added = app.store.ingest(r.id, batch.id.as_deref(), series).await?;
+    // Grouped with the run's other writers' batches: one transaction for all that wait.
+    let checked = crate::store::checked(series)?;
+    let has_id = batch.id.is_some();
+    let added = crate::ingest::ingest(&app, &r.uuid, r.id, batch.id, checked).await?;
     Ok(Json(MetricsBatchResult {
         points: added,
-        duplicate: added == 0 && batch.id.is_some(),
+        duplicate: added == 0 && has_id,
     }))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PathQuery {
     /// A path below the run's directory.
     pub path: Option<String>,

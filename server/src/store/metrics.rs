@@ -282,162 +282,46 @@ impl Store {
         guard: Guard<'_>,
         series: Vec<Series>,
     ) -> Result<Option<usize>> {
-        let mut by_name: BTreeMap<String, Vec<Point>> = BTreeMap::new();
-        for s in series {
-            if s.name.is_empty() || s.name.len() > 256 {
-                return Err(StoreError::Invalid(
-                    "a metric name must have 1 to 256 characters".into(),
-                ));
-            }
-            if let Some(p) = s.points.iter().find(|p| !p.value.is_finite()) {
-                return Err(StoreError::Invalid(format!(
-                    "metric `{}` has a value that is not a finite number ({})",
-                    s.name, p.value
-                )));
-            }
-            by_name.entry(s.name).or_default().extend(s.points);
-        }
+        let by_name = by_name(series)?;
         let total: usize = by_name.values().map(Vec::len).sum();
         let mut tx = self.begin().await?;
-        let claimed = match guard {
-            Guard::None => 1,
-            Guard::Batch(id) => tx
-                .execute(
-                    "INSERT INTO metric_batches (run_id, batch_id, points, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                    vec![run_id.into(), id.into(), (total as i64).into(), now_micros().into()],
-                )
-                .await?,
-            Guard::FileRange { name, start: 0, end } => tx
-                .execute(
-                    "INSERT INTO event_file_offsets (run_id, name, read_to) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                    vec![run_id.into(), name.to_string().into(), (end as i64).into()],
-                )
-                .await?,
-            Guard::FileRange { name, start, end } => tx
-                .execute(
-                    "UPDATE event_file_offsets SET read_to = $1 WHERE run_id = $2 AND name = $3 AND read_to = $4",
-                    vec![(end as i64).into(), run_id.into(), name.to_string().into(), (start as i64).into()],
-                )
-                .await?,
-        };
-        if claimed == 0 {
+        if !claim(&mut tx, run_id, &guard, total).await? {
             return Ok(None);
         }
-        let mut last_values = Map::new();
-        for (name, points) in &by_name {
-            let Some(newest) = points.iter().max_by_key(|p| order_key(p)) else {
-                continue;
-            };
-            // The series' row first: writers of one series queue here (in name order, so two
-            // batches never wait on each other's series), and the last chunk read below is the
-            // one the previous writer left.
-            let last_value: LastValue = tx
-                .fetch_optional(
-                    "INSERT INTO metric_series (run_id, name, last_step, last_ts, last_value) VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (run_id, name) DO UPDATE SET \
-                     last_value = CASE WHEN (excluded.last_step, excluded.last_ts) >= (metric_series.last_step, metric_series.last_ts) THEN excluded.last_value ELSE metric_series.last_value END, \
-                     last_step = CASE WHEN (excluded.last_step, excluded.last_ts) >= (metric_series.last_step, metric_series.last_ts) THEN excluded.last_step ELSE metric_series.last_step END, \
-                     last_ts = CASE WHEN (excluded.last_step, excluded.last_ts) >= (metric_series.last_step, metric_series.last_ts) THEN excluded.last_ts ELSE metric_series.last_ts END \
-                     RETURNING last_value",
-                    vec![
-                        run_id.into(),
-                        name.clone().into(),
-                        order_key(newest).0.into(),
-                        newest.ts.into(),
-                        newest.value.into(),
-                    ],
-                )
-                .await?
-                .ok_or(StoreError::Db(sqlx::Error::RowNotFound))?;
-            last_values.insert(
-                name.clone(),
-                serde_json::Number::from_f64(last_value.last_value)
-                    .map(J::Number)
-                    .unwrap_or(J::Null),
-            );
-            let last: Option<LastChunk> = tx
-                .fetch_optional(
-                    "SELECT seq, n, data FROM metric_chunks WHERE run_id = $1 AND name = $2 ORDER BY seq DESC LIMIT 1",
-                    vec![run_id.into(), name.clone().into()],
-                )
-                .await?;
-            let mut rest: &[Point] = points;
-            let mut next_seq = last.as_ref().map_or(0, |l| l.seq + 1);
-            if let Some(l) = last
-                && (l.n as usize) < SMALL
-            {
-                let take = (MAX_CHUNK - l.n as usize).min(rest.len());
-                let mut merged = Vec::new();
-                decode(&l.data, &mut merged);
-                merged.extend_from_slice(&rest[..take]);
-                rest = &rest[take..];
-                let mut data = Vec::new();
-                encode(&merged, &mut data);
-                let (smin, smax, tmin, tmax) = bounds(&merged);
-                tx.execute(
-                    "UPDATE metric_chunks SET n = $1, step_min = $2, step_max = $3, ts_min = $4, ts_max = $5, data = $6, overview = $7 WHERE run_id = $8 AND name = $9 AND seq = $10",
-                    vec![
-                        (merged.len() as i64).into(),
-                        smin.into(),
-                        smax.into(),
-                        tmin.into(),
-                        tmax.into(),
-                        super::Arg::Bytes(data),
-                        overview(&merged).into(),
-                        run_id.into(),
-                        name.clone().into(),
-                        l.seq.into(),
-                    ],
-                )
-                .await?;
-            }
-            for chunk in rest.chunks(MAX_CHUNK) {
-                let mut data = Vec::new();
-                encode(chunk, &mut data);
-                let (smin, smax, tmin, tmax) = bounds(chunk);
-                tx.execute(
-                    "INSERT INTO metric_chunks (run_id, name, seq, n, step_min, step_max, ts_min, ts_max, data, overview) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    vec![
-                        run_id.into(),
-                        name.clone().into(),
-                        next_seq.into(),
-                        (chunk.len() as i64).into(),
-                        smin.into(),
-                        smax.into(),
-                        tmin.into(),
-                        tmax.into(),
-                        super::Arg::Bytes(data),
-                        overview(chunk).into(),
-                    ],
-                )
-                .await?;
-                next_seq += 1;
-            }
-        }
-        if !last_values.is_empty() {
-            // Merged in one statement: no read of the outputs, no lock held longer than this
-            // statement's row lock (a key-preserving one, which the inserts' foreign-key checks
-            // on the same run do not conflict with).
-            let merge = match tx.dialect() {
-                Dialect::Postgres => {
-                    "(CASE WHEN jsonb_typeof(outputs::jsonb) = 'object' THEN outputs::jsonb ELSE '{}'::jsonb END || $1::jsonb)::text"
-                }
-                Dialect::Sqlite => {
-                    "json_patch(CASE WHEN json_type(outputs) = 'object' THEN outputs ELSE '{}' END, $1)"
-                }
-            };
-            tx.execute(
-                &format!("UPDATE runs SET outputs = {merge}, updated_at = $2 WHERE id = $3"),
-                vec![
-                    J::Object(last_values).to_string().into(),
-                    now_micros().into(),
-                    run_id.into(),
-                ],
-            )
-            .await?;
-        }
+        write_points(&mut tx, run_id, &by_name).await?;
         tx.commit().await?;
         Ok(Some(total))
+    }
+
+    /// Adds several batches to one run's series in one transaction (writers of one run
+    /// grouped: one commit for all). Each batch is checked apart first (see [`checked`]);
+    /// each with an id is applied at most once. Returns the points added per batch, 0 for a
+    /// batch seen before.
+    pub async fn ingest_batches(
+        &self,
+        run_id: i64,
+        batches: &[(Option<String>, Checked)],
+    ) -> Result<Vec<usize>> {
+        let mut tx = self.begin().await?;
+        let mut added = Vec::with_capacity(batches.len());
+        let mut all: BTreeMap<String, Vec<Point>> = BTreeMap::new();
+        for (id, Checked(points)) in batches {
+            let total: usize = points.values().map(Vec::len).sum();
+            let guard = id.as_deref().map_or(Guard::None, Guard::Batch);
+            if claim(&mut tx, run_id, &guard, total).await? {
+                for (name, p) in points {
+                    all.entry(name.clone()).or_default().extend_from_slice(p);
+                }
+                added.push(total);
+            } else {
+                added.push(0);
+            }
+        }
+        if !all.is_empty() {
+            write_points(&mut tx, run_id, &all).await?;
+        }
+        tx.commit().await?;
+        Ok(added)
     }
 
     /// The names of a run's series.
@@ -595,6 +479,194 @@ pub fn downsample(points: &[Point], n: usize) -> Vec<Point> {
     }
     out.push(points[len - 1]);
     out
+}
+
+/// A batch's points by series, checked: names of 1 to 256 characters, finite values.
+#[derive(Clone, Debug, Default)]
+pub struct Checked(BTreeMap<String, Vec<Point>>);
+
+impl Checked {
+    pub fn points(&self) -> usize {
+        self.0.values().map(Vec::len).sum()
+    }
+}
+
+/// Checks a batch before it is stored (a bad one is refused alone, not with its group).
+pub fn checked(series: Vec<Series>) -> Result<Checked> {
+    by_name(series).map(Checked)
+}
+
+fn by_name(series: Vec<Series>) -> Result<BTreeMap<String, Vec<Point>>> {
+    let mut by_name: BTreeMap<String, Vec<Point>> = BTreeMap::new();
+    for s in series {
+        if s.name.is_empty() || s.name.len() > 256 {
+            return Err(StoreError::Invalid(
+                "a metric name must have 1 to 256 characters".into(),
+            ));
+        }
+        if let Some(p) = s.points.iter().find(|p| !p.value.is_finite()) {
+            return Err(StoreError::Invalid(format!(
+                "metric `{}` has a value that is not a finite number ({})",
+                s.name, p.value
+            )));
+        }
+        by_name.entry(s.name).or_default().extend(s.points);
+    }
+    Ok(by_name)
+}
+
+/// Takes the batch's guard in the transaction: false when the batch was stored before (its
+/// id seen) or the file range is not the next one.
+async fn claim(
+    tx: &mut super::Tx<'_>,
+    run_id: i64,
+    guard: &Guard<'_>,
+    total: usize,
+) -> Result<bool> {
+    let claimed = match *guard {
+        Guard::None => 1,
+        Guard::Batch(id) => tx
+            .execute(
+                "INSERT INTO metric_batches (run_id, batch_id, points, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                vec![run_id.into(), id.into(), (total as i64).into(), now_micros().into()],
+            )
+            .await?,
+        Guard::FileRange { name, start: 0, end } => tx
+            .execute(
+                "INSERT INTO event_file_offsets (run_id, name, read_to) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                vec![run_id.into(), name.to_string().into(), (end as i64).into()],
+            )
+            .await?,
+        Guard::FileRange { name, start, end } => tx
+            .execute(
+                "UPDATE event_file_offsets SET read_to = $1 WHERE run_id = $2 AND name = $3 AND read_to = $4",
+                vec![(end as i64).into(), run_id.into(), name.to_string().into(), (start as i64).into()],
+            )
+            .await?,
+    };
+    Ok(claimed > 0)
+}
+
+/// Writes points into a run's chunks, its series' last values and its outputs.
+async fn write_points(
+    tx: &mut super::Tx<'_>,
+    run_id: i64,
+    by_name: &BTreeMap<String, Vec<Point>>,
+) -> Result<()> {
+    let mut last_values = Map::new();
+    for (name, points) in by_name {
+        let Some(newest) = points.iter().max_by_key(|p| order_key(p)) else {
+            continue;
+        };
+        // The series' row first: writers of one series queue here (in name order, so two
+        // batches never wait on each other's series), and the last chunk read below is the
+        // one the previous writer left.
+        let last_value: LastValue = tx
+            .fetch_optional(
+                "INSERT INTO metric_series (run_id, name, last_step, last_ts, last_value) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (run_id, name) DO UPDATE SET \
+                 last_value = CASE WHEN (excluded.last_step, excluded.last_ts) >= (metric_series.last_step, metric_series.last_ts) THEN excluded.last_value ELSE metric_series.last_value END, \
+                 last_step = CASE WHEN (excluded.last_step, excluded.last_ts) >= (metric_series.last_step, metric_series.last_ts) THEN excluded.last_step ELSE metric_series.last_step END, \
+                 last_ts = CASE WHEN (excluded.last_step, excluded.last_ts) >= (metric_series.last_step, metric_series.last_ts) THEN excluded.last_ts ELSE metric_series.last_ts END \
+                 RETURNING last_value",
+                vec![
+                    run_id.into(),
+                    name.clone().into(),
+                    order_key(newest).0.into(),
+                    newest.ts.into(),
+                    newest.value.into(),
+                ],
+            )
+            .await?
+            .ok_or(StoreError::Db(sqlx::Error::RowNotFound))?;
+        last_values.insert(
+            name.clone(),
+            serde_json::Number::from_f64(last_value.last_value)
+                .map(J::Number)
+                .unwrap_or(J::Null),
+        );
+        let last: Option<LastChunk> = tx
+            .fetch_optional(
+                "SELECT seq, n, data FROM metric_chunks WHERE run_id = $1 AND name = $2 ORDER BY seq DESC LIMIT 1",
+                vec![run_id.into(), name.clone().into()],
+            )
+            .await?;
+        let mut rest: &[Point] = points;
+        let mut next_seq = last.as_ref().map_or(0, |l| l.seq + 1);
+        if let Some(l) = last
+            && (l.n as usize) < SMALL
+        {
+            let take = (MAX_CHUNK - l.n as usize).min(rest.len());
+            let mut merged = Vec::new();
+            decode(&l.data, &mut merged);
+            merged.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            let mut data = Vec::new();
+            encode(&merged, &mut data);
+            let (smin, smax, tmin, tmax) = bounds(&merged);
+            tx.execute(
+                "UPDATE metric_chunks SET n = $1, step_min = $2, step_max = $3, ts_min = $4, ts_max = $5, data = $6, overview = $7 WHERE run_id = $8 AND name = $9 AND seq = $10",
+                vec![
+                    (merged.len() as i64).into(),
+                    smin.into(),
+                    smax.into(),
+                    tmin.into(),
+                    tmax.into(),
+                    super::Arg::Bytes(data),
+                    overview(&merged).into(),
+                    run_id.into(),
+                    name.clone().into(),
+                    l.seq.into(),
+                ],
+            )
+            .await?;
+        }
+        for chunk in rest.chunks(MAX_CHUNK) {
+            let mut data = Vec::new();
+            encode(chunk, &mut data);
+            let (smin, smax, tmin, tmax) = bounds(chunk);
+            tx.execute(
+                "INSERT INTO metric_chunks (run_id, name, seq, n, step_min, step_max, ts_min, ts_max, data, overview) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                vec![
+                    run_id.into(),
+                    name.clone().into(),
+                    next_seq.into(),
+                    (chunk.len() as i64).into(),
+                    smin.into(),
+                    smax.into(),
+                    tmin.into(),
+                    tmax.into(),
+                    super::Arg::Bytes(data),
+                    overview(chunk).into(),
+                ],
+            )
+            .await?;
+            next_seq += 1;
+        }
+    }
+    if !last_values.is_empty() {
+        // Merged in one statement: no read of the outputs, no lock held longer than this
+        // statement's row lock (a key-preserving one, which the inserts' foreign-key checks
+        // on the same run do not conflict with).
+        let merge = match tx.dialect() {
+            Dialect::Postgres => {
+                "(CASE WHEN jsonb_typeof(outputs::jsonb) = 'object' THEN outputs::jsonb ELSE '{}'::jsonb END || $1::jsonb)::text"
+            }
+            Dialect::Sqlite => {
+                "json_patch(CASE WHEN json_type(outputs) = 'object' THEN outputs ELSE '{}' END, $1)"
+            }
+        };
+        tx.execute(
+            &format!("UPDATE runs SET outputs = {merge}, updated_at = $2 WHERE id = $3"),
+            vec![
+                J::Object(last_values).to_string().into(),
+                now_micros().into(),
+                run_id.into(),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
