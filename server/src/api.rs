@@ -334,13 +334,31 @@ pub struct V1User {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct V1UserCreate {
+    /// Letters, digits, `-`, `_` and `.`.
+    #[schema(pattern = "^[A-Za-z0-9._-]+$")]
     pub username: String,
+    /// From 8 to 1,024 characters.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
     #[serde(default)]
     pub email: Option<String>,
     #[serde(default)]
     pub is_superuser: bool,
 }
+
+/// A mapping, or nothing (`null` or absent): `settings` are never a list or a scalar.
+fn mapping_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<J>, D::Error> {
+    match Option::<J>::deserialize(d)? {
+        None | Some(J::Null) => Ok(None),
+        Some(v @ J::Object(_)) => Ok(Some(v)),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "expected a mapping, not `{other}`"
+        ))),
+    }
+}
+
+/// The longest life of a token: ten years of 366 days (the schema of `expiration` says it too).
+pub const MAX_TOKEN_SECONDS: i64 = 10 * 366 * 24 * 3600;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct V1Token {
@@ -352,7 +370,9 @@ pub struct V1Token {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
+    /// The token's life in seconds, up to ten years (none: until revoked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 316_224_000)]
     pub expiration: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
@@ -374,7 +394,9 @@ pub struct V1Project {
     pub owner: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// Letters, digits, `-`, `_` and `.`, at most 128.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$")]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -392,7 +414,11 @@ pub struct V1Project {
     pub role: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bookmarked: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "mapping_or_null"
+    )]
     #[schema(value_type = Option<Object>)]
     pub settings: Option<J>,
 }
@@ -527,7 +553,11 @@ pub struct V1Run {
     pub pipeline: Option<V1Pipeline>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_conditions: Option<Vec<V1StatusCondition>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "mapping_or_null"
+    )]
     #[schema(value_type = Option<Object>)]
     pub settings: Option<J>,
     /// With a patch: merge mappings and tags instead of replacing them.
@@ -620,9 +650,12 @@ pub fn project_queue(settings: &J) -> Option<String> {
 /// A queue runs wait in for agents.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct V1Queue {
+    /// Letters, digits, `-`, `_` and `.`.
+    #[schema(pattern = "^[A-Za-z0-9._-]+$")]
     pub name: String,
     /// At most this many of its runs at once (none: no limit).
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub concurrency: Option<i64>,
     /// Agents serving several queues claim from higher ones first.
     #[serde(default)]
@@ -647,14 +680,18 @@ pub struct V1ListQueuesResponse {
 /// An agent, as it registers and as it is listed.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct V1Agent {
+    #[schema(min_length = 1)]
     pub name: String,
     /// This start of it (a new one each start): a heartbeat of another instance is refused.
     #[serde(default)]
+    #[schema(min_length = 1)]
     pub instance: String,
     pub version: String,
     pub executor: String,
+    #[schema(min_items = 1)]
     pub queues: Vec<String>,
     /// Runs it drives at once.
+    #[schema(minimum = 1)]
     pub capacity: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub running: Option<i64>,
@@ -681,8 +718,10 @@ pub struct V1AgentHeartbeat {
     pub instance: String,
     pub running: i64,
     /// `running`, `draining` or `stopped`.
+    #[schema(pattern = "^(running|draining|stopped)$")]
     pub state: String,
     /// How long its claims last from now, in seconds.
+    #[schema(minimum = 1, maximum = 3600)]
     pub lease_seconds: f64,
 }
 
@@ -700,6 +739,7 @@ pub struct V1ClaimRequest {
     /// At most this many runs.
     pub max: i64,
     /// How long the claims last unless renewed, in seconds.
+    #[schema(minimum = 1, maximum = 3600)]
     pub lease_seconds: f64,
     /// Wait up to this long for a run when none is waiting (long poll), in milliseconds.
     #[serde(default)]

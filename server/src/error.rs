@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::api::ApiErrorBody;
 use crate::store::StoreError;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum ApiError {
     BadRequest(String),
     Unauthorized(String),
@@ -160,8 +160,33 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the request body must be a JSON object (`{...}`)".into(),
         ));
     }
+    // Text is stored in PostgreSQL, which cannot hold a NUL character: refused alike on
+    // both stores, saying where (raw control characters are not JSON at all).
+    if bytes.windows(6).any(|w| w == br"\u0000")
+        && let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && let Some(at) = nul_at(&v, String::new())
+    {
+        return Err(ApiError::BadRequest(format!(
+            "invalid value at `{}`: text cannot hold a NUL character (\\u0000)",
+            if at.is_empty() { "." } else { &at }
+        )));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let first = serde_path_to_error::deserialize(de);
+    // JSON (and its schema) counts `400.0` as the integer 400, serde does not: an integral
+    // number with a fraction where an integer is wanted is taken as that integer, at the
+    // place serde refused it (never elsewhere: `1.0` in inputs stays a float).
+    let result = match first {
+        Err(e)
+            if e.inner()
+                .to_string()
+                .contains("invalid type: floating point") =>
+        {
+            integral_retry(bytes).unwrap_or(Err(e))
+        }
+        other => other,
+    };
+    result.map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let what = inner.to_string();
@@ -174,6 +199,63 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             ApiError::BadRequest(format!("invalid value at `{path}`: {what}"))
         }
     })
+}
+
+/// Where a string (or a key) holds a NUL character, as a path (`a.b[2]`).
+fn nul_at(v: &serde_json::Value, here: String) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) if s.contains('\0') => Some(here),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| nul_at(x, format!("{here}[{i}]"))),
+        serde_json::Value::Object(m) => m.iter().find_map(|(k, x)| {
+            let at = if here.is_empty() {
+                k.clone()
+            } else {
+                format!("{here}.{k}")
+            };
+            if k.contains('\0') {
+                Some(at)
+            } else {
+                nul_at(x, at)
+            }
+        }),
+        _ => None,
+    }
+}
+
+type PathResult<T> = Result<T, serde_path_to_error::Error<serde_json::Error>>;
+
+/// Deserializes again from the parsed value, each float refused for an integer made that
+/// integer when it has no fraction; `None` when one cannot be (a real fraction, say).
+fn integral_retry<T: DeserializeOwned>(bytes: &[u8]) -> Option<PathResult<T>> {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    for _ in 0..64 {
+        match serde_path_to_error::deserialize::<_, T>(&value) {
+            Err(e)
+                if e.inner()
+                    .to_string()
+                    .contains("invalid type: floating point") =>
+            {
+                let mut at = &mut value;
+                for seg in e.path().iter() {
+                    at = match seg {
+                        serde_path_to_error::Segment::Seq { index } => at.get_mut(*index)?,
+                        serde_path_to_error::Segment::Map { key } => at.get_mut(key.as_str())?,
+                        _ => return Some(Err(e)),
+                    };
+                }
+                let f = at.as_f64()?;
+                if f.fract() != 0.0 || f.abs() > 9.007_199_254_740_992e15 {
+                    return Some(Err(e));
+                }
+                *at = serde_json::Value::from(f as i64);
+            }
+            other => return Some(other),
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -194,6 +276,44 @@ mod tests {
             assert!(format!("{e:?}").contains("JSON object"), "{e:?}");
         }
         parse_json::<T>(b" \n{\"name\": \"a\", \"tags\": []}").unwrap();
+    }
+
+    #[test]
+    fn integral_floats_are_integers_where_integers_are_wanted() {
+        #[derive(serde::Deserialize, Debug)]
+        struct N {
+            n: i64,
+            v: Vec<u32>,
+            j: serde_json::Value,
+            f: f64,
+        }
+        let n: N =
+            parse_json(br#"{"n": 400.0, "v": [1.0, 2e0], "j": {"x": 1.0}, "f": 2.0}"#).unwrap();
+        assert_eq!((n.n, n.v), (400, vec![1, 2]));
+        assert_eq!(n.j["x"].as_f64(), Some(1.0));
+        assert!(n.j["x"].is_f64(), "free-form values stay as sent");
+        assert_eq!(n.f, 2.0);
+        let e = parse_json::<N>(br#"{"n": 400.5, "v": [], "j": null, "f": 1}"#).unwrap_err();
+        assert!(
+            matches!(&e, ApiError::BadRequest(m) if m.contains("`n`") && m.contains("400.5")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn nul_characters_are_refused_where_they_are() {
+        let e = parse_json::<T>(br#"{"name": "a\u0000b", "tags": []}"#).unwrap_err();
+        assert!(
+            matches!(&e, ApiError::BadRequest(m) if m.contains("`name`") && m.contains("NUL")),
+            "{e:?}"
+        );
+        let e = parse_json::<T>(br#"{"name": "a", "tags": ["x", "\u0000"]}"#).unwrap_err();
+        assert!(
+            matches!(&e, ApiError::BadRequest(m) if m.contains("`tags[1]`")),
+            "{e:?}"
+        );
+        // An escaped backslash before `u0000` is text, not a NUL.
+        parse_json::<T>(br#"{"name": "a\\u0000", "tags": []}"#).unwrap();
     }
 
     #[test]

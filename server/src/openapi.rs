@@ -128,12 +128,58 @@ fn common_errors(doc: &mut serde_json::Value) {
     }
 }
 
+/// What the types alone do not say: the `default` queue is never deleted; a multi-run read
+/// names its runs; a new project has a name; an agent is of the server's release line.
+fn parameter_constraints(doc: &mut serde_json::Value) {
+    use serde_json::json;
+    if let Some(runs) = doc
+        .pointer_mut("/paths/~1streams~1v1~1{namespace}~1{owner}~1{project}~1runs~1multi~1events~1{kind}/get/parameters")
+        .and_then(|p| p.as_array_mut())
+        .and_then(|ps| ps.iter_mut().find(|p| p["name"] == "runs"))
+    {
+        runs["required"] = true.into();
+        runs["schema"] = json!({"type": "string", "minLength": 1});
+    }
+    if let Some(body) =
+        doc.pointer_mut("/paths/~1api~1v1~1{owner}~1projects~1create/post/requestBody/content/application~1json/schema")
+    {
+        *body = json!({"allOf": [body.take(), {
+            "required": ["name"],
+            "properties": {"name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"}},
+        }]});
+    }
+    // Registering names this start of the agent (listings always show it).
+    if let Some(required) = doc
+        .pointer_mut("/components/schemas/V1Agent/required")
+        .and_then(|r| r.as_array_mut())
+        && !required.iter().any(|r| r == "instance")
+    {
+        required.push("instance".into());
+    }
+    if let Some(version) = doc.pointer_mut("/components/schemas/V1Agent/properties/version") {
+        let line = crate::VERSION
+            .rsplit_once('.')
+            .map_or(crate::VERSION, |v| v.0);
+        version["pattern"] = format!("^v?{}(\\..*)?$", line.replace('.', "\\.")).into();
+        version["description"] =
+            format!("The agent's version: of this server's release line ({line}.*).").into();
+    }
+    let name = doc
+        .pointer_mut("/paths/~1api~1v1~1admin~1queues~1{name}/delete/parameters")
+        .and_then(|p| p.as_array_mut())
+        .and_then(|ps| ps.iter_mut().find(|p| p["name"] == "name"));
+    if let Some(name) = name {
+        name["description"] = "Any queue but `default`, which cannot be deleted (409).".into();
+    }
+}
+
 /// The document as JSON, with this version.
 pub fn document() -> serde_json::Value {
     let mut doc = ApiDoc::openapi();
     doc.info.version = crate::VERSION.to_string();
     let mut doc = serde_json::to_value(&doc).unwrap_or_default();
     common_errors(&mut doc);
+    parameter_constraints(&mut doc);
     doc
 }
 

@@ -332,7 +332,7 @@ fn priorities_and_unknown_queues() {
         Some(&json!({"content": job("true"), "queue": "nope"}).to_string()),
         Some(&token),
     );
-    assert_eq!(st, 400, "{body}");
+    assert_eq!(st, 404, "{body}");
     assert!(body.contains("unknown queue `nope`"), "{body}");
     let a = agent(&env, "solo", &["--queue", "prio", "--max-concurrency", "1"]);
     wait_all_done(&addr, &token, Duration::from_secs(60), &[&a]);

@@ -2,6 +2,7 @@
 //! PostgreSQL), the Docker Engine, and the stand-in Kubernetes API; the server process itself.
 
 mod agents;
+mod contract;
 mod docker;
 mod faults;
 mod remote;

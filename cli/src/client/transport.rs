@@ -169,14 +169,21 @@ impl Transport for Http {
             let mut attempt = 0;
             loop {
                 let result = self.once(&req).await;
-                // A server that says it is busy (503 with Retry-After: its database pool) is
-                // waited for longer, as it asks: a run's controller must outlast a burst.
+                // A server that says it is busy (503 with Retry-After: its database pool; 429
+                // with Retry-After: too many transfers of this user at once) is waited for
+                // longer, as it asks: a run's controller must outlast a burst.
                 let busy = match &result {
-                    Ok(r) if r.status() == StatusCode::SERVICE_UNAVAILABLE => r
-                        .headers()
-                        .get(http::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok()),
+                    Ok(r)
+                        if matches!(
+                            r.status(),
+                            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+                        ) =>
+                    {
+                        r.headers()
+                            .get(http::header::RETRY_AFTER)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                    }
                     _ => None,
                 };
                 let limit = if busy.is_some() {
@@ -187,7 +194,10 @@ impl Transport for Http {
                 let retry = idempotent
                     && attempt < limit
                     && match &result {
-                        Ok(r) => matches!(r.status().as_u16(), 502..=504),
+                        Ok(r) => {
+                            matches!(r.status().as_u16(), 502..=504)
+                                || (busy.is_some() && r.status() == StatusCode::TOO_MANY_REQUESTS)
+                        }
                         Err(TransportError::Connect { .. } | TransportError::Timeout { .. }) => {
                             true
                         }

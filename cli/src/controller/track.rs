@@ -277,7 +277,12 @@ pub async fn pump_logs(
                     (None, Stream::Stderr) => Some("stderr".to_string()),
                     (None, Stream::Stdout) => None,
                 },
-                value: l.text,
+                // A NUL cannot be stored as text: shown as the replacement character.
+                value: if l.text.contains('\0') {
+                    l.text.replace('\0', "\u{FFFD}")
+                } else {
+                    l.text
+                },
             });
             if batch.len() < 2000 {
                 continue;

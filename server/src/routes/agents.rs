@@ -27,12 +27,15 @@ fn superuser(who: &Principal, what: &str) -> ApiResult<()> {
 
 /// Whether an agent of `version` may work for this server: the same release line (major and
 /// minor; 0.x releases change their minor when they break).
+/// An agent of this server's release line: `MAJOR.MINOR` as the server's, then nothing or
+/// `.…` (an optional `v` first). The OpenAPI document states it as a pattern.
 fn compatible(version: &str) -> bool {
-    fn line(v: &str) -> Option<(u64, u64)> {
-        let mut it = v.trim_start_matches('v').split('.');
-        Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
-    }
-    line(version).is_some() && line(version) == line(crate::VERSION)
+    let line = crate::VERSION
+        .rsplit_once('.')
+        .map_or(crate::VERSION, |v| v.0);
+    let v = version.strip_prefix('v').unwrap_or(version);
+    v.strip_prefix(line)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
 }
 
 fn agent_json(a: &AgentRow) -> V1Agent {
@@ -348,6 +351,7 @@ pub async fn delete_queue(
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HostQuery {
     /// Only runs claimed on this machine.
     pub host: Option<String>,
@@ -409,6 +413,8 @@ mod tests {
         let (line, _) = v.rsplit_once('.').unwrap();
         assert!(super::compatible(&format!("{line}.999")));
         assert!(!super::compatible("99.0.0"));
+        assert!(!super::compatible(&format!("{line}0.1")), "another minor");
+        assert!(super::compatible(&format!("v{line}")));
         assert!(!super::compatible("nonsense"));
     }
 }

@@ -23,16 +23,16 @@ fn user_json(u: &User) -> V1User {
 /// The longest password taken (hashing is deliberately slow; a megabyte one would be a lever).
 pub const MAX_PASSWORD: usize = 1024;
 
-/// A new password's length: at least 8 characters, at most [`MAX_PASSWORD`] bytes.
+/// A new password's length: from 8 to [`MAX_PASSWORD`] characters.
 pub fn check_password(p: &str) -> ApiResult<()> {
     if p.chars().count() < 8 {
         return Err(ApiError::BadRequest(
             "the password must have at least 8 characters".into(),
         ));
     }
-    if p.len() > MAX_PASSWORD {
+    if p.chars().count() > MAX_PASSWORD {
         return Err(ApiError::BadRequest(format!(
-            "the password must have at most {MAX_PASSWORD} bytes"
+            "the password must have at most {MAX_PASSWORD} characters"
         )));
     }
     Ok(())
@@ -54,7 +54,7 @@ pub async fn login(
             wait,
         ));
     }
-    if c.password.len() > MAX_PASSWORD {
+    if c.password.chars().count() > MAX_PASSWORD {
         app.logins.failed(&c.username, addr);
         return Err(ApiError::Unauthorized("wrong username or password".into()));
     }
@@ -114,7 +114,7 @@ pub async fn create_token(
     ApiJson(t): ApiJson<V1Token>,
 ) -> ApiResult<Json<V1Token>> {
     who.require_user_scope()?;
-    const TEN_YEARS: i64 = 10 * 366 * 24 * 3600;
+    const TEN_YEARS: i64 = crate::api::MAX_TOKEN_SECONDS;
     if t.expiration.is_some_and(|e| e <= 0 || e > TEN_YEARS) {
         return Err(ApiError::BadRequest(format!(
             "`expiration` is the token's life in seconds: from 1 to {TEN_YEARS} (ten years); leave it out for a token that lasts until revoked"

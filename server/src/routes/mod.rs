@@ -172,17 +172,72 @@ pub fn router(app: App) -> Router {
             "/streams/v1/{namespace}/{owner}/{project}/runs/{uuid}/artifacts",
             get(streams::artifacts_archive).delete(streams::delete_artifacts),
         )
+        // Every refusal of the API in its JSON shape, also those the framework writes itself
+        // (a query string or path that does not parse, a method not allowed).
+        .layer(axum::middleware::from_fn(json_errors))
         .merge(crate::ui::routes())
         .layer(DefaultBodyLimit::max(json_limit))
         .with_state(app)
 }
 
+/// Rewrites a client error that is not JSON (the framework's own, in plain text or empty)
+/// into the API's error body, keeping its status and headers (`Allow`, `Retry-After`).
+async fn json_errors(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/json"));
+    if !status.is_client_error() || json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 << 10)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).trim().to_string();
+    let error = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("refused")
+            .to_lowercase()
+    } else {
+        text
+    };
+    let code = match status.as_u16() {
+        400 => "bad_request",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        422 => "unprocessable_entity",
+        _ => "client_error",
+    };
+    parts.headers.remove(header::CONTENT_TYPE);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let body = axum::Json(crate::api::ApiErrorBody {
+        error,
+        code: code.to_string(),
+    });
+    (parts, body).into_response()
+}
+
 /// Query parameters of listings.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// How many results to skip.
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
-    /// How many results at most (default 20, at most 1000).
+    /// How many results at most (default 20, at most 1000; `no_page` returns all).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// Sort fields, comma-separated, `-` for descending (`-created_at`).
     pub sort: Option<String>,
@@ -200,7 +255,7 @@ impl ListQuery {
         } else {
             self.limit.unwrap_or(20)
         };
-        if offset < 0 || limit < 1 || (limit > 1000 && self.no_page != Some(true)) {
+        if offset < 0 || self.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
             return Err(ApiError::BadRequest(
                 "`offset` must be >= 0 and `limit` between 1 and 1000".into(),
             ));
@@ -220,8 +275,9 @@ impl ListQuery {
             }
             s
         };
-        let next = (offset + limit < count).then(|| extra(offset + limit));
-        let prev = (offset > 0).then(|| extra((offset - limit).max(0)));
+        // Saturating: an offset near the largest integer is a valid (empty) page.
+        let next = (offset.saturating_add(limit) < count).then(|| extra(offset + limit));
+        let prev = (offset > 0).then(|| extra(offset.saturating_sub(limit).max(0)));
         (next, prev)
     }
 }

@@ -19,7 +19,7 @@ use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::query::{Query, QueryAs};
 use sqlx::{Any, AnyPool, ConnectOptions, Executor, FromRow};
 
-pub use metrics::{Point, Series, SeriesData, Stats, downsample};
+pub use metrics::{Checked, Point, Series, SeriesData, Stats, checked, downsample};
 pub use projects::{NewProject, ProjectPatch, ProjectRow};
 pub use runs::{ClaimedRun, NewRun, RunPatch, RunRow, StatusRow};
 pub use users::{TokenRow, TokenScope, User, random_secret as random_secret_pub};

@@ -117,7 +117,7 @@ impl Tx<'_> {
             .fetch_all("SELECT name FROM queues ORDER BY name", vec![])
             .await?;
         let names: Vec<String> = all.into_iter().map(|n| format!("`{}`", n.name)).collect();
-        Err(StoreError::Invalid(format!(
+        Err(StoreError::NotFound(format!(
             "unknown queue `{name}`: the queues are {}; an administrator creates one with `polyaxon queue create {name}`",
             names.join(", ")
         )))
@@ -212,7 +212,7 @@ impl Store {
     /// Deletes a queue that holds no waiting or running run (never `default`).
     pub async fn delete_queue(&self, name: &str) -> Result<()> {
         if name == DEFAULT_QUEUE {
-            return Err(StoreError::Invalid(
+            return Err(StoreError::Conflict(
                 "the `default` queue cannot be deleted".into(),
             ));
         }

@@ -254,7 +254,7 @@ async fn limits_and_expiry(s: crate::common::TestServer) {
     );
     // (The window passing is the limiter's unit test: hashing a password in a debug build
     // takes long enough to make a short window here flaky.)
-    // New passwords: at least 8 characters, at most 1024 bytes.
+    // New passwords: at least 8 characters, at most 1024 characters (a 4-byte character counts once).
     let (st, b) = s
         .post(
             "/api/v1/admin/users",
@@ -272,6 +272,13 @@ async fn limits_and_expiry(s: crate::common::TestServer) {
         st == StatusCode::BAD_REQUEST && b.to_string().contains("at most 1024"),
         "{b}"
     );
+    let (st, b) = s
+        .post(
+            "/api/v1/admin/users",
+            json!({"username": "wide", "password": "\u{1F511}".repeat(1024)}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
 
     // A run's token works while the run does, and no longer once it ended (grace 0 here), nor
     // once the run is deleted.

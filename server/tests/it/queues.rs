@@ -147,7 +147,7 @@ both!(a_queue_concurrency_and_priority_hold, |s| {
     assert_eq!(st, StatusCode::CONFLICT);
     expect_error(
         s.delete("/api/v1/admin/queues/default").await,
-        StatusCode::BAD_REQUEST,
+        StatusCode::CONFLICT,
         "cannot be deleted",
     );
     expect_error(
@@ -156,7 +156,7 @@ both!(a_queue_concurrency_and_priority_hold, |s| {
             json!({"content": job(), "queue": "tpu"}),
         )
         .await,
-        StatusCode::BAD_REQUEST,
+        StatusCode::NOT_FOUND,
         "unknown queue `tpu`",
     );
     // The spec's queue counts, `agent/queue` names too.
@@ -280,7 +280,7 @@ both!(
             json!({"name": "a", "instance": "i", "version": polyaxon_server::VERSION, "executor": "process", "queues": ["nope"], "capacity": 1}),
         )
         .await,
-        StatusCode::BAD_REQUEST,
+        StatusCode::NOT_FOUND,
         "unknown queue `nope`",
     );
         register(&s, "a", &["default"]).await;
