@@ -43,6 +43,24 @@ fn containers_of(uuid: &str) -> usize {
     String::from_utf8_lossy(&o.stdout).lines().count()
 }
 
+/// Starts the job for a minute in the background; returns its run's uuid.
+fn start_long_job(cmd: &dyn Fn(&[&str]) -> std::process::Output) -> String {
+    let out = cmd(&[
+        "run",
+        "--executor",
+        "docker",
+        "-P",
+        "seconds=60",
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice::<J>(&out.stdout).unwrap()["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// Waits up to a minute for the run to reach `status`; returns the run.
 fn wait_for(cmd: &dyn Fn(&[&str]) -> std::process::Output, uuid: &str, status: &str) -> J {
     let end = Instant::now() + Duration::from_secs(60);
@@ -140,63 +158,17 @@ fn build_run_stop_and_reuse() {
     assert!(!stdout(&out).contains("Step 1/4"), "{}", stdout(&out));
 
     // A long job, stopped from another command: stopped, its container gone.
-    let out = cmd(&[
-        "run",
-        "--executor",
-        "docker",
-        "-P",
-        "seconds=60",
-        "-o",
-        "json",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let uuid = serde_json::from_slice::<J>(&out.stdout).unwrap()["uuid"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let end = Instant::now() + Duration::from_secs(60);
-    loop {
-        let r: J =
-            serde_json::from_slice(&cmd(&["ops", "get", "--uid", &uuid, "-o", "json"]).stdout)
-                .unwrap();
-        if r["status"] == "running" {
-            break;
-        }
-        assert!(Instant::now() < end, "never ran: {r}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let uuid = start_long_job(&cmd);
+    wait_for(&cmd, &uuid, "running");
     assert_eq!(containers_of(&uuid), 1);
     let out = cmd(&["ops", "stop", "-y", "--uid", &uuid]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let end = Instant::now() + Duration::from_secs(60);
-    loop {
-        let r: J =
-            serde_json::from_slice(&cmd(&["ops", "get", "--uid", &uuid, "-o", "json"]).stdout)
-                .unwrap();
-        if r["status"] == "stopped" {
-            break;
-        }
-        assert!(Instant::now() < end, "never stopped: {r}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for(&cmd, &uuid, "stopped");
     assert_eq!(containers_of(&uuid), 0, "no container is left behind");
 
     // A job's container killed from outside (`docker kill`, as `kill -9` of its process):
     // the run fails and says so, and the container is gone.
-    let out = cmd(&[
-        "run",
-        "--executor",
-        "docker",
-        "-P",
-        "seconds=60",
-        "-o",
-        "json",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let uuid = serde_json::from_slice::<J>(&out.stdout).unwrap()["uuid"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let uuid = start_long_job(&cmd);
     wait_for(&cmd, &uuid, "running");
     let ids = Command::new("docker")
         .args([

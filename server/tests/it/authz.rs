@@ -280,6 +280,24 @@ fn request(
     (path, Some(body), None)
 }
 
+/// The token each caller presents.
+fn token_of<'a>(
+    who: Who,
+    s: &'a TestServer,
+    alice: &'a str,
+    bob: &'a str,
+    f: &'a Fixture,
+) -> Option<&'a str> {
+    match who {
+        Who::Anonymous => None,
+        Who::Alice => Some(alice),
+        Who::Bob => Some(bob),
+        Who::Superuser => Some(s.root_token.as_str()),
+        Who::RunToken => Some(f.run_token.as_str()),
+        Who::OtherRunToken => Some(f.other_run_token.as_str()),
+    }
+}
+
 async fn send(
     s: &TestServer,
     method: &str,
@@ -333,14 +351,7 @@ both!(every_route_for_every_caller, |s| {
         for (who, want) in CALLERS.iter().zip(want) {
             n += 1;
             let f = fixture(&s, &alice, n).await;
-            let token = match who {
-                Who::Anonymous => None,
-                Who::Alice => Some(alice.as_str()),
-                Who::Bob => Some(bob.as_str()),
-                Who::Superuser => Some(s.root_token.as_str()),
-                Who::RunToken => Some(f.run_token.as_str()),
-                Who::OtherRunToken => Some(f.other_run_token.as_str()),
-            };
+            let token = token_of(*who, &s, &alice, &bob, &f);
             let (path, body, raw) = request(method, template, &f, n);
             let (got, text) = send(&s, method, &path, token, body, raw).await;
             let ok = match want {
@@ -411,14 +422,7 @@ both!(dashboard_pages_for_every_caller, |s| {
     let mut failures = Vec::new();
     for (path, want) in &pages {
         for (who, want) in CALLERS.iter().zip(want) {
-            let token = match who {
-                Who::Anonymous => None,
-                Who::Alice => Some(alice.as_str()),
-                Who::Bob => Some(bob.as_str()),
-                Who::Superuser => Some(s.root_token.as_str()),
-                Who::RunToken => Some(f.run_token.as_str()),
-                Who::OtherRunToken => Some(f.other_run_token.as_str()),
-            };
+            let token = token_of(*who, &s, &alice, &bob, &f);
             for by_cookie in [false, true] {
                 cells += 1;
                 let mut req = client.get(format!("{}{path}", s.base));
