@@ -14,6 +14,7 @@ pub mod openapi;
 
 pub mod routes;
 pub mod store;
+pub mod transfers;
 pub mod ui;
 
 use std::collections::HashMap;
@@ -61,6 +62,8 @@ pub struct Config {
     pub body_idle_timeout: std::time::Duration,
     /// How long in-flight requests may finish at shutdown.
     pub drain_timeout: std::time::Duration,
+    /// Artifact downloads and uploads one user may have open at once (see `transfers`).
+    pub max_transfers_per_user: usize,
 }
 
 impl Config {
@@ -78,6 +81,7 @@ impl Config {
             header_timeout: std::time::Duration::from_secs(30),
             body_idle_timeout: std::time::Duration::from_secs(60),
             drain_timeout: std::time::Duration::from_secs(30),
+            max_transfers_per_user: 16,
         }
     }
 }
@@ -103,6 +107,8 @@ pub struct Inner {
     /// Metric batches in progress at once, over all runs: at most half the database
     /// connections, the rest stay for reads.
     pub ingest_slots: tokio::sync::Semaphore,
+    /// Downloads and uploads open, per user.
+    pub transfers: transfers::Transfers,
     /// When lapsed leases were last looked for (microseconds).
     pub last_sweep: std::sync::atomic::AtomicI64,
     /// The task that listens for runs other servers queue (PostgreSQL).
@@ -174,6 +180,7 @@ impl App {
             sync_locks: Default::default(),
             ingest_groups: Default::default(),
             ingest_slots: tokio::sync::Semaphore::new(ingest_slots),
+            transfers: Default::default(),
             last_sweep: Default::default(),
             listener: Default::default(),
         };

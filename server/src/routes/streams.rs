@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -521,10 +520,10 @@ pub async fn tree(
 /// Downloads one file of a run's artifacts.
 #[utoipa::path(get, path = "/streams/v1/{namespace}/{owner}/{project}/runs/{uuid}/artifact", tag = "artifacts",
     params(("namespace" = String, Path), ("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path), PathQuery),
-    responses((status = 200, description = "the file's bytes"), (status = 404, body = ApiErrorBody)))]
+    responses((status = 200, description = "the file's bytes"), (status = 404, body = ApiErrorBody), (status = 429, description = "too many transfers open for this user", body = ApiErrorBody)))]
 pub async fn artifact(
     State(app): State<App>,
-    RunAccess { run: r, .. }: ReadRun,
+    RunAccess { who, run: r, .. }: ReadRun,
     Query(q): Query<PathQuery>,
 ) -> ApiResult<Response> {
     let rel = q
@@ -532,6 +531,7 @@ pub async fn artifact(
         .as_deref()
         .ok_or_else(|| ApiError::BadRequest("give the file with `path=`".into()))?;
     let path = files::safe_join(&app.run_dir(&r.uuid), rel)?;
+    let transfer = app.open_transfer(who.user.id)?;
     let meta = tokio::fs::metadata(&path)
         .await
         .map_err(|_| ApiError::NotFound(format!("`{rel}` not found")))?;
@@ -554,7 +554,7 @@ pub async fn artifact(
                 format!("attachment; filename=\"{}\"", name.replace('"', "")),
             ),
         ],
-        Body::from_stream(tokio_util::io::ReaderStream::new(file)),
+        transfer.body(tokio_util::io::ReaderStream::new(file)),
     )
         .into_response())
 }
@@ -562,14 +562,15 @@ pub async fn artifact(
 /// Downloads a directory of a run's artifacts as a `.tar.gz`.
 #[utoipa::path(get, path = "/streams/v1/{namespace}/{owner}/{project}/runs/{uuid}/artifacts", tag = "artifacts",
     params(("namespace" = String, Path), ("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path), PathQuery),
-    responses((status = 200, description = "a gzipped tar archive"), (status = 404, body = ApiErrorBody)))]
+    responses((status = 200, description = "a gzipped tar archive"), (status = 404, body = ApiErrorBody), (status = 429, description = "too many transfers open for this user", body = ApiErrorBody)))]
 pub async fn artifacts_archive(
     State(app): State<App>,
-    RunAccess { run: r, .. }: ReadRun,
+    RunAccess { who, run: r, .. }: ReadRun,
     Query(q): Query<PathQuery>,
 ) -> ApiResult<Response> {
     let rel = q.path.clone().unwrap_or_default();
     let dir = files::safe_join(&app.run_dir(&r.uuid), &rel)?;
+    let transfer = app.open_transfer(who.user.id)?;
     if !dir.is_dir() {
         return Err(ApiError::NotFound(format!(
             "`{rel}` is not a directory of this run"
@@ -583,7 +584,10 @@ pub async fn artifacts_archive(
     let bytes = tokio::task::spawn_blocking(move || files::tar_gz(&dir, &name))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
-    Ok(([(header::CONTENT_TYPE, "application/gzip")], bytes).into_response())
+    let body = transfer.body(futures_util::stream::once(async move {
+        Ok::<_, std::convert::Infallible>(bytes::Bytes::from(bytes))
+    }));
+    Ok(([(header::CONTENT_TYPE, "application/gzip")], body).into_response())
 }
 
 /// Deletes a file or directory of a run's artifacts.
@@ -625,19 +629,40 @@ pub async fn delete_artifacts(
 /// The largest refused upload still read to its end before the 413 is sent.
 const DRAIN_AT_MOST: u64 = 16 << 20;
 
+/// Reads a refused upload's body when it is modest, so that the client gets the refusal
+/// rather than a connection closed under its upload; a huge one is cut off.
+async fn drain(req: axum::extract::Request, declared: Option<u64>) {
+    if declared.is_some_and(|n| n <= DRAIN_AT_MOST) {
+        let mut body = req.into_body().into_data_stream();
+        while let Some(Ok(_)) = body.next().await {}
+    }
+}
+
 /// Uploads a file into a run's artifacts: a multipart form (the file goes into the directory
 /// `path`, under its own name) or a raw body (written to `path`).
 #[utoipa::path(post, path = "/api/v1/{owner}/{project}/runs/{uuid}/artifacts/upload", tag = "artifacts",
     params(("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path), PathQuery),
-    responses((status = 200, description = "the paths written"), (status = 400, body = ApiErrorBody), (status = 409, body = ApiErrorBody), (status = 413, body = ApiErrorBody)))]
+    responses((status = 200, description = "the paths written"), (status = 400, body = ApiErrorBody), (status = 409, body = ApiErrorBody), (status = 413, body = ApiErrorBody), (status = 429, description = "too many transfers open for this user", body = ApiErrorBody)))]
 pub async fn upload(
     State(app): State<App>,
-    RunAccess { run: r, .. }: WriteRun,
+    RunAccess { who, run: r, .. }: WriteRun,
     Query(q): Query<PathQuery>,
     headers: HeaderMap,
     req: axum::extract::Request,
 ) -> ApiResult<Json<J>> {
     let base = app.run_dir(&r.uuid);
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    // Held to the end of the handler, when the body has been read and written.
+    let _transfer = match app.open_transfer(who.user.id) {
+        Ok(t) => t,
+        Err(e) => {
+            drain(req, declared).await;
+            return Err(e);
+        }
+    };
     let overwrite = q.overwrite.unwrap_or(true);
     let is_multipart = headers
         .get(header::CONTENT_TYPE)
@@ -651,17 +676,8 @@ pub async fn upload(
             max >> 20
         ))
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max) {
-        // Read what a client sends with a modest overshoot, so that it gets the 413 rather
-        // than a connection closed under its upload; a huge one is cut off.
-        if declared.is_some_and(|n| n <= DRAIN_AT_MOST) {
-            let mut body = req.into_body().into_data_stream();
-            while let Some(Ok(_)) = body.next().await {}
-        }
+        drain(req, declared).await;
         return Err(too_large());
     }
     let mut written = Vec::new();

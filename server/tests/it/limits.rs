@@ -355,3 +355,130 @@ async fn a_full_disk_is_refused_cleanly() {
     assert!(!text.contains("line 1999"), "{text}");
     s.finish().await;
 }
+
+/// One user's open downloads and uploads are capped: past the cap the next is answered 429
+/// with a `Retry-After`, another user is served meanwhile, and a slot comes back when a
+/// download's body is dropped.
+async fn open_transfers(s: TestServer) {
+    use reqwest::{Method, StatusCode};
+    let p = s.project("transfers").await;
+    let uuid = s.run(&p, serde_json::json!({})).await;
+    // Larger than what the sockets between us buffer, so a body not read stays open.
+    let outputs = s.artifacts.path().join(&uuid).join("outputs");
+    std::fs::create_dir_all(&outputs).unwrap();
+    std::fs::write(outputs.join("big.bin"), vec![7u8; 64 << 20]).unwrap();
+    let url = format!(
+        "{}/streams/v1/polyaxon/root/{p}/runs/{uuid}/artifact?path=outputs/big.bin",
+        s.base
+    );
+    let get = |token: String| {
+        let (client, url) = (s.client.clone(), url.clone());
+        async move {
+            client
+                .get(url)
+                .header("Authorization", format!("Token {token}"))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let first = get(s.root_token.clone()).await;
+    let second = get(s.root_token.clone()).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(second.status(), StatusCode::OK);
+    let refused = get(s.root_token.clone()).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers()["retry-after"], "2");
+    let text = refused.text().await.unwrap();
+    assert!(text.contains("2 downloads and uploads open"), "{text}");
+    // An upload counts too, and its refused body is read so the client sees the answer.
+    let (st, body) = s
+        .raw(
+            Method::POST,
+            &format!("/api/v1/root/{p}/runs/{uuid}/artifacts/upload?path=outputs/up.bin"),
+            &s.root_token,
+            "application/octet-stream",
+            vec![1u8; 1 << 20],
+        )
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(!outputs.join("up.bin").exists());
+    // Another user, on a run of theirs, is not held up by root's transfers.
+    let alice = s.user("alice").await;
+    let (st, b) = s
+        .call(
+            Method::POST,
+            "/api/v1/alice/projects/create",
+            Some(&alice),
+            Some(serde_json::json!({"name": "hers"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    let (st, b) = s
+        .call(
+            Method::POST,
+            "/api/v1/alice/hers/runs",
+            Some(&alice),
+            Some(serde_json::json!({})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    let hers = b["uuid"].as_str().unwrap().to_string();
+    let (st, body) = s
+        .raw(
+            Method::POST,
+            &format!("/api/v1/alice/hers/runs/{hers}/artifacts/upload?path=outputs/a.txt"),
+            &alice,
+            "application/octet-stream",
+            b"hers".to_vec(),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    // A download read to its end and one dropped half way both give their slot back.
+    let all = first.bytes().await.unwrap();
+    assert_eq!(all.len(), 64 << 20);
+    drop(second);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (a, b) = loop {
+        let a = get(s.root_token.clone()).await;
+        let b = get(s.root_token.clone()).await;
+        if a.status() == StatusCode::OK && b.status() == StatusCode::OK {
+            break (a, b);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "slots not given back: {} {}",
+            a.status(),
+            b.status()
+        );
+        drop((a, b));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    drop((a, b));
+    s.finish().await;
+}
+
+fn two_transfers(c: &mut polyaxon_server::Config) {
+    c.max_transfers_per_user = 2;
+}
+
+mod open_transfers_are_capped_per_user {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::open_transfers(crate::common::TestServer::sqlite_with(super::two_transfers).await)
+            .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        let Some(s) = crate::common::TestServer::postgres_with(super::two_transfers).await else {
+            return;
+        };
+        super::open_transfers(s).await;
+    }
+}
