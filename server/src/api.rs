@@ -816,6 +816,10 @@ pub struct V1Logs {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct V1LogsAppend {
     pub logs: Vec<V1Log>,
+    /// Makes the append safe to retry: a batch whose id was written lately is not written
+    /// again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]

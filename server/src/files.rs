@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::{Component, Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
 use crate::api::{V1ArtifactTree, V1Log, V1Logs, time};
 use crate::error::ApiError;
 
@@ -303,7 +305,7 @@ pub fn tail_logs(run: &Path, n: usize) -> Vec<V1Log> {
         let lines: Vec<V1Log> = std::io::BufReader::new(f)
             .lines()
             .map_while(Result::ok)
-            .filter_map(|l| serde_json::from_str(&l).ok())
+            .filter_map(|l| log_line(&l))
             .collect();
         for l in lines.into_iter().rev() {
             if out.len() >= n {
@@ -351,48 +353,150 @@ pub struct LogWriter {
     name: String,
     lines_in_file: usize,
     last_us: i64,
+    /// Ids of the batches written lately (from the markers of the last files, and since).
+    recent: std::collections::HashSet<String>,
+    recent_order: std::collections::VecDeque<String>,
+}
+
+/// Batch ids remembered per run: a retry comes soon after its first try.
+const RECENT_BATCHES: usize = 4096;
+
+/// The line that opens a batch sent with an id: `{"_batch":"<id>","lines":<n>}`, then its
+/// `n` lines. Readers skip it; a reopened writer knows the id was written, and takes back a
+/// batch cut short (the server killed in its write) so that its retry writes it whole.
+#[derive(Serialize, Deserialize)]
+struct BatchMark {
+    #[serde(rename = "_batch")]
+    batch: String,
+    lines: usize,
+}
+
+fn batch_mark(line: &str) -> Option<BatchMark> {
+    if !line.starts_with("{\"_batch\"") {
+        return None;
+    }
+    serde_json::from_str(line).ok()
+}
+
+/// A stored log line; `None` for a batch's mark or a line that does not read.
+fn log_line(line: &str) -> Option<V1Log> {
+    if line.starts_with("{\"_batch\"") {
+        return None;
+    }
+    serde_json::from_str(line).ok()
 }
 
 impl LogWriter {
-    /// Opens the run's log directory, continuing its last file.
+    /// Opens the run's log directory, continuing its last file. What a killed writer left
+    /// there is mended first: a last line cut short, and a batch with an id that did not
+    /// get all its lines, are taken back (their senders retry them).
     pub fn open(run: &Path) -> std::io::Result<LogWriter> {
         let dir = run.join("plxlogs");
         std::fs::create_dir_all(&dir)?;
         let files = log_files(&dir);
         let (mut lines_in_file, mut last_us) = (0, 0);
+        let mut ids = Vec::new();
+        // The batches of the file before the last (a retry may come after a new file began).
+        if files.len() >= 2 {
+            let before = std::fs::read(dir.join(&files[files.len() - 2]))?;
+            for line in before.split(|b| *b == b'\n') {
+                if let Some(m) = std::str::from_utf8(line).ok().and_then(batch_mark) {
+                    ids.push(m.batch);
+                }
+            }
+        }
         let name = match files.last() {
             Some(last) => {
-                let f = std::fs::File::open(dir.join(last))?;
-                for line in std::io::BufReader::new(f).lines().map_while(Result::ok) {
-                    lines_in_file += 1;
-                    if let Some(t) = serde_json::from_str::<V1Log>(&line)
-                        .ok()
-                        .and_then(|l| l.timestamp)
-                        .and_then(|t| micros(&t))
-                    {
-                        last_us = last_us.max(t);
+                let path = dir.join(last);
+                let bytes = std::fs::read(&path)?;
+                // Whole lines only.
+                let mut keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+                // The last batch with an id: where it began, how many lines it said, how
+                // many followed.
+                let mut open_batch: Option<(usize, usize, usize, String)> = None;
+                let mut at = 0;
+                for line in bytes[..keep].split_inclusive(|b| *b == b'\n') {
+                    let text = std::str::from_utf8(line).unwrap_or("").trim_end();
+                    if let Some(m) = batch_mark(text) {
+                        open_batch = Some((at, m.lines, 0, m.batch));
+                    } else if let Some(b) = open_batch.as_mut() {
+                        b.2 += 1;
+                    }
+                    at += line.len();
+                }
+                if let Some((start, want, got, _)) = &open_batch
+                    && got < want
+                {
+                    keep = *start;
+                }
+                if keep < bytes.len() {
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&path)?
+                        .set_len(keep as u64)?;
+                }
+                for line in bytes[..keep].split(|b| *b == b'\n') {
+                    let Ok(text) = std::str::from_utf8(line) else {
+                        continue;
+                    };
+                    if let Some(m) = batch_mark(text) {
+                        ids.push(m.batch);
+                    } else if let Some(l) = log_line(text) {
+                        lines_in_file += 1;
+                        if let Some(t) = l.timestamp.as_deref().and_then(micros) {
+                            last_us = last_us.max(t);
+                        }
                     }
                 }
                 last.clone()
             }
             None => "00000001.jsonl".to_string(),
         };
-        Ok(LogWriter {
+        let mut w = LogWriter {
             dir,
             file: None,
             name,
             lines_in_file,
             last_us,
-        })
+            recent: std::collections::HashSet::new(),
+            recent_order: std::collections::VecDeque::new(),
+        };
+        for id in ids {
+            w.remember(id);
+        }
+        Ok(w)
+    }
+
+    fn remember(&mut self, id: String) {
+        if self.recent.insert(id.clone()) {
+            self.recent_order.push_back(id);
+            while self.recent_order.len() > RECENT_BATCHES {
+                if let Some(old) = self.recent_order.pop_front() {
+                    self.recent.remove(&old);
+                }
+            }
+        }
     }
 
     /// Appends lines; a line without a time gets `now_us`. All or nothing: when a write fails
     /// (a full disk) what this call wrote is taken back, so no half line or half batch stays.
-    pub fn append(&mut self, lines: &[V1Log], now_us: i64) -> std::io::Result<()> {
+    /// A batch with an `id` already written is not written again (a retry).
+    pub fn append(
+        &mut self,
+        lines: &[V1Log],
+        now_us: i64,
+        id: Option<&str>,
+    ) -> std::io::Result<()> {
+        if id.is_some_and(|id| self.recent.contains(id)) {
+            return Ok(());
+        }
         let saved = (self.name.clone(), self.lines_in_file, self.last_us);
         let first = self.dir.join(&self.name);
         let first_len = std::fs::metadata(&first).map(|m| m.len()).ok();
-        let result = self.append_all(lines, now_us);
+        let result = match id {
+            Some(id) => self.append_batch(lines, now_us, id),
+            None => self.append_all(lines, now_us),
+        };
         if result.is_err() {
             self.file = None;
             let number = |n: &str| n.trim_end_matches(".jsonl").parse::<u64>().unwrap_or(0);
@@ -410,8 +514,33 @@ impl LogWriter {
                 }
             }
             (self.name, self.lines_in_file, self.last_us) = saved;
+        } else if let Some(id) = id {
+            self.remember(id.to_string());
         }
         result
+    }
+
+    fn next_file(&mut self) {
+        let next: u64 = self.name.trim_end_matches(".jsonl").parse().unwrap_or(0) + 1;
+        self.name = format!("{next:08}.jsonl");
+        self.file = None;
+        self.lines_in_file = 0;
+    }
+
+    fn stamp(&mut self, l: &V1Log, now_us: i64, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        let mut us = l.timestamp.as_deref().and_then(micros).unwrap_or(now_us);
+        if us <= self.last_us {
+            us = self.last_us + 1;
+        }
+        self.last_us = us;
+        let line = V1Log {
+            timestamp: Some(time(us)),
+            ..l.clone()
+        };
+        serde_json::to_writer(&mut *buf, &line)?;
+        buf.push(b'\n');
+        self.lines_in_file += 1;
+        Ok(())
     }
 
     fn append_all(&mut self, lines: &[V1Log], now_us: i64) -> std::io::Result<()> {
@@ -420,23 +549,31 @@ impl LogWriter {
             if self.lines_in_file >= LOG_FILE_LINES {
                 self.flush_to_file(&buf)?;
                 buf.clear();
-                let next: u64 = self.name.trim_end_matches(".jsonl").parse().unwrap_or(0) + 1;
-                self.name = format!("{next:08}.jsonl");
-                self.file = None;
-                self.lines_in_file = 0;
+                self.next_file();
             }
-            let mut us = l.timestamp.as_deref().and_then(micros).unwrap_or(now_us);
-            if us <= self.last_us {
-                us = self.last_us + 1;
-            }
-            self.last_us = us;
-            let line = V1Log {
-                timestamp: Some(time(us)),
-                ..l.clone()
-            };
-            serde_json::to_writer(&mut buf, &line)?;
-            buf.push(b'\n');
-            self.lines_in_file += 1;
+            self.stamp(l, now_us, &mut buf)?;
+        }
+        self.flush_to_file(&buf)
+    }
+
+    /// A batch with an id stays in one file, after its mark, written at once: a new file
+    /// begins before it when it would not fit (a batch larger than a file makes its file
+    /// longer).
+    fn append_batch(&mut self, lines: &[V1Log], now_us: i64, id: &str) -> std::io::Result<()> {
+        if self.lines_in_file > 0 && self.lines_in_file + lines.len() > LOG_FILE_LINES {
+            self.next_file();
+        }
+        let mut buf = Vec::new();
+        serde_json::to_writer(
+            &mut buf,
+            &BatchMark {
+                batch: id.to_string(),
+                lines: lines.len(),
+            },
+        )?;
+        buf.push(b'\n');
+        for l in lines {
+            self.stamp(l, now_us, &mut buf)?;
         }
         self.flush_to_file(&buf)
     }
@@ -497,7 +634,7 @@ pub fn read_logs(
             Err(_) => continue,
         };
         for line in std::io::BufReader::new(f).lines().map_while(Result::ok) {
-            let Ok(l) = serde_json::from_str::<V1Log>(&line) else {
+            let Some(l) = log_line(&line) else {
                 continue;
             };
             let us = l.timestamp.as_deref().and_then(micros).unwrap_or(0);
@@ -584,7 +721,7 @@ mod tests {
             })
             .collect();
         // All stamped with the same instant: they are spread one microsecond apart.
-        w.append(&lines, 1_700_000_000_000_000).unwrap();
+        w.append(&lines, 1_700_000_000_000_000, None).unwrap();
         let first = read_logs(dir.path(), None, None).unwrap();
         assert_eq!(first.files.len(), 3);
         assert_eq!(first.logs.len(), 15_000);
@@ -601,6 +738,7 @@ mod tests {
                 ..V1Log::default()
             }],
             0,
+            None,
         )
         .unwrap();
         let tail = read_logs(
@@ -611,5 +749,105 @@ mod tests {
         .unwrap();
         assert_eq!(tail.logs.len(), 1);
         assert_eq!(tail.logs[0].value, "late");
+    }
+
+    fn lines(range: std::ops::Range<usize>) -> Vec<V1Log> {
+        range
+            .map(|i| V1Log {
+                value: format!("line {i}"),
+                ..V1Log::default()
+            })
+            .collect()
+    }
+
+    fn values(run: &Path) -> Vec<String> {
+        read_logs(run, None, None)
+            .unwrap()
+            .logs
+            .into_iter()
+            .map(|l| l.value)
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_with_an_id_is_written_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = LogWriter::open(dir.path()).unwrap();
+        w.append(&lines(0..3), 1, Some("a")).unwrap();
+        w.append(&lines(0..3), 1, Some("a")).unwrap();
+        w.append(&lines(3..4), 1, None).unwrap();
+        assert_eq!(values(dir.path()), ["line 0", "line 1", "line 2", "line 3"]);
+        // A new writer (the server started again) still knows the batch.
+        drop(w);
+        let mut w = LogWriter::open(dir.path()).unwrap();
+        w.append(&lines(0..3), 1, Some("a")).unwrap();
+        w.append(&lines(4..5), 1, Some("b")).unwrap();
+        assert_eq!(values(dir.path()).len(), 5);
+        assert_eq!(tail_logs(dir.path(), 2)[0].value, "line 3");
+    }
+
+    #[test]
+    fn a_batch_never_spans_files_and_is_known_after_the_next_began() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = LogWriter::open(dir.path()).unwrap();
+        w.append(&lines(0..LOG_FILE_LINES - 10), 1, None).unwrap();
+        w.append(&lines(0..20), 1, Some("spill")).unwrap();
+        let files = log_files(&dir.path().join("plxlogs"));
+        assert_eq!(files, ["00000001.jsonl", "00000002.jsonl"]);
+        let second = std::fs::read_to_string(dir.path().join("plxlogs/00000002.jsonl")).unwrap();
+        assert_eq!(second.lines().count(), 21, "the mark and its 20 lines");
+        w.append(&lines(0..5), 1, Some("next")).unwrap();
+        drop(w);
+        // Reopened after a fourth file began: the batch in the third is still known (the
+        // batches of the last two files are).
+        let mut w = LogWriter::open(dir.path()).unwrap();
+        w.append(&lines(0..LOG_FILE_LINES), 1, Some("big")).unwrap();
+        w.append(&lines(0..1), 1, None).unwrap();
+        drop(w);
+        let mut w = LogWriter::open(dir.path()).unwrap();
+        w.append(&lines(0..LOG_FILE_LINES), 1, Some("big")).unwrap();
+        assert_eq!(
+            values(dir.path()).len(),
+            LOG_FILE_LINES - 10 + 20 + 5 + LOG_FILE_LINES + 1
+        );
+    }
+
+    #[test]
+    fn what_a_killed_writer_cut_short_is_taken_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = LogWriter::open(dir.path()).unwrap();
+        w.append(&lines(0..2), 1, Some("whole")).unwrap();
+        drop(w);
+        // The server killed part way through its next batch's write: the mark and one of
+        // its three lines, and half of the next line.
+        let file = dir.path().join("plxlogs/00000001.jsonl");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .unwrap();
+        f.write_all(b"{\"_batch\":\"cut\",\"lines\":3}\n{\"timestamp\":\"2024-01-01T00:00:00.000001+00:00\",\"value\":\"line 2\"}\n{\"timestamp\":\"2024-01")
+            .unwrap();
+        drop(f);
+        let mut w = LogWriter::open(dir.path()).unwrap();
+        assert_eq!(values(dir.path()), ["line 0", "line 1"]);
+        // Its retry writes it whole, once.
+        w.append(&lines(2..5), 1, Some("cut")).unwrap();
+        w.append(&lines(2..5), 1, Some("cut")).unwrap();
+        assert_eq!(
+            values(dir.path()),
+            ["line 0", "line 1", "line 2", "line 3", "line 4"]
+        );
+        // A line cut short without an id is dropped, not glued to the next.
+        drop(w);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .unwrap();
+        f.write_all(b"{\"value\":\"hal").unwrap();
+        drop(f);
+        let mut w = LogWriter::open(dir.path()).unwrap();
+        w.append(&lines(5..6), 1, None).unwrap();
+        assert_eq!(values(dir.path()).last().unwrap(), "line 5");
+        assert_eq!(values(dir.path()).len(), 6);
     }
 }

@@ -253,7 +253,12 @@ impl App {
     }
 
     /// Appends log lines to a run, one writer per run at a time.
-    pub async fn append_logs(&self, uuid: &str, lines: Vec<api::V1Log>) -> Result<(), ApiError> {
+    pub async fn append_logs(
+        &self,
+        uuid: &str,
+        lines: Vec<api::V1Log>,
+        id: Option<&str>,
+    ) -> Result<(), ApiError> {
         let slot = {
             let mut map = self.log_writers.lock().await;
             map.entry(uuid.to_string()).or_default().clone()
@@ -263,7 +268,7 @@ impl App {
             *guard = Some(files::LogWriter::open(&self.run_dir(uuid))?);
         }
         let w = guard.as_mut().expect("opened above");
-        w.append(&lines, store::now_micros())?;
+        w.append(&lines, store::now_micros(), id)?;
         Ok(())
     }
 }

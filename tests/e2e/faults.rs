@@ -1,5 +1,5 @@
 //! Faults: the server killed outright (SIGKILL), again and again, while writers stream metric
-//! batches with retries; every point sent is stored exactly once.
+//! batches and log lines with retries; every point and line sent is stored exactly once.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -40,6 +40,8 @@ const WRITERS: usize = 4;
 const BATCHES: usize = 60;
 const POINTS: usize = 20;
 const KILLS: usize = 5;
+/// Log lines per batch.
+const LINES: usize = 5;
 
 fn killed_while_writing(database_url: Option<&str>) {
     let env = Env::new();
@@ -68,28 +70,34 @@ fn killed_while_writing(database_url: Option<&str>) {
         .unwrap()
         .to_string();
     let metrics = format!("/streams/v1/polyaxon/default/faults/runs/{uuid}/metrics");
+    let logs = format!("/streams/v1/polyaxon/default/faults/runs/{uuid}/logs");
     let current = Arc::new(Mutex::new(addr));
     let done = Arc::new(Mutex::new(0usize));
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
-            let (current, metrics, done) = (current.clone(), metrics.clone(), done.clone());
+            let (current, metrics, logs, done) =
+                (current.clone(), metrics.clone(), logs.clone(), done.clone());
             std::thread::spawn(move || {
                 let mut retries = 0;
                 for b in 0..BATCHES {
                     let first = (w * BATCHES + b) * POINTS;
                     let steps: Vec<usize> = (first..first + POINTS).collect();
                     let values: Vec<f64> = steps.iter().map(|s| *s as f64).collect();
-                    let body = json!({"id": format!("w{w}-b{b}"), "metrics": [{"name": "loss", "step": steps, "value": values}]}).to_string();
-                    let started = Instant::now();
-                    loop {
-                        let addr = current.lock().unwrap().clone();
-                        match try_http(&addr, "POST", &metrics, &body) {
-                            Ok((s, _)) if (200..300).contains(&s) => break,
-                            Ok((s, b)) if s < 500 => panic!("batch {w}/{b}: {s} {b}"),
-                            _ => {
-                                retries += 1;
-                                assert!(started.elapsed() < Duration::from_secs(60), "batch {w}/{b} never landed");
-                                std::thread::sleep(Duration::from_millis(50));
+                    let points = json!({"id": format!("w{w}-b{b}"), "metrics": [{"name": "loss", "step": steps, "value": values}]}).to_string();
+                    let lines: Vec<J> = (0..LINES).map(|i| json!({"value": format!("w{w} b{b} l{i}")})).collect();
+                    let lines = json!({"id": format!("w{w}-b{b}"), "logs": lines}).to_string();
+                    for (path, body) in [(&metrics, &points), (&logs, &lines)] {
+                        let started = Instant::now();
+                        loop {
+                            let addr = current.lock().unwrap().clone();
+                            match try_http(&addr, "POST", path, body) {
+                                Ok((s, _)) if (200..300).contains(&s) => break,
+                                Ok((s, b)) if s < 500 => panic!("batch {w}/{b}: {s} {b}"),
+                                _ => {
+                                    retries += 1;
+                                    assert!(started.elapsed() < Duration::from_secs(60), "batch {w}/{b} never landed");
+                                    std::thread::sleep(Duration::from_millis(50));
+                                }
                             }
                         }
                     }
@@ -135,8 +143,27 @@ fn killed_while_writing(database_url: Option<&str>) {
     assert_eq!(before, steps.len(), "points stored twice");
     assert_eq!(steps.len(), sent, "points lost");
     assert_eq!(steps, (0..sent as i64).collect::<Vec<_>>());
+    let (st, body) = http(&addr, "GET", &logs, None);
+    assert_eq!(st, 200, "{body}");
+    let mut got: Vec<String> = serde_json::from_str::<J>(&body).unwrap()["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["value"].as_str().unwrap().to_string())
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = (0..WRITERS)
+        .flat_map(|w| {
+            (0..BATCHES).flat_map(move |b| (0..LINES).map(move |i| format!("w{w} b{b} l{i}")))
+        })
+        .collect();
+    want.sort();
+    let lines = got.len();
+    got.dedup();
+    assert_eq!(lines, got.len(), "log lines stored twice");
+    assert_eq!(got, want, "log lines lost");
     eprintln!(
-        "faults: {kills} kills of the server, {sent} points sent by {WRITERS} writers with {retries} retries, {} stored",
+        "faults: {kills} kills of the server, {sent} points and {lines} log lines sent by {WRITERS} writers with {retries} retries, {} points and {lines} lines stored",
         steps.len()
     );
     assert!(

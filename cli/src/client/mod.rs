@@ -585,15 +585,21 @@ impl Client {
         .await
     }
 
-    /// Appends lines to the run's logs.
-    pub async fn append_logs(&self, r: &RunRef, logs: &[V1Log]) -> Result<()> {
+    /// Appends lines to the run's logs; a batch retried with the same `id` is written once.
+    pub async fn append_logs(&self, r: &RunRef, logs: &[V1Log], id: Option<&str>) -> Result<()> {
         /// [`V1LogsAppend`], borrowed (a batch is retried as it is).
         #[derive(Serialize)]
         struct Append<'a> {
             logs: &'a [V1Log],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            id: Option<&'a str>,
         }
-        self.json::<J>(Method::POST, &r.streams("/logs"), Some(&Append { logs }))
-            .await?;
+        self.json::<J>(
+            Method::POST,
+            &r.streams("/logs"),
+            Some(&Append { logs, id }),
+        )
+        .await?;
         Ok(())
     }
 

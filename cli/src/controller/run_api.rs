@@ -88,18 +88,22 @@ impl RunApi {
 
     /// A line in the run's logs, as from `container` (`build` for image builds).
     pub async fn log_as(&self, container: &str, text: String) -> Result<()> {
-        self.append_logs(&[V1Log {
-            timestamp: Some(polyaxon_server::api::time(crate::executor::now_micros())),
-            node: None,
-            pod: None,
-            container: Some(container.into()),
-            value: text,
-        }])
+        self.append_logs(
+            &[V1Log {
+                timestamp: Some(polyaxon_server::api::time(crate::executor::now_micros())),
+                node: None,
+                pod: None,
+                container: Some(container.into()),
+                value: text,
+            }],
+            Some(&super::track::log_batch_id()),
+        )
         .await
     }
 
-    pub async fn append_logs(&self, logs: &[V1Log]) -> Result<()> {
-        Ok(self.client.append_logs(&self.r, logs).await?)
+    /// Appends lines; `id` makes a retried batch land once.
+    pub async fn append_logs(&self, logs: &[V1Log], id: Option<&str>) -> Result<()> {
+        Ok(self.client.append_logs(&self.r, logs, id).await?)
     }
 
     /// Stores points of several series as one batch, applied once per `id`.

@@ -237,6 +237,13 @@ fn append_resource(dir: &Path, name: &str, value: f64) {
     }
 }
 
+/// An id for a batch of log lines, unique to this process and to the batch.
+pub fn log_batch_id() -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("logs-{}-{n}", execution_id())
+}
+
 /// Stores the job's output as logs, in small batches (a line shows in `polyaxon logs` within
 /// a few tens of milliseconds); with `stdout_metrics`, `name=value` lines become metrics too.
 /// `container` names the source of every line (`build`), else stderr lines are marked.
@@ -291,10 +298,13 @@ pub async fn pump_logs(
         if !batch.is_empty() {
             // Retried until stored: no line is lost to a busy server.
             let n = batch.len();
+            // The same across retries of the batch: a retry after a lost answer is not
+            // written twice.
+            let id = log_batch_id();
             stored(
                 printer,
                 || format!("{n} log lines"),
-                || api.append_logs(&batch),
+                || api.append_logs(&batch, Some(&id)),
             )
             .await;
             batch.clear();

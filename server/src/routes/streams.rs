@@ -60,7 +60,8 @@ pub async fn append_logs(
     RunAccess { run: r, .. }: WriteRun,
     ApiJson(body): ApiJson<V1LogsAppend>,
 ) -> ApiResult<StatusCode> {
-    app.append_logs(&r.uuid, body.logs).await?;
+    app.append_logs(&r.uuid, body.logs, body.id.as_deref())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
