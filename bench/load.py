@@ -11,6 +11,8 @@ test in scripts/test). Prints one JSON document; bench/RESULTS.md records the fi
 """
 import argparse
 import json
+import os
+import resource
 import subprocess
 import sys
 import pathlib
@@ -22,12 +24,37 @@ from server_vs_mlflow import PG, ROOT, log, loadgen, psql_url  # noqa: E402
 from ingest_one_run import project, start_server  # noqa: E402
 
 
+def cpu_seconds(pid):
+    """User and system CPU time of a process, in seconds (0 when it is gone)."""
+    try:
+        fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids():
+    out = subprocess.run(["pgrep", "-x", "postgres"], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
 def bench_store(label, url, clients, seconds):
     home = tempfile.mkdtemp()
     server, base, token = start_server(url, home)
     try:
         project(base, token, "load")
+        # Where the machine's CPU goes while the load runs: the server, the clients, the database.
+        pg_before = {p: cpu_seconds(p) for p in postgres_pids()}
+        server_before = cpu_seconds(server.pid)
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         r = loadgen("mixed", base, token, "root", "load", clients, seconds)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        r["cpu_seconds"] = {
+            "server": round(cpu_seconds(server.pid) - server_before, 1),
+            "clients": round(children.ru_utime + children.ru_stime - children_before.ru_utime - children_before.ru_stime, 1),
+            "postgres": round(sum(cpu_seconds(p) - pg_before.get(p, 0.0) for p in postgres_pids()), 1),
+        }
+        log(f"{label}: CPU seconds {r['cpu_seconds']} over {r['seconds']:.1f} s")
         log(f"{label}: {r['requests']:,} requests in {r['seconds']:.1f} s, {r['errors']} errors; "
             f"reads p50 {r['reads']['p50_ms']:.1f} ms p99 {r['reads']['p99_ms']:.1f} ms; "
             f"writes p50 {r['writes']['p50_ms']:.1f} ms p99 {r['writes']['p99_ms']:.1f} ms")

@@ -70,6 +70,11 @@ pub async fn ingest(
             }
             Err(oneshot::error::TryRecvError::Empty) => {}
         }
+        // A slot among all runs' first: the run's batches that come while it waits for one
+        // go into the same group.
+        let Ok(slot) = app.ingest_slots.clone().acquire_owned().await else {
+            return Err(ApiError::Unavailable("the server is stopping".into(), 1));
+        };
         let taken = {
             let mut waiting = g.waiting.lock().expect("not poisoned");
             let mut n = 0;
@@ -89,6 +94,7 @@ pub async fn ingest(
         let app = app.clone();
         let stored = tokio::spawn(async move {
             store(&app, run_id, taken).await;
+            drop(slot);
             drop(turn);
         });
         if stored.await.is_err() {
@@ -99,8 +105,8 @@ pub async fn ingest(
     }
 }
 
-/// Stores a group in one transaction (with a slot among all runs', see `App::ingest_slots`)
-/// and answers each of its writers.
+/// Stores a group in one transaction (its caller holds a slot among all runs', see
+/// `App::ingest_slots`) and answers each of its writers.
 async fn store(app: &App, run_id: i64, taken: Vec<Waiting>) {
     if taken.is_empty() {
         return;
@@ -109,15 +115,11 @@ async fn store(app: &App, run_id: i64, taken: Vec<Waiting>) {
         .into_iter()
         .map(|w| ((w.id, w.points), w.answer))
         .unzip();
-    let slot = app.ingest_slots.acquire().await;
-    let result = match slot {
-        Err(_) => Err(ApiError::Unavailable("the server is stopping".into(), 1)),
-        Ok(_slot) => app
-            .store
-            .ingest_batches(run_id, &batches)
-            .await
-            .map_err(ApiError::from),
-    };
+    let result = app
+        .store
+        .ingest_batches(run_id, &batches)
+        .await
+        .map_err(ApiError::from);
     match result {
         Ok(added) => {
             for (answer, n) in answers.into_iter().zip(added) {

@@ -250,6 +250,19 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(if dialect == Dialect::Sqlite { 4 } else { 16 })
             .acquire_timeout(Duration::from_secs(10))
+            // sqlx tests a connection by a round trip when it is returned to the pool, and by
+            // default again when it is taken out: a third of every query's round trips. It is
+            // tested on the way out only when it sat idle for a while (a database restarted
+            // meanwhile); one that broke in use is closed when it comes back.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > Duration::from_secs(1) {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {
