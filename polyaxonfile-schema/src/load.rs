@@ -230,11 +230,16 @@ pub fn classify(doc: &Doc) -> Result<DocKind, Diagnostics> {
     let kind_node = root.get("kind");
     let kind = kind_node.and_then(Node::as_str);
 
-    // v0.6: `version: 1` (an integer).
-    if matches!(version.map(|v| &v.value), Some(Value::Int(1))) {
+    // `version: 1` (or `1.0`) is v0.6 unless the kind is one of v1.1's: upstream's own
+    // examples write `version: 1` with `kind: component`.
+    let one = matches!(version.map(|v| &v.value), Some(Value::Int(1)))
+        || matches!(version.map(|v| &v.value), Some(Value::Float(f)) if *f == 1.0);
+    let v11_kind = matches!(kind, Some("component" | "operation"));
+    if one && !v11_kind {
         return Ok(DocKind::V06);
     }
     match version.map(|v| &v.value) {
+        _ if one => {}
         None => diags.push(
             Diagnostic::error("missing `version`", root.span)
                 .with_label("the file starts here")

@@ -395,6 +395,33 @@ fn is_shell(cmd: &str) -> bool {
 /// Container checks that catch run-time surprises.
 pub fn container(c: &mut Checker<'_>, ct: &Container, at: &[PathSeg]) {
     let p = |rest: Vec<PathSeg>| -> Vec<PathSeg> { at.iter().cloned().chain(rest).collect() };
+    // A bare number is a quantity (Kubernetes reads `cpu: 1` so), but memory as a bare number
+    // is bytes: under a mebibyte it is most likely a slip for `512Mi`.
+    for (which, q) in ct
+        .resources
+        .iter()
+        .flat_map(|r| [("limits", &r.limits), ("requests", &r.requests)])
+    {
+        let Some(memory) = q.as_ref().and_then(|q| q.get("memory")) else {
+            continue;
+        };
+        let path = p(path!["resources", which, "memory"]);
+        let (node, found) = c.root.locate(&path);
+        let bare = found
+            && matches!(
+                node.value,
+                crate::node::Value::Int(_) | crate::node::Value::Float(_)
+            );
+        if bare && memory.to_f64().is_some_and(|b| b < 1024.0 * 1024.0) {
+            c.warning(
+                &path,
+                format!("`memory: {memory}` is {memory} bytes, less than a mebibyte"),
+            )
+            .hint = Some(format!(
+                "write `memory: \"{memory}Mi\"` for mebibytes (or `\"{memory}\"` to mean bytes)"
+            ));
+        }
+    }
     if let Some(name) = &ct.name
         && !crate::de::is_template(name)
         && !dns_label(name)

@@ -70,19 +70,34 @@ fn point(file: u32, line: u32, col: u32) -> Span {
     }
 }
 
-fn span_of(file: u32, s: YSpan) -> Span {
+/// Characters [`pyyaml_forms`] put into one line: (column in the new line, count).
+type Edits = Vec<(u32, u32)>;
+/// The edits of every line.
+type Shift = [Edits];
+
+fn span_of(file: u32, s: YSpan, shift: &Shift) -> Span {
     Span {
         file,
-        start: pos(s.start),
-        end: pos(s.end),
+        start: pos(s.start, shift),
+        end: pos(s.end, shift),
     }
 }
 
-fn pos(m: Marker) -> Pos {
-    Pos {
-        line: m.line() as u32,
-        col: m.col() as u32 + 1,
+/// A position in the file as written, from one in the text [`pyyaml_forms`] made.
+fn pos(m: Marker, shift: &Shift) -> Pos {
+    let line = m.line() as u32;
+    let mut col = m.col() as u32;
+    if let Some(edits) = line.checked_sub(1).and_then(|l| shift.get(l as usize)) {
+        let new = col;
+        for &(at, n) in edits {
+            if new >= at + n {
+                col -= n;
+            } else if new > at {
+                col -= new - at;
+            }
+        }
     }
+    Pos { line, col: col + 1 }
 }
 
 enum Frame {
@@ -100,7 +115,256 @@ enum Frame {
 }
 
 /// Parses one YAML document into a node tree. An empty document is an error.
+///
+/// What PyYAML reads and saphyr does not is read as PyYAML does: lines that continue a flow
+/// collection or a quoted scalar at the indentation of the key before it (or less), and a
+/// lone `-` in a flow collection (`[a, -]`). When the text as written does not parse, it is
+/// parsed again with those lines indented (the spaces are not part of any value there) and
+/// those dashes quoted, and positions are given as written.
 pub fn parse(text: &str, file: u32) -> Result<Node, Diagnostic> {
+    match parse_shifted(text, file, &[]) {
+        Ok(node) => Ok(node),
+        Err(e) => match pyyaml_forms(text) {
+            Some((indented, shift)) => parse_shifted(&indented, file, &shift).map_err(|_| e),
+            None => Err(e),
+        },
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Block,
+    Flow,
+    Single,
+    Double,
+}
+
+/// `text` with the lines that continue a flow collection (`[`, `{`) or a quoted scalar
+/// indented to one column past the key, dash or value they belong to, and lone dashes in
+/// flow collections quoted; with what was added to each line. `None` when nothing was.
+fn pyyaml_forms(text: &str) -> Option<(String, Vec<Edits>)> {
+    let mut scan = Continuations {
+        mode: Mode::Block,
+        depth: 0,
+        quote_in_flow: false,
+        need: 0,
+        block_scalar: None,
+        node_start: false,
+    };
+    let mut out = String::with_capacity(text.len() + 256);
+    let mut shift = Vec::new();
+    let mut changed = false;
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let chars: Vec<char> = body.chars().collect();
+        let indent = chars.iter().take_while(|c| **c == ' ').count();
+        let blank = chars[indent..].iter().all(|c| c.is_whitespace());
+        if let Some(parent) = scan.block_scalar {
+            if blank || indent > parent {
+                out.push_str(line);
+                shift.push(Vec::new());
+                continue;
+            }
+            scan.block_scalar = None;
+        }
+        let marker = indent == 0 && (body.starts_with("---") || body.starts_with("..."));
+        let mut added = 0;
+        if scan.mode != Mode::Block && !blank && !marker && indent < scan.need {
+            added = scan.need - indent;
+            changed = true;
+        }
+        let dashes = scan.line(&chars, indent);
+        let mut edits = Vec::new();
+        if added > 0 {
+            edits.push((0, added as u32));
+        }
+        out.extend(std::iter::repeat_n(' ', added));
+        if dashes.is_empty() {
+            out.push_str(line);
+        } else {
+            changed = true;
+            let mut new_col = added as u32;
+            for (j, ch) in chars.iter().enumerate() {
+                if dashes.contains(&j) {
+                    out.push_str("\"-\"");
+                    edits.push((new_col, 1));
+                    edits.push((new_col + 2, 1));
+                    new_col += 3;
+                } else {
+                    out.push(*ch);
+                    new_col += 1;
+                }
+            }
+            out.push_str(&line[body.len()..]);
+        }
+        shift.push(edits);
+    }
+    changed.then_some((out, shift))
+}
+
+/// Where a scan of the text is, from one line to the next.
+struct Continuations {
+    mode: Mode,
+    /// Flow collections open.
+    depth: usize,
+    /// A quoted scalar inside a flow collection (else in block context).
+    quote_in_flow: bool,
+    /// The indentation continuation lines need.
+    need: usize,
+    /// In a block scalar (`|`, `>`) whose parent node is at this column.
+    block_scalar: Option<usize>,
+    /// In a flow collection, whether a node may start here (a quote opens a scalar).
+    node_start: bool,
+}
+
+impl Continuations {
+    /// Scans one line (without its line break) from its first non-space character; returns
+    /// where a lone `-` stands in a flow collection.
+    fn line(&mut self, c: &[char], mut i: usize) -> Vec<usize> {
+        let mut dashes = Vec::new();
+        let n = c.len();
+        let blank = |j: usize| j >= n || c[j] == ' ' || c[j] == '\t';
+        let comment = |j: usize| c[j] == '#' && (j == 0 || c[j - 1] == ' ' || c[j - 1] == '\t');
+        // In block context, where a value starts (and the column of its node), and whether
+        // the line is past its key already.
+        let mut value_at: Option<usize> = None;
+        let mut in_value = false;
+        let mut token = i;
+        if self.mode == Mode::Block {
+            let mut node = i;
+            while i < n && matches!(c[i], '-' | '?' | ':') && blank(i + 1) {
+                node = i;
+                i += 1;
+                while i < n && c[i] == ' ' {
+                    i += 1;
+                }
+            }
+            value_at = Some(node);
+        }
+        while i < n {
+            match self.mode {
+                Mode::Block => {
+                    if let Some(node) = value_at.take() {
+                        loop {
+                            while i < n && c[i] == ' ' {
+                                i += 1;
+                            }
+                            if i < n && matches!(c[i], '&' | '!') {
+                                while i < n && !blank(i) {
+                                    i += 1;
+                                }
+                                continue;
+                            }
+                            break;
+                        }
+                        if i >= n {
+                            return dashes;
+                        }
+                        token = i;
+                        match c[i] {
+                            '[' | '{' => {
+                                self.mode = Mode::Flow;
+                                self.depth = 1;
+                                self.need = node + 1;
+                                self.node_start = true;
+                                i += 1;
+                                continue;
+                            }
+                            '"' | '\'' => {
+                                self.mode = if c[i] == '"' {
+                                    Mode::Double
+                                } else {
+                                    Mode::Single
+                                };
+                                self.quote_in_flow = false;
+                                self.need = node + 1;
+                                i += 1;
+                                continue;
+                            }
+                            '|' | '>' => {
+                                self.block_scalar = Some(node);
+                                return dashes;
+                            }
+                            '#' => return dashes,
+                            _ => {}
+                        }
+                    }
+                    if comment(i) {
+                        return dashes;
+                    }
+                    if c[i] == ':' && blank(i + 1) && !in_value {
+                        in_value = true;
+                        value_at = Some(token);
+                    }
+                    i += 1;
+                }
+                Mode::Flow => {
+                    let ch = c[i];
+                    if comment(i) {
+                        return dashes;
+                    }
+                    match ch {
+                        '[' | '{' => {
+                            self.depth += 1;
+                            self.node_start = true;
+                        }
+                        ']' | '}' => {
+                            self.depth = self.depth.saturating_sub(1);
+                            if self.depth == 0 {
+                                self.mode = Mode::Block;
+                                in_value = true;
+                            }
+                            self.node_start = false;
+                        }
+                        '-' if self.node_start
+                            && i + 1 < n
+                            && matches!(c[i + 1], ',' | '[' | ']' | '{' | '}') =>
+                        {
+                            dashes.push(i);
+                            self.node_start = false;
+                        }
+                        ',' => self.node_start = true,
+                        ':' => self.node_start = true,
+                        '"' | '\'' if self.node_start => {
+                            self.mode = if ch == '"' {
+                                Mode::Double
+                            } else {
+                                Mode::Single
+                            };
+                            self.quote_in_flow = true;
+                        }
+                        ' ' | '\t' => {}
+                        _ => self.node_start = false,
+                    }
+                    i += 1;
+                }
+                Mode::Double | Mode::Single => {
+                    let close = if self.mode == Mode::Double { '"' } else { '\'' };
+                    if self.mode == Mode::Double && c[i] == '\\' {
+                        i += 2;
+                        continue;
+                    }
+                    if c[i] == close {
+                        if close == '\'' && i + 1 < n && c[i + 1] == '\'' {
+                            i += 2;
+                            continue;
+                        }
+                        self.mode = if self.quote_in_flow {
+                            Mode::Flow
+                        } else {
+                            Mode::Block
+                        };
+                        self.node_start = false;
+                    }
+                    i += 1;
+                }
+            }
+        }
+        dashes
+    }
+}
+
+fn parse_shifted(text: &str, file: u32, shift: &Shift) -> Result<Node, Diagnostic> {
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Frame> = Vec::new();
     let mut anchors: HashMap<usize, Node> = HashMap::new();
@@ -110,7 +374,7 @@ pub fn parse(text: &str, file: u32) -> Result<Node, Diagnostic> {
 
     while let Some(ev) = parser.next_event() {
         let (ev, yspan) = ev.map_err(|e| scan_error(&e, file))?;
-        let span = span_of(file, yspan);
+        let span = span_of(file, yspan, shift);
         let done: Option<(Node, usize)> = match ev {
             Event::StreamStart | Event::StreamEnd | Event::Nothing | Event::DocumentEnd => None,
             Event::DocumentStart(_) => {
@@ -379,32 +643,71 @@ fn parse_bool(t: &str) -> Option<bool> {
     }
 }
 
+/// An integer as PyYAML (YAML 1.1) reads one: decimal, `0b` binary, `0x` hex, a leading `0`
+/// octal (`017` is 15), base 60 (`1:30` is 90), with `_` separators and a sign.
 fn parse_int(t: &str) -> Option<i64> {
-    let (neg, body) = match t.as_bytes().first()? {
-        b'-' => (true, &t[1..]),
-        b'+' => (false, &t[1..]),
-        _ => (false, t),
-    };
-    if body.is_empty() || body.starts_with('_') {
+    let (neg, body) = split_sign(t);
+    let first = body.chars().next()?;
+    if !first.is_ascii_digit() {
         return None;
     }
     let clean: String = body.chars().filter(|c| *c != '_').collect();
-    let (radix, digits) = if let Some(h) = clean.strip_prefix("0x") {
-        (16, h)
-    } else if let Some(o) = clean.strip_prefix("0o") {
-        (8, o)
-    } else if let Some(b) = clean.strip_prefix("0b") {
-        (2, b)
+    let v = if let Some(b) = body.strip_prefix("0b") {
+        digits_in(b, 2)?;
+        i64::from_str_radix(&clean[2..], 2).ok()?
+    } else if let Some(h) = body.strip_prefix("0x") {
+        digits_in(h, 16)?;
+        i64::from_str_radix(&clean[2..], 16).ok()?
+    } else if body.contains(':') {
+        sexagesimal(body)?
+    } else if body.len() > 1 && first == '0' {
+        digits_in(&body[1..], 8)?;
+        i64::from_str_radix(&clean, 8).ok()?
     } else {
-        (10, clean.as_str())
+        digits_in(body, 10)?;
+        clean.parse().ok()?
     };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return None;
-    }
-    let v = i64::from_str_radix(digits, radix).ok()?;
     Some(if neg { -v } else { v })
 }
 
+fn split_sign(t: &str) -> (bool, &str) {
+    match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    }
+}
+
+/// Digits of `radix` and `_`, at least one character.
+fn digits_in(s: &str, radix: u32) -> Option<()> {
+    (!s.is_empty() && s.chars().all(|c| c == '_' || c.is_digit(radix))).then_some(())
+}
+
+/// `1:30:05` (YAML 1.1 base 60): a first part `[1-9][0-9_]*`, the others `[0-5]?[0-9]`.
+fn sexagesimal(body: &str) -> Option<i64> {
+    let mut parts = body.split(':');
+    let head = parts.next()?;
+    if head.starts_with(['0', '_']) {
+        return None;
+    }
+    digits_in(head, 10)?;
+    let mut v: i64 = head.replace('_', "").parse().ok()?;
+    for p in parts {
+        let ok = matches!(p.len(), 1 | 2)
+            && p.chars().all(|c| c.is_ascii_digit())
+            && (p.len() == 1 || p.as_bytes()[0] <= b'5');
+        if !ok {
+            return None;
+        }
+        v = v.checked_mul(60)?.checked_add(p.parse::<i64>().ok()?)?;
+    }
+    Some(v)
+}
+
+/// A number with a fraction as PyYAML (YAML 1.1) reads one: `1.5`, `1.`, `.5`, `1_000.5`,
+/// `1.5e+3`, `1:30.5` (base 60), `.inf`, `.nan`; and, beyond YAML 1.1, what users write as a
+/// number and Python's `float` reads: exponents without a dot or a sign (`1e-3`, `2E5`) and
+/// a sign before a leading dot (`-.5`).
 fn parse_float(t: &str) -> Option<f64> {
     match t {
         ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Some(f64::INFINITY),
@@ -412,23 +715,38 @@ fn parse_float(t: &str) -> Option<f64> {
         ".nan" | ".NaN" | ".NAN" => return Some(f64::NAN),
         _ => {}
     }
-    // Digits, at most one dot, an optional exponent: `1.5`, `.5`, `1e-3`, `-2.0E+4`.
-    let body = t.strip_prefix(['-', '+']).unwrap_or(t);
+    let (neg, body) = split_sign(t);
+    if body.contains(':') {
+        // Base 60 with a fraction: `1:30.5`.
+        let (whole, frac) = body.rsplit_once('.')?;
+        if !frac.chars().all(|c| c == '_' || c.is_ascii_digit()) {
+            return None;
+        }
+        let v = sexagesimal(whole)? as f64;
+        let f: f64 = format!("0.{}", frac.replace('_', "")).parse().ok()?;
+        let v = v + f;
+        return Some(if neg { -v } else { v });
+    }
+    // Digits, at most one dot, an optional exponent.
     let (mantissa, exp) = match body.find(['e', 'E']) {
         Some(i) => (&body[..i], Some(&body[i + 1..])),
         None => (body, None),
     };
-    let mut digits = 0;
-    let mut dots = 0;
-    for c in mantissa.chars() {
-        match c {
-            '0'..='9' => digits += 1,
-            '.' => dots += 1,
-            '_' => {}
-            _ => return None,
-        }
+    let (int_part, frac_part) = match mantissa.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (mantissa, None),
+    };
+    let digits = |s: &str| s.chars().all(|c| c == '_' || c.is_ascii_digit());
+    if !digits(int_part) || int_part.starts_with('_') || !frac_part.is_none_or(digits) {
+        return None;
     }
-    if digits == 0 || dots > 1 || (dots == 0 && exp.is_none()) {
+    let int_digits = int_part.chars().filter(char::is_ascii_digit).count();
+    let frac_digits = frac_part.map_or(0, |f| f.chars().filter(char::is_ascii_digit).count());
+    if int_digits + frac_digits == 0 || (frac_part.is_none() && exp.is_none()) {
+        return None;
+    }
+    // `.5` takes a digit right after the dot.
+    if int_part.is_empty() && frac_part.is_some_and(|f| f.starts_with('_')) {
         return None;
     }
     if let Some(e) = exp {
@@ -466,6 +784,21 @@ mod tests {
         );
         assert_eq!(resolve_plain("e5"), Value::Str("e5".into()));
         assert_eq!(resolve_plain("-"), Value::Str("-".into()));
+        // YAML 1.1 as PyYAML reads it: octal with a leading 0, base 60; `0o` is not YAML 1.1.
+        assert_eq!(resolve_plain("017"), Value::Int(15));
+        assert_eq!(resolve_plain("0"), Value::Int(0));
+        assert_eq!(resolve_plain("-0b101"), Value::Int(-5));
+        assert_eq!(resolve_plain("1:30"), Value::Int(90));
+        assert_eq!(resolve_plain("1:30:05"), Value::Int(5405));
+        assert_eq!(resolve_plain("1:30.5"), Value::Float(90.5));
+        assert_eq!(resolve_plain("0o17"), Value::Str("0o17".into()));
+        assert_eq!(resolve_plain("09"), Value::Str("09".into()));
+        assert_eq!(resolve_plain("8080:80"), Value::Str("8080:80".into()));
+        assert_eq!(resolve_plain("1:60"), Value::Str("1:60".into()));
+        assert_eq!(resolve_plain("1."), Value::Float(1.0));
+        assert_eq!(resolve_plain(".5"), Value::Float(0.5));
+        assert_eq!(resolve_plain("1_000.5"), Value::Float(1000.5));
+        assert_eq!(resolve_plain("._5"), Value::Str("._5".into()));
     }
 
     #[test]
@@ -529,5 +862,57 @@ mod tests {
         assert!(load("a: 1\n---\nb: 2\n").is_err());
         assert!(load("").is_err());
         assert!(load("---\na: 1\n...\n").is_ok());
+    }
+
+    fn json(s: &str) -> serde_json::Value {
+        load(s)
+            .unwrap_or_else(|e| panic!("{s:?}: {}", e.message))
+            .to_json()
+    }
+
+    #[test]
+    fn flows_and_quotes_continue_at_any_indentation() {
+        use serde_json::json;
+        // The closing bracket in the key's column, as upstream's examples write `args`.
+        let doc = "run:\n    command: [\"python\", \"-u\", \"run.py\"]\n    args: [\n      \"--lr={{ lr }}\",\n      \"--epochs={{ epochs }}\"\n    ]\n    image: x\n";
+        assert_eq!(
+            json(doc),
+            json!({"run": {"command": ["python", "-u", "run.py"], "args": ["--lr={{ lr }}", "--epochs={{ epochs }}"], "image": "x"}})
+        );
+        assert_eq!(
+            json("args: [\n\"a\",\n\"b\"\n]\n"),
+            json!({"args": ["a", "b"]})
+        );
+        assert_eq!(
+            json("x:\n  - {a: 1,\n  b: 2}\n"),
+            json!({"x": [{"a": 1, "b": 2}]})
+        );
+        assert_eq!(json("x:\n  - k: [\n 1]\n"), json!({"x": [{"k": [1]}]}));
+        assert_eq!(
+            json("x: {a: [1, # one\n2], b: \"it's\",\n}\ny: 1\n"),
+            json!({"x": {"a": [1, 2], "b": "it's"}, "y": 1})
+        );
+        assert_eq!(json("x: \"multi\nline\"\n"), json!({"x": "multi line"}));
+        assert_eq!(json("x: 'it''s\nhere'\n"), json!({"x": "it's here"}));
+        // Brackets inside quotes, plain text and block scalars open nothing.
+        assert_eq!(
+            json("a: \"[x\"\nb: c [d\nc: |\n  [e\nd: [f,\ng]\n"),
+            json!({"a": "[x", "b": "c [d", "c": "[e\n", "d": ["f", "g"]})
+        );
+        // Positions stay those of the file as written.
+        let n = load("args: [\n\"a\",\n  \"b\"\n]\n").unwrap();
+        let b = &n.get("args").unwrap().as_seq().unwrap()[1];
+        assert_eq!((b.span.start.line, b.span.start.col), (3, 3));
+        let a = &n.get("args").unwrap().as_seq().unwrap()[0];
+        assert_eq!((a.span.start.line, a.span.start.col), (2, 1));
+    }
+
+    #[test]
+    fn what_pyyaml_refuses_stays_refused() {
+        // A plain scalar continued below its key's column, an unclosed flow, a block mapping
+        // indented under a flow.
+        assert!(load("a: plain\nmultiline\n").is_err());
+        assert!(load("a: [1, 2\nb: 3\n").is_err());
+        assert!(load("x: [\n- a]\n").is_err());
     }
 }

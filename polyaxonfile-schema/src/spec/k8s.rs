@@ -177,13 +177,26 @@ impl<'de> Deserialize<'de> for Quantity {
         impl serde::de::Visitor<'_> for V {
             type Value = Quantity;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a quantity string such as \"500m\", \"1\" or \"2Gi\"")
+                f.write_str("a quantity such as 1, 0.5, \"500m\" or \"2Gi\"")
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Quantity, E> {
                 Quantity::parse(v).map_err(E::custom)
             }
+            // Numbers are quantities too, as Kubernetes reads them: `cpu: 1`, `cpu: 0.5`.
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Quantity, E> {
+                Quantity::parse(&v.to_string()).map_err(E::custom)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Quantity, E> {
+                Quantity::parse(&v.to_string()).map_err(E::custom)
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Quantity, E> {
+                if !v.is_finite() {
+                    return Err(E::custom(format!("`{v}` is not a Kubernetes quantity")));
+                }
+                Quantity::parse(&v.to_string()).map_err(E::custom)
+            }
         }
-        d.deserialize_str(V)
+        d.deserialize_any(V)
     }
 }
 
@@ -194,8 +207,8 @@ impl JsonSchema for Quantity {
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
-            "type": "string",
-            "description": "A Kubernetes quantity, quoted: \"500m\", \"1\", \"2Gi\".",
+            "type": ["string", "number"],
+            "description": "A Kubernetes quantity: a number (1, 0.5) or a string with a suffix (\"500m\", \"2Gi\").",
             "pattern": "^[+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+)?$"
         })
     }

@@ -200,3 +200,34 @@ fn invalid_fixtures_fail_where_they_should() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// Memory as a bare number is bytes: under a mebibyte, a warning saying what to write.
+#[test]
+fn bare_memory_under_a_mebibyte_warns() {
+    let doc = |memory: &str| {
+        format!(
+            "version: 1.1\nkind: component\nrun:\n  kind: job\n  container:\n    image: x\n    resources: {{limits: {{memory: {memory}}}}}\n"
+        )
+    };
+    let warnings = |memory: &str| {
+        let mut session = Session::new();
+        polyaxonfile::check_text(&mut session, "f.yml", &doc(memory), &Options::default())
+            .unwrap_or_else(|_| panic!("`memory: {memory}` should be valid"));
+        session
+            .warnings
+            .iter()
+            .map(|w| format!("{} {}", w.message, w.hint.clone().unwrap_or_default()))
+            .collect::<Vec<_>>()
+    };
+    let w = warnings("512");
+    assert!(
+        w.iter()
+            .any(|w| w.contains("512 bytes") && w.contains("\"512Mi\"")),
+        "{w:?}"
+    );
+    // Said in bytes on purpose, large enough, or with a suffix: no warning.
+    for quiet in ["\"512\"", "2147483648", "512Mi"] {
+        let w = warnings(quiet);
+        assert!(!w.iter().any(|w| w.contains("bytes")), "{quiet}: {w:?}");
+    }
+}

@@ -2,6 +2,7 @@
 
 mod compat;
 mod fixtures;
+mod pyyaml;
 mod robustness;
 mod schema;
 mod upgrade;
