@@ -760,6 +760,20 @@ fn compile_unit(
 ) -> Result<(CompiledOperation, Vec<ResolvedIo>, bool), Diagnostics> {
     let comp = unit.component;
     let op = unit.operation;
+    // A service's templates see its ports (`{{ globals.ports[0] }}`), as upstream's.
+    let service_globals;
+    let globals = match &comp.run {
+        Some(crate::spec::run::Run::Service(svc))
+            if svc.ports.as_ref().is_some_and(|p| !p.is_empty())
+                && globals["ports"].as_array().is_none_or(Vec::is_empty) =>
+        {
+            let mut g = globals.clone();
+            g["ports"] = serde_json::json!(svc.ports);
+            service_globals = g;
+            &service_globals
+        }
+        _ => globals,
+    };
     let mut diags = Diagnostics::default();
     let ios: Vec<(&Io, bool, usize)> = comp
         .inputs

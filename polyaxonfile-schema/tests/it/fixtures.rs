@@ -125,6 +125,7 @@ fn valid_fixtures_check_and_compile() {
                 let doc = serde_json::json!({
                     "summary": report.summary,
                     "compiled": report.compiled.as_ref().map(|c| polyaxonfile::to_clean_json(&c.operation)),
+                    "dag_ops": report.compiled.as_ref().map(|c| c.dag_ops.iter().map(|(n, op)| (n.clone(), polyaxonfile::to_clean_json(op))).collect::<serde_json::Map<_, _>>()),
                     "warnings": session.warnings.iter().map(|w| w.message.clone()).collect::<Vec<_>>(),
                 });
                 for exp in h.all("expect") {
