@@ -23,6 +23,7 @@ pub mod settings;
 pub mod snapshot;
 pub mod timing;
 pub mod upload;
+pub mod urlref;
 
 use clap::Parser;
 

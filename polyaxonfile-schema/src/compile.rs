@@ -39,6 +39,28 @@ pub struct Options {
     pub globals: Option<J>,
     /// Connections known to templates (`connections['name']`).
     pub connections: serde_json::Map<String, J>,
+    /// Fetches `urlRef` components; without one they are refused.
+    pub url_fetcher: Option<UrlFetcher>,
+}
+
+/// What fetching a `urlRef` gave: a local copy of the component, and what to tell the user
+/// about it (an old cached copy used offline, say).
+pub struct Fetched {
+    pub path: PathBuf,
+    pub warning: Option<String>,
+}
+
+/// Fetches one `urlRef` URL: the local copy, or why not.
+pub type FetchUrl = dyn Fn(&str) -> Result<Fetched, String> + Send + Sync;
+
+/// Fetches a `urlRef` URL (the CLI's: over HTTPS, cached with revalidation).
+#[derive(Clone)]
+pub struct UrlFetcher(pub std::sync::Arc<FetchUrl>);
+
+impl std::fmt::Debug for UrlFetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UrlFetcher")
+    }
 }
 
 /// Upstream's defaults for `globals.*`, with a placeholder run: what `polyaxon check` renders with.
@@ -439,12 +461,27 @@ fn resolve_component(
                     ));
                 }
             },
-            "urlRef" => {
-                return Err(Diagnostics::one(
-                    located(format!("`urlRef: {value}` cannot be fetched here"))
-                        .with_hint("download the component and refer to it with `pathRef`"),
-                ));
-            }
+            "urlRef" => match &opts.url_fetcher {
+                Some(fetch) => match (fetch.0)(&value) {
+                    Ok(got) => {
+                        if let Some(w) = got.warning {
+                            session.warn(Diagnostic::warning(w, node.span).with_path(key));
+                        }
+                        got.path
+                    }
+                    Err(e) => {
+                        return Err(Diagnostics::one(located(e).with_hint(
+                            "check the URL and the network, or download the component and refer to it with `pathRef`",
+                        )));
+                    }
+                },
+                None => {
+                    return Err(Diagnostics::one(
+                        located(format!("`urlRef: {value}` cannot be fetched here"))
+                            .with_hint("download the component and refer to it with `pathRef`"),
+                    ));
+                }
+            },
             _ => {
                 return Err(Diagnostics::one(
                     located(format!("`dagRef: {value}` names a component of an enclosing DAG, and this operation is not in one"))

@@ -39,8 +39,8 @@ mod summary;
 use std::path::PathBuf;
 
 pub use compile::{
-    Compiled, CompiledOperation, Input, Options, Prepared, compile, placeholder_globals, prepare,
-    prepare_inputs,
+    Compiled, CompiledOperation, Fetched, Input, Options, Prepared, UrlFetcher, compile,
+    placeholder_globals, prepare, prepare_inputs,
 };
 pub use diag::{Diagnostic, Diagnostics, Severity, SourceMap};
 pub use load::Session;

@@ -90,6 +90,7 @@ pub fn run(args: CheckArgs, printer: &Printer) -> Result<()> {
         presets: args.presets.clone(),
         preset_dirs: settings::preset_dirs(&home),
         hub_dirs: settings::hub_dirs(&home),
+        url_fetcher: Some(crate::urlref::fetcher(&home)),
         ..Options::default()
     };
     let mut session = Session::new();

@@ -74,6 +74,7 @@ pub fn compile(
         globals: Some(globals),
         preset_dirs: settings.preset_dirs(),
         hub_dirs: settings.hub_dirs(),
+        url_fetcher: Some(crate::urlref::fetcher(&settings.home)),
         ..Default::default()
     };
     let mut session = polyaxonfile::Session::new();

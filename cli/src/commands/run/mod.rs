@@ -234,6 +234,7 @@ fn compile(ctx: &Ctx, args: &RunArgs) -> Result<(Vec<PathBuf>, polyaxonfile::Rep
         presets: args.presets.clone(),
         preset_dirs: ctx.settings.preset_dirs(),
         hub_dirs: ctx.settings.hub_dirs(),
+        url_fetcher: Some(crate::urlref::fetcher(&ctx.settings.home)),
         ..Default::default()
     };
     // `-HP`: the search as a preset over the files.
