@@ -29,6 +29,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run a polyaxonfile: check it, snapshot the code, start the job')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check polyaxonfiles: syntax, schema, params and templates')
+            [CompletionResult]::new('hub', 'hub', [CompletionResultType]::ParameterValue, 'The component hub: the components `hubRef` and `run --hub` find (list, print)')
             [CompletionResult]::new('project', 'project', [CompletionResultType]::ParameterValue, 'Projects: create, list, show, change, delete')
             [CompletionResult]::new('projects', 'projects', [CompletionResultType]::ParameterValue, 'Projects: create, list, show, change, delete')
             [CompletionResult]::new('ops', 'ops', [CompletionResultType]::ParameterValue, 'Runs (operations): list, inspect, follow, stop, restart, download')
@@ -56,6 +57,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
         'polyaxon;run' {
             [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'The polyaxonfile(s); later files patch earlier ones. Default: `polyaxonfile.yml` and the other names upstream looks for, here')
             [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'The polyaxonfile(s); later files patch earlier ones. Default: `polyaxonfile.yml` and the other names upstream looks for, here')
+            [CompletionResult]::new('--hub', '--hub', [CompletionResultType]::ParameterName, 'Run a component of the hub, `NAME` or `NAME:TAG` (`polyaxon hub ls` lists them): as an operation with `hubRef: NAME[:TAG]`; `-f` files after it patch it')
             [CompletionResult]::new('-P', '-P ', [CompletionResultType]::ParameterName, 'A value for an input: `-P lr=0.01` (repeatable)')
             [CompletionResult]::new('--param', '--param', [CompletionResultType]::ParameterName, 'A value for an input: `-P lr=0.01` (repeatable)')
             [CompletionResult]::new('--hparam', '--hparam', [CompletionResultType]::ParameterName, 'A searched param, `NAME=KIND:VALUE`: `-HP lr=choice:[0.1,0.01]`, `-HP bs=range:16:128:16`, `-HP lr=loguniform:-9:-2` (any matrix param kind); makes the run a search (repeatable)')
@@ -118,6 +120,53 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;hub' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the components: name, tag, where each comes from, what it is')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Print a component''s polyaxonfile (`NAME` or `NAME:TAG`)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;hub;ls' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;hub;get' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;hub;help' {
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the components: name, tag, where each comes from, what it is')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Print a component''s polyaxonfile (`NAME` or `NAME:TAG`)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;hub;help;ls' {
+            break
+        }
+        'polyaxon;hub;help;get' {
+            break
+        }
+        'polyaxon;hub;help;help' {
             break
         }
         'polyaxon;project' {
@@ -1503,6 +1552,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
         'polyaxon;help' {
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run a polyaxonfile: check it, snapshot the code, start the job')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check polyaxonfiles: syntax, schema, params and templates')
+            [CompletionResult]::new('hub', 'hub', [CompletionResultType]::ParameterValue, 'The component hub: the components `hubRef` and `run --hub` find (list, print)')
             [CompletionResult]::new('project', 'project', [CompletionResultType]::ParameterValue, 'Projects: create, list, show, change, delete')
             [CompletionResult]::new('ops', 'ops', [CompletionResultType]::ParameterValue, 'Runs (operations): list, inspect, follow, stop, restart, download')
             [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Show a run''s logs (the last run used, or `--uid`), following it while it runs')
@@ -1528,6 +1578,17 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             break
         }
         'polyaxon;help;check' {
+            break
+        }
+        'polyaxon;help;hub' {
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the components: name, tag, where each comes from, what it is')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Print a component''s polyaxonfile (`NAME` or `NAME:TAG`)')
+            break
+        }
+        'polyaxon;help;hub;ls' {
+            break
+        }
+        'polyaxon;help;hub;get' {
             break
         }
         'polyaxon;help;project' {

@@ -40,6 +40,9 @@ _polyaxon() {
             polyaxon,help)
                 cmd="polyaxon__subcmd__help"
                 ;;
+            polyaxon,hub)
+                cmd="polyaxon__subcmd__hub"
+                ;;
             polyaxon,init)
                 cmd="polyaxon__subcmd__init"
                 ;;
@@ -190,6 +193,9 @@ _polyaxon() {
             polyaxon__subcmd__help,help)
                 cmd="polyaxon__subcmd__help__subcmd__help"
                 ;;
+            polyaxon__subcmd__help,hub)
+                cmd="polyaxon__subcmd__help__subcmd__hub"
+                ;;
             polyaxon__subcmd__help,init)
                 cmd="polyaxon__subcmd__help__subcmd__init"
                 ;;
@@ -258,6 +264,12 @@ _polyaxon() {
                 ;;
             polyaxon__subcmd__help__subcmd__config,show)
                 cmd="polyaxon__subcmd__help__subcmd__config__subcmd__show"
+                ;;
+            polyaxon__subcmd__help__subcmd__hub,get)
+                cmd="polyaxon__subcmd__help__subcmd__hub__subcmd__get"
+                ;;
+            polyaxon__subcmd__help__subcmd__hub,ls)
+                cmd="polyaxon__subcmd__help__subcmd__hub__subcmd__ls"
                 ;;
             polyaxon__subcmd__help__subcmd__ops,approve)
                 cmd="polyaxon__subcmd__help__subcmd__ops__subcmd__approve"
@@ -348,6 +360,24 @@ _polyaxon() {
                 ;;
             polyaxon__subcmd__help__subcmd__token,revoke)
                 cmd="polyaxon__subcmd__help__subcmd__token__subcmd__revoke"
+                ;;
+            polyaxon__subcmd__hub,get)
+                cmd="polyaxon__subcmd__hub__subcmd__get"
+                ;;
+            polyaxon__subcmd__hub,help)
+                cmd="polyaxon__subcmd__hub__subcmd__help"
+                ;;
+            polyaxon__subcmd__hub,ls)
+                cmd="polyaxon__subcmd__hub__subcmd__ls"
+                ;;
+            polyaxon__subcmd__hub__subcmd__help,get)
+                cmd="polyaxon__subcmd__hub__subcmd__help__subcmd__get"
+                ;;
+            polyaxon__subcmd__hub__subcmd__help,help)
+                cmd="polyaxon__subcmd__hub__subcmd__help__subcmd__help"
+                ;;
+            polyaxon__subcmd__hub__subcmd__help,ls)
+                cmd="polyaxon__subcmd__hub__subcmd__help__subcmd__ls"
                 ;;
             polyaxon__subcmd__ops,approve)
                 cmd="polyaxon__subcmd__ops__subcmd__approve"
@@ -569,7 +599,7 @@ _polyaxon() {
 
     case "${cmd}" in
         polyaxon)
-            opts="-v -h -V --verbose --help --version run check project projects ops logs config login logout whoami token tokens version init dashboard completion admin agent queue queues port-forward server generate-docs help"
+            opts="-v -h -V --verbose --help --version run check hub project projects ops logs config login logout whoami token tokens version init dashboard completion admin agent queue queues port-forward server generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1257,7 +1287,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__help)
-            opts="run check project ops logs config login logout whoami token version init dashboard completion admin agent queue port-forward server generate-docs help"
+            opts="run check hub project ops logs config login logout whoami token version init dashboard completion admin agent queue port-forward server generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1511,6 +1541,48 @@ _polyaxon() {
         polyaxon__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__hub)
+            opts="ls get"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__hub__subcmd__get)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__hub__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2117,6 +2189,112 @@ _polyaxon() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__hub)
+            opts="-v -h -V --verbose --help --version ls get help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__hub__subcmd__get)
+            opts="-v -h -V --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__hub__subcmd__help)
+            opts="ls get help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__hub__subcmd__help__subcmd__get)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__hub__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__hub__subcmd__help__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__hub__subcmd__ls)
+            opts="-o -v -h -V --output --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -3781,7 +3959,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__run)
-            opts="-f -P -p -n -w -l -u -o -v -h -V --file --param --hparam --matrix-kind --matrix-concurrency --matrix-num-runs --project --name --tags --description --watch --log --logs --exc --executor --dry-run --presets --stdout-metrics --cache --nocache --upload --u-from --upload-from --u-to --upload-to --queue --priority --local --approved --output --verbose --help --version"
+            opts="-f -P -p -n -w -l -u -o -v -h -V --file --hub --param --hparam --matrix-kind --matrix-concurrency --matrix-num-runs --project --name --tags --description --watch --log --logs --exc --executor --dry-run --presets --stdout-metrics --cache --nocache --upload --u-from --upload-from --u-to --upload-to --queue --priority --local --approved --output --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3792,6 +3970,10 @@ _polyaxon() {
                     return 0
                     ;;
                 -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hub)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -26,6 +26,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand --version 'Print version'
             cand run 'Run a polyaxonfile: check it, snapshot the code, start the job'
             cand check 'Check polyaxonfiles: syntax, schema, params and templates'
+            cand hub 'The component hub: the components `hubRef` and `run --hub` find (list, print)'
             cand project 'Projects: create, list, show, change, delete'
             cand projects 'Projects: create, list, show, change, delete'
             cand ops 'Runs (operations): list, inspect, follow, stop, restart, download'
@@ -52,6 +53,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
         &'polyaxon;run'= {
             cand -f 'The polyaxonfile(s); later files patch earlier ones. Default: `polyaxonfile.yml` and the other names upstream looks for, here'
             cand --file 'The polyaxonfile(s); later files patch earlier ones. Default: `polyaxonfile.yml` and the other names upstream looks for, here'
+            cand --hub 'Run a component of the hub, `NAME` or `NAME:TAG` (`polyaxon hub ls` lists them): as an operation with `hubRef: NAME[:TAG]`; `-f` files after it patch it'
             cand -P 'A value for an input: `-P lr=0.01` (repeatable)'
             cand --param 'A value for an input: `-P lr=0.01` (repeatable)'
             cand --hparam 'A searched param, `NAME=KIND:VALUE`: `-HP lr=choice:[0.1,0.01]`, `-HP bs=range:16:128:16`, `-HP lr=loguniform:-9:-2` (any matrix param kind); makes the run a search (repeatable)'
@@ -113,6 +115,46 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
+        }
+        &'polyaxon;hub'= {
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand ls 'List the components: name, tag, where each comes from, what it is'
+            cand get 'Print a component''s polyaxonfile (`NAME` or `NAME:TAG`)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;hub;ls'= {
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;hub;get'= {
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;hub;help'= {
+            cand ls 'List the components: name, tag, where each comes from, what it is'
+            cand get 'Print a component''s polyaxonfile (`NAME` or `NAME:TAG`)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;hub;help;ls'= {
+        }
+        &'polyaxon;hub;help;get'= {
+        }
+        &'polyaxon;hub;help;help'= {
         }
         &'polyaxon;project'= {
             cand -v 'Print more detail about what happens'
@@ -1348,6 +1390,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
         &'polyaxon;help'= {
             cand run 'Run a polyaxonfile: check it, snapshot the code, start the job'
             cand check 'Check polyaxonfiles: syntax, schema, params and templates'
+            cand hub 'The component hub: the components `hubRef` and `run --hub` find (list, print)'
             cand project 'Projects: create, list, show, change, delete'
             cand ops 'Runs (operations): list, inspect, follow, stop, restart, download'
             cand logs 'Show a run''s logs (the last run used, or `--uid`), following it while it runs'
@@ -1371,6 +1414,14 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
         &'polyaxon;help;run'= {
         }
         &'polyaxon;help;check'= {
+        }
+        &'polyaxon;help;hub'= {
+            cand ls 'List the components: name, tag, where each comes from, what it is'
+            cand get 'Print a component''s polyaxonfile (`NAME` or `NAME:TAG`)'
+        }
+        &'polyaxon;help;hub;ls'= {
+        }
+        &'polyaxon;help;hub;get'= {
         }
         &'polyaxon;help;project'= {
             cand create 'Create a project'

@@ -35,6 +35,9 @@ pub enum Command {
     Run(Box<commands::run::RunArgs>),
     /// Check polyaxonfiles: syntax, schema, params and templates.
     Check(commands::check::CheckArgs),
+    /// The component hub: the components `hubRef` and `run --hub` find (list, print).
+    #[command(subcommand)]
+    Hub(commands::hub::HubCommand),
     /// Projects: create, list, show, change, delete.
     #[command(subcommand, visible_alias = "projects")]
     Project(commands::project::ProjectCommand),

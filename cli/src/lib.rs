@@ -14,6 +14,7 @@ pub mod deploy;
 pub mod env;
 pub mod error;
 pub mod executor;
+pub mod hub;
 pub mod output;
 pub mod plot;
 pub mod printer;

@@ -62,9 +62,10 @@ pub fn preset_dirs(home: &Path) -> Vec<PathBuf> {
     vec![PathBuf::from(".polyaxon/presets"), home.join("presets")]
 }
 
-/// Directories searched for `hubRef` components: the project's, then the user's (in `home`).
+/// Directories searched for `hubRef` components: the project's, then the user's (in `home`),
+/// then the built-in library (see `hub`).
 pub fn hub_dirs(home: &Path) -> Vec<PathBuf> {
-    vec![PathBuf::from(".polyaxon/hub"), home.join("hub")]
+    crate::hub::dirs(home).into_iter().map(|(d, _)| d).collect()
 }
 
 /// The polyaxonfile names looked for when `-f` is not given, in order.

@@ -6,6 +6,7 @@ pub mod check;
 pub mod completion;
 pub mod config;
 pub mod dashboard;
+pub mod hub;
 pub mod init;
 pub mod login;
 pub mod ops;
@@ -27,6 +28,7 @@ use crate::printer::{Format, Printer};
 pub fn run(cli: Cli, printer: &Printer) -> Result<()> {
     match cli.command {
         Command::Check(args) => check::run(args, printer),
+        Command::Hub(cmd) => hub::run(cmd, printer),
         Command::Server(cmd) => server::run(cmd, printer),
         Command::Completion(args) => completion::run(args, printer),
         Command::GenerateDocs(args) => completion::generate(args, printer),
@@ -50,6 +52,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<()> {
                 Command::Queue(cmd) => agent::run_queue(&ctx, cmd),
                 Command::Token(cmd) => token::run(&ctx, cmd),
                 Command::Check(_)
+                | Command::Hub(_)
                 | Command::Server(_)
                 | Command::Completion(_)
                 | Command::GenerateDocs(_) => unreachable!("dispatched above"),

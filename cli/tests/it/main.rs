@@ -5,6 +5,7 @@ mod common;
 mod dag;
 mod docs;
 mod embedded;
+mod hub;
 mod kubernetes;
 mod registry;
 mod run;

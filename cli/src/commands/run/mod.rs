@@ -31,6 +31,11 @@ pub struct RunArgs {
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
 
+    /// Run a component of the hub, `NAME` or `NAME:TAG` (`polyaxon hub ls` lists them): as an
+    /// operation with `hubRef: NAME[:TAG]`; `-f` files after it patch it.
+    #[arg(long, value_name = "NAME[:TAG]")]
+    pub hub: Option<String>,
+
     /// A value for an input: `-P lr=0.01` (repeatable).
     #[arg(short = 'P', long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
@@ -208,7 +213,24 @@ async fn project_for_run(ctx: &Ctx, client: &Client, flag: Option<&str>) -> Resu
 
 /// Compiles the files as `polyaxon check` would; on errors prints them and fails.
 fn compile(ctx: &Ctx, args: &RunArgs) -> Result<(Vec<PathBuf>, polyaxonfile::Report)> {
-    let files = if args.files.is_empty() {
+    // `--hub`: an operation that refers to the component, first of the files.
+    let _hub_dir;
+    let files = if let Some(name) = &args.hub {
+        let dir = tempfile::tempdir().context("a temporary directory")?;
+        let op = dir
+            .path()
+            .join(format!("hub {}.yml", name.replace(['/', ':'], "-")));
+        let quoted = serde_json::to_string(name)?;
+        std::fs::write(
+            &op,
+            format!("version: 1.1\nkind: operation\nhubRef: {quoted}\n"),
+        )
+        .context("writing the hub operation")?;
+        _hub_dir = dir;
+        std::iter::once(op)
+            .chain(args.files.iter().cloned())
+            .collect()
+    } else if args.files.is_empty() {
         match settings::default_file() {
             Some(f) => vec![f],
             None => {
