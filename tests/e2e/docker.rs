@@ -76,7 +76,7 @@ fn wait_for(cmd: &dyn Fn(&[&str]) -> std::process::Output, uuid: &str, status: &
     }
 }
 
-/// Removes an image the test built, when the test ends.
+/// Removes an image the test built (by tag: see `a_dag_in_containers`), when the test ends.
 struct RemoveImage(String);
 
 impl Drop for RemoveImage {
@@ -405,12 +405,19 @@ run:
     };
     let (l, r) = (span(&op("left")), span(&op("right")));
     assert!(l.0 < r.1 && r.0 < l.1, "left {l:?}, right {r:?}");
-    // Each operation's image, by its name, removed when the test ends.
+    // Each operation's image, by its tags, removed when the test ends. By tag, not id: the
+    // images of tests running meanwhile can be the same image (the same layers, another tag),
+    // and `rmi -f ID` would take their tags too.
     let _cleanup: Vec<RemoveImage> = ["first", "left", "right"]
         .iter()
         .flat_map(|name| {
             let o = Command::new("docker")
-                .args(["images", "-q", &format!("polyaxon/{name}")])
+                .args([
+                    "images",
+                    "--format",
+                    "{{.Repository}}:{{.Tag}}",
+                    &format!("polyaxon/{name}"),
+                ])
                 .output()
                 .unwrap();
             String::from_utf8_lossy(&o.stdout)
