@@ -81,7 +81,7 @@ pub fn placeholder_globals(name: Option<&str>) -> J {
         "run_outputs_path": format!("/plx-context/artifacts/{uuid}/outputs"),
         "run_relative_outputs_path": format!("{uuid}/outputs"),
         "store_path": "/plx-context/artifacts",
-        "base_url": format!("/services/v1/default/default/runs/{uuid}"),
+        "base_url": format!("/services/v1/polyaxon/default/default/runs/{uuid}"),
         "created_at": now,
         "compiled_at": now,
         "cloning_kind": null,

@@ -1177,6 +1177,8 @@ fn upgrade_run(
                 "--logdir={{ globals.artifacts_path }}",
                 "--port=6006",
                 "--host=0.0.0.0",
+                // Served under the server's proxy.
+                "--path_prefix={{ globals.base_url }}",
             ];
             Some((
                 seq(args.iter().map(|a| s(*a, span)).collect(), span),

@@ -8,3 +8,4 @@ mod faults;
 mod remote;
 mod secrets;
 mod server;
+mod services;

@@ -111,7 +111,8 @@ pub fn globals(r: &RunRef, run: &V1Run, root: &Path, dir: &Path) -> J {
         "run_outputs_path": dir.join("outputs").display().to_string(),
         "run_relative_outputs_path": format!("{}/outputs", r.uuid),
         "store_path": root.join("artifacts").display().to_string(),
-        "base_url": format!("/services/v1/{}/{}/runs/{}", r.owner, r.project, r.uuid),
+        // The prefix the server proxies the run's service under.
+        "base_url": format!("/services/v1/polyaxon/{}/{}/runs/{}", r.owner, r.project, r.uuid),
         "created_at": run.created_at,
         "compiled_at": now,
         "cloning_kind": run.original.as_ref().and_then(|o| o.kind.clone()),

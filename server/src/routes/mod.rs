@@ -6,11 +6,12 @@ pub mod auth;
 pub mod meta;
 pub mod projects;
 pub mod runs;
+pub mod services;
 pub mod streams;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use serde::Deserialize;
 
 use crate::App;
@@ -175,6 +176,20 @@ pub fn router(app: App) -> Router {
         // Every refusal of the API in its JSON shape, also those the framework writes itself
         // (a query string or path that does not parse, a method not allowed).
         .layer(axum::middleware::from_fn(json_errors))
+        // A running service, HTTP and WebSocket, its bodies unlimited (a notebook's uploads);
+        // after `json_errors`: the service's own answers pass as they are.
+        .route(
+            "/services/v1/{namespace}/{owner}/{project}/runs/{uuid}",
+            any(services::proxy).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/services/v1/{namespace}/{owner}/{project}/runs/{uuid}/",
+            any(services::proxy).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/services/v1/{namespace}/{owner}/{project}/runs/{uuid}/{*rest}",
+            any(services::proxy).layer(DefaultBodyLimit::disable()),
+        )
         .merge(crate::ui::routes())
         .layer(DefaultBodyLimit::max(json_limit))
         .with_state(app)

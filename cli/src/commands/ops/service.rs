@@ -87,7 +87,7 @@ pub fn run(ctx: &Ctx, target: &Target, args: ServiceArgs) -> Result<()> {
                 .await
         });
     }
-    let urls: Vec<String> = executor.urls.unwrap_or_default();
+    let mut urls: Vec<String> = executor.urls.unwrap_or_default();
     if urls.is_empty() {
         return Err(UserError::new(format!(
             "run {} serves nothing: it is not a service with `ports`",
@@ -95,6 +95,20 @@ pub fn run(ctx: &Ctx, target: &Target, args: ServiceArgs) -> Result<()> {
         ))
         .hint("a service is `run.kind: service` with `ports: [8888]`; `polyaxon ops get` shows what this run is")
         .into());
+    }
+    // Through the server, first: it proxies the service under the run's base URL (when it
+    // runs where the job does).
+    if let Some(host) = ctx.settings.host.as_deref() {
+        urls.insert(
+            0,
+            format!(
+                "{}/services/v1/polyaxon/{}/{}/runs/{}/",
+                host.trim_end_matches('/'),
+                r.owner,
+                r.project,
+                r.uuid
+            ),
+        );
     }
     if args.open.url {
         for u in &urls {
