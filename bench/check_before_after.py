@@ -51,7 +51,7 @@ def main():
     home = tempfile.mkdtemp()
     env = {**os.environ, "HOME": home, "POLYAXON_HOME": os.path.join(home, ".polyaxon"), "NO_COLOR": "1"}
     files = corpus()
-    before, after, ratios = [], [], []
+    before, after, ratios, named = [], [], [], []
     for f in files:
         b, a = [], []
         for _ in range(args.runs):
@@ -61,12 +61,15 @@ def main():
         before.append(mb)
         after.append(ma)
         ratios.append(ma / mb)
+        named.append((ma / mb, mb, ma, f))
     q = statistics.quantiles(ratios, n=4)
     print(f"{len(files)} files, {args.runs} runs each per build")
     print(f"before: median per file {statistics.median(before):.2f} ms")
     print(f"after:  median per file {statistics.median(after):.2f} ms")
     print(f"after/before: median {statistics.median(ratios):.3f} (quartiles {q[0]:.3f}-{q[2]:.3f}), "
           f"min {min(ratios):.3f}, max {max(ratios):.3f}")
+    for r, mb, ma, f in sorted(named, reverse=True)[:5]:
+        print(f"  slowest after/before {r:.3f}: {mb:.2f} -> {ma:.2f} ms  {f.relative_to(f.parents[1])}")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use sha2::Digest;
-
 /// The built-in library: (path under a hub directory, text).
 pub const BUILTIN: &[(&str, &str)] = &[
     ("jupyterlab.yaml", include_str!("../hub/jupyterlab.yaml")),
@@ -27,18 +25,38 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ),
 ];
 
+/// FNV-1a over the library's paths and texts, at compile time: `check` pays no hashing.
+const LIBRARY_DIGEST: u64 = {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < BUILTIN.len() {
+        let mut part = 0;
+        while part < 2 {
+            let bytes = if part == 0 {
+                BUILTIN[i].0.as_bytes()
+            } else {
+                BUILTIN[i].1.as_bytes()
+            };
+            let mut j = 0;
+            while j < bytes.len() {
+                h ^= bytes[j] as u64;
+                h = h.wrapping_mul(0x0100_0000_01b3);
+                j += 1;
+            }
+            // A separator, so that moving bytes between a path and a text changes the digest.
+            h ^= 0xff;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+            part += 1;
+        }
+        i += 1;
+    }
+    h
+};
+
 /// The built-in library as files the compiler reads: under `home/cache/hub-builtin/<digest>/`,
 /// written once per version of the library (all at once: a rename of a complete directory).
 pub fn builtin_dir(home: &Path) -> PathBuf {
-    let mut h = sha2::Sha256::new();
-    for (p, t) in BUILTIN {
-        h.update(p.as_bytes());
-        h.update(t.as_bytes());
-    }
-    let digest: String = h.finalize()[..6]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest = format!("{LIBRARY_DIGEST:016x}");
     let root = home.join("cache").join("hub-builtin");
     let dir = root.join(&digest);
     if dir.is_dir() {
