@@ -88,14 +88,31 @@ fn forwarded_headers(from: &HeaderMap, upgrade: bool, host: &str, prefix: &str) 
     out
 }
 
-/// Where the run's service listens: `host:port`.
-fn target(meta_info: Option<&str>) -> Option<String> {
+/// Where the run's service listens: `host:port`. Only on this machine's loopback, and only
+/// on a port the run's spec declares: `meta_info` is written by the run's writers, and the
+/// proxy must not become a way for them to reach any address the server can.
+fn target(meta_info: Option<&str>, content: Option<&str>) -> Option<String> {
     let meta: J = serde_json::from_str(meta_info?).ok()?;
     let url = meta["executor"]["urls"].as_array()?.first()?.as_str()?;
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))?;
-    Some(rest.trim_end_matches('/').to_string())
+    let rest = url.strip_prefix("http://")?.trim_end_matches('/');
+    let (host, port) = rest.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let declared = content
+        .and_then(|c| serde_json::from_str::<J>(c).ok())
+        .is_some_and(|c| {
+            let run = &c["component"]["run"];
+            let run = if run.is_null() { &c["run"] } else { run };
+            run["ports"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p.as_u64() == Some(port as u64)))
+        });
+    (loopback && declared).then(|| rest.to_string())
 }
 
 /// Whether the spec asks for the prefix to be taken off (`run.rewritePath: true`).
@@ -138,9 +155,9 @@ pub async fn proxy(State(app): State<App>, req: Request) -> ApiResult<Response> 
             p.uuid, run.status
         )));
     }
-    let Some(addr) = target(run.meta_info.as_deref()) else {
+    let Some(addr) = target(run.meta_info.as_deref(), run.content.as_deref()) else {
         return Err(ApiError::NotFound(format!(
-            "run `{}` serves nothing here: it is not a service with `ports`, or it runs on a cluster (reach it with `polyaxon ops service`)",
+            "run `{}` serves nothing here: it is not a service with `ports`, it runs on a cluster or another machine (reach it with `polyaxon ops service`)",
             p.uuid
         )));
     };
@@ -249,11 +266,18 @@ mod tests {
 
     #[test]
     fn targets_and_rewrites() {
+        let spec = Some(r#"{"component": {"run": {"kind": "service", "ports": [8888]}}}"#);
+        let at = |url: &str| format!(r#"{{"executor": {{"urls": ["{url}"]}}}}"#);
         assert_eq!(
-            target(Some(r#"{"executor": {"urls": ["http://127.0.0.1:8888"]}}"#)).as_deref(),
+            target(Some(&at("http://127.0.0.1:8888")), spec).as_deref(),
             Some("127.0.0.1:8888")
         );
-        assert_eq!(target(Some(r#"{"executor": {}}"#)), None);
+        assert_eq!(target(Some(r#"{"executor": {}}"#), spec), None);
+        // Another host, or a port the spec does not declare: not proxied.
+        assert_eq!(target(Some(&at("http://169.254.169.254:80")), spec), None);
+        assert_eq!(target(Some(&at("http://10.0.0.5:8888")), spec), None);
+        assert_eq!(target(Some(&at("http://127.0.0.1:5432")), spec), None);
+        assert_eq!(target(Some(&at("http://127.0.0.1:8888")), None), None);
         assert!(rewrites_path(Some(
             r#"{"component": {"run": {"kind": "service", "rewritePath": true}}}"#
         )));
