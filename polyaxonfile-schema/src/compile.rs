@@ -494,7 +494,19 @@ fn resolve_component(
                 "component references nest too deeply (a loop of `pathRef`s?)".into(),
             )));
         }
-        let doc = session.read_file(&file)?;
+        // A fetched component is shown by its URL in messages, not by its cached copy's path.
+        let doc = if key == "urlRef" {
+            let bytes = std::fs::read(&file).map_err(|e| {
+                Diagnostics::one(located(format!(
+                    "reading the cached copy of `urlRef: {value}` (`{}`): {e}",
+                    file.display()
+                )))
+            })?;
+            let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+            session.read_bytes(&value, &bytes, dir)?
+        } else {
+            session.read_file(&file)?
+        };
         let kind = load::classify(&doc)?;
         let comp_dir = doc.dir.clone();
         let mut comp = match kind {

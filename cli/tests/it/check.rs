@@ -337,7 +337,13 @@ impl Served {
                         .map(|_| l[15..].trim().to_string())
                 });
                 seen2.lock().unwrap().push(inm.clone());
-                let resp = if !text.starts_with("GET /comp.yml ") {
+                let resp = if text.starts_with("GET /bad.yml ") {
+                    let bad = "version: 1.1\nkind: component\nrun:\n  kind: jobb\n";
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{bad}",
+                        bad.len()
+                    )
+                } else if !text.starts_with("GET /comp.yml ") {
                     "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                         .to_string()
                 } else if inm.as_deref() == Some("\"v1\"") {
@@ -402,6 +408,16 @@ fn url_refs_are_fetched_cached_and_revalidated() {
         [None, Some("\"v1\"".to_string())],
         "the second use revalidates with the ETag"
     );
+    // An error inside a fetched component is shown at its URL, not at the cached copy.
+    let bad = op("bad.yml");
+    let out = check(&env, &bad);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("--> http://{}/bad.yml:4:", served.addr)),
+        "{err}"
+    );
+    served.seen.lock().unwrap().pop();
     // The server says no: refused, the cached copy of another URL not used for it.
     let missing = op("missing.yml");
     let out = check(&env, &missing);
