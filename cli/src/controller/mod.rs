@@ -267,6 +267,23 @@ async fn drive(
         std::fs::create_dir_all(dir.join(sub))
             .with_context(|| format!("creating `{}`", dir.join(sub).display()))?;
     }
+    // A top-level operation's joins read the project's runs now, at its start.
+    let job_root = ctl.executor.job_root(&ctl.settings.context_root());
+    let globals = plan::globals(r, run, &job_root, &job_root.join("artifacts").join(&r.uuid));
+    let joined;
+    let run = match dag::top_level_joins(ctl, run, &globals).await {
+        Ok(Some(content)) => {
+            joined = polyaxon_server::api::V1Run {
+                content: Some(content),
+                ..run.clone()
+            };
+            &joined
+        }
+        Ok(None) => run,
+        Err(e) => {
+            return Err(UserError::new(format!("the run's joins cannot be read: {e}")).into());
+        }
+    };
     let spec = plan::RunSpec::compile(ctl, run)?;
     crate::timing::mark("execute: compiled");
     // The run's record has its inputs as the server read them, with stand-ins for the run's

@@ -89,3 +89,34 @@ fn the_hub_lists_prints_and_runs_components() {
         stderr(&out)
     );
 }
+
+/// A top-level operation's `joins` collect the project's runs at its start (as
+/// `tensorboard:multi-runs` is meant to be given them): each join param gets the list.
+#[test]
+fn a_top_level_join_collects_runs() {
+    let w = Work::new(
+        "version: 1.1\nkind: component\nname: train\nrun:\n  kind: job\n  container: {image: busybox, command: [sh, -c, \"echo loss=0.25\"]}\n",
+    );
+    let mut trained = Vec::new();
+    for _ in 0..2 {
+        let uuid = w.start(&["--stdout-metrics"]);
+        w.wait_status(&uuid, &["succeeded"], 60);
+        trained.push(uuid);
+    }
+    std::fs::write(
+        w.dir.join("compare.yml"),
+        "version: 1.1\nkind: operation\njoins:\n  - query: \"name:train, status:succeeded\"\n    sort: created_at\n    params:\n      uuids: {value: globals.uuid}\n      losses: {value: outputs.loss}\ncomponent:\n  name: compare\n  inputs:\n    - {name: uuids, type: str, isList: true}\n    - {name: losses, type: float, isList: true}\n  run:\n    kind: job\n    container:\n      image: busybox\n      command: [echo, \"{{ uuids | length }} runs: {{ uuids | join(',') }} at {{ losses | join(',') }}\"]\n",
+    )
+    .unwrap();
+    let uuid = w.start(&["-f", "compare.yml"]);
+    let r = w.wait_status(&uuid, &["succeeded", "failed"], 60);
+    assert_eq!(r["status"], "succeeded", "{r}");
+    let logs = w.ok(&["logs", "--uid", &uuid]);
+    assert!(
+        logs.contains(&format!(
+            "2 runs: {},{} at 0.25,0.25",
+            trained[0], trained[1]
+        )),
+        "{logs}"
+    );
+}

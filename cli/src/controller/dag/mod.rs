@@ -12,6 +12,8 @@
 pub mod decide;
 mod params;
 
+pub use params::top_level_joins;
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;

@@ -55,6 +55,48 @@ pub async fn resolve(
     Ok(out)
 }
 
+/// A top-level operation's `joins`, resolved at its start as a DAG's operations' are: its
+/// content with each join param's list of values in `params`, and without `joins`. `None`
+/// when it has no joins.
+pub async fn top_level_joins(
+    ctl: &Ctl<'_>,
+    run: &V1Run,
+    globals: &J,
+) -> Result<Option<String>, String> {
+    let Some(content) = run.content.as_deref() else {
+        return Ok(None);
+    };
+    let Ok(J::Object(mut op)) = serde_json::from_str::<J>(content) else {
+        return Ok(None);
+    };
+    let Some(joins) = op.remove("joins") else {
+        return Ok(None);
+    };
+    let joins: Vec<Join> =
+        serde_json::from_value(joins).map_err(|e| format!("the run's `joins`: {e}"))?;
+    if joins.is_empty() {
+        return Ok(None);
+    }
+    let (inputs, ops) = (Map::new(), BTreeMap::new());
+    let src = Sources {
+        dag: run,
+        dag_inputs: &inputs,
+        dag_globals: globals,
+        ops: &ops,
+    };
+    let mut joined = Vec::new();
+    for join in &joins {
+        joined.extend(join_params(ctl, join, &src).await?);
+    }
+    let params = op.entry("params").or_insert_with(|| J::Object(Map::new()));
+    if let J::Object(m) = params {
+        for (name, v) in joined {
+            m.insert(name, v);
+        }
+    }
+    Ok(Some(J::Object(op).to_string()))
+}
+
 /// The param as the content writes it: its value, and the flags it had (no `ref`).
 fn with_value(p: &Param, value: J) -> J {
     let mut m = Map::new();
