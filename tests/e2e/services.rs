@@ -77,24 +77,48 @@ fn request(addr: &str, method: &str, path: &str, headers: &str, body: &str) -> (
     (status, out)
 }
 
-#[test]
-fn a_service_is_reached_through_the_server() {
-    let (_server, env, _server_home) = logged_in_with_project(None);
+/// The configured server's URL and address.
+fn host_of(env: &polyaxon_tests::sealed::Env) -> (String, String) {
     let host = stdout(&env.cmd().args(["config", "get", "host"]).output().unwrap())
         .trim()
         .to_string();
     let addr = host.trim_start_matches("http://").to_string();
-    let (_, login) = http_with(
-        &addr,
-        "POST",
-        "/api/v1/auth/token",
-        Some(r#"{"username": "root", "password": "s3cret-admin-pass"}"#),
-        None,
-    );
-    let token = serde_json::from_str::<J>(&login).unwrap()["token"]
+    (host, addr)
+}
+
+/// A token of `user`'s, from the server's login.
+fn login(addr: &str, user: &str, password: &str) -> String {
+    let body = serde_json::json!({"username": user, "password": password}).to_string();
+    let (_, got) = http_with(addr, "POST", "/api/v1/auth/token", Some(&body), None);
+    serde_json::from_str::<J>(&got).unwrap()["token"]
         .as_str()
-        .unwrap()
-        .to_string();
+        .unwrap_or_else(|| panic!("no token for {user}: {got}"))
+        .to_string()
+}
+
+/// A WebSocket upgrade of `path`: the connection and the answer's head.
+fn upgrade(addr: &str, path: &str, auth: &str) -> (TcpStream, String) {
+    let mut ws = TcpStream::connect(addr).unwrap();
+    ws.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        ws,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        ws.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    (ws, String::from_utf8_lossy(&head).to_string())
+}
+
+#[test]
+fn a_service_is_reached_through_the_server() {
+    let (_server, env, _server_home) = logged_in_with_project(None);
+    let (host, addr) = host_of(&env);
+    let token = login(&addr, "root", "s3cret-admin-pass");
     let work = env.home.path().join("svc");
     std::fs::create_dir_all(&work).unwrap();
     std::fs::write(work.join("svc.py"), SERVICE).unwrap();
@@ -159,17 +183,7 @@ fn a_service_is_reached_through_the_server() {
         Some(&token),
     );
     assert!(created.contains("bob"), "{created}");
-    let (_, bob) = http_with(
-        &addr,
-        "POST",
-        "/api/v1/auth/token",
-        Some(r#"{"username": "bob", "password": "bobs-password"}"#),
-        None,
-    );
-    let bob = serde_json::from_str::<J>(&bob).unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let bob = login(&addr, "bob", "bobs-password");
     let (st, _) = request(
         &addr,
         "GET",
@@ -179,20 +193,7 @@ fn a_service_is_reached_through_the_server() {
     );
     assert_eq!(st, 404);
     // A WebSocket: upgraded end to end, a frame there and back.
-    let mut ws = TcpStream::connect(&addr).unwrap();
-    ws.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(
-        ws,
-        "GET {base}/ws HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-    )
-    .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        ws.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_string();
+    let (mut ws, head) = upgrade(&addr, &format!("{base}/ws"), &auth);
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     assert!(
         head.to_lowercase()
@@ -292,21 +293,8 @@ fn hub_notebooks_and_tensorboards_open_through_the_server() {
         return;
     };
     let (_server, env, _server_home) = logged_in_with_project(None);
-    let host = stdout(&env.cmd().args(["config", "get", "host"]).output().unwrap())
-        .trim()
-        .to_string();
-    let addr = host.trim_start_matches("http://").to_string();
-    let (_, login) = http_with(
-        &addr,
-        "POST",
-        "/api/v1/auth/token",
-        Some(r#"{"username": "root", "password": "s3cret-admin-pass"}"#),
-        None,
-    );
-    let token = serde_json::from_str::<J>(&login).unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (_, addr) = host_of(&env);
+    let token = login(&addr, "root", "s3cret-admin-pass");
     let auth = format!("Authorization: Token {token}\r\n");
     let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display());
     let start = |args: &[&str]| -> String {
@@ -365,20 +353,7 @@ fn hub_notebooks_and_tensorboards_open_through_the_server() {
         .as_str()
         .unwrap()
         .to_string();
-    let mut ws = TcpStream::connect(&addr).unwrap();
-    ws.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        ws,
-        "GET {base}/api/kernels/{id}/channels HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-    )
-    .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        ws.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_string();
+    let (ws, head) = upgrade(&addr, &format!("{base}/api/kernels/{id}/channels"), &auth);
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     drop(ws);
     stop(&uuid, 8888);

@@ -268,10 +268,12 @@ async fn drive(
             .with_context(|| format!("creating `{}`", dir.join(sub).display()))?;
     }
     // A top-level operation's joins read the project's runs now, at its start.
-    let job_root = ctl.executor.job_root(&ctl.settings.context_root());
-    let globals = plan::globals(r, run, &job_root, &job_root.join("artifacts").join(&r.uuid));
+    let globals = || {
+        let job_root = ctl.executor.job_root(&ctl.settings.context_root());
+        plan::globals(r, run, &job_root, &job_root.join("artifacts").join(&r.uuid))
+    };
     let joined;
-    let run = match dag::top_level_joins(ctl, run, &globals).await {
+    let run = match dag::top_level_joins(ctl, run, globals).await {
         Ok(Some(content)) => {
             joined = polyaxon_server::api::V1Run {
                 content: Some(content),

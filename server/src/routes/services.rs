@@ -88,10 +88,23 @@ fn forwarded_headers(from: &HeaderMap, upgrade: bool, host: &str, prefix: &str) 
     out
 }
 
+/// The `run` section of a run's content (an operation with its component inline).
+fn run_section(content: Option<&str>) -> J {
+    let c: J = content
+        .and_then(|c| serde_json::from_str(c).ok())
+        .unwrap_or(J::Null);
+    let run = &c["component"]["run"];
+    if run.is_null() {
+        c["run"].clone()
+    } else {
+        run.clone()
+    }
+}
+
 /// Where the run's service listens: `host:port`. Only on this machine's loopback, and only
-/// on a port the run's spec declares: `meta_info` is written by the run's writers, and the
-/// proxy must not become a way for them to reach any address the server can.
-fn target(meta_info: Option<&str>, content: Option<&str>) -> Option<String> {
+/// on a port the run's spec declares (its `run` section): `meta_info` is written by the run's
+/// writers, and the proxy must not become a way for them to reach any address the server can.
+fn target(meta_info: Option<&str>, run: &J) -> Option<String> {
     let meta: J = serde_json::from_str(meta_info?).ok()?;
     let url = meta["executor"]["urls"].as_array()?.first()?.as_str()?;
     let rest = url.strip_prefix("http://")?.trim_end_matches('/');
@@ -103,27 +116,10 @@ fn target(meta_info: Option<&str>, content: Option<&str>) -> Option<String> {
             .trim_end_matches(']')
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
-    let declared = content
-        .and_then(|c| serde_json::from_str::<J>(c).ok())
-        .is_some_and(|c| {
-            let run = &c["component"]["run"];
-            let run = if run.is_null() { &c["run"] } else { run };
-            run["ports"]
-                .as_array()
-                .is_some_and(|ps| ps.iter().any(|p| p.as_u64() == Some(port as u64)))
-        });
+    let declared = run["ports"]
+        .as_array()
+        .is_some_and(|ps| ps.iter().any(|p| p.as_u64() == Some(port as u64)));
     (loopback && declared).then(|| rest.to_string())
-}
-
-/// Whether the spec asks for the prefix to be taken off (`run.rewritePath: true`).
-fn rewrites_path(content: Option<&str>) -> bool {
-    content
-        .and_then(|c| serde_json::from_str::<J>(c).ok())
-        .is_some_and(|c| {
-            let run = &c["component"]["run"];
-            let run = if run.is_null() { &c["run"] } else { run };
-            run["rewritePath"].as_bool() == Some(true)
-        })
 }
 
 #[derive(serde::Deserialize)]
@@ -155,7 +151,8 @@ pub async fn proxy(State(app): State<App>, req: Request) -> ApiResult<Response> 
             p.uuid, run.status
         )));
     }
-    let Some(addr) = target(run.meta_info.as_deref(), run.content.as_deref()) else {
+    let section = run_section(run.content.as_deref());
+    let Some(addr) = target(run.meta_info.as_deref(), &section) else {
         return Err(ApiError::NotFound(format!(
             "run `{}` serves nothing here: it is not a service with `ports`, it runs on a cluster or another machine (reach it with `polyaxon ops service`)",
             p.uuid
@@ -170,7 +167,7 @@ pub async fn proxy(State(app): State<App>, req: Request) -> ApiResult<Response> 
         .path_and_query()
         .map_or("/", |pq| pq.as_str())
         .to_string();
-    let path = if rewrites_path(run.content.as_deref()) {
+    let path = if section["rewritePath"].as_bool() == Some(true) {
         match path_and_query.strip_prefix(&prefix) {
             Some(rest) if rest.starts_with('/') => rest.to_string(),
             Some(rest) => format!("/{rest}"),
@@ -266,23 +263,24 @@ mod tests {
 
     #[test]
     fn targets_and_rewrites() {
-        let spec = Some(r#"{"component": {"run": {"kind": "service", "ports": [8888]}}}"#);
+        let run = run_section(Some(
+            r#"{"component": {"run": {"kind": "service", "ports": [8888], "rewritePath": true}}}"#,
+        ));
+        assert_eq!(run["rewritePath"], true);
+        assert_eq!(
+            run_section(Some(r#"{"run": {"ports": [1]}}"#))["ports"][0],
+            1
+        );
         let at = |url: &str| format!(r#"{{"executor": {{"urls": ["{url}"]}}}}"#);
         assert_eq!(
-            target(Some(&at("http://127.0.0.1:8888")), spec).as_deref(),
+            target(Some(&at("http://127.0.0.1:8888")), &run).as_deref(),
             Some("127.0.0.1:8888")
         );
-        assert_eq!(target(Some(r#"{"executor": {}}"#), spec), None);
+        assert_eq!(target(Some(r#"{"executor": {}}"#), &run), None);
         // Another host, or a port the spec does not declare: not proxied.
-        assert_eq!(target(Some(&at("http://169.254.169.254:80")), spec), None);
-        assert_eq!(target(Some(&at("http://10.0.0.5:8888")), spec), None);
-        assert_eq!(target(Some(&at("http://127.0.0.1:5432")), spec), None);
-        assert_eq!(target(Some(&at("http://127.0.0.1:8888")), None), None);
-        assert!(rewrites_path(Some(
-            r#"{"component": {"run": {"kind": "service", "rewritePath": true}}}"#
-        )));
-        assert!(!rewrites_path(Some(
-            r#"{"component": {"run": {"kind": "service"}}}"#
-        )));
+        assert_eq!(target(Some(&at("http://169.254.169.254:80")), &run), None);
+        assert_eq!(target(Some(&at("http://10.0.0.5:8888")), &run), None);
+        assert_eq!(target(Some(&at("http://127.0.0.1:5432")), &run), None);
+        assert_eq!(target(Some(&at("http://127.0.0.1:8888")), &J::Null), None);
     }
 }

@@ -57,11 +57,11 @@ pub async fn resolve(
 
 /// A top-level operation's `joins`, resolved at its start as a DAG's operations' are: its
 /// content with each join param's list of values in `params`, and without `joins`. `None`
-/// when it has no joins.
+/// when it has no joins. `globals` (the run's, for the joins' templates) is made only then.
 pub async fn top_level_joins(
     ctl: &Ctl<'_>,
     run: &V1Run,
-    globals: &J,
+    globals: impl FnOnce() -> J,
 ) -> Result<Option<String>, String> {
     let Some(content) = run.content.as_deref() else {
         return Ok(None);
@@ -77,11 +77,11 @@ pub async fn top_level_joins(
     if joins.is_empty() {
         return Ok(None);
     }
-    let (inputs, ops) = (Map::new(), BTreeMap::new());
+    let (inputs, ops, globals) = (Map::new(), BTreeMap::new(), globals());
     let src = Sources {
         dag: run,
         dag_inputs: &inputs,
-        dag_globals: globals,
+        dag_globals: &globals,
         ops: &ops,
     };
     let mut joined = Vec::new();
