@@ -46,6 +46,8 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('completion', 'completion', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('admin', 'admin', [CompletionResultType]::ParameterValue, 'Deploy, upgrade and tear down the server on a Kubernetes cluster')
             [CompletionResult]::new('agent', 'agent', [CompletionResultType]::ParameterValue, 'Agents: claim queued runs and run them (`agent start`), list them, show their queues')
+            [CompletionResult]::new('connections', 'connections', [CompletionResultType]::ParameterValue, 'Connections: notifiers (Slack, webhooks, …) and what operations name in `connections:`')
+            [CompletionResult]::new('connection', 'connection', [CompletionResultType]::ParameterValue, 'Connections: notifiers (Slack, webhooks, …) and what operations name in `connections:`')
             [CompletionResult]::new('queue', 'queue', [CompletionResultType]::ParameterValue, 'Queues runs wait in for agents: list, create or change, delete')
             [CompletionResult]::new('queues', 'queues', [CompletionResultType]::ParameterValue, 'Queues runs wait in for agents: list, create or change, delete')
             [CompletionResult]::new('port-forward', 'port-forward', [CompletionResultType]::ParameterValue, 'Forward the deployed server (or another Service) to a local port, until Ctrl-C')
@@ -465,6 +467,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List a project''s runs')
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show a run')
             [CompletionResult]::new('statuses', 'statuses', [CompletionResultType]::ParameterValue, 'Show a run''s status history, or follow it with `--watch`')
+            [CompletionResult]::new('notifications', 'notifications', [CompletionResultType]::ParameterValue, 'Show a run''s notifications and hooks: each delivery''s state, tries and last error')
             [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Show a run''s logs, following it while it runs')
             [CompletionResult]::new('metrics', 'metrics', [CompletionResultType]::ParameterValue, 'Show a run''s metrics: last values, or the series (`--plot` draws them)')
             [CompletionResult]::new('artifacts', 'artifacts', [CompletionResultType]::ParameterValue, 'Download a run''s files')
@@ -531,6 +534,21 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('--uuid', '--uuid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
             [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Keep printing new statuses until the run ends')
             [CompletionResult]::new('--watch', '--watch', [CompletionResultType]::ParameterName, 'Keep printing new statuses until the run ends')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;ops;notifications' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
+            [CompletionResult]::new('--uid', '--uid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
+            [CompletionResult]::new('--uuid', '--uuid', [CompletionResultType]::ParameterName, 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -781,6 +799,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List a project''s runs')
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show a run')
             [CompletionResult]::new('statuses', 'statuses', [CompletionResultType]::ParameterValue, 'Show a run''s status history, or follow it with `--watch`')
+            [CompletionResult]::new('notifications', 'notifications', [CompletionResultType]::ParameterValue, 'Show a run''s notifications and hooks: each delivery''s state, tries and last error')
             [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Show a run''s logs, following it while it runs')
             [CompletionResult]::new('metrics', 'metrics', [CompletionResultType]::ParameterValue, 'Show a run''s metrics: last values, or the series (`--plot` draws them)')
             [CompletionResult]::new('artifacts', 'artifacts', [CompletionResultType]::ParameterValue, 'Download a run''s files')
@@ -805,6 +824,9 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             break
         }
         'polyaxon;ops;help;statuses' {
+            break
+        }
+        'polyaxon;ops;help;notifications' {
             break
         }
         'polyaxon;ops;help;logs' {
@@ -1351,6 +1373,180 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
         'polyaxon;agent;help;help' {
             break
         }
+        'polyaxon;connections' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the connections: name, kind, where they point, whether they have a secret')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show a connection')
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a connection (superusers)')
+            [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete connections by name (superusers)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;connection' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the connections: name, kind, where they point, whether they have a secret')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show a connection')
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a connection (superusers)')
+            [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete connections by name (superusers)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;connections;ls' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;connection;ls' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;connections;get' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;connection;get' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;connections;create' {
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Its name, as hooks, notifications and operations name it')
+            [CompletionResult]::new('--kind', '--kind', [CompletionResultType]::ParameterName, '`slack`, `webhook`, `discord`, `mattermost`, `pagerduty`, `teams`, `git`, `registry`, `bucket`, `s3`, `gcs`, `wasb`, `volume_claim`, `host_path` or `custom`')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Where a notifier sends (a webhook''s URL; Slack''s and the others'' URLs are credentials: give them with `--secret` instead)')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'More of its non-secret part, `KEY=VALUE` (repeatable; JSON values are read as JSON): `method=GET`, `channel=#ml`, `timeout=5`, `bucket=s3://data`…')
+            [CompletionResult]::new('--schema', '--schema', [CompletionResultType]::ParameterName, 'More of its non-secret part, `KEY=VALUE` (repeatable; JSON values are read as JSON): `method=GET`, `channel=#ml`, `timeout=5`, `bucket=s3://data`…')
+            [CompletionResult]::new('--secret', '--secret', [CompletionResultType]::ParameterName, 'Where its secret is read by the process that sends: `env:NAME` or `file:/path`. A webhook''s is its signing key; PagerDuty''s its service key; the others'' their URL; a JSON object may give `url`, `signing_key` and `service_key`')
+            [CompletionResult]::new('--description', '--description', [CompletionResultType]::ParameterName, 'description')
+            [CompletionResult]::new('--tags', '--tags', [CompletionResultType]::ParameterName, 'Comma-separated tags')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;connection;create' {
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Its name, as hooks, notifications and operations name it')
+            [CompletionResult]::new('--kind', '--kind', [CompletionResultType]::ParameterName, '`slack`, `webhook`, `discord`, `mattermost`, `pagerduty`, `teams`, `git`, `registry`, `bucket`, `s3`, `gcs`, `wasb`, `volume_claim`, `host_path` or `custom`')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Where a notifier sends (a webhook''s URL; Slack''s and the others'' URLs are credentials: give them with `--secret` instead)')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'More of its non-secret part, `KEY=VALUE` (repeatable; JSON values are read as JSON): `method=GET`, `channel=#ml`, `timeout=5`, `bucket=s3://data`…')
+            [CompletionResult]::new('--schema', '--schema', [CompletionResultType]::ParameterName, 'More of its non-secret part, `KEY=VALUE` (repeatable; JSON values are read as JSON): `method=GET`, `channel=#ml`, `timeout=5`, `bucket=s3://data`…')
+            [CompletionResult]::new('--secret', '--secret', [CompletionResultType]::ParameterName, 'Where its secret is read by the process that sends: `env:NAME` or `file:/path`. A webhook''s is its signing key; PagerDuty''s its service key; the others'' their URL; a JSON object may give `url`, `signing_key` and `service_key`')
+            [CompletionResult]::new('--description', '--description', [CompletionResultType]::ParameterName, 'description')
+            [CompletionResult]::new('--tags', '--tags', [CompletionResultType]::ParameterName, 'Comma-separated tags')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;connections;delete' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;connection;delete' {
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'polyaxon;connections;help' {
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the connections: name, kind, where they point, whether they have a secret')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show a connection')
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a connection (superusers)')
+            [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete connections by name (superusers)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;connections;help;ls' {
+            break
+        }
+        'polyaxon;connections;help;get' {
+            break
+        }
+        'polyaxon;connections;help;create' {
+            break
+        }
+        'polyaxon;connections;help;delete' {
+            break
+        }
+        'polyaxon;connections;help;help' {
+            break
+        }
+        'polyaxon;connection;help' {
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the connections: name, kind, where they point, whether they have a secret')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show a connection')
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a connection (superusers)')
+            [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete connections by name (superusers)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'polyaxon;connection;help;ls' {
+            break
+        }
+        'polyaxon;connection;help;get' {
+            break
+        }
+        'polyaxon;connection;help;create' {
+            break
+        }
+        'polyaxon;connection;help;delete' {
+            break
+        }
+        'polyaxon;connection;help;help' {
+            break
+        }
         'polyaxon;queue' {
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
@@ -1520,6 +1716,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'The port to listen on (0 picks a free one)')
             [CompletionResult]::new('--artifacts-root', '--artifacts-root', [CompletionResultType]::ParameterName, 'Where runs'' files are kept. Default: `$POLYAXON_HOME/artifacts`')
             [CompletionResult]::new('--open', '--open', [CompletionResultType]::ParameterName, 'Accept requests without a token, as the single user `default` (a private machine only)')
+            [CompletionResult]::new('--notify-allow-link-local', '--notify-allow-link-local', [CompletionResultType]::ParameterName, 'Let notifications go to link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10), refused by default')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -1567,6 +1764,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('completion', 'completion', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('admin', 'admin', [CompletionResultType]::ParameterValue, 'Deploy, upgrade and tear down the server on a Kubernetes cluster')
             [CompletionResult]::new('agent', 'agent', [CompletionResultType]::ParameterValue, 'Agents: claim queued runs and run them (`agent start`), list them, show their queues')
+            [CompletionResult]::new('connections', 'connections', [CompletionResultType]::ParameterValue, 'Connections: notifiers (Slack, webhooks, …) and what operations name in `connections:`')
             [CompletionResult]::new('queue', 'queue', [CompletionResultType]::ParameterValue, 'Queues runs wait in for agents: list, create or change, delete')
             [CompletionResult]::new('port-forward', 'port-forward', [CompletionResultType]::ParameterValue, 'Forward the deployed server (or another Service) to a local port, until Ctrl-C')
             [CompletionResult]::new('server', 'server', [CompletionResultType]::ParameterValue, 'Run the API server')
@@ -1622,6 +1820,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List a project''s runs')
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show a run')
             [CompletionResult]::new('statuses', 'statuses', [CompletionResultType]::ParameterValue, 'Show a run''s status history, or follow it with `--watch`')
+            [CompletionResult]::new('notifications', 'notifications', [CompletionResultType]::ParameterValue, 'Show a run''s notifications and hooks: each delivery''s state, tries and last error')
             [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Show a run''s logs, following it while it runs')
             [CompletionResult]::new('metrics', 'metrics', [CompletionResultType]::ParameterValue, 'Show a run''s metrics: last values, or the series (`--plot` draws them)')
             [CompletionResult]::new('artifacts', 'artifacts', [CompletionResultType]::ParameterValue, 'Download a run''s files')
@@ -1645,6 +1844,9 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             break
         }
         'polyaxon;help;ops;statuses' {
+            break
+        }
+        'polyaxon;help;ops;notifications' {
             break
         }
         'polyaxon;help;ops;logs' {
@@ -1775,6 +1977,25 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             break
         }
         'polyaxon;help;agent;status' {
+            break
+        }
+        'polyaxon;help;connections' {
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the connections: name, kind, where they point, whether they have a secret')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show a connection')
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a connection (superusers)')
+            [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete connections by name (superusers)')
+            break
+        }
+        'polyaxon;help;connections;ls' {
+            break
+        }
+        'polyaxon;help;connections;get' {
+            break
+        }
+        'polyaxon;help;connections;create' {
+            break
+        }
+        'polyaxon;help;connections;delete' {
             break
         }
         'polyaxon;help;queue' {

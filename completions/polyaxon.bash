@@ -31,6 +31,12 @@ _polyaxon() {
             polyaxon,config)
                 cmd="polyaxon__subcmd__config"
                 ;;
+            polyaxon,connection)
+                cmd="polyaxon__subcmd__connections"
+                ;;
+            polyaxon,connections)
+                cmd="polyaxon__subcmd__connections"
+                ;;
             polyaxon,dashboard)
                 cmd="polyaxon__subcmd__dashboard"
                 ;;
@@ -169,6 +175,36 @@ _polyaxon() {
             polyaxon__subcmd__config__subcmd__help,show)
                 cmd="polyaxon__subcmd__config__subcmd__help__subcmd__show"
                 ;;
+            polyaxon__subcmd__connections,create)
+                cmd="polyaxon__subcmd__connections__subcmd__create"
+                ;;
+            polyaxon__subcmd__connections,delete)
+                cmd="polyaxon__subcmd__connections__subcmd__delete"
+                ;;
+            polyaxon__subcmd__connections,get)
+                cmd="polyaxon__subcmd__connections__subcmd__get"
+                ;;
+            polyaxon__subcmd__connections,help)
+                cmd="polyaxon__subcmd__connections__subcmd__help"
+                ;;
+            polyaxon__subcmd__connections,ls)
+                cmd="polyaxon__subcmd__connections__subcmd__ls"
+                ;;
+            polyaxon__subcmd__connections__subcmd__help,create)
+                cmd="polyaxon__subcmd__connections__subcmd__help__subcmd__create"
+                ;;
+            polyaxon__subcmd__connections__subcmd__help,delete)
+                cmd="polyaxon__subcmd__connections__subcmd__help__subcmd__delete"
+                ;;
+            polyaxon__subcmd__connections__subcmd__help,get)
+                cmd="polyaxon__subcmd__connections__subcmd__help__subcmd__get"
+                ;;
+            polyaxon__subcmd__connections__subcmd__help,help)
+                cmd="polyaxon__subcmd__connections__subcmd__help__subcmd__help"
+                ;;
+            polyaxon__subcmd__connections__subcmd__help,ls)
+                cmd="polyaxon__subcmd__connections__subcmd__help__subcmd__ls"
+                ;;
             polyaxon__subcmd__help,admin)
                 cmd="polyaxon__subcmd__help__subcmd__admin"
                 ;;
@@ -183,6 +219,9 @@ _polyaxon() {
                 ;;
             polyaxon__subcmd__help,config)
                 cmd="polyaxon__subcmd__help__subcmd__config"
+                ;;
+            polyaxon__subcmd__help,connections)
+                cmd="polyaxon__subcmd__help__subcmd__connections"
                 ;;
             polyaxon__subcmd__help,dashboard)
                 cmd="polyaxon__subcmd__help__subcmd__dashboard"
@@ -265,6 +304,18 @@ _polyaxon() {
             polyaxon__subcmd__help__subcmd__config,show)
                 cmd="polyaxon__subcmd__help__subcmd__config__subcmd__show"
                 ;;
+            polyaxon__subcmd__help__subcmd__connections,create)
+                cmd="polyaxon__subcmd__help__subcmd__connections__subcmd__create"
+                ;;
+            polyaxon__subcmd__help__subcmd__connections,delete)
+                cmd="polyaxon__subcmd__help__subcmd__connections__subcmd__delete"
+                ;;
+            polyaxon__subcmd__help__subcmd__connections,get)
+                cmd="polyaxon__subcmd__help__subcmd__connections__subcmd__get"
+                ;;
+            polyaxon__subcmd__help__subcmd__connections,ls)
+                cmd="polyaxon__subcmd__help__subcmd__connections__subcmd__ls"
+                ;;
             polyaxon__subcmd__help__subcmd__hub,get)
                 cmd="polyaxon__subcmd__help__subcmd__hub__subcmd__get"
                 ;;
@@ -300,6 +351,9 @@ _polyaxon() {
                 ;;
             polyaxon__subcmd__help__subcmd__ops,metrics)
                 cmd="polyaxon__subcmd__help__subcmd__ops__subcmd__metrics"
+                ;;
+            polyaxon__subcmd__help__subcmd__ops,notifications)
+                cmd="polyaxon__subcmd__help__subcmd__ops__subcmd__notifications"
                 ;;
             polyaxon__subcmd__help__subcmd__ops,restart)
                 cmd="polyaxon__subcmd__help__subcmd__ops__subcmd__restart"
@@ -412,6 +466,9 @@ _polyaxon() {
             polyaxon__subcmd__ops,metrics)
                 cmd="polyaxon__subcmd__ops__subcmd__metrics"
                 ;;
+            polyaxon__subcmd__ops,notifications)
+                cmd="polyaxon__subcmd__ops__subcmd__notifications"
+                ;;
             polyaxon__subcmd__ops,restart)
                 cmd="polyaxon__subcmd__ops__subcmd__restart"
                 ;;
@@ -465,6 +522,9 @@ _polyaxon() {
                 ;;
             polyaxon__subcmd__ops__subcmd__help,metrics)
                 cmd="polyaxon__subcmd__ops__subcmd__help__subcmd__metrics"
+                ;;
+            polyaxon__subcmd__ops__subcmd__help,notifications)
+                cmd="polyaxon__subcmd__ops__subcmd__help__subcmd__notifications"
                 ;;
             polyaxon__subcmd__ops__subcmd__help,restart)
                 cmd="polyaxon__subcmd__ops__subcmd__help__subcmd__restart"
@@ -599,7 +659,7 @@ _polyaxon() {
 
     case "${cmd}" in
         polyaxon)
-            opts="-v -h -V --verbose --help --version run check hub project projects ops logs config login logout whoami token tokens version init dashboard completion admin agent queue queues port-forward server generate-docs help"
+            opts="-v -h -V --verbose --help --version run check hub project projects ops logs config login logout whoami token tokens version init dashboard completion admin agent connections connection queue queues port-forward server generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1254,6 +1314,216 @@ _polyaxon() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        polyaxon__subcmd__connections)
+            opts="-v -h -V --verbose --help --version ls get create delete help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__connections__subcmd__create)
+            opts="-s -o -v -h -V --name --kind --url --schema --secret --description --tags --output --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kind)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --schema)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secret)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --description)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tags)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__connections__subcmd__delete)
+            opts="-v -h -V --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__connections__subcmd__get)
+            opts="-o -v -h -V --output --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__connections__subcmd__help)
+            opts="ls get create delete help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__connections__subcmd__help__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__connections__subcmd__help__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__connections__subcmd__help__subcmd__get)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__connections__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__connections__subcmd__help__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__connections__subcmd__ls)
+            opts="-o -v -h -V --output --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         polyaxon__subcmd__dashboard)
             opts="-y -v -h -V --yes --url --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1287,7 +1557,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__help)
-            opts="run check hub project ops logs config login logout whoami token version init dashboard completion admin agent queue port-forward server generate-docs help"
+            opts="run check hub project ops logs config login logout whoami token version init dashboard completion admin agent connections queue port-forward server generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1510,6 +1780,76 @@ _polyaxon() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        polyaxon__subcmd__help__subcmd__connections)
+            opts="ls get create delete"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__connections__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__connections__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__connections__subcmd__get)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__connections__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         polyaxon__subcmd__help__subcmd__dashboard)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1651,7 +1991,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__help__subcmd__ops)
-            opts="ls get statuses logs metrics artifacts code stop skip delete restart resume update approve dashboard service execute"
+            opts="ls get statuses notifications logs metrics artifacts code stop skip delete restart resume update approve dashboard service execute"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1791,6 +2131,20 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__help__subcmd__ops__subcmd__metrics)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__ops__subcmd__notifications)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2407,7 +2761,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__ops)
-            opts="-p -v -h -V --project --uuid --uid --verbose --help --version ls get statuses logs metrics artifacts code stop skip delete restart resume update approve dashboard service execute help"
+            opts="-p -v -h -V --project --uuid --uid --verbose --help --version ls get statuses notifications logs metrics artifacts code stop skip delete restart resume update approve dashboard service execute help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2695,7 +3049,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__ops__subcmd__help)
-            opts="ls get statuses logs metrics artifacts code stop skip delete restart resume update approve dashboard service execute help"
+            opts="ls get statuses notifications logs metrics artifacts code stop skip delete restart resume update approve dashboard service execute help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2849,6 +3203,20 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__ops__subcmd__help__subcmd__metrics)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__ops__subcmd__help__subcmd__notifications)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -3083,6 +3451,44 @@ _polyaxon() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --uuid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__ops__subcmd__notifications)
+            opts="-o -p -v -h -V --output --project --uuid --uid --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --output)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -4137,7 +4543,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__server__subcmd__start)
-            opts="-p -v -h -V --database-url --host --port --artifacts-root --open --verbose --help --version"
+            opts="-p -v -h -V --database-url --host --port --artifacts-root --open --notify-allow-link-local --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -43,6 +43,8 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand completion 'Print a shell completion script'
             cand admin 'Deploy, upgrade and tear down the server on a Kubernetes cluster'
             cand agent 'Agents: claim queued runs and run them (`agent start`), list them, show their queues'
+            cand connections 'Connections: notifiers (Slack, webhooks, …) and what operations name in `connections:`'
+            cand connection 'Connections: notifiers (Slack, webhooks, …) and what operations name in `connections:`'
             cand queue 'Queues runs wait in for agents: list, create or change, delete'
             cand queues 'Queues runs wait in for agents: list, create or change, delete'
             cand port-forward 'Forward the deployed server (or another Service) to a local port, until Ctrl-C'
@@ -422,6 +424,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand ls 'List a project''s runs'
             cand get 'Show a run'
             cand statuses 'Show a run''s status history, or follow it with `--watch`'
+            cand notifications 'Show a run''s notifications and hooks: each delivery''s state, tries and last error'
             cand logs 'Show a run''s logs, following it while it runs'
             cand metrics 'Show a run''s metrics: last values, or the series (`--plot` draws them)'
             cand artifacts 'Download a run''s files'
@@ -485,6 +488,20 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand --uuid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
             cand -w 'Keep printing new statuses until the run ends'
             cand --watch 'Keep printing new statuses until the run ends'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;ops;notifications'= {
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
+            cand --uid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
+            cand --uuid 'The run''s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`'
             cand -v 'Print more detail about what happens'
             cand --verbose 'Print more detail about what happens'
             cand -h 'Print help'
@@ -720,6 +737,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand ls 'List a project''s runs'
             cand get 'Show a run'
             cand statuses 'Show a run''s status history, or follow it with `--watch`'
+            cand notifications 'Show a run''s notifications and hooks: each delivery''s state, tries and last error'
             cand logs 'Show a run''s logs, following it while it runs'
             cand metrics 'Show a run''s metrics: last values, or the series (`--plot` draws them)'
             cand artifacts 'Download a run''s files'
@@ -741,6 +759,8 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
         &'polyaxon;ops;help;get'= {
         }
         &'polyaxon;ops;help;statuses'= {
+        }
+        &'polyaxon;ops;help;notifications'= {
         }
         &'polyaxon;ops;help;logs'= {
         }
@@ -1214,6 +1234,158 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
         }
         &'polyaxon;agent;help;help'= {
         }
+        &'polyaxon;connections'= {
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand ls 'List the connections: name, kind, where they point, whether they have a secret'
+            cand get 'Show a connection'
+            cand create 'Create a connection (superusers)'
+            cand delete 'Delete connections by name (superusers)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;connection'= {
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand ls 'List the connections: name, kind, where they point, whether they have a secret'
+            cand get 'Show a connection'
+            cand create 'Create a connection (superusers)'
+            cand delete 'Delete connections by name (superusers)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;connections;ls'= {
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;connection;ls'= {
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;connections;get'= {
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;connection;get'= {
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;connections;create'= {
+            cand --name 'Its name, as hooks, notifications and operations name it'
+            cand --kind '`slack`, `webhook`, `discord`, `mattermost`, `pagerduty`, `teams`, `git`, `registry`, `bucket`, `s3`, `gcs`, `wasb`, `volume_claim`, `host_path` or `custom`'
+            cand --url 'Where a notifier sends (a webhook''s URL; Slack''s and the others'' URLs are credentials: give them with `--secret` instead)'
+            cand -s 'More of its non-secret part, `KEY=VALUE` (repeatable; JSON values are read as JSON): `method=GET`, `channel=#ml`, `timeout=5`, `bucket=s3://data`…'
+            cand --schema 'More of its non-secret part, `KEY=VALUE` (repeatable; JSON values are read as JSON): `method=GET`, `channel=#ml`, `timeout=5`, `bucket=s3://data`…'
+            cand --secret 'Where its secret is read by the process that sends: `env:NAME` or `file:/path`. A webhook''s is its signing key; PagerDuty''s its service key; the others'' their URL; a JSON object may give `url`, `signing_key` and `service_key`'
+            cand --description 'description'
+            cand --tags 'Comma-separated tags'
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;connection;create'= {
+            cand --name 'Its name, as hooks, notifications and operations name it'
+            cand --kind '`slack`, `webhook`, `discord`, `mattermost`, `pagerduty`, `teams`, `git`, `registry`, `bucket`, `s3`, `gcs`, `wasb`, `volume_claim`, `host_path` or `custom`'
+            cand --url 'Where a notifier sends (a webhook''s URL; Slack''s and the others'' URLs are credentials: give them with `--secret` instead)'
+            cand -s 'More of its non-secret part, `KEY=VALUE` (repeatable; JSON values are read as JSON): `method=GET`, `channel=#ml`, `timeout=5`, `bucket=s3://data`…'
+            cand --schema 'More of its non-secret part, `KEY=VALUE` (repeatable; JSON values are read as JSON): `method=GET`, `channel=#ml`, `timeout=5`, `bucket=s3://data`…'
+            cand --secret 'Where its secret is read by the process that sends: `env:NAME` or `file:/path`. A webhook''s is its signing key; PagerDuty''s its service key; the others'' their URL; a JSON object may give `url`, `signing_key` and `service_key`'
+            cand --description 'description'
+            cand --tags 'Comma-separated tags'
+            cand -o 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand --output 'Output: `table`, `json`, `yaml`, `csv`, or `path=FILE` to write JSON to a file'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;connections;delete'= {
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;connection;delete'= {
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'polyaxon;connections;help'= {
+            cand ls 'List the connections: name, kind, where they point, whether they have a secret'
+            cand get 'Show a connection'
+            cand create 'Create a connection (superusers)'
+            cand delete 'Delete connections by name (superusers)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;connections;help;ls'= {
+        }
+        &'polyaxon;connections;help;get'= {
+        }
+        &'polyaxon;connections;help;create'= {
+        }
+        &'polyaxon;connections;help;delete'= {
+        }
+        &'polyaxon;connections;help;help'= {
+        }
+        &'polyaxon;connection;help'= {
+            cand ls 'List the connections: name, kind, where they point, whether they have a secret'
+            cand get 'Show a connection'
+            cand create 'Create a connection (superusers)'
+            cand delete 'Delete connections by name (superusers)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'polyaxon;connection;help;ls'= {
+        }
+        &'polyaxon;connection;help;get'= {
+        }
+        &'polyaxon;connection;help;create'= {
+        }
+        &'polyaxon;connection;help;delete'= {
+        }
+        &'polyaxon;connection;help;help'= {
+        }
         &'polyaxon;queue'= {
             cand -v 'Print more detail about what happens'
             cand --verbose 'Print more detail about what happens'
@@ -1363,6 +1535,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand --port 'The port to listen on (0 picks a free one)'
             cand --artifacts-root 'Where runs'' files are kept. Default: `$POLYAXON_HOME/artifacts`'
             cand --open 'Accept requests without a token, as the single user `default` (a private machine only)'
+            cand --notify-allow-link-local 'Let notifications go to link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10), refused by default'
             cand -v 'Print more detail about what happens'
             cand --verbose 'Print more detail about what happens'
             cand -h 'Print help'
@@ -1405,6 +1578,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand completion 'Print a shell completion script'
             cand admin 'Deploy, upgrade and tear down the server on a Kubernetes cluster'
             cand agent 'Agents: claim queued runs and run them (`agent start`), list them, show their queues'
+            cand connections 'Connections: notifiers (Slack, webhooks, …) and what operations name in `connections:`'
             cand queue 'Queues runs wait in for agents: list, create or change, delete'
             cand port-forward 'Forward the deployed server (or another Service) to a local port, until Ctrl-C'
             cand server 'Run the API server'
@@ -1447,6 +1621,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand ls 'List a project''s runs'
             cand get 'Show a run'
             cand statuses 'Show a run''s status history, or follow it with `--watch`'
+            cand notifications 'Show a run''s notifications and hooks: each delivery''s state, tries and last error'
             cand logs 'Show a run''s logs, following it while it runs'
             cand metrics 'Show a run''s metrics: last values, or the series (`--plot` draws them)'
             cand artifacts 'Download a run''s files'
@@ -1467,6 +1642,8 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
         &'polyaxon;help;ops;get'= {
         }
         &'polyaxon;help;ops;statuses'= {
+        }
+        &'polyaxon;help;ops;notifications'= {
         }
         &'polyaxon;help;ops;logs'= {
         }
@@ -1558,6 +1735,20 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
         &'polyaxon;help;agent;ls'= {
         }
         &'polyaxon;help;agent;status'= {
+        }
+        &'polyaxon;help;connections'= {
+            cand ls 'List the connections: name, kind, where they point, whether they have a secret'
+            cand get 'Show a connection'
+            cand create 'Create a connection (superusers)'
+            cand delete 'Delete connections by name (superusers)'
+        }
+        &'polyaxon;help;connections;ls'= {
+        }
+        &'polyaxon;help;connections;get'= {
+        }
+        &'polyaxon;help;connections;create'= {
+        }
+        &'polyaxon;help;connections;delete'= {
         }
         &'polyaxon;help;queue'= {
             cand ls 'List the queues with what waits and runs in them'

@@ -56,6 +56,10 @@ pub async fn serve(
 ) -> Result<()> {
     settings.agent = Some(opts.name.clone());
     let settings = Arc::new(settings);
+    // On the embedded store the agent delivers notifications too (a server does otherwise).
+    let outbox = client
+        .embedded_app()
+        .map(|app| crate::outbox::Delivery::start(app, "agent"));
     let instance = format!(
         "{}-{}-{}",
         controller::orphans::hostname(),
@@ -284,6 +288,9 @@ pub async fn serve(
     }
     let _ = state_tx.send("stopped");
     heartbeat.abort();
+    if let Some(o) = outbox {
+        o.finish(&printer).await;
+    }
     let _ = client.agent_stopped(&opts.name).await;
     printer.success(&format!("agent `{}` stopped", opts.name));
     Ok(())

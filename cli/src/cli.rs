@@ -71,6 +71,9 @@ pub enum Command {
     /// Agents: claim queued runs and run them (`agent start`), list them, show their queues.
     #[command(subcommand)]
     Agent(commands::agent::AgentCommand),
+    /// Connections: notifiers (Slack, webhooks, …) and what operations name in `connections:`.
+    #[command(subcommand, visible_alias = "connection")]
+    Connections(commands::connections::ConnectionsCommand),
     /// Queues runs wait in for agents: list, create or change, delete.
     #[command(subcommand, visible_alias = "queues")]
     Queue(commands::agent::QueueCommand),

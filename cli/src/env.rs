@@ -16,6 +16,19 @@ pub const POLYAXON_ADMIN_PASSWORD: &str = "POLYAXON_ADMIN_PASSWORD";
 /// A token the server accepts as the superuser `root`'s, for the agents `admin deploy` runs
 /// beside it (kept hashed like every token; set from the deploy's secret).
 pub const POLYAXON_AGENT_TOKEN: &str = "POLYAXON_AGENT_TOKEN";
+/// Seconds a notification's receiver may take to answer (default 10; a connection's
+/// `timeout` wins).
+pub const POLYAXON_NOTIFY_TIMEOUT: &str = "POLYAXON_NOTIFY_TIMEOUT";
+/// Tries of a notification before it is marked failed (default 5).
+pub const POLYAXON_NOTIFY_MAX_TRIES: &str = "POLYAXON_NOTIFY_MAX_TRIES";
+/// Seconds before a failed notification's first retry (default 1; each next one doubles).
+pub const POLYAXON_NOTIFY_RETRY_DELAY: &str = "POLYAXON_NOTIFY_RETRY_DELAY";
+/// `true`: notifications may be sent to link-local and cloud metadata addresses.
+pub const POLYAXON_NOTIFY_ALLOW_LINK_LOCAL: &str = "POLYAXON_NOTIFY_ALLOW_LINK_LOCAL";
+/// `true`: this process delivers no notification (they wait, pending, for one that does).
+pub const POLYAXON_NOTIFY_PAUSED: &str = "POLYAXON_NOTIFY_PAUSED";
+/// The dashboard's address in the links notifications carry (default: the server's).
+pub const POLYAXON_UI_URL: &str = "POLYAXON_UI_URL";
 /// Log filter of the server (`info`, `polyaxon_server=debug,…`).
 pub const RUST_LOG: &str = "RUST_LOG";
 /// The server to talk to (overrides `polyaxon config set --host`); unset means embedded.

@@ -473,6 +473,39 @@ impl ServerSettings {
     }
 }
 
+/// How this process delivers notifications, from the environment (`POLYAXON_NOTIFY_*`,
+/// `POLYAXON_UI_URL`); `ui_url` is the default link base.
+pub fn notify_config(ui_url: &str) -> polyaxon_server::notify::Config {
+    let mut c = polyaxon_server::notify::Config {
+        ui_url: env::get(env::POLYAXON_UI_URL).unwrap_or_else(|| ui_url.to_string()),
+        ..Default::default()
+    };
+    let secs = |k: &str| {
+        env::get(k)
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(std::time::Duration::from_secs_f64)
+    };
+    if let Some(t) = secs(env::POLYAXON_NOTIFY_TIMEOUT) {
+        c.timeout = t;
+    }
+    if let Some(t) = secs(env::POLYAXON_NOTIFY_RETRY_DELAY) {
+        c.retry_base = t;
+    }
+    if let Some(n) =
+        env::get(env::POLYAXON_NOTIFY_MAX_TRIES).and_then(|v| v.trim().parse::<u32>().ok())
+    {
+        c.max_tries = n.max(1);
+    }
+    c.allow_link_local = env::get(env::POLYAXON_NOTIFY_ALLOW_LINK_LOCAL)
+        .and_then(|v| parse_bool(&v))
+        .unwrap_or(false);
+    c.paused = env::get(env::POLYAXON_NOTIFY_PAUSED)
+        .and_then(|v| parse_bool(&v))
+        .unwrap_or(false);
+    c
+}
+
 /// `true`/`false` and upstream's spellings of them.
 pub fn parse_bool(v: &str) -> Option<bool> {
     match v.trim().to_ascii_lowercase().as_str() {

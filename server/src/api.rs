@@ -994,3 +994,80 @@ pub struct ApiErrorBody {
     /// `payload_too_large`, `internal`.
     pub code: String,
 }
+
+/// A connection: a named thing notifications and operations use (a notifier, a git server, a
+/// registry, a bucket, a volume, a host path).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct V1Connection {
+    /// Letters, digits, `-`, `_` and `.`.
+    #[schema(pattern = "^[A-Za-z0-9._-]+$")]
+    pub name: String,
+    /// `slack`, `webhook`, `discord`, `mattermost`, `pagerduty`, `teams`, or `git`,
+    /// `registry`, `bucket`, `s3`, `gcs`, `wasb`, `volume_claim`, `host_path`, `custom`.
+    pub kind: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// The non-secret part (a notifier's `url`, `method`, `channel`, `icon_url`, `timeout`;
+    /// a bucket's `bucket`; a volume's `claimName` and `mountPath`…): templates see it as
+    /// `connections['name']`.
+    #[serde(default)]
+    pub schema: Map<String, J>,
+    /// Where the secret is read, by the process that sends (`env:NAME` or `file:/path`):
+    /// never a secret's value. Shown to superusers only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// Whether it has a secret (read only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub has_secret: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct V1ListConnectionsResponse {
+    pub count: i64,
+    pub results: Vec<V1Connection>,
+}
+
+/// One delivery of a run's end: a notification, a notifier hook, or a hook that runs a
+/// component.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct V1Delivery {
+    /// The same on every try (receivers get it as `X-Polyaxon-Delivery`).
+    pub id: String,
+    /// `notification`, `hook` (a notifier hook) or `hook_run`.
+    pub source: String,
+    /// The trigger as the spec wrote it.
+    pub trigger: String,
+    /// The status the run ended with.
+    pub status: String,
+    #[serde(default)]
+    pub connection: Option<String>,
+    /// `pending`, `delivered`, `failed` or `skipped`.
+    pub state: String,
+    pub tries: i64,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// The receiver's last HTTP status.
+    #[serde(default)]
+    pub response_code: Option<i64>,
+    /// The run the hook became.
+    #[serde(default)]
+    pub hook_run: Option<String>,
+    /// When a pending delivery is tried next.
+    #[serde(default)]
+    pub next_at: Option<String>,
+    pub created_at: String,
+    #[serde(default)]
+    pub delivered_at: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct V1ListDeliveriesResponse {
+    pub count: i64,
+    pub results: Vec<V1Delivery>,
+}

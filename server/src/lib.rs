@@ -10,6 +10,7 @@ pub mod error;
 pub mod eventfiles;
 pub mod files;
 pub mod ingest;
+pub mod notify;
 pub mod openapi;
 
 pub mod routes;
@@ -64,6 +65,8 @@ pub struct Config {
     pub drain_timeout: std::time::Duration,
     /// Artifact downloads and uploads one user may have open at once (see `transfers`).
     pub max_transfers_per_user: usize,
+    /// How notifications and hooks are delivered.
+    pub notify: notify::Config,
 }
 
 impl Config {
@@ -82,6 +85,7 @@ impl Config {
             body_idle_timeout: std::time::Duration::from_secs(60),
             drain_timeout: std::time::Duration::from_secs(30),
             max_transfers_per_user: 16,
+            notify: notify::Config::default(),
         }
     }
 }

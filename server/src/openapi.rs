@@ -3,7 +3,7 @@
 use utoipa::OpenApi;
 
 use crate::api::*;
-use crate::routes::{agents, auth, meta, projects, runs, streams};
+use crate::routes::{agents, auth, connections, meta, projects, runs, streams};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,6 +19,7 @@ use crate::routes::{agents, auth, meta, projects, runs, streams};
         streams::tree, streams::artifact, streams::artifacts_archive, streams::delete_artifact, streams::delete_artifacts, streams::upload,
         agents::register, agents::list, agents::heartbeat, agents::claim, agents::stop, agents::queues, agents::get_queue,
         agents::put_queue, agents::delete_queue, agents::claim_run, agents::release, agents::claimed,
+        connections::list, connections::get, connections::create, connections::delete, connections::deliveries,
     ),
     components(schemas(
         ApiErrorBody, V1Credentials, V1Auth, V1User, V1UserCreate, V1Token, V1ListTokenResponse, V1Project,
@@ -27,6 +28,7 @@ use crate::routes::{agents, auth, meta, projects, runs, streams};
         V1EventsResponse, V1MultiEventsResponse, MetricSeriesIn, MetricsBatch, MetricsBatchResult, EventFilesSynced, V1RunArtifacts,
         V1ListRunArtifactsResponse, V1Version, V1Compatibility, V1Installation, V1Queue, V1ListQueuesResponse, V1Agent,
         V1ListAgentsResponse, V1AgentHeartbeat, V1AgentHeld, V1ClaimRequest, V1ClaimedRun, V1ClaimResponse, V1Release, V1ClaimedOnHost, V1ListClaimedResponse,
+        V1Connection, V1ListConnectionsResponse, V1Delivery, V1ListDeliveriesResponse,
     )),
     tags(
         (name = "auth", description = "Login, the calling user, tokens"),
@@ -36,6 +38,7 @@ use crate::routes::{agents, auth, meta, projects, runs, streams};
         (name = "artifacts", description = "A run's files"),
         (name = "meta", description = "Health and versions"),
         (name = "agents", description = "Agents, the queues they serve and the runs they claim"),
+        (name = "connections", description = "Notifiers, git servers, registries, buckets and volumes by name"),
     ),
     modifiers(&TokenAuth),
     security(("token" = []))

@@ -9,10 +9,11 @@ use http::{Method, StatusCode};
 use polyaxon_server::api::{
     ApiErrorBody, EventFilesSynced, MetricsBatch, MetricsBatchResult, RunStatus, V1Agent,
     V1AgentHeartbeat, V1AgentHeld, V1ArtifactTree, V1Auth, V1ClaimRequest, V1ClaimResponse,
-    V1Credentials, V1EntityStatusBodyRequest, V1EventsResponse, V1Installation,
-    V1ListAgentsResponse, V1ListClaimedResponse, V1ListProjectsResponse, V1ListQueuesResponse,
-    V1ListRunsResponse, V1ListTokenResponse, V1Log, V1Logs, V1OperationBody, V1Project, V1Queue,
-    V1Release, V1Run, V1Status, V1StatusCondition, V1Token, V1User,
+    V1Connection, V1Credentials, V1EntityStatusBodyRequest, V1EventsResponse, V1Installation,
+    V1ListAgentsResponse, V1ListClaimedResponse, V1ListConnectionsResponse,
+    V1ListDeliveriesResponse, V1ListProjectsResponse, V1ListQueuesResponse, V1ListRunsResponse,
+    V1ListTokenResponse, V1Log, V1Logs, V1OperationBody, V1Project, V1Queue, V1Release, V1Run,
+    V1Status, V1StatusCondition, V1Token, V1User,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -359,6 +360,38 @@ impl Client {
         )
         .await?;
         Ok(())
+    }
+
+    // --- connections and deliveries ---
+
+    /// The connections (their secrets' places shown to superusers only, never a value).
+    pub async fn list_connections(&self) -> Result<V1ListConnectionsResponse> {
+        self.get("/api/v1/orgs/default/connections").await
+    }
+
+    pub async fn get_connection(&self, name: &str) -> Result<V1Connection> {
+        self.get(&format!("/api/v1/orgs/default/connections/{}", seg(name)))
+            .await
+    }
+
+    pub async fn create_connection(&self, c: &V1Connection) -> Result<V1Connection> {
+        self.json(Method::POST, "/api/v1/orgs/default/connections", Some(c))
+            .await
+    }
+
+    pub async fn delete_connection(&self, name: &str) -> Result<()> {
+        self.call(
+            Method::DELETE,
+            &format!("/api/v1/orgs/default/connections/{}", seg(name)),
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A run's notifications and hooks, each with its state, tries and last error.
+    pub async fn deliveries(&self, r: &RunRef) -> Result<V1ListDeliveriesResponse> {
+        self.get(&r.api("/notifications")).await
     }
 
     pub async fn installation(&self) -> Result<V1Installation> {

@@ -246,12 +246,13 @@ impl Embedded {
         std::fs::create_dir_all(home).map_err(|e| fail(e.to_string()))?;
         let url = format!("sqlite://{}?mode=rwc", home.join("polyaxon.db").display());
         let store = Store::open(&url).await.map_err(|e| fail(e.to_string()))?;
-        let config = Config::new(
+        let mut config = Config::new(
             home.join("artifacts"),
             AuthMode::Open {
                 user: EMBEDDED_USER.into(),
             },
         );
+        config.notify = crate::settings::notify_config("http://localhost:8000");
         let started = App::start(store, config, None)
             .await
             .map_err(|e| fail(e.to_string()))?;

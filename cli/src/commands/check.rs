@@ -84,7 +84,27 @@ pub fn run(args: CheckArgs, printer: &Printer) -> Result<()> {
     };
     // The home is the only setting a check needs (where presets and hub components are).
     let home = settings::home_dir();
+    // The connections' catalogue, when a file names connections: templates see it, and the
+    // names the spec gives are checked against it (the catalogue is not read otherwise).
+    let names_connections = files
+        .iter()
+        .any(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains("connection")));
+    let catalogue = if names_connections {
+        match catalogue() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                printer.warn(&format!("the connections it names are not checked: {e:#}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
     let opts = Options {
+        connections: catalogue
+            .as_deref()
+            .map(crate::connections::template_context)
+            .unwrap_or_default(),
         params: args.params.clone(),
         lint: args.lint,
         presets: args.presets.clone(),
@@ -95,6 +115,22 @@ pub fn run(args: CheckArgs, printer: &Printer) -> Result<()> {
     };
     let mut session = Session::new();
     let result = polyaxonfile::check(&mut session, &files, &opts);
+    // The connections it names, against the catalogue (read only when it names some).
+    let result = result.and_then(|report| {
+        let refs = crate::connections::referenced(&report.prepared.node);
+        match &catalogue {
+            Some(known) if !refs.is_empty() => {
+                let d = crate::connections::check(
+                    &report.prepared.node,
+                    &refs,
+                    known,
+                    report.prepared.hidden,
+                );
+                if d.has_errors() { Err(d) } else { Ok(report) }
+            }
+            _ => Ok(report),
+        }
+    });
     let shown: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     let warnings = Diagnostics(session.warnings.clone());
     match result {
@@ -190,6 +226,22 @@ pub fn run(args: CheckArgs, printer: &Printer) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The configured connections: the server's, or the embedded store's (none when it was never
+/// used: it is not created for a check).
+fn catalogue() -> Result<Vec<polyaxon_server::api::V1Connection>> {
+    let settings = settings::Settings::resolve()?;
+    if settings.host.is_none() && !settings.home.join("polyaxon.db").exists() {
+        return Ok(Vec::new());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let client = crate::client::Client::connect(&settings).await?;
+        Ok(client.list_connections().await?.results)
+    })
 }
 
 fn render(doc: &serde_json::Value, fmt: Format) -> String {

@@ -5,6 +5,7 @@ pub mod agent;
 pub mod check;
 pub mod completion;
 pub mod config;
+pub mod connections;
 pub mod dashboard;
 pub mod hub;
 pub mod init;
@@ -51,6 +52,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<()> {
                 Command::Agent(cmd) => agent::run(&ctx, cmd),
                 Command::Queue(cmd) => agent::run_queue(&ctx, cmd),
                 Command::Token(cmd) => token::run(&ctx, cmd),
+                Command::Connections(cmd) => connections::run(&ctx, cmd),
                 Command::Check(_)
                 | Command::Hub(_)
                 | Command::Server(_)

@@ -38,6 +38,7 @@ pub fn manifests(
         "the spec does not compile",
         content,
         plan::globals(r, &run, &job_root, &job_dir),
+        Default::default(),
     )?;
     let compiled = report.compiled.context("compiled")?;
     if compiled.operation.matrix.is_some() {

@@ -286,7 +286,24 @@ async fn drive(
             return Err(UserError::new(format!("the run's joins cannot be read: {e}")).into());
         }
     };
-    let spec = plan::RunSpec::compile(ctl, run)?;
+    // Templates see the catalogue's connections (read only when the spec names some).
+    let connections = if run
+        .content
+        .as_deref()
+        .is_some_and(|c| c.contains("connections"))
+    {
+        match ctl.api.client.list_connections().await {
+            Ok(l) => crate::connections::template_context(&l.results),
+            Err(e) => {
+                ctl.printer
+                    .warn(&format!("the connections cannot be read: {e}"));
+                serde_json::Map::new()
+            }
+        }
+    } else {
+        serde_json::Map::new()
+    };
+    let spec = plan::RunSpec::compile(ctl, run, connections)?;
     crate::timing::mark("execute: compiled");
     // The run's record has its inputs as the server read them, with stand-ins for the run's
     // context (`{{ globals.uuid }}`, a schedule's `{{ globals.schedule_at }}`): the real ones.

@@ -29,7 +29,12 @@ pub struct RunSpec {
 
 impl RunSpec {
     /// Compiles the stored operation of `run` with its real context.
-    pub fn compile(ctl: &Ctl<'_>, run: &V1Run) -> Result<RunSpec> {
+    /// `connections`: what templates see as `connections['name']`.
+    pub fn compile(
+        ctl: &Ctl<'_>,
+        run: &V1Run,
+        connections: serde_json::Map<String, J>,
+    ) -> Result<RunSpec> {
         let r = &ctl.api.r;
         let content = run
             .content
@@ -44,6 +49,7 @@ impl RunSpec {
             "the run's spec does not compile",
             &content,
             globals(r, run, &job_root, &job_dir),
+            connections,
         )?;
         let operation = match serde_json::from_str::<J>(&content) {
             Ok(op @ J::Object(_)) => op,
@@ -69,9 +75,11 @@ pub fn compile(
     failure: &str,
     content: &str,
     globals: J,
+    connections: serde_json::Map<String, J>,
 ) -> Result<polyaxonfile::Report> {
     let opts = polyaxonfile::Options {
         globals: Some(globals),
+        connections,
         preset_dirs: settings.preset_dirs(),
         hub_dirs: settings.hub_dirs(),
         url_fetcher: Some(crate::urlref::fetcher(&settings.home)),

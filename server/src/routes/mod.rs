@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod auth;
+pub mod connections;
 pub mod meta;
 pub mod projects;
 pub mod runs;
@@ -69,6 +70,18 @@ pub fn router(app: App) -> Router {
         .route(
             "/api/v1/{owner}/{project}/runs/{uuid}/claim",
             post(agents::claim_run),
+        )
+        .route(
+            "/api/v1/orgs/{owner}/connections",
+            get(connections::list).post(connections::create),
+        )
+        .route(
+            "/api/v1/orgs/{owner}/connections/{name}",
+            get(connections::get).delete(connections::delete),
+        )
+        .route(
+            "/api/v1/{owner}/{project}/runs/{uuid}/notifications",
+            get(connections::deliveries),
         )
         .route("/api/v1/{owner}/projects/list", get(projects::list))
         .route("/api/v1/{owner}/projects/create", post(projects::create))

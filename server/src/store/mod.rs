@@ -6,6 +6,7 @@
 //! helpers are private to this module and its children; PQL's SQL builder lives here too.
 
 mod metrics;
+pub mod outbox;
 pub mod pql;
 mod projects;
 pub mod queues;
@@ -179,6 +180,10 @@ pub struct Store {
     /// Woken when a run is queued by this process (agents' claims wait on it; other
     /// processes' queued runs arrive through PostgreSQL's `NOTIFY`, or are polled for).
     pub queued: std::sync::Arc<tokio::sync::Notify>,
+    /// Woken when a run's end wrote outbox rows in this process (its workers send them).
+    pub outbox_wake: std::sync::Arc<tokio::sync::Notify>,
+    /// The runs whose end wrote outbox rows in this process (a supervisor waits for them).
+    pub fired: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<i64>>>,
     url: std::sync::Arc<str>,
 }
 
@@ -313,6 +318,8 @@ impl Store {
             dialect,
             writer: Default::default(),
             queued: Default::default(),
+            outbox_wake: Default::default(),
+            fired: Default::default(),
             url: url.into(),
         })
     }

@@ -268,6 +268,12 @@ impl Store {
     }
 
     /// A run by uuid, whoever may see it (callers check access through its project).
+    pub async fn run_by_id(&self, id: i64) -> Result<RunRow> {
+        self.fetch_optional(&format!("{SELECT} WHERE r.id = $1"), vec![id.into()])
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("run #{id}")))
+    }
+
     pub async fn run_by_uuid(&self, uuid: &str) -> Result<RunRow> {
         let uuid = uuid.replace('-', "");
         self.fetch_optional(
@@ -583,7 +589,16 @@ impl Store {
             ],
         )
         .await?;
+        let fired = if kind.is_done() {
+            super::outbox::fire(&mut tx, run.id, uuid, run.content.as_deref(), kind, now).await?
+        } else {
+            0
+        };
         tx.commit().await?;
+        if fired > 0 {
+            self.fired.lock().expect("not poisoned").insert(run.id);
+            self.outbox_wake.notify_one();
+        }
         Ok(true)
     }
 

@@ -7,6 +7,7 @@ mod auth;
 mod authz;
 mod limits;
 mod load;
+mod notify;
 mod openapi;
 mod projects;
 mod python_client;

@@ -9,6 +9,7 @@ pub mod get;
 pub mod logs;
 pub mod ls;
 pub mod metrics;
+pub mod notifications;
 pub mod restart;
 pub mod resume;
 pub mod service;
@@ -60,6 +61,8 @@ pub enum OpsCommand {
     Get(get::GetArgs),
     /// Show a run's status history, or follow it with `--watch`.
     Statuses(statuses::StatusesArgs),
+    /// Show a run's notifications and hooks: each delivery's state, tries and last error.
+    Notifications(notifications::NotificationsArgs),
     /// Show a run's logs, following it while it runs.
     Logs(logs::LogsArgs),
     /// Show a run's metrics: last values, or the series (`--plot` draws them).
@@ -97,6 +100,7 @@ pub fn run(ctx: &Ctx, args: OpsArgs) -> Result<()> {
         OpsCommand::Ls(a) => ls::run(ctx, &t, a),
         OpsCommand::Get(a) => get::run(ctx, &t, a),
         OpsCommand::Statuses(a) => statuses::run(ctx, &t, a),
+        OpsCommand::Notifications(a) => notifications::run(ctx, &t, a),
         OpsCommand::Logs(a) => logs::run(ctx, &t, a),
         OpsCommand::Metrics(a) => metrics::run(ctx, &t, a),
         OpsCommand::Artifacts(a) => artifacts::run(ctx, &t, a),

@@ -87,7 +87,16 @@ async fn drive(
     r: &RunRef,
     executor: ExecutorKind,
 ) -> Result<()> {
-    match controller::execute(&ctx.settings, ctx.printer, client, r, executor).await? {
+    // Embedded: this process delivers the notifications and hooks of the runs it ends (and
+    // any left pending by a process that died), and waits for them before it exits.
+    let outbox = client
+        .embedded_app()
+        .map(|app| crate::outbox::Delivery::start(app, "supervisor"));
+    let outcome = controller::execute(&ctx.settings, ctx.printer, client, r, executor).await;
+    if let Some(o) = outbox {
+        o.finish(&ctx.printer).await;
+    }
+    match outcome? {
         Outcome::Succeeded => Ok(()),
         Outcome::Failed(why) | Outcome::Stopped(why) => {
             ctx.printer.err(&format!("run `{}` ended: {why}", r.uuid));

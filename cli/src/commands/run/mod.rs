@@ -251,12 +251,35 @@ fn compile(ctx: &Ctx, args: &RunArgs) -> Result<(Vec<PathBuf>, polyaxonfile::Rep
             return Err(UserError::new(format!("`-P {name}` is given more than once")).into());
         }
     }
+    // The connections' catalogue, when a file names connections: templates see it, and the
+    // names the spec gives are checked against it.
+    let names_connections = files
+        .iter()
+        .any(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains("connection")))
+        || args.hub.is_some();
+    let catalogue = if names_connections {
+        ctx.block_on(async {
+            let client = ctx.client().await?;
+            Ok::<_, anyhow::Error>(client.list_connections().await?.results)
+        })
+        .map_err(|e| {
+            ctx.printer
+                .warn(&format!("the connections cannot be read: {e:#}"));
+        })
+        .ok()
+    } else {
+        None
+    };
     let opts = polyaxonfile::Options {
         params: args.params.clone(),
         presets: args.presets.clone(),
         preset_dirs: ctx.settings.preset_dirs(),
         hub_dirs: ctx.settings.hub_dirs(),
         url_fetcher: Some(crate::urlref::fetcher(&ctx.settings.home)),
+        connections: catalogue
+            .as_deref()
+            .map(crate::connections::template_context)
+            .unwrap_or_default(),
         ..Default::default()
     };
     // `-HP`: the search as a preset over the files.
@@ -270,7 +293,21 @@ fn compile(ctx: &Ctx, args: &RunArgs) -> Result<(Vec<PathBuf>, polyaxonfile::Rep
         _hp_dir = dir;
     }
     let mut session = polyaxonfile::Session::new();
-    let result = polyaxonfile::check(&mut session, &files, &opts);
+    let result = polyaxonfile::check(&mut session, &files, &opts).and_then(|report| {
+        let refs = crate::connections::referenced(&report.prepared.node);
+        match &catalogue {
+            Some(known) if !refs.is_empty() => {
+                let d = crate::connections::check(
+                    &report.prepared.node,
+                    &refs,
+                    known,
+                    report.prepared.hidden,
+                );
+                if d.has_errors() { Err(d) } else { Ok(report) }
+            }
+            _ => Ok(report),
+        }
+    });
     let warnings = polyaxonfile::Diagnostics(session.warnings.clone());
     if !warnings.is_empty() {
         ctx.printer

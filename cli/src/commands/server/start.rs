@@ -35,6 +35,11 @@ pub struct StartArgs {
     /// Accept requests without a token, as the single user `default` (a private machine only).
     #[arg(long)]
     pub open: bool,
+
+    /// Let notifications go to link-local and cloud metadata addresses (169.254.0.0/16,
+    /// fe80::/10), refused by default.
+    #[arg(long, env = env::POLYAXON_NOTIFY_ALLOW_LINK_LOCAL)]
+    pub notify_allow_link_local: bool,
 }
 
 pub fn run(args: StartArgs, printer: &Printer) -> Result<()> {
@@ -67,7 +72,11 @@ pub fn run(args: StartArgs, printer: &Printer) -> Result<()> {
     rt.block_on(async move {
         let store = Store::open(&url).await.map_err(|e| UserError::new(e.to_string()))?;
         let auth = if args.open { AuthMode::Open { user: "default".into() } } else { AuthMode::Tokens };
-        let started = App::start(store, Config::new(&artifacts, auth), settings.admin_password.as_deref()).await.map_err(|e| UserError::new(e.to_string()))?;
+        let mut config = Config::new(&artifacts, auth);
+        let shown_host = if args.host == "0.0.0.0" || args.host == "::" { "localhost" } else { args.host.as_str() };
+        config.notify = settings::notify_config(&format!("http://{shown_host}:{}", args.port));
+        config.notify.allow_link_local |= args.notify_allow_link_local;
+        let started = App::start(store, config, settings.admin_password.as_deref()).await.map_err(|e| UserError::new(e.to_string()))?;
         if let Some(pw) = &started.generated_password {
             printer.err(&format!(
                 "{} created the superuser `root` with the password {}\n  it is shown this once: keep it, or set POLYAXON_ADMIN_PASSWORD before the first start",
@@ -83,6 +92,18 @@ pub fn run(args: StartArgs, printer: &Printer) -> Result<()> {
             UserError::new(format!("cannot listen on {addr}: {e}")).hint(hint)
         })?;
         let local = listener.local_addr()?;
+        // This server delivers the notifications of the runs whose end it records (and any
+        // a server or supervisor that stopped left pending).
+        let mut notify = started.app.config.notify.clone();
+        if args.port == 0 && crate::env::get(crate::env::POLYAXON_UI_URL).is_none() {
+            notify.ui_url = format!("http://{local}");
+        }
+        let _outbox = polyaxon_server::notify::Worker::new(
+            started.app.store.clone(),
+            notify,
+            crate::outbox::holder("server"),
+        )
+        .spawn();
         tracing::info!(address = %local, database = %redact_url(&url), artifacts = %artifacts.display(), auth = if args.open { "open" } else { "tokens" }, "polyaxon server listening");
         printer.err(&format!("polyaxon server listening on http://{local} (stop with Ctrl-C)"));
         polyaxon_server::serve(listener, started.app, polyaxon_server::shutdown_signal()).await?;

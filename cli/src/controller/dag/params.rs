@@ -393,7 +393,14 @@ pub fn content(node: &J, params: Map<String, J>, dag: &J) -> J {
         if !op.contains_key(k)
             && let Some(v) = dag.get(k)
         {
-            op.insert(k.into(), v.clone());
+            let mut v = v.clone();
+            // The DAG's notifications are the DAG's: its operations do not send them too.
+            if k == "plugins"
+                && let Some(p) = v.as_object_mut()
+            {
+                p.remove("notifications");
+            }
+            op.insert(k.into(), v);
         }
     }
     J::Object(op)

@@ -85,6 +85,7 @@ pub(super) async fn drive(
             &format!("the tuner `{}` cannot run", tuner.hub_ref),
             &serde_json::to_string(&op)?,
             polyaxonfile::placeholder_globals(None),
+            Default::default(),
         ) {
             Ok(report) => report.prepared.node.to_json(),
             Err(e) => return tuner_failed(ctl, crate::error::said(&e)).await,
