@@ -59,7 +59,7 @@ pub async fn serve(
     // On the embedded store the agent delivers notifications too (a server does otherwise).
     let outbox = client
         .embedded_app()
-        .map(|app| crate::outbox::Delivery::start(app, "agent"));
+        .map(|app| crate::outbox::Delivery::start(app, "agent", &settings));
     let instance = format!(
         "{}-{}-{}",
         controller::orphans::hostname(),

@@ -91,7 +91,7 @@ async fn drive(
     // any left pending by a process that died), and waits for them before it exits.
     let outbox = client
         .embedded_app()
-        .map(|app| crate::outbox::Delivery::start(app, "supervisor"));
+        .map(|app| crate::outbox::Delivery::start(app, "supervisor", &ctx.settings));
     let outcome = controller::execute(&ctx.settings, ctx.printer, client, r, executor).await;
     if let Some(o) = outbox {
         o.finish(&ctx.printer).await;

@@ -103,6 +103,12 @@ pub fn run(args: StartArgs, printer: &Printer) -> Result<()> {
             notify,
             crate::outbox::holder("server"),
         )
+        .with_hooks(std::sync::Arc::new(crate::outbox::Hooks {
+            settings: crate::settings::Settings::resolve()?,
+            app: started.app.clone(),
+            // A server runs nothing: a hook's run waits in its queue for an agent.
+            launch: false,
+        }))
         .spawn();
         tracing::info!(address = %local, database = %redact_url(&url), artifacts = %artifacts.display(), auth = if args.open { "open" } else { "tokens" }, "polyaxon server listening");
         printer.err(&format!("polyaxon server listening on http://{local} (stop with Ctrl-C)"));
