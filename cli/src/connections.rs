@@ -233,7 +233,11 @@ mod tests {
         assert_eq!(d.0.len(), 1);
         assert!(d.0[0].message.contains("known: team"), "{}", d.0[0].message);
         let right = node("hooks:\n  - hubRef: slack\n    connection: team\n");
-        assert!(check(&right, &referenced(&right), &known[..1], 0).0.is_empty());
+        assert!(
+            check(&right, &referenced(&right), &known[..1], 0)
+                .0
+                .is_empty()
+        );
         let wrong = node("hooks:\n  - hubRef: slack\n    connection: data\n");
         let d = check(&wrong, &referenced(&wrong), &known, 0);
         assert!(

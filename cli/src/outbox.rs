@@ -97,7 +97,8 @@ impl HookRunner for Hooks {
             };
             let mut session = polyaxonfile::Session::new();
             let declared: Vec<String> =
-                match polyaxonfile::check_text(&mut session, "the hook", &probe.to_string(), &opts) {
+                match polyaxonfile::check_text(&mut session, "the hook", &probe.to_string(), &opts)
+                {
                     Ok(r) => r
                         .prepared
                         .component
@@ -134,10 +135,7 @@ impl HookRunner for Hooks {
             )
             .map_err(|e| crate::error::said(&e))?;
             let content = crate::controller::plan::operation_json(&report.prepared).to_string();
-            let kind = source
-                .meta()
-                .executor_kind
-                .unwrap_or(ExecutorKind::Process);
+            let kind = source.meta().executor_kind.unwrap_or(ExecutorKind::Process);
             let base = hub.split([':', '/']).next().unwrap_or("hook");
             let meta = RunMeta {
                 executor_kind: Some(kind),

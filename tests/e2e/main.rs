@@ -5,6 +5,7 @@ mod agents;
 mod contract;
 mod docker;
 mod faults;
+mod notifications;
 mod remote;
 mod secrets;
 mod server;
