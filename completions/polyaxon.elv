@@ -1534,6 +1534,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand -p 'The port to listen on (0 picks a free one)'
             cand --port 'The port to listen on (0 picks a free one)'
             cand --artifacts-root 'Where runs'' files are kept. Default: `$POLYAXON_HOME/artifacts`'
+            cand --connections 'Connections to create or update at start: a YAML list of `{name, kind, description, tags, schema, secret: env:NAME | file:/path}` (those created through the API are kept)'
             cand --open 'Accept requests without a token, as the single user `default` (a private machine only)'
             cand --notify-allow-link-local 'Let notifications go to link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10), refused by default'
             cand -v 'Print more detail about what happens'

@@ -770,6 +770,7 @@ complete -c polyaxon -n "__fish_polyaxon_using_subcommand server; and __fish_see
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand server; and __fish_seen_subcommand_from start" -l host -d 'The address to listen on' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand server; and __fish_seen_subcommand_from start" -s p -l port -d 'The port to listen on (0 picks a free one)' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand server; and __fish_seen_subcommand_from start" -l artifacts-root -d 'Where runs\' files are kept. Default: `$POLYAXON_HOME/artifacts`' -r -F
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand server; and __fish_seen_subcommand_from start" -l connections -d 'Connections to create or update at start: a YAML list of `{name, kind, description, tags, schema, secret: env:NAME | file:/path}` (those created through the API are kept)' -r -F
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand server; and __fish_seen_subcommand_from start" -l open -d 'Accept requests without a token, as the single user `default` (a private machine only)'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand server; and __fish_seen_subcommand_from start" -l notify-allow-link-local -d 'Let notifications go to link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10), refused by default'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand server; and __fish_seen_subcommand_from start" -s v -l verbose -d 'Print more detail about what happens'

@@ -110,7 +110,7 @@ fn walk(node: &Node, path: &mut Vec<PathSeg>, out: &mut Vec<Reference>) {
 }
 
 /// The references that are not in `known`, or not of a kind that can do what they are for,
-/// as located errors. `hidden`: leading path segments the user's file does not show
+/// located: errors for notifiers (hooks of a notifier, notifications), warnings for the rest. `hidden`: leading path segments the user's file does not show
 /// (`component.` of a component file).
 pub fn check(
     node: &Node,
@@ -145,16 +145,23 @@ pub fn check(
             .trim_start_matches('.')
             .to_string();
         match known.iter().find(|c| c.name == r.name) {
-            None => d.push(
-                Diagnostic::error(
-                    format!("no connection is named `{}` ({})", r.name, names(r.notifier)),
-                    span,
-                )
-                .with_path(shown)
-                .with_hint(
+            // A notification that cannot be sent is an error; a run's connection that is not
+            // in the catalogue gives the run nothing, which may be meant elsewhere: a warning.
+            None => {
+                let msg = format!(
+                    "no connection is named `{}` ({})",
+                    r.name,
+                    names(r.notifier)
+                );
+                let diag = if r.notifier {
+                    Diagnostic::error(msg, span)
+                } else {
+                    Diagnostic::warning(msg, span)
+                };
+                d.push(diag.with_path(shown).with_hint(
                     "create it with `polyaxon connections create --name NAME --kind KIND …`, or fix the name",
-                ),
-            ),
+                ));
+            }
             Some(c) if r.notifier && !NOTIFIERS.contains(&c.kind.as_str()) => d.push(
                 Diagnostic::error(
                     format!(
@@ -171,6 +178,81 @@ pub fn check(
         }
     }
     d
+}
+
+/// Reads a connections file (YAML or JSON): a list of `{name, kind, description, tags, schema,
+/// secret}`, `secret` being `env:NAME` or `file:/path` (or `{env: NAME}`, `{file: PATH}`).
+pub fn read_file(path: &std::path::Path) -> anyhow::Result<Vec<V1Connection>> {
+    let what = || format!("the connections file `{}`", path.display());
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| crate::error::UserError::new(format!("cannot read {}: {e}", what())))?;
+    let node = polyaxonfile::yaml::parse(&text, 0).map_err(|d| {
+        crate::error::UserError::new(format!("{} is not valid YAML: {}", what(), d.message))
+    })?;
+    let mut doc = node.to_json();
+    if let Some(list) = doc.get_mut("connections") {
+        doc = list.take();
+    }
+    let items = match doc {
+        serde_json::Value::Array(items) => items,
+        serde_json::Value::Null => Vec::new(),
+        _ => {
+            return Err(crate::error::UserError::new(format!(
+                "{} must be a list of connections (or `connections:` and one)",
+                what()
+            ))
+            .into());
+        }
+    };
+    let mut out = Vec::new();
+    for (i, mut item) in items.into_iter().enumerate() {
+        if let Some(obj) = item.as_object_mut()
+            && let Some(serde_json::Value::Object(sec)) = obj.get("secret").cloned()
+        {
+            let text = match (sec.get("env"), sec.get("file")) {
+                (Some(serde_json::Value::String(n)), None) => format!("env:{n}"),
+                (None, Some(serde_json::Value::String(p))) => format!("file:{p}"),
+                _ => {
+                    return Err(crate::error::UserError::new(format!(
+                        "connection {i} of {}: `secret` is `env:NAME`, `file:/path`, `{{env: NAME}}` or `{{file: PATH}}`",
+                        what()
+                    ))
+                    .into());
+                }
+            };
+            obj.insert("secret".into(), text.into());
+        }
+        let c: V1Connection = serde_json::from_value(item).map_err(|e| {
+            crate::error::UserError::new(format!("connection {i} of {}: {e}", what()))
+        })?;
+        out.push(c);
+    }
+    Ok(out)
+}
+
+/// Writes a connections file's entries into a store (checked as the API checks them).
+pub async fn sync_file(
+    store: &polyaxon_server::store::Store,
+    path: &std::path::Path,
+    allow_link_local: bool,
+) -> anyhow::Result<usize> {
+    let mut list = Vec::new();
+    for c in read_file(path)? {
+        let name = c.name.clone();
+        let new = polyaxon_server::routes::connections::validate_with(allow_link_local, c)
+            .map_err(|e| {
+                let why = match e {
+                    polyaxon_server::error::ApiError::BadRequest(m) => m,
+                    other => format!("{other:?}"),
+                };
+                crate::error::UserError::new(format!(
+                    "connection `{name}` of `{}`: {why}",
+                    path.display()
+                ))
+            })?;
+        list.push(new);
+    }
+    Ok(store.sync_connections(list).await?)
 }
 
 /// The non-secret part of the connections, as templates see them (`connections['name']`):

@@ -27,6 +27,9 @@ pub const POLYAXON_NOTIFY_RETRY_DELAY: &str = "POLYAXON_NOTIFY_RETRY_DELAY";
 pub const POLYAXON_NOTIFY_ALLOW_LINK_LOCAL: &str = "POLYAXON_NOTIFY_ALLOW_LINK_LOCAL";
 /// `true`: this process delivers no notification (they wait, pending, for one that does).
 pub const POLYAXON_NOTIFY_PAUSED: &str = "POLYAXON_NOTIFY_PAUSED";
+/// A connections file (YAML: a list of `{name, kind, schema, secret}`) a server, or the
+/// embedded store, loads at start (the embedded default: `$POLYAXON_HOME/connections.yaml`).
+pub const POLYAXON_CONNECTIONS_FILE: &str = "POLYAXON_CONNECTIONS_FILE";
 /// The dashboard's address in the links notifications carry (default: the server's).
 pub const POLYAXON_UI_URL: &str = "POLYAXON_UI_URL";
 /// Log filter of the server (`info`, `polyaxon_server=debug,…`).

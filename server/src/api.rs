@@ -1004,6 +1004,9 @@ pub struct V1Connection {
     pub name: String,
     /// `slack`, `webhook`, `discord`, `mattermost`, `pagerduty`, `teams`, or `git`,
     /// `registry`, `bucket`, `s3`, `gcs`, `wasb`, `volume_claim`, `host_path`, `custom`.
+    #[schema(
+        pattern = "^(slack|webhook|discord|mattermost|pagerduty|teams|git|registry|bucket|s3|gcs|wasb|volume_claim|host_path|custom)$"
+    )]
     pub kind: String,
     #[serde(default)]
     pub description: Option<String>,
@@ -1017,6 +1020,7 @@ pub struct V1Connection {
     /// Where the secret is read, by the process that sends (`env:NAME` or `file:/path`):
     /// never a secret's value. Shown to superusers only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^(env:[A-Za-z_][A-Za-z0-9_]*|file:/.+)$")]
     pub secret: Option<String>,
     /// Whether it has a secret (read only).
     #[serde(default, skip_serializing_if = "Option::is_none")]

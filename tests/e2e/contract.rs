@@ -170,11 +170,22 @@ fn failures_of(text: &str) -> (Vec<String>, usize) {
             && !url.contains('?');
         // Refusals the API makes by rule, beyond what a schema can say: a query the query
         // language refuses, an event kind that is not one, text holding a NUL character
-        // (which PostgreSQL cannot store: refused on both stores, naming the field).
+        // (which PostgreSQL cannot store: refused on both stores, naming the field); a
+        // connection whose URL is not an http(s) one or is link-local, whose schema holds what
+        // belongs in `secret`, a notifier with no URL, a timeout out of range.
         let stated_refusal = case.contains("ST202")
             && (case.contains("invalid query:")
                 || case.contains("is not an event kind")
-                || case.contains("cannot hold a NUL character"));
+                || case.contains("cannot hold a NUL character")
+                || case.contains("the URL is not valid")
+                || case.contains("the URL has no host")
+                || case.contains("only http and https URLs")
+                || case.contains("link-local or cloud metadata")
+                || case.contains("through `secret`")
+                || case.contains("connection needs its URL")
+                || case.contains("`url` must be text")
+                || case.contains("`timeout` is seconds")
+                || case.contains("is not supported: notifiers POST"));
         if vanished_parameter || stated_refusal {
             known += 1;
         } else {

@@ -351,3 +351,50 @@ fn a_server_killed_before_sending_delivers_once_after_restart_on_sqlite() {
 fn a_server_killed_before_sending_delivers_once_after_restart_on_postgres() {
     super::remote::with_database("notify", killed_before_sending);
 }
+
+/// `polyaxon server start --connections FILE`: the file's connections are there at start; a
+/// bad one stops the start with the file and the reason named.
+#[test]
+fn a_server_loads_its_connections_file() {
+    let env = Env::new();
+    let file = env.home.path().join("connections.yaml");
+    std::fs::write(
+        &file,
+        "- name: alerts\n  kind: slack\n  schema: {channel: \"#ops\"}\n  secret: env:SLACK_URL\n- name: data\n  kind: s3\n  schema: {bucket: s3://ml}\n",
+    )
+    .unwrap();
+    let f = file.display().to_string();
+    let (_server, addr, _, _rx) = start_with(&env, &["--open", "--connections", &f], &[]);
+    let (st, b) = http(&addr, "GET", "/api/v1/orgs/default/connections", None);
+    assert_eq!(st, 200, "{b}");
+    let list: J = serde_json::from_str(&b).unwrap();
+    assert_eq!(list["count"], 2, "{list}");
+    assert_eq!(list["results"][0]["secret"], "env:SLACK_URL");
+    drop(_server);
+    std::fs::write(
+        &file,
+        "- name: bad\n  kind: webhook\n  schema: {url: \"http://169.254.169.254/\"}\n",
+    )
+    .unwrap();
+    let out = env
+        .cmd()
+        .args([
+            "server",
+            "start",
+            "--open",
+            "--port",
+            "0",
+            "--connections",
+            &f,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("connection `bad`")
+            && err.contains("connections.yaml")
+            && err.contains("link-local"),
+        "{err}"
+    );
+}

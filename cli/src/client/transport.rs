@@ -256,6 +256,20 @@ impl Embedded {
         let started = App::start(store, config, None)
             .await
             .map_err(|e| fail(e.to_string()))?;
+        // The embedded config's connections: `$POLYAXON_CONNECTIONS_FILE`, else
+        // `connections.yaml` in the home (read each time; written only when changed).
+        let file = crate::env::get_os(crate::env::POLYAXON_CONNECTIONS_FILE)
+            .map(std::path::PathBuf::from)
+            .or_else(|| Some(home.join("connections.yaml")).filter(|p| p.exists()));
+        if let Some(file) = file {
+            crate::connections::sync_file(
+                &started.app.store,
+                &file,
+                started.app.config.notify.allow_link_local,
+            )
+            .await
+            .map_err(|e| fail(crate::error::said(&e)))?;
+        }
         Ok(Embedded {
             router: polyaxon_server::routes::router(started.app.clone()),
             home: home.display().to_string(),

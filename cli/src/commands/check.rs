@@ -91,7 +91,7 @@ pub fn run(args: CheckArgs, printer: &Printer) -> Result<()> {
         .any(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains("connection")));
     let catalogue = if names_connections {
         match catalogue() {
-            Ok(c) => Some(c),
+            Ok(c) => c,
             Err(e) => {
                 printer.warn(&format!("the connections it names are not checked: {e:#}"));
                 None
@@ -126,7 +126,12 @@ pub fn run(args: CheckArgs, printer: &Printer) -> Result<()> {
                     known,
                     report.prepared.hidden,
                 );
-                if d.has_errors() { Err(d) } else { Ok(report) }
+                if d.has_errors() {
+                    Err(d)
+                } else {
+                    session.warnings.extend(d.0);
+                    Ok(report)
+                }
             }
             _ => Ok(report),
         }
@@ -228,19 +233,23 @@ pub fn run(args: CheckArgs, printer: &Printer) -> Result<()> {
     }
 }
 
-/// The configured connections: the server's, or the embedded store's (none when it was never
-/// used: it is not created for a check).
-fn catalogue() -> Result<Vec<polyaxon_server::api::V1Connection>> {
+/// The configured connections: the server's, or the embedded store's; `None` where there is
+/// no catalogue to check against (an embedded store never used is not created for a check).
+fn catalogue() -> Result<Option<Vec<polyaxon_server::api::V1Connection>>> {
     let settings = settings::Settings::resolve()?;
-    if settings.host.is_none() && !settings.home.join("polyaxon.db").exists() {
-        return Ok(Vec::new());
+    if settings.host.is_none()
+        && !settings.home.join("polyaxon.db").exists()
+        && crate::env::get_os(crate::env::POLYAXON_CONNECTIONS_FILE).is_none()
+        && !settings.home.join("connections.yaml").exists()
+    {
+        return Ok(None);
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
         let client = crate::client::Client::connect(&settings).await?;
-        Ok(client.list_connections().await?.results)
+        Ok(Some(client.list_connections().await?.results))
     })
 }
 

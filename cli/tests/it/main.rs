@@ -2,6 +2,7 @@
 
 mod check;
 mod common;
+mod connections;
 mod dag;
 mod docs;
 mod embedded;

@@ -838,14 +838,41 @@ fn minijinja_value(v: &J) -> minijinja::Value {
     minijinja::Value::from_serialize(v)
 }
 
+/// The connections as templates see them (`connections['name']`): the non-secret part —
+/// the schema's keys, `kind`, `name`, `schema`, `description`, `tags`.
+pub fn template_connections(rows: &[ConnectionRow]) -> Map<String, J> {
+    rows.iter()
+        .map(|c| {
+            let spec = c.spec();
+            let mut m = spec.clone();
+            m.insert("kind".into(), c.kind.clone().into());
+            m.insert("name".into(), c.name.clone().into());
+            m.insert("schema".into(), J::Object(spec));
+            if let Some(d) = &c.description {
+                m.insert("description".into(), d.clone().into());
+            }
+            m.insert("tags".into(), json!(c.tags()));
+            (c.name.clone(), J::Object(m))
+        })
+        .collect()
+}
+
 /// The secret reference of a connection as given to the API: `env:NAME` or `file:PATH`.
 pub fn parse_secret_ref(s: &str) -> Result<SecretRef, String> {
     match s.split_once(':') {
-        Some(("env", n)) if !n.is_empty() => Ok(SecretRef::Env(n.to_string())),
-        Some(("file", p)) if !p.is_empty() => Ok(SecretRef::File(p.to_string())),
-        _ => Err(format!(
-            "`{s}` does not say where the secret is: give `env:NAME` (an environment variable of the process that sends) or `file:/path` (a file on its machine)"
-        )),
+        Some(("env", n))
+            if !n.is_empty()
+                && !n.starts_with(|c: char| c.is_ascii_digit())
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+        {
+            Ok(SecretRef::Env(n.to_string()))
+        }
+        Some(("file", p)) if p.starts_with('/') => Ok(SecretRef::File(p.to_string())),
+        // The value is not echoed: it may be the secret itself, pasted.
+        _ => Err(
+            "`secret` says where the secret is read, not what it is: give `env:NAME` (an environment variable of the process that sends: letters, digits and `_`) or `file:/absolute/path` (a file on its machine)"
+                .to_string(),
+        ),
     }
 }
 

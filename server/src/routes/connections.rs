@@ -88,6 +88,12 @@ pub async fn create(
 
 /// What a new connection may be: a name, a known kind, a schema without secrets' values.
 pub fn validate(app: &App, c: V1Connection) -> ApiResult<NewConnection> {
+    validate_with(app.config.notify.allow_link_local, c)
+}
+
+/// [`validate`], with whether link-local URLs are allowed (a server's config file, read before
+/// the app exists).
+pub fn validate_with(allow_link_local: bool, c: V1Connection) -> ApiResult<NewConnection> {
     let bad = |m: String| Err(ApiError::BadRequest(m));
     if c.name.is_empty()
         || !c
@@ -126,8 +132,7 @@ pub fn validate(app: &App, c: V1Connection) -> ApiResult<NewConnection> {
         let Some(u) = u.as_str() else {
             return bad("`url` must be text".into());
         };
-        crate::notify::check_url(u, app.config.notify.allow_link_local)
-            .map_err(ApiError::BadRequest)?;
+        crate::notify::check_url(u, allow_link_local).map_err(ApiError::BadRequest)?;
     }
     if let Some(m) = c.schema.get("method").and_then(|m| m.as_str()) {
         let m = m.to_ascii_uppercase();

@@ -25,10 +25,19 @@ struct Spec {
     is_approved: Option<bool>,
 }
 
-/// Checks an operation (JSON or YAML text) and reads what the run record needs from it.
-fn read_spec(content: &str) -> ApiResult<Spec> {
+/// Checks an operation (JSON or YAML text) and reads what the run record needs from it; its
+/// templates see the connections' non-secret part (read only when it names connections).
+async fn read_spec(app: &App, content: &str) -> ApiResult<Spec> {
+    let connections = if content.contains("connections") {
+        crate::notify::template_connections(&app.store.connections().await?)
+    } else {
+        Map::new()
+    };
     let mut session = polyaxonfile::Session::new();
-    let opts = polyaxonfile::Options::default();
+    let opts = polyaxonfile::Options {
+        connections,
+        ..Default::default()
+    };
     let report =
         polyaxonfile::check_text(&mut session, "content", content, &opts).map_err(|d| {
             ApiError::BadRequest(format!(
@@ -100,7 +109,7 @@ pub async fn create(
     who.require_user_scope()?;
     let p = project_for(&app, &who, &owner, &project, true).await?;
     let spec = match body.content.as_deref().filter(|c| !c.trim().is_empty()) {
-        Some(c) => Some(read_spec(c)?),
+        Some(c) => Some(read_spec(&app, c).await?),
         None => None,
     };
     // Kept as sent (a user's own keys too); the platform's are read typed.
@@ -244,7 +253,7 @@ pub async fn patch(
     let merge = body.merge.unwrap_or(false);
     let mut row = None;
     if let Some(c) = body.content.as_deref() {
-        let spec = read_spec(c)?;
+        let spec = read_spec(&app, c).await?;
         row = Some(
             app.store
                 .set_spec(&r.uuid, c, spec.kind, spec.runtime, &spec.inputs)
@@ -422,7 +431,7 @@ async fn clone(
     who.require_user_scope()?;
     let body = body.unwrap_or_default();
     if let Some(c) = body.content.as_deref() {
-        read_spec(c)?;
+        read_spec(app, c).await?;
     }
     let content = body.content.clone();
     let agent = body.agent.clone().filter(|a| !a.is_empty());
@@ -493,7 +502,7 @@ pub async fn resume(
         && let Some(c) = b.content
     {
         // A new spec (e.g. more epochs): its params become the run's inputs.
-        let spec = read_spec(&c)?;
+        let spec = read_spec(&app, &c).await?;
         app.store
             .patch_run(
                 &r.uuid,

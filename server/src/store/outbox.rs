@@ -311,6 +311,55 @@ impl Store {
         }
     }
 
+    /// Creates or replaces the connections of a config file (those the API created are left
+    /// alone unless the file names them too). Returns how many it wrote; an unchanged one is
+    /// not written.
+    pub async fn sync_connections(&self, list: Vec<NewConnection>) -> Result<usize> {
+        let existing = self.connections().await?;
+        let mut n = 0;
+        for c in list {
+            let spec = J::Object(c.spec.clone()).to_string();
+            let secret = c
+                .secret
+                .as_ref()
+                .map(|s| serde_json::to_string(s).expect("serialisable"));
+            let tags = J::from(c.tags.clone()).to_string();
+            match existing.iter().find(|e| e.name == c.name) {
+                Some(e)
+                    if e.kind == c.kind
+                        && e.spec() == c.spec
+                        && e.secret == secret
+                        && e.description == c.description
+                        && e.tags == tags => {}
+                Some(_) => {
+                    self.execute(
+                        "UPDATE connections SET kind = $1, description = $2, tags = $3, spec = $4, secret = $5, updated_at = $6 WHERE name = $7",
+                        vec![
+                            c.kind.into(),
+                            c.description.into(),
+                            tags.into(),
+                            spec.into(),
+                            secret.into(),
+                            now_micros().into(),
+                            c.name.into(),
+                        ],
+                    )
+                    .await?;
+                    n += 1;
+                }
+                None => {
+                    match self.create_connection(c).await {
+                        // Another process of this store wrote it meanwhile.
+                        Ok(_) | Err(StoreError::Conflict(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+
     pub async fn connection(&self, name: &str) -> Result<ConnectionRow> {
         self.fetch_optional(
             "SELECT id, name, kind, description, tags, spec, secret, created_at, updated_at FROM connections WHERE name = $1",

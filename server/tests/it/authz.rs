@@ -70,6 +70,16 @@ fn expected(method: &str, path: &str) -> Option<[Expect; 6]> {
             [S(401), OK, OK, OK, S(403), S(403)]
         }
         p if p.starts_with("/api/v1/admin/") => [S(401), S(403), S(403), OK, S(403), S(403)],
+        // Signed-in users list and read connections (never where their secrets are, unless
+        // superusers); superusers manage them; run tokens neither.
+        "/api/v1/orgs/{owner}/connections" | "/api/v1/orgs/{owner}/connections/{name}"
+            if method == "GET" =>
+        {
+            [S(401), OK, OK, OK, S(403), S(403)]
+        }
+        "/api/v1/orgs/{owner}/connections" | "/api/v1/orgs/{owner}/connections/{name}" => {
+            [S(401), S(403), S(403), OK, S(403), S(403)]
+        }
         "/api/v1/{owner}/projects/list" => [S(401), OK, OK, OK, S(403), S(403)],
         "/api/v1/{owner}/projects/create" => [S(401), OK, S(404), OK, S(403), S(403)],
         _ if run_route && user_only_on_a_run.contains(&key.as_str()) => {
@@ -97,6 +107,7 @@ struct Fixture {
     agent: String,
     instance: String,
     queue: String,
+    connection: String,
 }
 
 async fn fixture(s: &TestServer, alice: &str, n: usize) -> Fixture {
@@ -175,7 +186,16 @@ async fn fixture(s: &TestServer, alice: &str, n: usize) -> Fixture {
         )
         .await;
     assert_eq!(st, StatusCode::OK, "{q}");
+    let connection = format!("conn-{n}");
+    let (st, c) = s
+        .post(
+            "/api/v1/orgs/root/connections",
+            json!({"name": connection, "kind": "webhook", "schema": {"url": "http://127.0.0.1:9/hook"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{c}");
     Fixture {
+        connection,
         project,
         r1: runs[0].clone(),
         r2: runs[1].clone(),
@@ -213,6 +233,8 @@ fn request(
     };
     path = if path.contains("/agents/") {
         path.replace("{name}", &f.agent)
+    } else if path.contains("/connections/") {
+        path.replace("{name}", &f.connection)
     } else {
         path.replace("{name}", &f.queue)
     };
@@ -249,6 +271,9 @@ fn request(
         }
         ("POST", "/api/v1/admin/agents/{name}/release") => {
             json!({"uuid": f.r1, "reason": "matrix"})
+        }
+        ("POST", "/api/v1/orgs/{owner}/connections") => {
+            json!({"name": format!("new-conn-{n}"), "kind": "webhook", "schema": {"url": "http://127.0.0.1:9/x"}})
         }
         ("POST", "/api/v1/admin/queues") => {
             json!({"name": format!("new-queue-{n}"), "concurrency": 2})

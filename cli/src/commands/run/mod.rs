@@ -303,7 +303,12 @@ fn compile(ctx: &Ctx, args: &RunArgs) -> Result<(Vec<PathBuf>, polyaxonfile::Rep
                     known,
                     report.prepared.hidden,
                 );
-                if d.has_errors() { Err(d) } else { Ok(report) }
+                if d.has_errors() {
+                    Err(d)
+                } else {
+                    session.warnings.extend(d.0);
+                    Ok(report)
+                }
             }
             _ => Ok(report),
         }

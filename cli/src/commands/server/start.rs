@@ -36,6 +36,11 @@ pub struct StartArgs {
     #[arg(long)]
     pub open: bool,
 
+    /// Connections to create or update at start: a YAML list of `{name, kind, description,
+    /// tags, schema, secret: env:NAME | file:/path}` (those created through the API are kept).
+    #[arg(long, value_name = "FILE", env = env::POLYAXON_CONNECTIONS_FILE)]
+    pub connections: Option<PathBuf>,
+
     /// Let notifications go to link-local and cloud metadata addresses (169.254.0.0/16,
     /// fe80::/10), refused by default.
     #[arg(long, env = env::POLYAXON_NOTIFY_ALLOW_LINK_LOCAL)]
@@ -83,6 +88,10 @@ pub fn run(args: StartArgs, printer: &Printer) -> Result<()> {
                 printer.paint("1;33", "note:"),
                 printer.paint("1", pw)
             ));
+        }
+        if let Some(file) = &args.connections {
+            let n = crate::connections::sync_file(&started.app.store, file, started.app.config.notify.allow_link_local).await?;
+            tracing::info!(file = %file.display(), written = n, "connections loaded");
         }
         if let Some(t) = &settings.agent_token {
             started.app.store.ensure_token("root", "agent", t).await.map_err(|e| UserError::new(format!("{}: {e}", crate::env::POLYAXON_AGENT_TOKEN)))?;
