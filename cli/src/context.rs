@@ -49,6 +49,13 @@ impl Ctx {
         let client = Client::connect(&self.settings).await?;
         if let Some(app) = client.embedded_app() {
             crate::controller::orphans::reap(app).await;
+            // Runs it ended may notify: sent now, before this command goes on.
+            let fired = !app.store.fired.lock().expect("not poisoned").is_empty();
+            if fired {
+                crate::outbox::Delivery::start(app, "cli", &self.settings)
+                    .finish(&self.printer)
+                    .await;
+            }
         }
         Ok(client)
     }

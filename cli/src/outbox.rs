@@ -24,6 +24,8 @@ const DRAIN: Duration = Duration::from_secs(120);
 pub struct Delivery {
     worker: Worker,
     task: tokio::task::JoinHandle<()>,
+    /// How long [`Delivery::finish`] waits.
+    drain: Duration,
 }
 
 impl Delivery {
@@ -38,12 +40,22 @@ impl Delivery {
         let worker = Worker::new(app.store.clone(), app.config.notify.clone(), holder(role))
             .with_hooks(runner);
         let task = worker.clone().spawn();
-        Delivery { worker, task }
+        // A command (one that ended orphaned runs) waits less than a run's supervisor.
+        let drain = if role == "cli" {
+            Duration::from_secs(15)
+        } else {
+            DRAIN
+        };
+        Delivery {
+            worker,
+            task,
+            drain,
+        }
     }
 
     /// Waits for the deliveries of the runs this process ended, then stops delivering.
     pub async fn finish(self, printer: &Printer) {
-        match self.worker.drain_fired(DRAIN).await {
+        match self.worker.drain_fired(self.drain).await {
             Ok(0) => {}
             Ok(n) => printer.warn(&format!(
                 "{n} notification(s) of this run are still to be delivered; the next polyaxon process that delivers (a run, an agent, a server on this store) sends them"

@@ -81,7 +81,15 @@ pub struct Worker {
     config: Arc<Config>,
     holder: String,
     runner: Option<Arc<dyn HookRunner>>,
+    clients: Arc<Clients>,
+    /// Deliveries in flight at once.
+    slots: Arc<tokio::sync::Semaphore>,
+    /// Woken when a delivery ends.
+    ended: Arc<tokio::sync::Notify>,
 }
+
+/// Deliveries one worker has in flight at once.
+const IN_FLIGHT: usize = 32;
 
 impl Worker {
     /// A worker named `holder` (unique per process: it is the lease's holder).
@@ -91,6 +99,9 @@ impl Worker {
             config: Arc::new(config),
             holder: holder.into(),
             runner: None,
+            clients: Arc::default(),
+            slots: Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT)),
+            ended: Arc::default(),
         }
     }
 
@@ -124,38 +135,48 @@ impl Worker {
                     continue;
                 }
                 let mut wait = Duration::from_secs(1);
-                if let Ok(Some(due)) = self.store.outbox_next_due().await {
+                if !self.config.paused
+                    && let Ok(Some(due)) = self.store.outbox_next_due().await
+                {
                     let until = (due - crate::store::now_micros()).max(0) as u64;
-                    wait = wait.min(Duration::from_micros(until));
+                    // Never a busy loop: a row due now that another worker holds, say.
+                    wait = wait.min(Duration::from_micros(until).max(Duration::from_millis(20)));
                 }
                 let _ = tokio::time::timeout(wait, self.store.outbox_wake.notified()).await;
             }
         })
     }
 
-    /// Claims the rows due now and delivers them (at once, each on its own). Returns how
-    /// many it claimed.
+    /// Claims the rows due now, as many as there are free slots, and starts delivering each
+    /// (without waiting for them). Returns how many it claimed.
     pub async fn run_once(&self) -> Result<usize, StoreError> {
         if self.config.paused {
+            return Ok(0);
+        }
+        let free = self.slots.available_permits();
+        if free == 0 {
+            // All slots busy: wait for one to end.
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.ended.notified()).await;
             return Ok(0);
         }
         let lease = crate::store::now_micros() + self.config.lease.as_micros() as i64;
         let rows = self
             .store
-            .claim_outbox(&self.holder, 32, lease, self.sources())
+            .claim_outbox(&self.holder, free as i64, lease, self.sources())
             .await?;
         let n = rows.len();
-        let tasks: Vec<_> = rows
-            .into_iter()
-            .map(|row| {
-                let me = self.clone();
-                tokio::spawn(async move { me.deliver(row).await })
-            })
-            .collect();
-        for t in tasks {
-            if let Ok(Err(e)) = t.await {
-                tracing::warn!("outbox: {e}");
-            }
+        for row in rows {
+            let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+                break; // cannot happen: one claimer per worker
+            };
+            let me = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = me.deliver(row).await {
+                    tracing::warn!("outbox: {e}");
+                }
+                drop(permit);
+                me.ended.notify_waiters();
+            });
         }
         Ok(n)
     }
@@ -172,7 +193,12 @@ impl Worker {
             if self.run_once().await? == 0 {
                 let _ = tokio::time::timeout_at(
                     deadline.min(tokio::time::Instant::now() + Duration::from_millis(200)),
-                    self.store.outbox_wake.notified(),
+                    async {
+                        tokio::select! {
+                            _ = self.store.outbox_wake.notified() => {}
+                            _ = self.ended.notified() => {}
+                        }
+                    },
                 )
                 .await;
             }
@@ -202,7 +228,12 @@ impl Worker {
             if self.run_once().await? == 0 {
                 let _ = tokio::time::timeout_at(
                     deadline.min(tokio::time::Instant::now() + Duration::from_millis(200)),
-                    self.store.outbox_wake.notified(),
+                    async {
+                        tokio::select! {
+                            _ = self.store.outbox_wake.notified() => {}
+                            _ = self.ended.notified() => {}
+                        }
+                    },
                 )
                 .await;
             }
@@ -356,7 +387,15 @@ impl Worker {
             .filter(|t| *t > 0.0)
             .map(Duration::from_secs_f64)
             .unwrap_or(self.config.timeout);
-        let sent = send(&target, &backend, &message, timeout, &self.config).await;
+        let sent = send(
+            &self.clients,
+            &target,
+            &backend,
+            &message,
+            timeout,
+            &self.config,
+        )
+        .await;
         let tries = row.tries as u32 + 1;
         Ok(match sent {
             Sent::Ok(code) => Attempt::Delivered {
@@ -541,35 +580,80 @@ enum Sent {
     Refused(String),
 }
 
-async fn send(t: &Target, backend: &str, m: &Message, timeout: Duration, config: &Config) -> Sent {
+/// HTTP clients by host and the addresses checked for it: a client (its TLS roots, its
+/// connections) is made once per host and reused, and only ever connects to the addresses
+/// [`guard`] checked (a host that resolves elsewhere later gets a new client).
+#[derive(Default)]
+pub struct Clients(
+    std::sync::Mutex<std::collections::HashMap<(String, Vec<SocketAddr>), reqwest::Client>>,
+);
+
+impl Clients {
+    fn get(
+        &self,
+        url: &reqwest::Url,
+        addrs: &[SocketAddr],
+    ) -> Result<reqwest::Client, reqwest::Error> {
+        let host = url.host_str().unwrap_or_default().to_string();
+        let literal = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok();
+        let mut sorted = if literal { Vec::new() } else { addrs.to_vec() };
+        sorted.sort();
+        let key = (host.clone(), sorted);
+        let mut map = self.0.lock().expect("not poisoned");
+        if let Some(c) = map.get(&key) {
+            return Ok(c.clone());
+        }
+        let mut builder = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("polyaxon/", env!("CARGO_PKG_VERSION")));
+        if !literal {
+            builder = builder.resolve_to_addrs(&host, addrs);
+        }
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = builder.build()?;
+        // Hosts that moved leave old entries: kept small.
+        if map.len() >= 256 {
+            map.clear();
+        }
+        map.insert(key, client.clone());
+        Ok(client)
+    }
+}
+
+async fn send(
+    clients: &Clients,
+    t: &Target,
+    backend: &str,
+    m: &Message,
+    timeout: Duration,
+    config: &Config,
+) -> Sent {
     let (url, addrs) = match guard(&t.url, config.allow_link_local).await {
         Ok(v) => v,
         Err(GuardError::Refused(e)) => return Sent::Refused(e),
         Err(GuardError::Unresolved(e)) => return Sent::Retry(e, None),
     };
-    let mut builder = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(timeout)
-        .timeout(timeout)
-        .user_agent(concat!("polyaxon/", env!("CARGO_PKG_VERSION")));
-    if let Some(host) = url.host_str()
-        && host.parse::<IpAddr>().is_err()
-    {
-        builder = builder.resolve_to_addrs(host, &addrs);
-    }
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = match builder.build() {
+    let client = match clients.get(&url, &addrs) {
         Ok(c) => c,
         Err(e) => return Sent::Retry(format!("cannot make an HTTP client: {e}"), None),
     };
     let body = payload::body(backend, m, &t.shape);
     let text = body.to_string();
     let mut req = if t.method == reqwest::Method::GET {
-        client.get(url.clone()).query(&payload::query(m))
+        client
+            .get(url.clone())
+            .timeout(timeout)
+            .query(&payload::query(m))
     } else {
         client
             .post(url.clone())
+            .timeout(timeout)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(text.clone())
     };

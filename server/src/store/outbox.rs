@@ -185,6 +185,8 @@ pub fn intents(content: &J) -> Vec<Intent> {
         .into_iter()
         .flatten();
     let mut n = 0;
+    // Once per (trigger, connection), however often the spec names the pair.
+    let mut seen = std::collections::BTreeSet::new();
     for entry in notifications {
         let Some(e) = entry.as_object() else { continue };
         let trigger = trigger_of(e);
@@ -195,6 +197,9 @@ pub fn intents(content: &J) -> Vec<Intent> {
             .flatten()
             .filter_map(J::as_str)
         {
+            if !seen.insert((trigger.clone(), c.to_string())) {
+                continue;
+            }
             out.push(Intent {
                 source: "notification",
                 index: n,
@@ -408,34 +413,20 @@ impl Store {
         } else {
             ""
         };
-        let mut tx = self.begin().await?;
-        let ids: Vec<Count> = tx
-            .fetch_all(
-                &format!(
-                    "SELECT id AS n FROM outbox WHERE state = 'pending' AND next_at <= $1 AND (lease_until IS NULL OR lease_until < $1) \
-                     AND source IN ({in_sources}) ORDER BY next_at, id LIMIT $2{lock}"
-                ),
-                vec![now.into(), limit.into()],
-            )
-            .await?;
-        let mut rows = Vec::with_capacity(ids.len());
-        for Count { n: id } in ids {
-            tx.execute(
-                "UPDATE outbox SET holder = $1, lease_until = $2, updated_at = $3 WHERE id = $4",
-                vec![holder.into(), lease_until.into(), now.into(), id.into()],
-            )
-            .await?;
-            if let Some(r) = tx
-                .fetch_optional::<OutboxRow>(
-                    &format!("SELECT {OUTBOX_COLS} FROM outbox WHERE id = $1"),
-                    vec![id.into()],
-                )
-                .await?
-            {
-                rows.push(r);
-            }
-        }
-        tx.commit().await?;
+        // One statement: the rows picked (skipping those another claimer has locked) are
+        // leased and returned.
+        let _turn = self.write_turn().await;
+        let sql = self.sql(&format!(
+            "UPDATE outbox SET holder = $1, lease_until = $2, updated_at = $3 WHERE id IN (\
+             SELECT id FROM outbox WHERE state = 'pending' AND next_at <= $3 AND (lease_until IS NULL OR lease_until < $3) \
+             AND source IN ({in_sources}) ORDER BY next_at, id LIMIT $4{lock}) RETURNING {OUTBOX_COLS}"
+        ));
+        let rows = super::bind_all_as(
+            sqlx::query_as::<sqlx::Any, OutboxRow>(sqlx::AssertSqlSafe(sql)),
+            vec![holder.into(), lease_until.into(), now.into(), limit.into()],
+        )
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows)
     }
 
@@ -553,7 +544,10 @@ mod tests {
             "hooks": [{"hubRef": "slack", "connection": "team", "trigger": "failed"}],
             "component": {
                 "hooks": [{"hubRef": "webhook", "connection": "ci"}],
-                "plugins": {"notifications": [{"connections": ["a", "b"], "trigger": "succeeded"}]},
+                "plugins": {"notifications": [
+                    {"connections": ["a", "b"], "trigger": "succeeded"},
+                    {"connections": ["a"], "trigger": "succeeded"},
+                ]},
             }
         });
         let got = intents(&content);

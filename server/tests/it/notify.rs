@@ -195,8 +195,25 @@ both!(each_backend_gets_its_payload_shape, |s| {
     ] {
         let r = Receiver::start(vec![]).await;
         let mut body = json!({"name": format!("to-{kind}"), "kind": kind, "schema": {"url": r.url, "channel": "#ml"}});
-        if kind == "webhook" {
-            body["secret"] = json!(format!("file:{}", key_file.display()));
+        match kind {
+            // A webhook's plain secret is its signing key.
+            "webhook" => body["secret"] = json!(format!("file:{}", key_file.display())),
+            // Teams: no secret, so no signature.
+            "teams" => {}
+            // The others: a JSON secret with the URL (a credential for Slack, Discord and
+            // Mattermost) or PagerDuty's service key, and a signing key.
+            _ => {
+                let f = secrets.path().join(kind);
+                let mut secret = json!({"signing_key": format!("key-of-{kind}")});
+                if kind == "pagerduty" {
+                    secret["service_key"] = json!("pd-service-key");
+                } else {
+                    secret["url"] = json!(r.url);
+                    body["schema"].as_object_mut().unwrap().remove("url");
+                }
+                std::fs::write(&f, secret.to_string()).unwrap();
+                body["secret"] = json!(format!("file:{}", f.display()));
+            }
         }
         connection(&s, body).await;
         receivers.push((kind, r));
@@ -263,6 +280,7 @@ both!(each_backend_gets_its_payload_shape, |s| {
                 assert_eq!(b["channel"], "#ml");
             }
             "pagerduty" => {
+                assert_eq!(b["service_key"], "pd-service-key");
                 assert_eq!(b["event_type"], "trigger");
                 assert_eq!(b["incident_key"], "trigger");
                 assert_eq!(b["description"], title);
@@ -329,11 +347,19 @@ both!(each_backend_gets_its_payload_shape, |s| {
             }
             _ => unreachable!(),
         }
-        if *kind != "webhook" {
-            assert!(
+        match *kind {
+            "teams" => assert!(
                 g.header("x-polyaxon-signature").is_none(),
                 "{kind}: no key, no signature"
-            );
+            ),
+            "webhook" => {}
+            _ => polyaxon_server::notify::verify(
+                &format!("key-of-{kind}"),
+                g.header("x-polyaxon-signature").expect("signed"),
+                &g.body,
+                Duration::from_secs(300),
+            )
+            .unwrap_or_else(|e| panic!("{kind}: {e}")),
         }
     }
     let d = settled(&s, &p, &uuid).await;
