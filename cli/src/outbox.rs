@@ -39,6 +39,9 @@ impl Delivery {
         });
         let worker = Worker::new(app.store.clone(), app.config.notify.clone(), holder(role))
             .with_hooks(runner);
+        app.store
+            .track_fired
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let task = worker.clone().spawn();
         // A command (one that ended orphaned runs) waits less than a run's supervisor.
         let drain = if role == "cli" {
@@ -63,6 +66,9 @@ impl Delivery {
             Err(e) => printer.warn(&format!("the run's notifications: {e}")),
         }
         self.task.abort();
+        // Deliveries already sent wait for their replies to be recorded (else they would be
+        // sent again once their lease lapses).
+        self.worker.settle(Duration::from_secs(75)).await;
     }
 }
 
@@ -92,8 +98,30 @@ impl HookRunner for Hooks {
         source: &'a RunRow,
         hook: &'a Map<String, J>,
         params: Map<String, J>,
+        delivery: &'a str,
     ) -> BoxFuture<'a, Result<String, String>> {
         Box::pin(async move {
+            // Made by an earlier try (its process died before noting it): that run, started
+            // if it had not been.
+            if let Some(made) = self
+                .app
+                .store
+                .hook_run_of(source.project_id, delivery)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                if self.launch && made.status().is_not_started() {
+                    let r = RunRef {
+                        owner: source.owner.clone(),
+                        project: source.project.clone(),
+                        uuid: made.uuid.clone(),
+                    };
+                    let kind = made.meta().executor_kind.unwrap_or(ExecutorKind::Process);
+                    crate::controller::launch::spawn(&self.settings, &r, kind)
+                        .map_err(|e| format!("starting the hook's run `{}`: {e:#}", made.uuid))?;
+                }
+                return Ok(made.uuid);
+            }
             let hub = hook
                 .get("hubRef")
                 .and_then(J::as_str)
@@ -157,7 +185,7 @@ impl HookRunner for Hooks {
             meta.insert("is_hook".into(), J::Bool(true));
             meta.insert(
                 "hook".into(),
-                json!({"source": source.uuid, "hub_ref": hub, "trigger": hook.get("trigger")}),
+                json!({"source": source.uuid, "hub_ref": hub, "trigger": hook.get("trigger"), "delivery": delivery}),
             );
             let app = &self.app;
             let run_kind = report

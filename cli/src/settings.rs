@@ -487,7 +487,8 @@ pub fn notify_config(ui_url: &str) -> polyaxon_server::notify::Config {
             .map(std::time::Duration::from_secs_f64)
     };
     if let Some(t) = secs(env::POLYAXON_NOTIFY_TIMEOUT) {
-        c.timeout = t;
+        // At most a minute: a try must end well within its lease.
+        c.timeout = t.min(std::time::Duration::from_secs(60));
     }
     if let Some(t) = secs(env::POLYAXON_NOTIFY_RETRY_DELAY) {
         c.retry_base = t;

@@ -306,7 +306,8 @@ async fn drive(
     let spec = plan::RunSpec::compile(ctl, run, connections)?;
     crate::timing::mark("execute: compiled");
     // The run's record has its inputs as the server read them, with stand-ins for the run's
-    // context (`{{ globals.uuid }}`, a schedule's `{{ globals.schedule_at }}`): the real ones.
+    // context (`{{ globals.uuid }}`, a schedule's `{{ globals.schedule_at }}`) and without
+    // what only its start knows (the runs its joins found): the real ones.
     let inputs: serde_json::Map<String, serde_json::Value> = spec
         .compiled
         .values
@@ -316,7 +317,7 @@ async fn drive(
             run.inputs
                 .as_ref()
                 .and_then(|i| i.get(&v.name))
-                .is_some_and(|old| *old != v.value)
+                .is_none_or(|old| *old != v.value)
         })
         .map(|v| (v.name.clone(), v.value.clone()))
         .collect();

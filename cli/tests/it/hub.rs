@@ -111,6 +111,9 @@ fn a_top_level_join_collects_runs() {
     let uuid = w.start(&["-f", "compare.yml"]);
     let r = w.wait_status(&uuid, &["succeeded", "failed"], 60);
     assert_eq!(r["status"], "succeeded", "{r}");
+    // The values the joins found are the run's inputs.
+    assert_eq!(r["inputs"]["uuids"], serde_json::json!(trained), "{r}");
+    assert_eq!(r["inputs"]["losses"], serde_json::json!([0.25, 0.25]), "{r}");
     let logs = w.ok(&["logs", "--uid", &uuid]);
     assert!(
         logs.contains(&format!(

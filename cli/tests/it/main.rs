@@ -6,6 +6,7 @@ mod connections;
 mod dag;
 mod docs;
 mod embedded;
+mod hooks;
 mod hub;
 mod kubernetes;
 mod registry;

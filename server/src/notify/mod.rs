@@ -58,7 +58,9 @@ impl Default for Config {
             allow_link_local: false,
             paused: false,
             ui_url: "http://localhost:8000".into(),
-            lease: Duration::from_secs(60),
+            // Longer than a try can take (a connection's timeout is at most 60 s, plus
+            // connecting): a lease never lapses while its holder still sends.
+            lease: Duration::from_secs(180),
         }
     }
 }
@@ -66,11 +68,14 @@ impl Default for Config {
 /// Runs a hook that names a component (not a notifier): creates its run and starts it.
 /// Returns the hook run's uuid.
 pub trait HookRunner: Send + Sync {
+    /// `delivery`: the outbox row's id, the same on every try: a run already made for it is
+    /// returned (started if it had not been) rather than made again.
     fn run<'a>(
         &'a self,
         source: &'a RunRow,
         hook: &'a Map<String, J>,
         params: Map<String, J>,
+        delivery: &'a str,
     ) -> BoxFuture<'a, Result<String, String>>;
 }
 
@@ -86,6 +91,9 @@ pub struct Worker {
     slots: Arc<tokio::sync::Semaphore>,
     /// Woken when a delivery ends.
     ended: Arc<tokio::sync::Notify>,
+    /// One claim at a time per worker (its loop and a drain share it): the slots counted
+    /// before a claim are there when its rows start.
+    claiming: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Deliveries one worker has in flight at once.
@@ -102,6 +110,7 @@ impl Worker {
             clients: Arc::default(),
             slots: Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT)),
             ended: Arc::default(),
+            claiming: Arc::default(),
         }
     }
 
@@ -153,6 +162,7 @@ impl Worker {
         if self.config.paused {
             return Ok(0);
         }
+        let _claiming = self.claiming.lock().await;
         let free = self.slots.available_permits();
         if free == 0 {
             // All slots busy: wait for one to end.
@@ -166,9 +176,12 @@ impl Worker {
             .await?;
         let n = rows.len();
         for row in rows {
-            let Ok(permit) = self.slots.clone().try_acquire_owned() else {
-                break; // cannot happen: one claimer per worker
-            };
+            // Free: only this claim takes slots (deliveries only give them back).
+            let permit = self
+                .slots
+                .clone()
+                .try_acquire_owned()
+                .expect("a slot counted before the claim");
             let me = self.clone();
             tokio::spawn(async move {
                 if let Err(e) = me.deliver(row).await {
@@ -220,7 +233,11 @@ impl Worker {
                 .collect();
             let mut pending = 0;
             for id in runs {
-                pending += self.store.outbox_pending(id).await?;
+                let n = self.store.outbox_pending(id).await?;
+                if n == 0 {
+                    self.store.fired.lock().expect("not poisoned").remove(&id);
+                }
+                pending += n;
             }
             if pending == 0 || self.config.paused || tokio::time::Instant::now() >= deadline {
                 return Ok(pending);
@@ -240,13 +257,27 @@ impl Worker {
         }
     }
 
+    /// Waits (up to `within`) for the deliveries this worker has started to end.
+    pub async fn settle(&self, within: Duration) {
+        let _ = tokio::time::timeout(within, self.slots.acquire_many(IN_FLIGHT as u32)).await;
+    }
+
     async fn deliver(&self, row: OutboxRow) -> Result<(), StoreError> {
+        let tries = row.tries as u32 + 1;
         let attempt = match self.attempt(&row).await {
             Ok(a) => a,
-            Err(e) => Attempt::Failed {
+            Err(Fail::Permanent(e)) => Attempt::Failed {
                 error: e,
                 code: None,
                 retry_at: None,
+            },
+            // The store was out of reach, or this process cannot read the secret (another
+            // one may): tried again, as a send that failed is.
+            Err(Fail::Transient(e)) => Attempt::Failed {
+                error: format!("try {tries} of {}: {e}", self.config.max_tries),
+                code: None,
+                retry_at: (tries < self.config.max_tries)
+                    .then(|| crate::store::now_micros() + backoff(&self.config, tries)),
             },
         };
         let recorded = self
@@ -267,21 +298,27 @@ impl Worker {
     }
 
     /// One try of a row: what happened.
-    async fn attempt(&self, row: &OutboxRow) -> Result<Attempt, String> {
-        let run = self
-            .store
-            .run_by_id(row.run_id)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn attempt(&self, row: &OutboxRow) -> Result<Attempt, Fail> {
+        let run = self.store.run_by_id(row.run_id).await.map_err(Fail::store)?;
         let entry = row.entry();
-        let statuses = self.store.statuses(run.id).await.unwrap_or_default();
-        let defaults = default_context(&run, statuses.last());
-        let tmpl = polyaxonfile::template::Templates::new(false);
+        let statuses = self.store.statuses(run.id).await.map_err(Fail::store)?;
+        // The end it fired on (the run may have been resumed since).
+        let end = statuses
+            .iter()
+            .rev()
+            .find(|s| s.kind == row.status)
+            .or(statuses.last());
+        let mut defaults = default_context(&run, end);
+        defaults.insert("status".into(), J::from(row.status.clone()));
+        // As v1.1 renders: a name that is not defined is an error, said in the delivery.
+        let tmpl = polyaxonfile::template::Templates::new(true);
         let ctx = condition_context(&run, &defaults);
         if let Some(cond) = entry.get("conditions").and_then(J::as_str) {
             let ok = tmpl
                 .condition(cond, &minijinja_value(&ctx))
-                .map_err(|e| format!("the conditions `{cond}` cannot be evaluated: {e}"))?;
+                .map_err(|e| {
+                    Fail::Permanent(format!("the conditions `{cond}` cannot be evaluated: {e}"))
+                })?;
             if !ok {
                 return Ok(Attempt::Skipped {
                     why: format!("the conditions `{cond}` are false"),
@@ -309,16 +346,22 @@ impl Worker {
                 J::String(s) if s.contains("{{") => tmpl
                     .render(s, &minijinja_value(&ctx))
                     .map(J::String)
-                    .map_err(|e| format!("param `{k}` of the hook: {e}"))?,
+                    .map_err(|e| Fail::Permanent(format!("param `{k}` of the hook: {e}")))?,
                 _ => v,
             };
             context.insert(k.clone(), v);
         }
         if row.source == "hook_run" {
-            let runner = self.runner.as_ref().ok_or("no hook runner")?;
+            let runner = self
+                .runner
+                .as_ref()
+                .ok_or_else(|| Fail::Permanent("no hook runner".into()))?;
             let uuid = match &row.hook_run {
                 Some(u) => u.clone(),
-                None => runner.run(&run, &entry, context).await?,
+                None => runner
+                    .run(&run, &entry, context, &delivery_id(&row.key))
+                    .await
+                    .map_err(Fail::Permanent)?,
             };
             let _ = self.store.set_hook_run(row.id, &self.holder, &uuid).await;
             return Ok(Attempt::Delivered { code: None });
@@ -326,7 +369,7 @@ impl Worker {
         let name = row
             .connection
             .as_deref()
-            .ok_or("a notifier hook needs a `connection`")?;
+            .ok_or_else(|| Fail::Permanent("a notifier hook needs a `connection`".into()))?;
         let conn = match self.store.connection(name).await {
             Ok(c) => c,
             Err(StoreError::NotFound(_)) => {
@@ -339,17 +382,24 @@ impl Worker {
                     .filter(|c| NOTIFIERS.contains(&c.kind.as_str()))
                     .map(|c| c.name)
                     .collect();
-                return Err(format!(
+                return Err(Fail::Permanent(format!(
                     "no connection is named `{name}` (notifier connections: {})",
                     if known.is_empty() {
                         "none".to_string()
                     } else {
                         known.join(", ")
                     }
-                ));
+                )));
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(Fail::store(e)),
         };
+        if !NOTIFIERS.contains(&conn.kind.as_str()) {
+            return Err(Fail::Permanent(format!(
+                "connection `{name}` is a `{}` connection, not a notifier ({})",
+                conn.kind,
+                NOTIFIERS.join(", ")
+            )));
+        }
         let backend = if row.source == "hook" {
             let hub = entry.get("hubRef").and_then(J::as_str).unwrap_or_default();
             hub.split(':').next().unwrap_or_default().to_string()
@@ -489,6 +539,49 @@ impl Worker {
     }
 }
 
+/// Why a try did not get as far as a reply.
+enum Fail {
+    /// Trying again will not help (a spec or a connection to fix).
+    Permanent(String),
+    /// It may work next time (the store out of reach; a secret this process cannot read).
+    Transient(String),
+}
+
+impl Fail {
+    fn store(e: StoreError) -> Fail {
+        match e {
+            StoreError::Db(_) => Fail::Transient(e.to_string()),
+            other => Fail::Permanent(other.to_string()),
+        }
+    }
+}
+
+impl From<TargetError> for Fail {
+    fn from(e: TargetError) -> Fail {
+        match e {
+            TargetError::Secret(m) => Fail::Transient(m),
+            TargetError::Invalid(m) => Fail::Permanent(m),
+        }
+    }
+}
+
+/// Why a connection cannot be sent to.
+#[derive(Debug)]
+pub enum TargetError {
+    /// Its secret cannot be read here.
+    Secret(String),
+    /// It is not a notifier, or lacks what one needs.
+    Invalid(String),
+}
+
+impl std::fmt::Display for TargetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TargetError::Secret(m) | TargetError::Invalid(m) => f.write_str(m),
+        }
+    }
+}
+
 /// Where and how one connection is sent to.
 #[derive(Clone, Debug)]
 pub struct Target {
@@ -504,22 +597,22 @@ impl Target {
     /// `service_key`; a plain one is the webhook's signing key, PagerDuty's service key, or
     /// the URL of the others (Slack's, Discord's, Mattermost's and Teams' URLs are
     /// credentials).
-    pub fn of(conn: &ConnectionRow, backend: &str) -> Result<Target, String> {
+    pub fn of(conn: &ConnectionRow, backend: &str) -> Result<Target, TargetError> {
         if !NOTIFIERS.contains(&backend) {
-            return Err(format!(
+            return Err(TargetError::Invalid(format!(
                 "`{backend}` is not a notifier (notifiers: {})",
                 NOTIFIERS.join(", ")
-            ));
+            )));
         }
         let spec = conn.spec();
         let s = |k: &str| spec.get(k).and_then(J::as_str).map(str::to_string);
         let (mut url, mut signing_key, mut service_key) = (s("url"), None, s("service_key"));
         if let Some(secret) = conn.secret() {
             let value = secret.read().map_err(|e| {
-                format!(
+                TargetError::Secret(format!(
                     "the secret of connection `{}` cannot be read: {e}",
                     conn.name
-                )
+                ))
             })?;
             match serde_json::from_str::<Map<String, J>>(&value) {
                 Ok(obj) => {
@@ -541,20 +634,20 @@ impl Target {
                 "https://events.pagerduty.com/generic/2010-04-15/create_event.json".into()
             }
             (None, _) => {
-                return Err(format!(
+                return Err(TargetError::Invalid(format!(
                     "connection `{}` has no URL: give `url` in its spec, or a secret holding it",
                     conn.name
-                ));
+                )));
             }
         };
         let method = match s("method").map(|m| m.to_ascii_uppercase()).as_deref() {
             None | Some("POST") => reqwest::Method::POST,
             Some("GET") if backend == "webhook" => reqwest::Method::GET,
             Some(other) => {
-                return Err(format!(
+                return Err(TargetError::Invalid(format!(
                     "connection `{}`: method `{other}` is not supported (POST, or GET for a webhook)",
                     conn.name
-                ));
+                )));
             }
         };
         Ok(Target {
@@ -645,22 +738,23 @@ async fn send(
     };
     let body = payload::body(backend, m, &t.shape);
     let text = body.to_string();
-    let mut req = if t.method == reqwest::Method::GET {
-        client
-            .get(url.clone())
-            .timeout(timeout)
-            .query(&payload::query(m))
+    // What is signed is what the receiver gets: the body, or a GET's whole query string.
+    let (mut req, signed) = if t.method == reqwest::Method::GET {
+        let mut with_query = url.clone();
+        with_query
+            .query_pairs_mut()
+            .extend_pairs(payload::query(m));
+        let q = with_query.query().unwrap_or_default().to_string();
+        (client.get(with_query).timeout(timeout), q)
     } else {
-        client
-            .post(url.clone())
-            .timeout(timeout)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(text.clone())
-    };
-    let signed = if t.method == reqwest::Method::GET {
-        String::new()
-    } else {
-        text
+        (
+            client
+                .post(url.clone())
+                .timeout(timeout)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(text.clone()),
+            text,
+        )
     };
     if let Some(key) = &t.signing_key {
         let ts = jiff::Timestamp::now().as_second();
@@ -675,7 +769,20 @@ async fn send(
             if code.is_success() {
                 Sent::Ok(code.as_u16())
             } else {
-                let text = resp.text().await.unwrap_or_default();
+                // At most the first KiB of the answer, without the URL's path (a receiver's
+                // error page may echo it, and it may be a credential).
+                let mut resp = resp;
+                let mut head = Vec::new();
+                while head.len() < 1024 {
+                    match resp.chunk().await {
+                        Ok(Some(c)) => head.extend_from_slice(&c[..c.len().min(1024 - head.len())]),
+                        _ => break,
+                    }
+                }
+                let mut text = String::from_utf8_lossy(&head).into_owned();
+                if url.path().len() > 1 {
+                    text = text.replace(url.path(), "/…");
+                }
                 let text: String = text.chars().take(200).collect();
                 let msg = format!(
                     "{} answered {code}{}",
@@ -855,19 +962,33 @@ pub fn check_url(url: &str, allow_link_local: bool) -> Result<reqwest::Url, Stri
 }
 
 fn is_link_local(ip: IpAddr) -> bool {
+    // 169.254.0.0/16 (AWS, GCP, Azure metadata live at 169.254.169.254) and Alibaba's
+    // 100.100.100.200.
+    let v4_bad = |v4: std::net::Ipv4Addr| {
+        v4.is_link_local() || v4 == std::net::Ipv4Addr::new(100, 100, 100, 200)
+    };
     match ip {
-        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V4(v4) => v4_bad(v4),
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return v4.is_link_local();
-            }
             let s = v6.segments();
+            let o = v6.octets();
+            let tail = std::net::Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+            // An IPv4 address carried in IPv6: mapped (::ffff:a.b.c.d), compatible
+            // (::a.b.c.d), NAT64 (64:ff9b::a.b.c.d), 6to4 (2002:aabb:ccdd::).
+            let embedded = if v6.to_ipv4_mapped().is_some() || s[..6] == [0; 6] {
+                Some(tail)
+            } else if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                Some(tail)
+            } else if s[0] == 0x2002 {
+                Some(std::net::Ipv4Addr::new(o[2], o[3], o[4], o[5]))
+            } else {
+                None
+            };
+            if embedded.is_some_and(v4_bad) {
+                return true;
+            }
             // fe80::/10, and AWS's IPv6 metadata address fd00:ec2::254.
-            (s[0] & 0xffc0) == 0xfe80
-                || v6
-                    == "fd00:ec2::254"
-                        .parse::<std::net::Ipv6Addr>()
-                        .expect("literal")
+            (s[0] & 0xffc0) == 0xfe80 || v6 == "fd00:ec2::254".parse::<std::net::Ipv6Addr>().expect("literal")
         }
     }
 }
@@ -985,6 +1106,10 @@ mod tests {
             "http://[fe80::1]/",
             "http://metadata.google.internal/computeMetadata/v1/",
             "http://[::ffff:169.254.169.254]/",
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[::a9fe:a9fe]/",
+            "http://[2002:a9fe:a9fe::1]/",
+            "http://100.100.100.200/latest/meta-data/",
         ] {
             assert!(check_url(bad, false).is_err(), "{bad}");
         }

@@ -149,7 +149,9 @@ pub fn body(backend: &str, m: &Message, shape: &Shape) -> J {
             "event_type": "trigger",
             "description": m.title(),
             "details": J::Object(m.context.clone()),
-            "incident_key": "trigger",
+            // One incident per run (upstream's constant "trigger" folds every run's alert
+            // into one).
+            "incident_key": format!("polyaxon-{}", m.uuid),
             "client": "Polyaxon",
             "client_url": m.url,
             "contexts": [],

@@ -143,9 +143,19 @@ pub fn validate_with(allow_link_local: bool, c: V1Connection) -> ApiResult<NewCo
         }
     }
     if let Some(t) = c.schema.get("timeout")
-        && !t.as_f64().is_some_and(|t| t > 0.0 && t <= 300.0)
+        && !t.as_f64().is_some_and(|t| t > 0.0 && t <= 60.0)
     {
-        return bad("`timeout` is seconds, more than 0 and at most 300".into());
+        return bad("`timeout` is seconds, more than 0 and at most 60".into());
+    }
+    // Slack's, Discord's, Mattermost's and Teams' webhook URLs are credentials: not in the
+    // schema every user reads.
+    if ["slack", "discord", "mattermost", "teams"].contains(&c.kind.as_str())
+        && c.schema.contains_key("url")
+    {
+        return bad(format!(
+            "a `{}` webhook URL is a credential, and the schema is readable by every user: give it through `secret` (`env:NAME` or `file:/path`)",
+            c.kind
+        ));
     }
     let secret = match c.secret.as_deref() {
         Some(s) => Some(crate::notify::parse_secret_ref(s).map_err(ApiError::BadRequest)?),
@@ -158,6 +168,15 @@ pub fn validate_with(allow_link_local: bool, c: V1Connection) -> ApiResult<NewCo
     {
         return bad(format!(
             "a `{}` connection needs its URL: `url` in the schema, or a secret holding it",
+            c.kind
+        ));
+    }
+    if NOTIFIERS.contains(&c.kind.as_str())
+        && ["slack", "discord", "mattermost", "teams"].contains(&c.kind.as_str())
+        && secret.is_none()
+    {
+        return bad(format!(
+            "a `{}` connection needs its URL through `secret` (`env:NAME` or `file:/path`)",
             c.kind
         ));
     }

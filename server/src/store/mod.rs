@@ -182,8 +182,10 @@ pub struct Store {
     pub queued: std::sync::Arc<tokio::sync::Notify>,
     /// Woken when a run's end wrote outbox rows in this process (its workers send them).
     pub outbox_wake: std::sync::Arc<tokio::sync::Notify>,
-    /// The runs whose end wrote outbox rows in this process (a supervisor waits for them).
+    /// The runs whose end wrote outbox rows in this process (a supervisor waits for them),
+    /// kept only when `track_fired` (a server does not wait: it would only grow).
     pub fired: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<i64>>>,
+    pub track_fired: std::sync::Arc<std::sync::atomic::AtomicBool>,
     url: std::sync::Arc<str>,
 }
 
@@ -320,6 +322,7 @@ impl Store {
             queued: Default::default(),
             outbox_wake: Default::default(),
             fired: Default::default(),
+            track_fired: Default::default(),
             url: url.into(),
         })
     }

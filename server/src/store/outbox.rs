@@ -175,10 +175,15 @@ pub fn intents(content: &J) -> Vec<Intent> {
             entry: h.clone(),
         });
     }
-    let plugins = component
-        .and_then(|c| c.get("plugins"))
-        .or_else(|| content.get("plugins"))
-        .or_else(|| content.get("runPatch").and_then(|p| p.get("plugins")));
+    // The operation's own notifications win over its run patch's and its component's.
+    let plugins = [
+        content.get("plugins"),
+        content.get("runPatch").and_then(|p| p.get("plugins")),
+        component.and_then(|c| c.get("plugins")),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|p| p.get("notifications").is_some());
     let notifications = plugins
         .and_then(|p| p.get("notifications"))
         .and_then(J::as_array)
@@ -236,7 +241,12 @@ pub(super) async fn fire(
     status: RunStatus,
     now: i64,
 ) -> Result<usize> {
-    let Some(content) = content.and_then(|c| serde_json::from_str::<J>(c).ok()) else {
+    // Stored as JSON by the CLI; as YAML (as given) by some API clients.
+    let Some(content) = content.and_then(|c| {
+        serde_json::from_str::<J>(c)
+            .ok()
+            .or_else(|| polyaxonfile::yaml::parse(c, 0).ok().map(|n| n.to_json()))
+    }) else {
         return Ok(0);
     };
     let mut n = 0;

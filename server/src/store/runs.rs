@@ -274,6 +274,16 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("run #{id}")))
     }
 
+    /// The run a hook's delivery made (its `meta_info.hook.delivery`), if one was.
+    pub async fn hook_run_of(&self, project_id: i64, delivery: &str) -> Result<Option<RunRow>> {
+        let needle: String = delivery.chars().filter(char::is_ascii_hexdigit).collect();
+        self.fetch_optional(
+            &format!("{SELECT} WHERE r.project_id = $1 AND r.meta_info LIKE $2 ORDER BY r.id LIMIT 1"),
+            vec![project_id.into(), format!("%\"delivery\":\"{needle}\"%").into()],
+        )
+        .await
+    }
+
     pub async fn run_by_uuid(&self, uuid: &str) -> Result<RunRow> {
         let uuid = uuid.replace('-', "");
         self.fetch_optional(
@@ -589,14 +599,17 @@ impl Store {
             ],
         )
         .await?;
-        let fired = if kind.is_done() {
+        // A run's end fires once: a forced move from one final status to another does not.
+        let fired = if kind.is_done() && !run.status().is_done() {
             super::outbox::fire(&mut tx, run.id, uuid, run.content.as_deref(), kind, now).await?
         } else {
             0
         };
         tx.commit().await?;
         if fired > 0 {
-            self.fired.lock().expect("not poisoned").insert(run.id);
+            if self.track_fired.load(std::sync::atomic::Ordering::Relaxed) {
+                self.fired.lock().expect("not poisoned").insert(run.id);
+            }
             self.outbox_wake.notify_one();
         }
         Ok(true)

@@ -198,8 +198,13 @@ both!(each_backend_gets_its_payload_shape, |s| {
         match kind {
             // A webhook's plain secret is its signing key.
             "webhook" => body["secret"] = json!(format!("file:{}", key_file.display())),
-            // Teams: no secret, so no signature.
-            "teams" => {}
+            // Teams: its URL as a plain secret, no signing key, so no signature.
+            "teams" => {
+                let f = secrets.path().join("teams-url");
+                std::fs::write(&f, &r.url).unwrap();
+                body["schema"].as_object_mut().unwrap().remove("url");
+                body["secret"] = json!(format!("file:{}", f.display()));
+            }
             // The others: a JSON secret with the URL (a credential for Slack, Discord and
             // Mattermost) or PagerDuty's service key, and a signing key.
             _ => {
@@ -672,9 +677,13 @@ both!(refused_urls_and_unknown_connections, |s| {
         err("nobody")
     );
     assert!(
-        d.iter().all(|x| x["state"] == "failed" && x["tries"] == 1),
-        "refusals are not retried: {d:?}"
+        d.iter().all(|x| x["state"] == "failed"),
+        "{d:?}"
     );
+    let tries = |c: &str| d.iter().find(|x| x["connection"] == c).unwrap()["tries"].clone();
+    assert_eq!(tries("sneaky"), 1, "a refusal is not retried");
+    assert_eq!(tries("nobody"), 1, "an unknown connection is not retried");
+    assert_eq!(tries("unset"), 3, "a secret this process cannot read may be readable by another: retried");
     // Connections: listed by users without where their secrets are; managed by superusers.
     let user = s.user("alice").await;
     let (st, b) = s
