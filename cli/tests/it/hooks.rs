@@ -16,7 +16,7 @@ fn train(hooks: &str) -> String {
 #[test]
 fn a_hook_runs_its_component_with_the_finished_runs_values() {
     let w = Work::new(&train(
-        "  - hubRef: announce\n    trigger: succeeded\n    conditions: \"{{ loss < 0.5 }}\"\n    params:\n      note: {value: \"loss {{ loss }} of {{ globals.uuid }} ({{ name }})\"}\n  - hubRef: announce\n    trigger: succeeded\n    conditions: \"{{ loss > 0.5 }}\"\n    params:\n      note: {value: never}\n",
+        "  - hubRef: announce\n    trigger: succeeded\n    conditions: \"{{ loss < 0.5 }}\"\n    params:\n      note: {value: \"loss {{ loss }} of {{ globals.uuid }} by {{ name }}\"}\n  - hubRef: announce\n    trigger: succeeded\n    conditions: \"{{ loss > 0.5 }}\"\n    params:\n      note: {value: never}\n",
     ));
     let hub = w.dir.join(".polyaxon/hub");
     std::fs::create_dir_all(&hub).unwrap();
@@ -27,7 +27,8 @@ fn a_hook_runs_its_component_with_the_finished_runs_values() {
     // The supervisor waits for its deliveries: the hook's run exists soon after the run ends.
     let mut d = Vec::new();
     for _ in 0..100 {
-        d = w.json(&["ops", "notifications", "--uid", &uuid, "-o", "json"])
+        d = w
+            .json(&["ops", "notifications", "--uid", &uuid, "-o", "json"])
             .as_array()
             .unwrap()
             .clone();
@@ -50,7 +51,9 @@ fn a_hook_runs_its_component_with_the_finished_runs_values() {
     assert_eq!(h["meta_info"]["hook"]["source"], uuid.as_str(), "{h}");
     let logs = w.ok(&["logs", "--uid", &hook_run, "-nf"]);
     assert!(
-        logs.contains(&format!("hook saw succeeded: loss 0.125 of {uuid} (train)")),
+        logs.contains(&format!(
+            "hook saw succeeded: loss 0.125 of {uuid} by train"
+        )),
         "{logs}"
     );
 }
@@ -76,6 +79,12 @@ fn an_undefined_name_in_a_hook_fails_its_delivery_not_the_run() {
     }
     assert_eq!(d[0]["state"], "failed", "{d}");
     let err = d[0]["last_error"].as_str().unwrap();
-    assert!(err.contains("param `note` of the hook") && err.contains("no_such_output"), "{err}");
-    assert!(d[0]["hook_run"].is_null(), "no run for a hook that cannot render: {d}");
+    assert!(
+        err.contains("param `note` of the hook") && err.contains("no_such_output"),
+        "{err}"
+    );
+    assert!(
+        d[0]["hook_run"].is_null(),
+        "no run for a hook that cannot render: {d}"
+    );
 }

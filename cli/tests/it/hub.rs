@@ -113,7 +113,11 @@ fn a_top_level_join_collects_runs() {
     assert_eq!(r["status"], "succeeded", "{r}");
     // The values the joins found are the run's inputs.
     assert_eq!(r["inputs"]["uuids"], serde_json::json!(trained), "{r}");
-    assert_eq!(r["inputs"]["losses"], serde_json::json!([0.25, 0.25]), "{r}");
+    assert_eq!(
+        r["inputs"]["losses"],
+        serde_json::json!([0.25, 0.25]),
+        "{r}"
+    );
     let logs = w.ok(&["logs", "--uid", &uuid]);
     assert!(
         logs.contains(&format!(

@@ -299,7 +299,11 @@ impl Worker {
 
     /// One try of a row: what happened.
     async fn attempt(&self, row: &OutboxRow) -> Result<Attempt, Fail> {
-        let run = self.store.run_by_id(row.run_id).await.map_err(Fail::store)?;
+        let run = self
+            .store
+            .run_by_id(row.run_id)
+            .await
+            .map_err(Fail::store)?;
         let entry = row.entry();
         let statuses = self.store.statuses(run.id).await.map_err(Fail::store)?;
         // The end it fired on (the run may have been resumed since).
@@ -314,11 +318,9 @@ impl Worker {
         let tmpl = polyaxonfile::template::Templates::new(true);
         let ctx = condition_context(&run, &defaults);
         if let Some(cond) = entry.get("conditions").and_then(J::as_str) {
-            let ok = tmpl
-                .condition(cond, &minijinja_value(&ctx))
-                .map_err(|e| {
-                    Fail::Permanent(format!("the conditions `{cond}` cannot be evaluated: {e}"))
-                })?;
+            let ok = tmpl.condition(cond, &minijinja_value(&ctx)).map_err(|e| {
+                Fail::Permanent(format!("the conditions `{cond}` cannot be evaluated: {e}"))
+            })?;
             if !ok {
                 return Ok(Attempt::Skipped {
                     why: format!("the conditions `{cond}` are false"),
@@ -741,9 +743,7 @@ async fn send(
     // What is signed is what the receiver gets: the body, or a GET's whole query string.
     let (mut req, signed) = if t.method == reqwest::Method::GET {
         let mut with_query = url.clone();
-        with_query
-            .query_pairs_mut()
-            .extend_pairs(payload::query(m));
+        with_query.query_pairs_mut().extend_pairs(payload::query(m));
         let q = with_query.query().unwrap_or_default().to_string();
         (client.get(with_query).timeout(timeout), q)
     } else {
@@ -975,9 +975,10 @@ fn is_link_local(ip: IpAddr) -> bool {
             let tail = std::net::Ipv4Addr::new(o[12], o[13], o[14], o[15]);
             // An IPv4 address carried in IPv6: mapped (::ffff:a.b.c.d), compatible
             // (::a.b.c.d), NAT64 (64:ff9b::a.b.c.d), 6to4 (2002:aabb:ccdd::).
-            let embedded = if v6.to_ipv4_mapped().is_some() || s[..6] == [0; 6] {
-                Some(tail)
-            } else if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+            let carries_v4 = v6.to_ipv4_mapped().is_some()
+                || s[..6] == [0; 6]
+                || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+            let embedded = if carries_v4 {
                 Some(tail)
             } else if s[0] == 0x2002 {
                 Some(std::net::Ipv4Addr::new(o[2], o[3], o[4], o[5]))
@@ -988,7 +989,11 @@ fn is_link_local(ip: IpAddr) -> bool {
                 return true;
             }
             // fe80::/10, and AWS's IPv6 metadata address fd00:ec2::254.
-            (s[0] & 0xffc0) == 0xfe80 || v6 == "fd00:ec2::254".parse::<std::net::Ipv6Addr>().expect("literal")
+            (s[0] & 0xffc0) == 0xfe80
+                || v6
+                    == "fd00:ec2::254"
+                        .parse::<std::net::Ipv6Addr>()
+                        .expect("literal")
         }
     }
 }

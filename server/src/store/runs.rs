@@ -278,8 +278,13 @@ impl Store {
     pub async fn hook_run_of(&self, project_id: i64, delivery: &str) -> Result<Option<RunRow>> {
         let needle: String = delivery.chars().filter(char::is_ascii_hexdigit).collect();
         self.fetch_optional(
-            &format!("{SELECT} WHERE r.project_id = $1 AND r.meta_info LIKE $2 ORDER BY r.id LIMIT 1"),
-            vec![project_id.into(), format!("%\"delivery\":\"{needle}\"%").into()],
+            &format!(
+                "{SELECT} WHERE r.project_id = $1 AND r.meta_info LIKE $2 ORDER BY r.id LIMIT 1"
+            ),
+            vec![
+                project_id.into(),
+                format!("%\"delivery\":\"{needle}\"%").into(),
+            ],
         )
         .await
     }

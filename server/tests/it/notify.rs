@@ -287,7 +287,11 @@ both!(each_backend_gets_its_payload_shape, |s| {
             "pagerduty" => {
                 assert_eq!(b["service_key"], "pd-service-key");
                 assert_eq!(b["event_type"], "trigger");
-                assert_eq!(b["incident_key"], "trigger");
+                assert_eq!(
+                    b["incident_key"],
+                    format!("polyaxon-{uuid}"),
+                    "one incident per run"
+                );
                 assert_eq!(b["description"], title);
                 assert_eq!(b["client"], "Polyaxon");
                 assert_eq!(b["client_url"], link);
@@ -676,14 +680,15 @@ both!(refused_urls_and_unknown_connections, |s| {
         "{}",
         err("nobody")
     );
-    assert!(
-        d.iter().all(|x| x["state"] == "failed"),
-        "{d:?}"
-    );
+    assert!(d.iter().all(|x| x["state"] == "failed"), "{d:?}");
     let tries = |c: &str| d.iter().find(|x| x["connection"] == c).unwrap()["tries"].clone();
     assert_eq!(tries("sneaky"), 1, "a refusal is not retried");
     assert_eq!(tries("nobody"), 1, "an unknown connection is not retried");
-    assert_eq!(tries("unset"), 3, "a secret this process cannot read may be readable by another: retried");
+    assert_eq!(
+        tries("unset"),
+        3,
+        "a secret this process cannot read may be readable by another: retried"
+    );
     // Connections: listed by users without where their secrets are; managed by superusers.
     let user = s.user("alice").await;
     let (st, b) = s
