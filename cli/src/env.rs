@@ -30,6 +30,9 @@ pub const POLYAXON_NOTIFY_PAUSED: &str = "POLYAXON_NOTIFY_PAUSED";
 /// A connections file (YAML: a list of `{name, kind, schema, secret}`) a server, or the
 /// embedded store, loads at start (the embedded default: `$POLYAXON_HOME/connections.yaml`).
 pub const POLYAXON_CONNECTIONS_FILE: &str = "POLYAXON_CONNECTIONS_FILE";
+/// Where the server's services proxy reaches a Kubernetes run's Service (`{name}`,
+/// `{namespace}`; default `{name}.{namespace}.svc`).
+pub const POLYAXON_K8S_SERVICE_HOST: &str = "POLYAXON_K8S_SERVICE_HOST";
 /// The dashboard's address in the links notifications carry (default: the server's).
 pub const POLYAXON_UI_URL: &str = "POLYAXON_UI_URL";
 /// Log filter of the server (`info`, `polyaxon_server=debug,…`).

@@ -25,6 +25,11 @@ pub fn parse_time(v: &J) -> Option<i64> {
     }
 }
 
+/// The name of a run's Kubernetes resources (its Job, Deployment, Service): upstream's.
+pub fn k8s_resource_name(uuid: &str) -> String {
+    format!("plx-operation-{}", uuid.replace('-', ""))
+}
+
 /// A run's status and the lifecycle rules (`is_done`, `is_startable`, `can_transition`…).
 pub use polyaxonfile::spec::Status as RunStatus;
 

@@ -67,6 +67,10 @@ pub struct Config {
     pub max_transfers_per_user: usize,
     /// How notifications and hooks are delivered.
     pub notify: notify::Config,
+    /// Where the proxy reaches a Kubernetes run's Service: `{name}` (its resources' name) and
+    /// `{namespace}` are filled in (default `{name}.{namespace}.svc`, the cluster's DNS, as a
+    /// server deployed in the cluster resolves it).
+    pub k8s_service_host: String,
 }
 
 impl Config {
@@ -86,6 +90,7 @@ impl Config {
             drain_timeout: std::time::Duration::from_secs(30),
             max_transfers_per_user: 16,
             notify: notify::Config::default(),
+            k8s_service_host: "{name}.{namespace}.svc".into(),
         }
     }
 }

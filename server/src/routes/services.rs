@@ -101,11 +101,32 @@ fn run_section(content: Option<&str>) -> J {
     }
 }
 
-/// Where the run's service listens: `host:port`. Only on this machine's loopback, and only
-/// on a port the run's spec declares (its `run` section): `meta_info` is written by the run's
-/// writers, and the proxy must not become a way for them to reach any address the server can.
-fn target(meta_info: Option<&str>, run: &J) -> Option<String> {
+/// Where the run's service listens: `host:port`. Only on a port the run's spec declares (its
+/// `run` section), and only on this machine's loopback, or — for a run on Kubernetes — at
+/// its Service, whose name the server makes from the run's uuid (`k8s_host`: the template
+/// with `{name}` and `{namespace}`): `meta_info` is written by the run's writers, and the
+/// proxy must not become a way for them to reach any address the server can.
+fn target(meta_info: Option<&str>, run: &J, uuid: &str, k8s_host: &str) -> Option<String> {
     let meta: J = serde_json::from_str(meta_info?).ok()?;
+    if matches!(meta["executor"]["kind"].as_str(), Some("kubernetes" | "k8s")) {
+        let ns = meta["executor"]["namespace"].as_str()?;
+        // A DNS label, so that it cannot steer the host elsewhere.
+        let label = !ns.is_empty()
+            && ns.len() <= 63
+            && ns
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !ns.starts_with('-')
+            && !ns.ends_with('-');
+        if !label || !uuid.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return None;
+        }
+        let port = run["ports"].as_array()?.first()?.as_u64()?;
+        let host = k8s_host
+            .replace("{name}", &crate::api::k8s_resource_name(uuid))
+            .replace("{namespace}", ns);
+        return Some(format!("{host}:{port}"));
+    }
     let url = meta["executor"]["urls"].as_array()?.first()?.as_str()?;
     let rest = url.strip_prefix("http://")?.trim_end_matches('/');
     let (host, port) = rest.rsplit_once(':')?;
@@ -152,9 +173,14 @@ pub async fn proxy(State(app): State<App>, req: Request) -> ApiResult<Response> 
         )));
     }
     let section = run_section(run.content.as_deref());
-    let Some(addr) = target(run.meta_info.as_deref(), &section) else {
+    let Some(addr) = target(
+        run.meta_info.as_deref(),
+        &section,
+        &run.uuid,
+        &app.config.k8s_service_host,
+    ) else {
         return Err(ApiError::NotFound(format!(
-            "run `{}` serves nothing here: it is not a service with `ports`, it runs on a cluster or another machine (reach it with `polyaxon ops service`)",
+            "run `{}` serves nothing here: it is not a service with `ports`, or it runs on another machine (reach it with `polyaxon ops service`)",
             p.uuid
         )));
     };
@@ -272,15 +298,26 @@ mod tests {
             1
         );
         let at = |url: &str| format!(r#"{{"executor": {{"urls": ["{url}"]}}}}"#);
+        let t = |meta: &str, run: &J| target(Some(meta), run, "abc123", "{name}.{namespace}.svc");
         assert_eq!(
-            target(Some(&at("http://127.0.0.1:8888")), &run).as_deref(),
+            t(&at("http://127.0.0.1:8888"), &run).as_deref(),
             Some("127.0.0.1:8888")
         );
-        assert_eq!(target(Some(r#"{"executor": {}}"#), &run), None);
+        assert_eq!(t(r#"{"executor": {}}"#, &run), None);
         // Another host, or a port the spec does not declare: not proxied.
-        assert_eq!(target(Some(&at("http://169.254.169.254:80")), &run), None);
-        assert_eq!(target(Some(&at("http://10.0.0.5:8888")), &run), None);
-        assert_eq!(target(Some(&at("http://127.0.0.1:5432")), &run), None);
-        assert_eq!(target(Some(&at("http://127.0.0.1:8888")), &J::Null), None);
+        assert_eq!(t(&at("http://169.254.169.254:80"), &run), None);
+        assert_eq!(t(&at("http://10.0.0.5:8888"), &run), None);
+        assert_eq!(t(&at("http://127.0.0.1:5432"), &run), None);
+        assert_eq!(t(&at("http://127.0.0.1:8888"), &J::Null), None);
+        // On Kubernetes: the run's Service, named by the server, on the declared port.
+        let k8s = |ns: &str| format!(r#"{{"executor": {{"kind": "kubernetes", "namespace": "{ns}", "urls": ["http://10.0.0.5:1"]}}}}"#);
+        assert_eq!(
+            t(&k8s("ml-team"), &run).as_deref(),
+            Some("plx-operation-abc123.ml-team.svc:8888")
+        );
+        for bad in ["", "Kube_System", "a.b", "evil.com:80/x", "-x"] {
+            assert_eq!(t(&k8s(bad), &run), None, "{bad}");
+        }
+        assert_eq!(t(&k8s("ml"), &J::Null), None, "no declared port");
     }
 }

@@ -13,6 +13,7 @@ mod projects;
 mod python_client;
 mod queues;
 mod runs;
+mod services;
 mod store;
 mod streams;
 mod ui;

@@ -41,6 +41,11 @@ pub struct StartArgs {
     #[arg(long, value_name = "FILE", env = env::POLYAXON_CONNECTIONS_FILE)]
     pub connections: Option<PathBuf>,
 
+    /// Where the services proxy reaches a Kubernetes run's Service: `{name}` and `{namespace}`
+    /// are filled in (a server outside the cluster can point this at a tunnel).
+    #[arg(long, value_name = "TEMPLATE", env = env::POLYAXON_K8S_SERVICE_HOST, default_value = "{name}.{namespace}.svc")]
+    pub k8s_service_host: String,
+
     /// Let notifications go to link-local and cloud metadata addresses (169.254.0.0/16,
     /// fe80::/10), refused by default.
     #[arg(long, env = env::POLYAXON_NOTIFY_ALLOW_LINK_LOCAL)]
@@ -81,6 +86,7 @@ pub fn run(args: StartArgs, printer: &Printer) -> Result<()> {
         let shown_host = if args.host == "0.0.0.0" || args.host == "::" { "localhost" } else { args.host.as_str() };
         config.notify = settings::notify_config(&format!("http://{shown_host}:{}", args.port));
         config.notify.allow_link_local |= args.notify_allow_link_local;
+        config.k8s_service_host = args.k8s_service_host.clone();
         let started = App::start(store, config, settings.admin_password.as_deref()).await.map_err(|e| UserError::new(e.to_string()))?;
         if let Some(pw) = &started.generated_password {
             printer.err(&format!(

@@ -90,7 +90,7 @@ impl Manifests {
 
 /// `plx-operation-<uuid>`: the name of everything a run creates.
 pub fn resource_name(uuid: &str) -> String {
-    format!("plx-operation-{}", uuid.replace('-', ""))
+    polyaxon_server::api::k8s_resource_name(uuid)
 }
 
 /// The labels that select everything of a run.
