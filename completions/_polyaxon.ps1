@@ -1716,6 +1716,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'The port to listen on (0 picks a free one)')
             [CompletionResult]::new('--artifacts-root', '--artifacts-root', [CompletionResultType]::ParameterName, 'Where runs'' files are kept. Default: `$POLYAXON_HOME/artifacts`')
             [CompletionResult]::new('--connections', '--connections', [CompletionResultType]::ParameterName, 'Connections to create or update at start: a YAML list of `{name, kind, description, tags, schema, secret: env:NAME | file:/path}` (those created through the API are kept)')
+            [CompletionResult]::new('--k8s-service-host', '--k8s-service-host', [CompletionResultType]::ParameterName, 'Where the services proxy reaches a Kubernetes run''s Service: `{name}` and `{namespace}` are filled in (a server outside the cluster can point this at a tunnel)')
             [CompletionResult]::new('--open', '--open', [CompletionResultType]::ParameterName, 'Accept requests without a token, as the single user `default` (a private machine only)')
             [CompletionResult]::new('--notify-allow-link-local', '--notify-allow-link-local', [CompletionResultType]::ParameterName, 'Let notifications go to link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10), refused by default')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')

@@ -4543,7 +4543,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__server__subcmd__start)
-            opts="-p -v -h -V --database-url --host --port --artifacts-root --open --connections --notify-allow-link-local --verbose --help --version"
+            opts="-p -v -h -V --database-url --host --port --artifacts-root --open --connections --k8s-service-host --notify-allow-link-local --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4570,6 +4570,10 @@ _polyaxon() {
                     return 0
                     ;;
                 --connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --k8s-service-host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

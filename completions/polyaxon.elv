@@ -1535,6 +1535,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand --port 'The port to listen on (0 picks a free one)'
             cand --artifacts-root 'Where runs'' files are kept. Default: `$POLYAXON_HOME/artifacts`'
             cand --connections 'Connections to create or update at start: a YAML list of `{name, kind, description, tags, schema, secret: env:NAME | file:/path}` (those created through the API are kept)'
+            cand --k8s-service-host 'Where the services proxy reaches a Kubernetes run''s Service: `{name}` and `{namespace}` are filled in (a server outside the cluster can point this at a tunnel)'
             cand --open 'Accept requests without a token, as the single user `default` (a private machine only)'
             cand --notify-allow-link-local 'Let notifications go to link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10), refused by default'
             cand -v 'Print more detail about what happens'

@@ -108,7 +108,10 @@ fn run_section(content: Option<&str>) -> J {
 /// proxy must not become a way for them to reach any address the server can.
 fn target(meta_info: Option<&str>, run: &J, uuid: &str, k8s_host: &str) -> Option<String> {
     let meta: J = serde_json::from_str(meta_info?).ok()?;
-    if matches!(meta["executor"]["kind"].as_str(), Some("kubernetes" | "k8s")) {
+    if matches!(
+        meta["executor"]["kind"].as_str(),
+        Some("kubernetes" | "k8s")
+    ) {
         let ns = meta["executor"]["namespace"].as_str()?;
         // A DNS label, so that it cannot steer the host elsewhere.
         let label = !ns.is_empty()
@@ -310,7 +313,11 @@ mod tests {
         assert_eq!(t(&at("http://127.0.0.1:5432"), &run), None);
         assert_eq!(t(&at("http://127.0.0.1:8888"), &J::Null), None);
         // On Kubernetes: the run's Service, named by the server, on the declared port.
-        let k8s = |ns: &str| format!(r#"{{"executor": {{"kind": "kubernetes", "namespace": "{ns}", "urls": ["http://10.0.0.5:1"]}}}}"#);
+        let k8s = |ns: &str| {
+            format!(
+                r#"{{"executor": {{"kind": "kubernetes", "namespace": "{ns}", "urls": ["http://10.0.0.5:1"]}}}}"#
+            )
+        };
         assert_eq!(
             t(&k8s("ml-team"), &run).as_deref(),
             Some("plx-operation-abc123.ml-team.svc:8888")

@@ -26,7 +26,10 @@ async fn service_on_a_cluster(s: &TestServer, namespace: &str) -> (String, Strin
         .await;
     assert_eq!(st, StatusCode::OK, "{b}");
     let (st, b) = s
-        .post(&format!("{path}/statuses"), json!({"condition": {"type": "running", "status": "True"}}))
+        .post(
+            &format!("{path}/statuses"),
+            json!({"condition": {"type": "running", "status": "True"}}),
+        )
         .await;
     assert_eq!(st, StatusCode::OK, "{b}");
     (p, uuid)
