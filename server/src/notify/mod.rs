@@ -165,8 +165,10 @@ impl Worker {
         let _claiming = self.claiming.lock().await;
         let free = self.slots.available_permits();
         if free == 0 {
-            // All slots busy: wait for one to end.
-            let _ = tokio::time::timeout(Duration::from_secs(1), self.ended.notified()).await;
+            // All slots busy: wait for one to be given back (the semaphore's own queue: no
+            // wake-up is missed between looking and waiting).
+            drop(_claiming);
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.slots.acquire()).await;
             return Ok(0);
         }
         let lease = crate::store::now_micros() + self.config.lease.as_micros() as i64;
