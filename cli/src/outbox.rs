@@ -164,7 +164,12 @@ impl HookRunner for Hooks {
                 .filter(|(k, _)| own.contains(&k) || declared.contains(k))
                 .map(|(k, v)| (k, json!({"value": v})))
                 .collect();
-            let op = json!({"version": 1.1, "kind": "operation", "hubRef": hub, "params": values});
+            let mut op =
+                json!({"version": 1.1, "kind": "operation", "hubRef": hub, "params": values});
+            // The hook's presets patch its component as an operation's do.
+            if let Some(p) = hook.get("presets").filter(|p| p.is_array()) {
+                op["presets"] = p.clone();
+            }
             let report = crate::controller::plan::compile(
                 &self.settings,
                 "the hook",

@@ -5,7 +5,7 @@
 
 use crate::work::Work;
 
-const ANNOUNCE: &str = "version: 1.1\nkind: component\nname: announce\ninputs:\n  - {name: status, type: str}\n  - {name: note, type: str}\nrun:\n  kind: job\n  container:\n    command: [sh, -c, \"echo hook saw {{ status }}: {{ note }}\"]\n";
+const ANNOUNCE: &str = "version: 1.1\nkind: component\nname: announce\ninputs:\n  - {name: status, type: str}\n  - {name: note, type: str}\n  - {name: channel, type: str, value: general, isOptional: true}\nrun:\n  kind: job\n  container:\n    command: [sh, -c, \"echo hook saw {{ status }}: {{ note }}\"]\n";
 
 fn train(hooks: &str) -> String {
     format!(
@@ -16,11 +16,18 @@ fn train(hooks: &str) -> String {
 #[test]
 fn a_hook_runs_its_component_with_the_finished_runs_values() {
     let w = Work::new(&train(
-        "  - hubRef: announce\n    trigger: succeeded\n    conditions: \"{{ loss < 0.5 }}\"\n    params:\n      note: {value: \"loss {{ loss }} of {{ globals.uuid }} by {{ name }}\"}\n  - hubRef: announce\n    trigger: succeeded\n    conditions: \"{{ loss > 0.5 }}\"\n    params:\n      note: {value: never}\n",
+        "  - hubRef: announce\n    trigger: succeeded\n    presets: [team]\n    conditions: \"{{ loss < 0.5 }}\"\n    params:\n      note: {value: \"loss {{ loss }} of {{ globals.uuid }} by {{ name }}\"}\n  - hubRef: announce\n    trigger: succeeded\n    conditions: \"{{ loss > 0.5 }}\"\n    params:\n      note: {value: never}\n",
     ));
     let hub = w.dir.join(".polyaxon/hub");
     std::fs::create_dir_all(&hub).unwrap();
     std::fs::write(hub.join("announce.yaml"), ANNOUNCE).unwrap();
+    let presets = w.dir.join(".polyaxon/presets");
+    std::fs::create_dir_all(&presets).unwrap();
+    std::fs::write(
+        presets.join("team.yaml"),
+        "version: 1.1\nkind: operation\nisPreset: true\nparams:\n  channel: {value: ml-team}\n",
+    )
+    .unwrap();
     let uuid = w.start(&["--stdout-metrics"]);
     let r = w.wait_status(&uuid, &["succeeded", "failed"], 60);
     assert_eq!(r["status"], "succeeded", "{r}");
@@ -48,6 +55,10 @@ fn a_hook_runs_its_component_with_the_finished_runs_values() {
     let h = w.wait_status(&hook_run, &["succeeded", "failed"], 60);
     assert_eq!(h["status"], "succeeded", "{h}");
     assert_eq!(h["name"], "train-announce");
+    assert_eq!(
+        h["inputs"]["channel"], "ml-team",
+        "the hook's preset applied: {h}"
+    );
     assert_eq!(h["meta_info"]["hook"]["source"], uuid.as_str(), "{h}");
     let logs = w.ok(&["logs", "--uid", &hook_run, "-nf"]);
     assert!(
