@@ -18,6 +18,10 @@ pub const MAX_BYTES: usize = 16 * 1024 * 1024;
 pub const MAX_DEPTH: usize = 128;
 /// Most nodes a document may expand to, aliases included.
 pub const MAX_NODES: usize = 1_000_000;
+/// Most nodes aliases may copy in all. Real polyaxonfiles copy a few (a shared `resources`
+/// block, say); a "billion laughs" is refused within milliseconds (copying up to a million
+/// first took half a second).
+pub const MAX_ALIAS_NODES: usize = 100_000;
 
 /// Turns raw file bytes into text, refusing what is not UTF-8 with the exact place.
 pub fn decode(bytes: &[u8], file: u32) -> Result<String, Diagnostic> {
@@ -367,9 +371,11 @@ impl Continuations {
 fn parse_shifted(text: &str, file: u32, shift: &Shift) -> Result<Node, Diagnostic> {
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    // Each anchor's node with its size (counted once, not at every alias).
+    let mut anchors: HashMap<usize, (Node, usize)> = HashMap::new();
     let mut root: Option<Node> = None;
     let mut budget = MAX_NODES;
+    let mut alias_budget = MAX_ALIAS_NODES;
     let mut docs = 0;
 
     while let Some(ev) = parser.next_event() {
@@ -387,13 +393,15 @@ fn parse_shifted(text: &str, file: u32, shift: &Shift) -> Result<Node, Diagnosti
                 None
             }
             Event::Alias(id) => {
-                let node = anchors
+                let (node, size) = anchors
                     .get(&id)
                     .ok_or_else(|| Diagnostic::error("alias to an unknown anchor", span))?;
-                let size = node.size();
                 budget = budget
-                    .checked_sub(size)
+                    .checked_sub(*size)
                     .ok_or_else(|| too_many_nodes(span))?;
+                alias_budget = alias_budget
+                    .checked_sub(*size)
+                    .ok_or_else(|| too_many_copies(span))?;
                 let mut n = node.clone();
                 n.span = span;
                 Some((n, 0))
@@ -455,7 +463,8 @@ fn parse_shifted(text: &str, file: u32, shift: &Shift) -> Result<Node, Diagnosti
         };
         let Some((node, anchor)) = done else { continue };
         if anchor != 0 {
-            anchors.insert(anchor, node.clone());
+            let size = node.size();
+            anchors.insert(anchor, (node.clone(), size));
         }
         match stack.last_mut() {
             None => root = Some(node),
@@ -497,6 +506,14 @@ fn too_deep(span: Span) -> Diagnostic {
         format!("the document nests deeper than {MAX_DEPTH} levels"),
         span,
     )
+}
+
+fn too_many_copies(span: Span) -> Diagnostic {
+    Diagnostic::error(
+        format!("aliases copy more than {MAX_ALIAS_NODES} values (aliases of aliases?)"),
+        span,
+    )
+    .with_hint("aliases (`*name`) copy what their anchor holds; nested aliases multiply it")
 }
 
 fn too_many_nodes(span: Span) -> Diagnostic {
