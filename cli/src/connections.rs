@@ -109,6 +109,28 @@ fn walk(node: &Node, path: &mut Vec<PathSeg>, out: &mut Vec<Reference>) {
     }
 }
 
+/// A checked spec's connections against the catalogue (when there is one): errors refuse it,
+/// warnings go to the session's. What `polyaxon check` and `polyaxon run` both do.
+pub fn check_report(
+    report: polyaxonfile::Report,
+    catalogue: Option<&[V1Connection]>,
+    session: &mut polyaxonfile::Session,
+) -> Result<polyaxonfile::Report, Diagnostics> {
+    let Some(known) = catalogue else {
+        return Ok(report);
+    };
+    let refs = referenced(&report.prepared.node);
+    if refs.is_empty() {
+        return Ok(report);
+    }
+    let d = check(&report.prepared.node, &refs, known, report.prepared.hidden);
+    if d.has_errors() {
+        return Err(d);
+    }
+    session.warnings.extend(d.0);
+    Ok(report)
+}
+
 /// The references that are not in `known`, or not of a kind that can do what they are for,
 /// located: errors for notifiers (hooks of a notifier, notifications), warnings for the rest. `hidden`: leading path segments the user's file does not show
 /// (`component.` of a component file).

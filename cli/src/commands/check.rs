@@ -114,27 +114,9 @@ pub fn run(args: CheckArgs, printer: &Printer) -> Result<()> {
         ..Options::default()
     };
     let mut session = Session::new();
-    let result = polyaxonfile::check(&mut session, &files, &opts);
-    // The connections it names, against the catalogue (read only when it names some).
-    let result = result.and_then(|report| {
-        let refs = crate::connections::referenced(&report.prepared.node);
-        match &catalogue {
-            Some(known) if !refs.is_empty() => {
-                let d = crate::connections::check(
-                    &report.prepared.node,
-                    &refs,
-                    known,
-                    report.prepared.hidden,
-                );
-                if d.has_errors() {
-                    Err(d)
-                } else {
-                    session.warnings.extend(d.0);
-                    Ok(report)
-                }
-            }
-            _ => Ok(report),
-        }
+    let result = polyaxonfile::check(&mut session, &files, &opts).and_then(|report| {
+        // The connections it names, against the catalogue (read only when it names some).
+        crate::connections::check_report(report, catalogue.as_deref(), &mut session)
     });
     let shown: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     let warnings = Diagnostics(session.warnings.clone());

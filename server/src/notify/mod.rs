@@ -193,30 +193,6 @@ impl Worker {
         Ok(n)
     }
 
-    /// Delivers until the run `run_id` has nothing pending, or `within` has passed (a run's
-    /// supervisor before it exits). Returns the rows still pending.
-    pub async fn drain_run(&self, run_id: i64, within: Duration) -> Result<i64, StoreError> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let pending = self.store.outbox_pending(run_id).await?;
-            if pending == 0 || self.config.paused || tokio::time::Instant::now() >= deadline {
-                return Ok(pending);
-            }
-            if self.run_once().await? == 0 {
-                let _ = tokio::time::timeout_at(
-                    deadline.min(tokio::time::Instant::now() + Duration::from_millis(200)),
-                    async {
-                        tokio::select! {
-                            _ = self.store.outbox_wake.notified() => {}
-                            _ = self.ended.notified() => {}
-                        }
-                    },
-                )
-                .await;
-            }
-        }
-    }
-
     /// Delivers until the runs whose end fired in this process have nothing pending, or
     /// `within` has passed. Returns the rows still pending.
     pub async fn drain_fired(&self, within: Duration) -> Result<i64, StoreError> {

@@ -294,24 +294,8 @@ fn compile(ctx: &Ctx, args: &RunArgs) -> Result<(Vec<PathBuf>, polyaxonfile::Rep
     }
     let mut session = polyaxonfile::Session::new();
     let result = polyaxonfile::check(&mut session, &files, &opts).and_then(|report| {
-        let refs = crate::connections::referenced(&report.prepared.node);
-        match &catalogue {
-            Some(known) if !refs.is_empty() => {
-                let d = crate::connections::check(
-                    &report.prepared.node,
-                    &refs,
-                    known,
-                    report.prepared.hidden,
-                );
-                if d.has_errors() {
-                    Err(d)
-                } else {
-                    session.warnings.extend(d.0);
-                    Ok(report)
-                }
-            }
-            _ => Ok(report),
-        }
+        // The connections it names, against the catalogue (read only when it names some).
+        crate::connections::check_report(report, catalogue.as_deref(), &mut session)
     });
     let warnings = polyaxonfile::Diagnostics(session.warnings.clone());
     if !warnings.is_empty() {
