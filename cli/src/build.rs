@@ -18,6 +18,8 @@ pub struct BuildSpec {
     pub context: PathBuf,
     /// The image's name (without the tag).
     pub name: String,
+    /// Built again, with no layer from the Engine's cache, even when the tag exists.
+    pub no_cache: bool,
 }
 
 /// The Dockerfile `init.dockerfile` describes.
@@ -205,6 +207,7 @@ mod tests {
             dockerfile: "FROM scratch\n".into(),
             context: d.path().to_path_buf(),
             name: "polyaxon/job".into(),
+            no_cache: false,
         };
         let t1 = spec.tag().unwrap();
         assert!(t1.starts_with("polyaxon/job:") && t1.len() == "polyaxon/job:".len() + 16);

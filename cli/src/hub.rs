@@ -1,6 +1,7 @@
 //! The component hub: `hubRef: NAME[:TAG]` looks in the project's `.polyaxon/hub/`, then the
 //! user's `$POLYAXON_HOME/hub/`, then the library built into this binary (written here):
-//! notebooks, IDEs, TensorBoard and apps as services. A hub directory holds `NAME.yaml` (the
+//! notebooks, IDEs, TensorBoard and apps as services, and image builders (`kaniko`,
+//! `dockerizer`: see `controller::builder`). A hub directory holds `NAME.yaml` (the
 //! `latest` tag) or `NAME/TAG.yaml`.
 
 use std::path::{Path, PathBuf};
@@ -11,6 +12,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("notebook.yaml", include_str!("../hub/notebook.yaml")),
     ("vscode.yaml", include_str!("../hub/vscode.yaml")),
     ("streamlit.yaml", include_str!("../hub/streamlit.yaml")),
+    ("kaniko.yaml", include_str!("../hub/kaniko.yaml")),
+    ("dockerizer.yaml", include_str!("../hub/dockerizer.yaml")),
     (
         "tensorboard/latest.yaml",
         include_str!("../hub/tensorboard/latest.yaml"),

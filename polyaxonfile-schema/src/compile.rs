@@ -370,6 +370,34 @@ pub fn prepare_inputs(
         diags.normalize();
         return Err(diags);
     }
+    // A DAG's operations that refer to a file, the hub or a URL are stored with their
+    // component inline: whoever reads the run later (the server, an agent on another machine)
+    // has neither the file nor this machine's hub.
+    if let Some(plan) = &dag {
+        let seq = base
+            .get_mut("component")
+            .and_then(|c| c.get_mut("run"))
+            .and_then(|r| r.get_mut("operations"));
+        if let Some(Node {
+            value: Value::Seq(items),
+            ..
+        }) = seq
+        {
+            for (item, op) in items.iter_mut().zip(&plan.ops) {
+                let external = item.get("component").is_none()
+                    && ["pathRef", "hubRef", "urlRef"]
+                        .iter()
+                        .any(|k| item.get(k).is_some());
+                if let (true, Some(resolved)) = (external, &op.node) {
+                    let mut inline = resolved.clone();
+                    for k in ["pathRef", "hubRef", "urlRef"] {
+                        inline.remove(k);
+                    }
+                    *item = inline;
+                }
+            }
+        }
+    }
     Ok(Prepared {
         node: base,
         operation: op,
@@ -1161,7 +1189,13 @@ fn compile_unit(
                 value: v,
                 is_flag: io.flag(),
                 arg_format: io.arg_format.as_deref(),
-                connection: io.connection.as_deref(),
+                // A param's connection (`params: {destination: {connection: …}}`) wins.
+                connection: op
+                    .params
+                    .as_ref()
+                    .and_then(|p| p.get(&io.name))
+                    .and_then(|p| p.connection.as_deref())
+                    .or(io.connection.as_deref()),
             }
         })
         .collect();

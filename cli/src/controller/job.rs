@@ -25,6 +25,9 @@ pub async fn drive(
     let caps = ctl.executor.capabilities();
     let op = &spec.compiled.operation;
     let meta = run.meta();
+    if let Some(req) = super::builder::request(op)? {
+        return super::builder::drive(ctl, run, spec, dir, claim, req).await;
+    }
     let mut claim = Some(claim);
     if ctl.adopt.is_none() && super::cache::enabled(spec, &meta) {
         // The claim first: a cache hit ends the run, after its `queued`.

@@ -8,6 +8,8 @@
 //! - [`plan`]: the run's spec compiled with the run's real context, the job it describes and
 //!   the env contract;
 //! - [`prepare`]: the code written out or uploaded, the image built and pushed;
+//! - [`builder`]: a job that is an image build (the hub's `kaniko`, `dockerizer`), done by
+//!   the controller with this machine's Docker Engine whatever the executor;
 //! - [`attempt`]: one start of the job to its end (statuses, stop requests, the deadline), and
 //!   the retries;
 //! - [`track`]: logs, stdout metrics, event files and resources into the store while it runs;
@@ -20,6 +22,7 @@
 //! [`Capabilities`](crate::executor::Capabilities), never by its name.
 
 pub mod attempt;
+pub mod builder;
 pub mod cache;
 pub mod dag;
 pub mod dry_run;
@@ -155,8 +158,9 @@ async fn execute_inner(
     match drive(&ctl, &run, claim).await {
         Ok(o) => Ok(o),
         Err(e) => {
-            // Whatever went wrong, the run does not stay "running".
-            let msg = format!("{e:#}");
+            // Whatever went wrong, the run does not stay "running"; its status says what to
+            // do, as the terminal would.
+            let msg = said(&e);
             let _ = ctl
                 .api
                 .status(RunStatus::Failed, "ExecutorError", &msg, None)

@@ -110,7 +110,7 @@ pub fn build_source(
     op: &polyaxonfile::CompiledOperation,
     code_dir: &Path,
 ) -> Result<Option<String>> {
-    if let Some(d) = init_steps(op).find_map(|i| i.dockerfile.as_ref()) {
+    if let Some(d) = init_dockerfile(op) {
         return Ok(Some(crate::build::dockerfile_of(d)));
     }
     if let Some(b) = &op.build {
@@ -132,6 +132,13 @@ pub fn build_source(
         };
     }
     Ok(None)
+}
+
+/// The image `init: [{dockerfile: …}]` describes, if any.
+pub fn init_dockerfile(
+    op: &polyaxonfile::CompiledOperation,
+) -> Option<&polyaxonfile::spec::init::DockerfileInit> {
+    init_steps(op).find_map(|i| i.dockerfile.as_ref())
 }
 
 fn init_steps(
@@ -199,6 +206,7 @@ async fn build_image(
         dockerfile: dockerfile.to_string(),
         context: code_dir.to_path_buf(),
         name: image_name(op),
+        no_cache: false,
     };
     api.status(
         RunStatus::Starting,
@@ -253,7 +261,7 @@ async fn push_image(
 
 /// Runs `f` with a sender whose lines go to the run's logs as the `build` container's; every
 /// line is stored when it returns.
-async fn with_build_log<T, F, Fut>(ctl: &Ctl<'_>, f: F) -> T
+pub async fn with_build_log<T, F, Fut>(ctl: &Ctl<'_>, f: F) -> T
 where
     F: FnOnce(mpsc::Sender<crate::executor::Line>) -> Fut,
     Fut: std::future::Future<Output = T>,

@@ -64,7 +64,7 @@ impl Docker {
     ) -> Result<(String, bool)> {
         let tag =
             tokio::task::block_in_place(|| spec.tag()).context("hashing the build's inputs")?;
-        if self.image_exists(&tag).await {
+        if !spec.no_cache && self.image_exists(&tag).await {
             return Ok((tag, false));
         }
         let body = tokio::task::block_in_place(|| spec.context_tar())
@@ -74,6 +74,7 @@ impl Docker {
             .t(&tag)
             .rm(true)
             .forcerm(true)
+            .nocache(spec.no_cache)
             .build();
         let mut stream = self
             .api

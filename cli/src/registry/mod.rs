@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 pub use auth::{Auth, credentials, from_docker_config};
-pub use push::{PushMessage, PushProgress, push, push_hint};
+pub use push::{PushMessage, PushProgress, push, push_hint, tag_image};
 
 use crate::env::POLYAXON_K8S_REGISTRY as REGISTRY_ENV;
 use crate::error::UserError;

@@ -234,6 +234,23 @@ pub fn push_hint(message: &str, registry: &str, auth: Option<&Auth>) -> String {
     }
 }
 
+/// Tags the local image `local` as `repo:tag`.
+pub async fn tag_image(docker: &bollard::Docker, local: &str, repo: &str, tag: &str) -> Result<()> {
+    docker
+        .tag_image(
+            local,
+            Some(
+                bollard::query_parameters::TagImageOptionsBuilder::default()
+                    .repo(repo)
+                    .tag(tag)
+                    .build(),
+            ),
+        )
+        .await
+        .with_context(|| format!("tagging `{local}` as `{repo}:{tag}`"))?;
+    Ok(())
+}
+
 /// Tags the local image `local` as `repo:tag` and pushes it, each line of progress to `log`.
 /// Returns the pushed image by digest (`repo:tag@sha256:…`), which is what pods should run.
 pub async fn push(
@@ -255,18 +272,7 @@ pub async fn push(
             .await;
     };
     use http_body_util::BodyExt;
-    docker
-        .tag_image(
-            local,
-            Some(
-                bollard::query_parameters::TagImageOptionsBuilder::default()
-                    .repo(repo)
-                    .tag(tag)
-                    .build(),
-            ),
-        )
-        .await
-        .with_context(|| format!("tagging `{local}` as `{repo}:{tag}`"))?;
+    tag_image(docker, local, repo, tag).await?;
     // Tags are `[A-Za-z0-9_.-]` (ours are hashes): nothing to escape in the query.
     anyhow::ensure!(
         tag.chars()

@@ -34,6 +34,8 @@ fn the_hub_lists_prints_and_runs_components() {
         "tensorboard:latest:built-in",
         "tensorboard:path:built-in",
         "tensorboard:multi-runs:built-in",
+        "kaniko:latest:built-in",
+        "dockerizer:latest:built-in",
     ] {
         assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
     }

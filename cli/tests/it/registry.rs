@@ -10,8 +10,11 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use polyaxon_cli::registry::{self, Registry};
+use serde_json::Value as J;
 
 use polyaxon_tests::docker::{busybox, docker_available};
+
+use crate::work::Work;
 
 const USER: &str = "plx";
 const PASSWORD: &str = "plx-push-secret";
@@ -140,6 +143,21 @@ async fn push_lines(
     (r, lines)
 }
 
+/// The registry's binary and a static busybox, with a Docker Engine running; `None` (the test
+/// skipped, saying why) where one is missing outside CI.
+fn prerequisites() -> Option<(PathBuf, PathBuf)> {
+    let bin = registry_bin()?;
+    if !docker_available() {
+        return None;
+    }
+    let Some(bb) = busybox() else {
+        assert!(std::env::var_os("CI").is_none(), "busybox-static in CI");
+        eprintln!("skipped: no busybox");
+        return None;
+    };
+    Some((bin, bb))
+}
+
 fn hint(e: &anyhow::Error) -> String {
     let u = e
         .downcast_ref::<polyaxon_cli::error::UserError>()
@@ -149,13 +167,7 @@ fn hint(e: &anyhow::Error) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn built_images_are_pushed_with_the_docker_logins_layer_by_layer() {
-    let Some(bin) = registry_bin() else { return };
-    if !docker_available() {
-        return;
-    }
-    let Some(bb) = busybox() else {
-        assert!(std::env::var_os("CI").is_none(), "busybox-static in CI");
-        eprintln!("skipped: no busybox");
+    let Some((bin, bb)) = prerequisites() else {
         return;
     };
     let reg = start_registry(&bin);
@@ -170,6 +182,7 @@ async fn built_images_are_pushed_with_the_docker_logins_layer_by_layer() {
         dockerfile: "FROM scratch\nCOPY busybox /bin/busybox\nCOPY nonce.txt /nonce.txt\n".into(),
         context: ctx.path().to_path_buf(),
         name: "polyaxon/pushed".into(),
+        no_cache: false,
     };
     let docker = polyaxon_cli::executor::docker::Docker::connect()
         .await
@@ -255,5 +268,182 @@ async fn built_images_are_pushed_with_the_docker_logins_layer_by_layer() {
         2,
         "{}",
         lines.join("\n")
+    );
+}
+
+/// The hub's `kaniko` as an operation of its own, as upstream's docs write it: a DAG whose
+/// `build` op builds the project's Dockerfile with the local Engine and pushes it through a
+/// `registry` connection (its Docker config file as the secret), and whose `train` op runs
+/// the image it output, on the Docker executor. Then `dockerizer` with `init.dockerfile` and no
+/// registry: only tagged here. A connection that is not in the catalogue fails the build,
+/// naming it.
+#[test]
+fn kaniko_and_dockerizer_operations_build_push_and_feed_the_next_operation() {
+    let Some((bin, bb)) = prerequisites() else {
+        return;
+    };
+    let reg = start_registry(&bin);
+    let host = format!("127.0.0.1:{}", reg.port);
+    let nonce = format!("{:?}-{}", std::time::SystemTime::now(), std::process::id());
+    let dag = r#"
+version: 1.1
+kind: component
+name: build-then-train
+run:
+  kind: dag
+  operations:
+    - name: build
+      hubRef: kaniko
+      params:
+        destination:
+          connection: team-registry
+          value: "trainer:v1"
+    - name: train
+      dependencies: [build]
+      params:
+        image: {ref: ops.build, value: outputs.destination}
+      component:
+        inputs: [{name: image, type: image}]
+        run:
+          kind: job
+          container:
+            image: "{{ image }}"
+            command: [/bin/busybox, cat, /msg.txt]
+"#;
+    let w = Work::new(dag);
+    std::fs::copy(&bb, w.dir.join("busybox")).unwrap();
+    std::fs::write(w.dir.join("msg.txt"), format!("message {nonce}\n")).unwrap();
+    std::fs::write(
+        w.dir.join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY msg.txt /msg.txt\n",
+    )
+    .unwrap();
+    let repo = git2::Repository::open(&w.dir).unwrap();
+    polyaxon_cli::snapshot::commit_all(&repo, "a Dockerfile").unwrap();
+    let cfg = w.env.home.path().join("registry-config.json");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    std::fs::write(
+        &cfg,
+        format!(r#"{{"auths": {{"{host}": {{"auth": "{b64}"}}}}}}"#),
+    )
+    .unwrap();
+    let home = w.env.home.path().join(".polyaxon");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(
+        home.join("connections.yaml"),
+        format!(
+            "connections:\n  - name: team-registry\n    kind: registry\n    schema: {{url: \"{host}/ml\"}}\n    secret: {{file: {}}}\n",
+            cfg.display()
+        ),
+    )
+    .unwrap();
+    let _cleanup = RemoveImages(vec![
+        format!("{host}/ml/trainer:v1"),
+        "plx-test/dockerized:v2".into(),
+    ]);
+
+    let uuid = w.start(&["--executor", "docker"]);
+    let r = w.wait_status(&uuid, &["succeeded", "failed"], 180);
+    let q = format!("pipeline: {uuid}");
+    let ops = w.json(&["ops", "ls", "-q", &q, "-l", "100", "-o", "json"]);
+    let op = |name: &str| -> J {
+        ops.as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == name)
+            .unwrap_or_else(|| panic!("no op {name}: {ops}"))
+            .clone()
+    };
+    let build = op("build");
+    let build_uuid = build["uuid"].as_str().unwrap();
+    let build_logs = w.ok(&["logs", "--uid", build_uuid, "-nf"]);
+    assert_eq!(
+        r["status"],
+        "succeeded",
+        "{:?}\n{build_logs}",
+        w.statuses(build_uuid)
+    );
+    let image = build["outputs"]["destination"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        image.starts_with(&format!("{host}/ml/trainer:v1@sha256:")),
+        "{image}"
+    );
+    assert!(build_logs.contains("pushed"), "{build_logs}");
+    // The registry has it; the next op ran it.
+    let (code, head) = get(
+        reg.port,
+        "/v2/ml/trainer/manifests/v1",
+        Some((USER, PASSWORD)),
+    );
+    assert_eq!(code, 200, "{head}");
+    let train = op("train");
+    assert_eq!(train["inputs"]["image"], image.as_str(), "{train}");
+    let logs = w.ok(&["logs", "--uid", train["uuid"].as_str().unwrap(), "-nf"]);
+    assert!(logs.contains(&format!("message {nonce}")), "{logs}");
+
+    // dockerizer, the Dockerfile from `init.dockerfile`, no registry: tagged here only.
+    std::fs::write(
+        w.dir.join("dockerize.yml"),
+        r#"
+version: 1.1
+kind: operation
+hubRef: dockerizer
+params:
+  destination: {value: "plx-test/dockerized:v2"}
+  nocache: {value: true}
+runPatch:
+  init:
+    - dockerfile:
+        image: scratch
+        copy: [busybox, [msg.txt, /srv/msg.txt]]
+"#,
+    )
+    .unwrap();
+    let uuid = w.start(&["-f", "dockerize.yml"]);
+    let r = w.wait_status(&uuid, &["succeeded", "failed"], 120);
+    let logs = w.ok(&["logs", "--uid", &uuid, "-nf"]);
+    assert_eq!(r["status"], "succeeded", "{r}\n{logs}");
+    assert_eq!(r["outputs"]["destination"], "plx-test/dockerized:v2", "{r}");
+    assert!(logs.contains("not pushed"), "{logs}");
+    let o = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "plx-test/dockerized:v2",
+            "/code/busybox",
+            "cat",
+            "/srv/msg.txt",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&nonce),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // A connection the catalogue does not have: the build fails before building, naming it
+    // and the registry connections there are.
+    std::fs::write(
+        w.dir.join("bad.yml"),
+        "version: 1.1\nkind: operation\nhubRef: kaniko\nparams:\n  destination: {value: x, connection: nowhere}\n",
+    )
+    .unwrap();
+    let uuid = w.start(&["-f", "bad.yml"]);
+    let r = w.wait_status(&uuid, &["succeeded", "failed"], 60);
+    assert_eq!(r["status"], "failed", "{r}");
+    let why = w
+        .statuses(&uuid)
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        why.contains("`nowhere`") && why.contains("team-registry"),
+        "{why}"
     );
 }

@@ -132,7 +132,15 @@ pub fn validate_with(allow_link_local: bool, c: V1Connection) -> ApiResult<NewCo
         let Some(u) = u.as_str() else {
             return bad("`url` must be text".into());
         };
-        crate::notify::check_url(u, allow_link_local).map_err(ApiError::BadRequest)?;
+        if NOTIFIERS.contains(&c.kind.as_str()) {
+            crate::notify::check_url(u, allow_link_local).map_err(ApiError::BadRequest)?;
+        } else if u.trim().is_empty() || u.contains(char::is_whitespace) {
+            // A registry's `host[:port][/path]`, a git remote (`git@host:org/repo`), …
+            return bad(format!(
+                "`url` of a `{}` connection is an address without spaces",
+                c.kind
+            ));
+        }
     }
     if let Some(m) = c.schema.get("method").and_then(|m| m.as_str()) {
         let m = m.to_ascii_uppercase();
