@@ -5,6 +5,7 @@
 //! It depends on `polyaxonfile` for operation specs; it never depends on the CLI.
 
 pub mod api;
+pub mod artifacts;
 pub mod auth;
 pub mod error;
 pub mod eventfiles;

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod artifacts;
 mod auth;
 mod authz;
 mod limits;

@@ -1,0 +1,435 @@
+//! The artifacts store's one test suite, run against each backend as it really runs here: a
+//! local directory, S3 on moto's server, Azure Blob on Azurite, GCS on gcp-storage-emulator
+//! (the three started by the test from the test virtualenv and the npm cache `scripts/test`
+//! fills; the last ignored: see its test). Then what a bad configuration gets: a missing
+//! bucket, wrong credentials.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use object_store::ObjectStoreExt;
+use polyaxon_server::artifacts::{Kind, Store, StoreError};
+
+fn venv_bin(name: &str) -> Option<PathBuf> {
+    let Some(py) = std::env::var_os("POLYAXON_TEST_PYTHON") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "POLYAXON_TEST_PYTHON must be set in CI (scripts/test sets it)"
+        );
+        eprintln!("skipped: POLYAXON_TEST_PYTHON is not set (scripts/test sets it)");
+        return None;
+    };
+    let p = Path::new(&py).parent().unwrap().join(name);
+    if p.is_file() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "`{name}` must be in the test virtualenv in CI (scripts/test installs it)"
+    );
+    eprintln!("skipped: no `{name}` in the test virtualenv (scripts/test installs it)");
+    None
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A process serving on a port until dropped.
+pub struct Emulator {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Emulator {
+    fn start(mut cmd: Command, port: u16, dir: tempfile::TempDir, name: &str) -> Emulator {
+        let log = std::fs::File::create(dir.path().join("log")).unwrap();
+        let child = cmd
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        let mut e = Emulator { child, dir };
+        let end = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = e.child.try_wait() {
+                panic!("{name} exited ({status}): {}", e.log());
+            }
+            assert!(Instant::now() < end, "{name} did not start: {}", e.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        e
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+}
+
+/// moto's S3 on a free port, with `bucket` made.
+pub async fn moto(bucket: &str) -> Option<(Emulator, BTreeMap<String, String>)> {
+    let bin = venv_bin("moto_server")?;
+    let port = free_port();
+    let mut cmd = Command::new(bin);
+    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+    let e = Emulator::start(cmd, port, tempfile::tempdir().unwrap(), "moto");
+    let endpoint = format!("http://127.0.0.1:{port}");
+    // moto takes any credentials; a bucket is one unsigned PUT.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let r = reqwest::Client::new()
+        .put(format!("{endpoint}/{bucket}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{:?}", r.text().await);
+    Some((e, s3_options(&endpoint, "testing", "testing")))
+}
+
+pub fn s3_options(endpoint: &str, key: &str, secret: &str) -> BTreeMap<String, String> {
+    [
+        ("endpoint", endpoint),
+        ("allow_http", "true"),
+        ("region", "us-east-1"),
+        ("access_key_id", key),
+        ("secret_access_key", secret),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Azurite's blob service on a free port, with `container` made (through the Azure SDK for
+/// Python in the test virtualenv: a container is made with a signed request).
+pub fn azurite(container: &str) -> Option<(Emulator, BTreeMap<String, String>)> {
+    let bin = match std::env::var_os("POLYAXON_TEST_AZURITE") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "POLYAXON_TEST_AZURITE must be set in CI (scripts/test installs Azurite)"
+            );
+            eprintln!("skipped: POLYAXON_TEST_AZURITE is not set (scripts/test installs Azurite)");
+            return None;
+        }
+    };
+    let py = std::env::var("POLYAXON_TEST_PYTHON").ok()?;
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(bin);
+    cmd.args([
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        &port.to_string(),
+        "--location",
+        &dir.path().display().to_string(),
+        "--skipApiVersionCheck",
+        "--loose",
+        "--silent",
+    ]);
+    let e = Emulator::start(cmd, port, dir, "azurite");
+    let endpoint = format!("http://127.0.0.1:{port}/{AZURITE_ACCOUNT}");
+    let conn = format!(
+        "DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};BlobEndpoint={endpoint};"
+    );
+    let o = Command::new(py)
+        .args([
+            "-c",
+            "import sys; from azure.storage.blob import BlobServiceClient as C; C.from_connection_string(sys.argv[1]).create_container(sys.argv[2])",
+            &conn,
+            container,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stderr),
+        e.log()
+    );
+    Some((e, azure_options(&endpoint, AZURITE_KEY)))
+}
+
+/// Azurite's well-known development account.
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+pub fn azure_options(endpoint: &str, key: &str) -> BTreeMap<String, String> {
+    [
+        ("account_name", AZURITE_ACCOUNT),
+        ("access_key", key),
+        ("endpoint", endpoint),
+        ("allow_http", "true"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// gcp-storage-emulator on a free port, with `bucket` made; no OAuth (the emulator has none).
+pub fn gcs(bucket: &str) -> Option<(Emulator, BTreeMap<String, String>)> {
+    let bin = venv_bin("gcp-storage-emulator")?;
+    let port = free_port();
+    let mut cmd = Command::new(bin);
+    cmd.args([
+        "start",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--default-bucket",
+        bucket,
+        "--in-memory",
+    ]);
+    let e = Emulator::start(
+        cmd,
+        port,
+        tempfile::tempdir().unwrap(),
+        "gcp-storage-emulator",
+    );
+    let key = serde_json::json!({
+        "private_key": "",
+        "private_key_id": "",
+        "client_email": "polyaxon-test@example.com",
+        "gcs_base_url": format!("http://127.0.0.1:{port}"),
+        "disable_oauth": true,
+    });
+    let mut o = BTreeMap::new();
+    o.insert("service_account_key".to_string(), key.to_string());
+    o.insert("allow_http".to_string(), "true".to_string());
+    Some((e, o))
+}
+
+/// The suite every backend passes.
+async fn suite(store: &Store) {
+    let label = store.kind.name();
+    // Small and large files, up and down, unchanged.
+    store
+        .put_bytes("run1/outputs/a.txt", Bytes::from_static(b"alpha\n"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_bytes("run1/outputs/a.txt").await.unwrap(),
+        &b"alpha\n"[..]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.bin");
+    // Three parts and a bit: multipart, each part different.
+    let len = 3 * polyaxon_server::artifacts::PART + 12_345;
+    let data: Vec<u8> = (0..len)
+        .map(|i| (i % 251) as u8 ^ (i >> 20) as u8)
+        .collect();
+    std::fs::write(&big, &data).unwrap();
+    assert_eq!(
+        store
+            .put_file("run1/outputs/model/big.bin", &big)
+            .await
+            .unwrap(),
+        len as u64
+    );
+    let back = dir.path().join("back/big.bin");
+    store
+        .get_to_file("run1/outputs/model/big.bin", &back)
+        .await
+        .unwrap();
+    assert!(std::fs::read(&back).unwrap() == data, "{label}: big file");
+    let small = dir.path().join("s.json");
+    std::fs::write(&small, b"{\"x\": 1}").unwrap();
+    store
+        .put_file("run1/events/metric/loss.plx", &small)
+        .await
+        .unwrap();
+    store
+        .put_bytes("run2/x", Bytes::from_static(b"x"))
+        .await
+        .unwrap();
+
+    // Listing: below a prefix, relative, sorted; one level with its directories.
+    let all: Vec<(String, u64)> = store
+        .list("run1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.path, e.size))
+        .collect();
+    assert_eq!(
+        all,
+        [
+            ("events/metric/loss.plx".to_string(), 8),
+            ("outputs/a.txt".to_string(), 6),
+            ("outputs/model/big.bin".to_string(), len as u64),
+        ],
+        "{label}"
+    );
+    let (dirs, files) = store.list_dir("run1/outputs").await.unwrap();
+    assert_eq!(dirs, ["model"], "{label}");
+    let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(names, ["a.txt"], "{label}");
+    assert!(store.list("nothing-here").await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .head("run1/outputs/a.txt")
+            .await
+            .unwrap()
+            .map(|e| e.size),
+        Some(6)
+    );
+    assert_eq!(store.head("run1/outputs/none").await.unwrap(), None);
+
+    // Copies (a run restarted from another) and deletes.
+    assert_eq!(
+        store
+            .copy_prefix("run1/outputs", "run3/outputs")
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store.get_bytes("run3/outputs/a.txt").await.unwrap(),
+        &b"alpha\n"[..]
+    );
+    store.delete("run3/outputs/a.txt").await.unwrap();
+    store.delete("run3/outputs/a.txt").await.unwrap();
+    assert!(matches!(
+        store.get_bytes("run3/outputs/a.txt").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.delete_prefix("run1").await.unwrap(), 3);
+    assert!(store.list("run1").await.unwrap().is_empty(), "{label}");
+    assert_eq!(store.list("run2").await.unwrap().len(), 1, "{label}");
+
+    // Paths outside refused before anything is sent.
+    for bad in ["../etc/passwd", "run2/../../x"] {
+        assert!(
+            matches!(store.get_bytes(bad).await, Err(StoreError::Outside(_))),
+            "{label}: {bad}"
+        );
+        assert!(matches!(
+            store.put_bytes(bad, Bytes::new()).await,
+            Err(StoreError::Outside(_))
+        ));
+    }
+    store.check().await.unwrap();
+
+    // A file changed in the store behind our back: its checksum no longer matches, and the
+    // read says so rather than hand over the wrong bytes (the local store keeps no checksum).
+    if store.kind != Kind::Local {
+        let good = Bytes::from_static(b"the right bytes");
+        store.put_bytes("run2/c.txt", good).await.unwrap();
+        let key = store.key("run2/c.txt").unwrap();
+        let raw = store.object_store();
+        let got = raw.get(&key).await.unwrap();
+        let opts = object_store::PutOptions {
+            attributes: got.attributes.clone(),
+            ..Default::default()
+        };
+        raw.put_opts(&key, Bytes::from_static(b"the wrong bytes").into(), opts)
+            .await
+            .unwrap();
+        let e = store.get_bytes("run2/c.txt").await.unwrap_err();
+        assert!(matches!(e, StoreError::Checksum { .. }), "{label}: {e}");
+        let mut d = store.get("run2/c.txt").await.unwrap();
+        let mut last = None;
+        while let Some(c) = d.stream.next().await {
+            last = Some(c.is_ok());
+        }
+        assert_eq!(last, Some(false), "{label}: the stream ends in an error");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_directory() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Store::open(&d.path().display().to_string(), &BTreeMap::new()).unwrap();
+    suite(&s).await;
+    // A local store is the directory: what was written is there as files.
+    s.put_bytes("r/outputs/f.txt", Bytes::from_static(b"f"))
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(d.path().join("r/outputs/f.txt")).unwrap(),
+        b"f"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_on_moto() {
+    let Some((e, opts)) = moto("plx-artifacts").await else {
+        return;
+    };
+    let s = Store::open("s3://plx-artifacts/team/prefix", &opts).unwrap();
+    assert_eq!(s.kind, Kind::S3);
+    suite(&s).await;
+    // Under the prefix: the bucket's keys start with it.
+    let raw = Store::open("s3://plx-artifacts", &opts).unwrap();
+    let keys = raw.list("team/prefix").await.unwrap();
+    assert!(keys.iter().any(|k| k.path == "run2/x"), "{keys:?}");
+    // A bucket that does not exist: refused at the check, naming the store.
+    let missing = Store::open("s3://no-such-bucket/p", &opts).unwrap();
+    let err = missing.check().await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Refused { .. })
+            && err.to_string().contains("s3://no-such-bucket/p"),
+        "{err}\n{}",
+        e.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_blob_on_azurite() {
+    let Some((e, opts)) = azurite("plx-artifacts") else {
+        return;
+    };
+    let s = Store::open("az://plx-artifacts/prefix", &opts).unwrap();
+    assert_eq!(s.kind, Kind::Azure);
+    suite(&s).await;
+    // Wrong credentials: refused, saying what was tried.
+    let mut wrong = opts.clone();
+    wrong.insert(
+        "access_key".into(),
+        "d3Jvbmd3cm9uZ3dyb25nd3Jvbmd3cm9uZ3dyb25nd3Jvbmd3cm9uZw==".into(),
+    );
+    let bad = Store::open("az://plx-artifacts/prefix", &wrong).unwrap();
+    let err = bad.check().await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Refused { .. }) && err.to_string().contains("writing a probe"),
+        "{err}\n{}",
+        e.log()
+    );
+    let missing = Store::open("az://no-such-container", &opts).unwrap();
+    let err = missing.check().await.unwrap_err();
+    assert!(matches!(err, StoreError::Refused { .. }), "{err}");
+}
+
+/// Run with `--ignored` to see where it stands: `object_store`'s GCS client writes through
+/// GCS's XML API, and gcp-storage-emulator 2024.8.3 (the GCS emulator on PyPI) answers that
+/// API's PUT without the `ETag` every GCS reply carries (and matches bucket names in paths
+/// before decoding them). Reads, lists and the JSON API it serves are not what the client uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "gcp-storage-emulator answers the XML API's PUT without an ETag"]
+async fn gcs_on_the_emulator() {
+    let Some((e, opts)) = gcs("plxartifacts") else {
+        return;
+    };
+    let s = Store::open("gs://plxartifacts/prefix", &opts).unwrap();
+    assert_eq!(s.kind, Kind::Gcs);
+    let r = tokio::time::timeout(Duration::from_secs(120), suite(&s)).await;
+    assert!(r.is_ok(), "timed out\n{}", e.log());
+}
