@@ -4543,7 +4543,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__server__subcmd__start)
-            opts="-p -v -h -V --database-url --host --port --artifacts-root --open --connections --k8s-service-host --notify-allow-link-local --verbose --help --version"
+            opts="-p -v -h -V --database-url --host --port --artifacts-root --artifacts-store --artifacts-store-option --open --connections --k8s-service-host --notify-allow-link-local --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4566,6 +4566,14 @@ _polyaxon() {
                     return 0
                     ;;
                 --artifacts-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --artifacts-store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --artifacts-store-option)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1534,6 +1534,8 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand -p 'The port to listen on (0 picks a free one)'
             cand --port 'The port to listen on (0 picks a free one)'
             cand --artifacts-root 'Where runs'' files are kept. Default: `$POLYAXON_HOME/artifacts`'
+            cand --artifacts-store 'An object store for runs'' files: `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix` (`wasb://container@account.blob.core.windows.net/prefix`), with each cloud''s standard credentials (`AWS_*`, `GOOGLE_*`, `AZURE_*`). Checked at start. Logs and event files stay in `--artifacts-root` while the server takes them in'
+            cand --artifacts-store-option 'A setting of the store''s client, `KEY=VALUE` (repeatable): `endpoint=http://minio:9000`, `allow_http=true`, `region=eu-west-1`, … (the `object_store` builders'' keys)'
             cand --connections 'Connections to create or update at start: a YAML list of `{name, kind, description, tags, schema, secret: env:NAME | file:/path}` (those created through the API are kept)'
             cand --k8s-service-host 'Where the services proxy reaches a Kubernetes run''s Service: `{name}` and `{namespace}` are filled in (a server outside the cluster can point this at a tunnel)'
             cand --open 'Accept requests without a token, as the single user `default` (a private machine only)'

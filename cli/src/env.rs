@@ -30,6 +30,8 @@ pub const POLYAXON_NOTIFY_PAUSED: &str = "POLYAXON_NOTIFY_PAUSED";
 /// A connections file (YAML: a list of `{name, kind, schema, secret}`) a server, or the
 /// embedded store, loads at start (the embedded default: `$POLYAXON_HOME/connections.yaml`).
 pub const POLYAXON_CONNECTIONS_FILE: &str = "POLYAXON_CONNECTIONS_FILE";
+/// The server's object store for runs' files (`s3://…`, `gs://…`, `az://…`).
+pub const POLYAXON_ARTIFACTS_STORE: &str = "POLYAXON_ARTIFACTS_STORE";
 /// Where the server's services proxy reaches a Kubernetes run's Service (`{name}`,
 /// `{namespace}`; default `{name}.{namespace}.svc`).
 pub const POLYAXON_K8S_SERVICE_HOST: &str = "POLYAXON_K8S_SERVICE_HOST";

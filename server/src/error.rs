@@ -109,6 +109,19 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::artifacts::StoreError> for ApiError {
+    fn from(e: crate::artifacts::StoreError) -> Self {
+        use crate::artifacts::StoreError as E;
+        match e {
+            E::NotFound(m) => ApiError::NotFound(format!("`{m}` not found")),
+            E::Outside(_) => ApiError::BadRequest(e.to_string()),
+            E::Io(io) => io.into(),
+            // The store is out of reach or refuses: nothing was lost, try again later.
+            other => ApiError::Unavailable(other.to_string(), 5),
+        }
+    }
+}
+
 impl From<std::io::Error> for ApiError {
     fn from(e: std::io::Error) -> Self {
         match e.kind() {

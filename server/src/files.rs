@@ -320,12 +320,15 @@ pub fn tail_logs(run: &Path, n: usize) -> Vec<V1Log> {
     out.into()
 }
 
-/// Writes a directory as a gzipped tar archive.
-pub fn tar_gz(dir: &Path, name: &str) -> std::io::Result<Vec<u8>> {
+/// Writes directories as one gzipped tar archive, each one's contents under `name` (a run's
+/// files here and those fetched from the artifacts store).
+pub fn tar_gz(dirs: &[&Path], name: &str) -> std::io::Result<Vec<u8>> {
     let enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let mut tar = tar::Builder::new(enc);
     tar.follow_symlinks(false);
-    tar.append_dir_all(name, dir)?;
+    for dir in dirs.iter().filter(|d| d.is_dir()) {
+        tar.append_dir_all(name, dir)?;
+    }
     tar.into_inner()?.finish()
 }
 

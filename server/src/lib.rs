@@ -24,6 +24,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use futures_util::StreamExt;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
@@ -72,6 +73,10 @@ pub struct Config {
     /// `{namespace}` are filled in (default `{name}.{namespace}.svc`, the cluster's DNS, as a
     /// server deployed in the cluster resolves it).
     pub k8s_service_host: String,
+    /// The object store runs' files go to (uploads, outputs, code; logs and event files stay
+    /// in `artifacts_root` while the server takes them in): opened and checked by the caller.
+    /// `None`: `artifacts_root` holds everything.
+    pub artifacts_store: Option<artifacts::Store>,
 }
 
 impl Config {
@@ -92,6 +97,7 @@ impl Config {
             max_transfers_per_user: 16,
             notify: notify::Config::default(),
             k8s_service_host: "{name}.{namespace}.svc".into(),
+            artifacts_store: None,
         }
     }
 }
@@ -247,7 +253,43 @@ impl App {
         files::run_dir(&self.config.artifacts_root, uuid)
     }
 
+    /// Moves files just written under a run's directory (`rels`, relative to it) to the
+    /// artifacts store, when there is one: answered once the store has them; the local copy
+    /// is removed after, and kept if the store fails (nothing is lost; the caller is told).
+    pub async fn offload(&self, uuid: &str, rels: &[String]) -> Result<(), ApiError> {
+        let Some(store) = &self.config.artifacts_store else {
+            return Ok(());
+        };
+        let dir = self.run_dir(uuid);
+        let jobs: Vec<(String, PathBuf)> = rels
+            .iter()
+            .map(|rel| (artifacts::join(uuid, rel), dir.join(rel)))
+            .collect();
+        let store = store.clone();
+        let sent: Vec<Result<(), ApiError>> = futures_util::stream::iter(jobs)
+            .map(move |(key, path)| {
+                let store = store.clone();
+                async move {
+                    if !tokio::fs::metadata(&path).await.is_ok_and(|m| m.is_file()) {
+                        return Ok(());
+                    }
+                    store.put_file(&key, &path).await.map_err(ApiError::from)?;
+                    let _ = tokio::fs::remove_file(&path).await;
+                    Ok(())
+                }
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        sent.into_iter().collect()
+    }
+
     pub async fn remove_run_files(&self, uuid: &str) {
+        if let Some(store) = &self.config.artifacts_store
+            && let Err(e) = store.delete_prefix(uuid).await
+        {
+            tracing::warn!(run = uuid, error = %e, "cannot remove the run's files from the store");
+        }
         let dir = self.run_dir(uuid);
         if let Err(e) = tokio::fs::remove_dir_all(&dir).await
             && e.kind() != std::io::ErrorKind::NotFound
@@ -262,6 +304,9 @@ impl App {
         tokio::task::spawn_blocking(move || copy_dir(&src, &dst))
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))??;
+        if let Some(store) = &self.config.artifacts_store {
+            store.copy_prefix(from, to).await?;
+        }
         Ok(())
     }
 

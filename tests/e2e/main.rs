@@ -6,6 +6,7 @@ mod contract;
 mod docker;
 mod faults;
 mod notifications;
+mod object_store;
 mod remote;
 mod secrets;
 mod server;

@@ -524,21 +524,40 @@ pub fn manifests(c: &Config, secrets: &Secrets) -> Result<Vec<J>> {
                 "--artifacts-root".into(),
                 artifacts_path.clone(),
             ]),
-            env: Some(vec![
-                secret_env("POLYAXON_DATABASE_URL", &n.secret(), "database-url"),
-                secret_env("POLYAXON_ADMIN_PASSWORD", &n.secret(), "admin-password"),
-                env(
-                    "POLYAXON_ENVIRONMENT",
-                    c.str("environment").unwrap_or_else(|| "production".into()),
-                ),
-                env(
-                    "POLYAXON_LOG_LEVEL",
-                    c.str("logLevel").unwrap_or_else(|| "INFO".into()),
-                ),
-                env("TZ", c.str("timezone").unwrap_or_else(|| "UTC".into())),
-                env("POLYAXON_K8S_NAMESPACE", n.ns.clone()),
-                secret_env("POLYAXON_AGENT_TOKEN", &n.secret(), "agent-token"),
-            ]),
+            env: Some(
+                vec![
+                    secret_env("POLYAXON_DATABASE_URL", &n.secret(), "database-url"),
+                    secret_env("POLYAXON_ADMIN_PASSWORD", &n.secret(), "admin-password"),
+                    env(
+                        "POLYAXON_ENVIRONMENT",
+                        c.str("environment").unwrap_or_else(|| "production".into()),
+                    ),
+                    env(
+                        "POLYAXON_LOG_LEVEL",
+                        c.str("logLevel").unwrap_or_else(|| "INFO".into()),
+                    ),
+                    env("TZ", c.str("timezone").unwrap_or_else(|| "UTC".into())),
+                    env("POLYAXON_K8S_NAMESPACE", n.ns.clone()),
+                    secret_env("POLYAXON_AGENT_TOKEN", &n.secret(), "agent-token"),
+                ]
+                .into_iter()
+                .chain(bucket_url(c).map(|u| env("POLYAXON_ARTIFACTS_STORE", u)))
+                .collect(),
+            ),
+            // A bucket's credentials: the keys of `artifactsStore.secret` as env (`AWS_*`,
+            // `GOOGLE_*`, `AZURE_*`, what each cloud's client reads).
+            env_from: c
+                .str("artifactsStore.secret")
+                .filter(|_| bucket_url(c).is_some())
+                .map(|name| {
+                    vec![core::EnvFromSource {
+                        secret_ref: Some(core::SecretEnvSource {
+                            name,
+                            optional: None,
+                        }),
+                        ..Default::default()
+                    }]
+                }),
             ports: Some(vec![core::ContainerPort {
                 name: Some("http".into()),
                 container_port: 8000,
@@ -741,6 +760,23 @@ fn agent_deployment(c: &Config, n: &Names, host: String) -> Result<J> {
     }))
 }
 
+/// The bucket upstream's `artifactsStore` names (`kind: s3|gcs|wasb`, `schema.bucket`), as the
+/// server's `--artifacts-store` URL.
+fn bucket_url(c: &Config) -> Option<String> {
+    let kind = c.str("artifactsStore.kind").unwrap_or_default();
+    let bucket = c.str("artifactsStore.schema.bucket")?;
+    let bucket = bucket.trim().trim_end_matches('/');
+    let (scheme, rest) = bucket.split_once("://").unwrap_or(("", bucket));
+    let scheme = match (kind.as_str(), scheme) {
+        (_, s) if !s.is_empty() => s.to_string(),
+        ("s3", _) => "s3".into(),
+        ("gcs", _) => "gs".into(),
+        ("wasb", _) => "wasb".into(),
+        _ => return None,
+    };
+    Some(format!("{scheme}://{rest}"))
+}
+
 /// The artifacts store's volume (and the claim to create, if ours) and where it is mounted.
 fn artifacts_volume(c: &Config, n: &Names, out: &mut Vec<J>) -> (core::Volume, String) {
     let kind = c.str("artifactsStore.kind").unwrap_or_default();
@@ -812,7 +848,12 @@ pub fn advice(c: &Config) -> Vec<String> {
             "`artifactsStore.kind: host_path`: the server runs as uid 1000 and a host path gets no group ownership from Kubernetes: make the directory writable by uid 1000 on every node, or set `securityContext` (runAsUser/fsGroup)".into(),
         );
     }
-    if !kind.is_empty() && kind != "volume_claim" && kind != "host_path" {
+    if bucket_url(c).is_some() {
+        w.push(format!(
+            "`artifactsStore.kind: {kind}`: runs' files go to the bucket; the server keeps logs and event files on a {}-artifacts claim of 10Gi while it takes them in, and runs' pods still share that claim",
+            c.release()
+        ));
+    } else if !kind.is_empty() && kind != "volume_claim" && kind != "host_path" {
         w.push(format!(
             "`artifactsStore.kind: {kind}`: the server keeps artifacts on a volume; a {}-artifacts claim of 10Gi is created instead",
             c.release()

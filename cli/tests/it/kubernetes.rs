@@ -500,6 +500,34 @@ fn the_deploy_runs_an_agent_beside_the_server_or_alone() {
     let secret = find(&objs, "Secret", "polyaxon-secrets").unwrap();
     let token = secret["stringData"]["agent-token"].as_str().unwrap();
     assert!(token.len() >= 32, "{token}");
+    // Upstream's bucket artifacts store: the server's `--artifacts-store`, its credentials
+    // from the secret named, and a claim still for what the server takes in.
+    let (objs, said) = deploy(
+        "namespace: plx\nartifactsStore: {name: store, kind: s3, schema: {bucket: 's3://team-artifacts/plx'}, secret: aws-creds}\n",
+    );
+    let api = find(&objs, "Deployment", "polyaxon-api").unwrap();
+    assert_eq!(
+        env_of(&api, "POLYAXON_ARTIFACTS_STORE")["value"],
+        "s3://team-artifacts/plx"
+    );
+    assert_eq!(
+        api["spec"]["template"]["spec"]["containers"][0]["envFrom"][0]["secretRef"]["name"],
+        "aws-creds"
+    );
+    assert!(said.contains("go to the bucket"), "{said}");
+    let (objs, _) = deploy(
+        "namespace: plx\nartifactsStore: {name: store, kind: gcs, schema: {bucket: team-artifacts}}\n",
+    );
+    let api = find(&objs, "Deployment", "polyaxon-api").unwrap();
+    assert_eq!(
+        env_of(&api, "POLYAXON_ARTIFACTS_STORE")["value"],
+        "gs://team-artifacts"
+    );
+    let (objs, _) = deploy(
+        "namespace: plx\nartifactsStore: {name: store, kind: volume_claim, schema: {volumeClaim: vc}}\n",
+    );
+    let api = find(&objs, "Deployment", "polyaxon-api").unwrap();
+    assert!(env_of(&api, "POLYAXON_ARTIFACTS_STORE").is_null());
     // Turned off.
     let (objs, _) = deploy("namespace: plx\nagent: {enabled: false}\n");
     assert!(find(&objs, "Deployment", "polyaxon-agent").is_none());

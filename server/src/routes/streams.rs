@@ -512,10 +512,34 @@ pub async fn tree(
     RunAccess { run: r, .. }: ReadRun,
     Query(q): Query<PathQuery>,
 ) -> ApiResult<Json<V1ArtifactTree>> {
-    Ok(Json(files::tree(
-        &app.run_dir(&r.uuid),
-        q.path.as_deref().unwrap_or(""),
-    )?))
+    let rel = q.path.as_deref().unwrap_or("");
+    let local = files::tree(&app.run_dir(&r.uuid), rel);
+    let Some(store) = &app.config.artifacts_store else {
+        return Ok(Json(local?));
+    };
+    // The files in the store and those still here (logs, event files): one tree.
+    let (dirs, objects) = store
+        .list_dir(&crate::artifacts::join(&r.uuid, rel))
+        .await?;
+    let mut tree = match local {
+        Ok(t) => t,
+        Err(ApiError::NotFound(_)) if !dirs.is_empty() || !objects.is_empty() => V1ArtifactTree {
+            files: Default::default(),
+            dirs: vec![],
+            is_done: true,
+        },
+        Err(e) => return Err(e),
+    };
+    for o in objects {
+        tree.files.entry(o.path).or_insert(o.size);
+    }
+    for d in dirs {
+        if !tree.dirs.contains(&d) {
+            tree.dirs.push(d);
+        }
+    }
+    tree.dirs.sort();
+    Ok(Json(tree))
 }
 
 /// Downloads one file of a run's artifacts.
@@ -533,9 +557,33 @@ pub async fn artifact(
         .ok_or_else(|| ApiError::BadRequest("give the file with `path=`".into()))?;
     let path = files::safe_join(&app.run_dir(&r.uuid), rel)?;
     let transfer = app.open_transfer(who.user.id)?;
-    let meta = tokio::fs::metadata(&path)
-        .await
-        .map_err(|_| ApiError::NotFound(format!("`{rel}` not found")))?;
+    let meta = match (
+        tokio::fs::metadata(&path).await,
+        &app.config.artifacts_store,
+    ) {
+        (Ok(m), _) => m,
+        (Err(_), Some(store)) => {
+            // Not here: from the store, streamed as it comes (checked as it ends).
+            let d = store.get(&crate::artifacts::join(&r.uuid, rel)).await?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            return Ok((
+                [
+                    (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                    (header::CONTENT_LENGTH, d.size.to_string()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{}\"", name.replace('"', "")),
+                    ),
+                ],
+                transfer.body(d.stream.map(|c| c.map_err(std::io::Error::other))),
+            )
+                .into_response());
+        }
+        (Err(_), None) => return Err(ApiError::NotFound(format!("`{rel}` not found"))),
+    };
     if meta.is_dir() {
         return Err(ApiError::BadRequest(format!(
             "`{rel}` is a directory; download it from `/artifacts?path={rel}`"
@@ -572,7 +620,20 @@ pub async fn artifacts_archive(
     let rel = q.path.clone().unwrap_or_default();
     let dir = files::safe_join(&app.run_dir(&r.uuid), &rel)?;
     let transfer = app.open_transfer(who.user.id)?;
-    if !dir.is_dir() {
+    // What the store holds under the path, fetched beside the archive being made.
+    let fetched = tempfile::tempdir()?;
+    let mut from_store = 0;
+    if let Some(store) = &app.config.artifacts_store {
+        let base = crate::artifacts::join(&r.uuid, &rel);
+        for o in store.list(&base).await? {
+            let dest = files::safe_join(fetched.path(), &o.path)?;
+            store
+                .get_to_file(&crate::artifacts::join(&base, &o.path), &dest)
+                .await?;
+            from_store += 1;
+        }
+    }
+    if !dir.is_dir() && from_store == 0 {
         return Err(ApiError::NotFound(format!(
             "`{rel}` is not a directory of this run"
         )));
@@ -582,7 +643,7 @@ pub async fn artifacts_archive(
     } else {
         rel.trim_matches('/').replace('/', "_")
     };
-    let bytes = tokio::task::spawn_blocking(move || files::tar_gz(&dir, &name))
+    let bytes = tokio::task::spawn_blocking(move || files::tar_gz(&[&dir, fetched.path()], &name))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
     let body = transfer.body(futures_util::stream::once(async move {
@@ -606,9 +667,19 @@ pub async fn delete_artifact(
         .filter(|p| !p.trim_matches('/').is_empty())
         .ok_or_else(|| ApiError::BadRequest("give what to delete with `path=`".into()))?;
     let path = files::safe_join(&app.run_dir(&r.uuid), rel)?;
+    let mut found = false;
+    if let Some(store) = &app.config.artifacts_store {
+        let key = crate::artifacts::join(&r.uuid, rel);
+        if store.head(&key).await?.is_some() {
+            store.delete(&key).await?;
+            found = true;
+        }
+        found |= store.delete_prefix(&key).await? > 0;
+    }
     match tokio::fs::metadata(&path).await {
         Ok(m) if m.is_dir() => tokio::fs::remove_dir_all(&path).await?,
         Ok(_) => tokio::fs::remove_file(&path).await?,
+        Err(_) if found => {}
         Err(_) => return Err(ApiError::NotFound(format!("`{rel}` not found"))),
     }
     Ok(StatusCode::NO_CONTENT)
@@ -737,6 +808,7 @@ pub async fn upload(
         })
         .await
         .map_err(|e| ApiError::Internal(format!("unpacking the upload: {e}")))??;
+        app.offload(&r.uuid, &written).await?;
         return Ok(Json(json!({"paths": written})));
     }
     if is_multipart {
@@ -804,6 +876,7 @@ pub async fn upload(
     if written.is_empty() {
         return Err(ApiError::BadRequest("the form has no file".into()));
     }
+    app.offload(&r.uuid, &written).await?;
     Ok(Json(json!({"paths": written})))
 }
 

@@ -32,6 +32,22 @@ pub struct StartArgs {
     #[arg(long)]
     pub artifacts_root: Option<PathBuf>,
 
+    /// An object store for runs' files: `s3://bucket/prefix`, `gs://bucket/prefix`,
+    /// `az://container/prefix` (`wasb://container@account.blob.core.windows.net/prefix`), with
+    /// each cloud's standard credentials (`AWS_*`, `GOOGLE_*`, `AZURE_*`). Checked at start.
+    /// Logs and event files stay in `--artifacts-root` while the server takes them in.
+    #[arg(long, value_name = "URL", env = env::POLYAXON_ARTIFACTS_STORE)]
+    pub artifacts_store: Option<String>,
+
+    /// A setting of the store's client, `KEY=VALUE` (repeatable): `endpoint=http://minio:9000`,
+    /// `allow_http=true`, `region=eu-west-1`, … (the `object_store` builders' keys).
+    #[arg(
+        long = "artifacts-store-option",
+        value_name = "KEY=VALUE",
+        requires = "artifacts_store"
+    )]
+    pub artifacts_store_options: Vec<String>,
+
     /// Accept requests without a token, as the single user `default` (a private machine only).
     #[arg(long)]
     pub open: bool,
@@ -50,6 +66,34 @@ pub struct StartArgs {
     /// fe80::/10), refused by default.
     #[arg(long, env = env::POLYAXON_NOTIFY_ALLOW_LINK_LOCAL)]
     pub notify_allow_link_local: bool,
+}
+
+/// Opens the artifacts store and checks it (a probe written, read, listed, deleted): a missing
+/// bucket or wrong credentials stop the start, naming the store and what it refused.
+async fn open_artifacts_store(
+    url: &str,
+    options: &[String],
+) -> Result<polyaxon_server::artifacts::Store> {
+    let mut opts = std::collections::BTreeMap::new();
+    for o in options {
+        let Some((k, v)) = o.split_once('=') else {
+            return Err(
+                UserError::new(format!("`--artifacts-store-option {o}` has no `=`"))
+                    .hint("write it `KEY=VALUE`, e.g. `endpoint=http://127.0.0.1:9000`")
+                    .into(),
+            );
+        };
+        opts.insert(k.trim().to_string(), v.to_string());
+    }
+    let store = polyaxon_server::artifacts::Store::open(url, &opts)
+        .map_err(|e| UserError::new(e.to_string()))?;
+    store.check().await.map_err(|e| {
+        UserError::new(e.to_string()).hint(
+            "check the bucket's name and that the server's credentials may read, write, list and delete in it",
+        )
+    })?;
+    tracing::info!(store = %store.url, kind = store.kind.name(), "artifacts store checked");
+    Ok(store)
 }
 
 pub fn run(args: StartArgs, printer: &Printer) -> Result<()> {
@@ -87,6 +131,9 @@ pub fn run(args: StartArgs, printer: &Printer) -> Result<()> {
         config.notify = settings::notify_config(&format!("http://{shown_host}:{}", args.port));
         config.notify.allow_link_local |= args.notify_allow_link_local;
         config.k8s_service_host = args.k8s_service_host.clone();
+        if let Some(url) = &args.artifacts_store {
+            config.artifacts_store = Some(open_artifacts_store(url, &args.artifacts_store_options).await?);
+        }
         let started = App::start(store, config, settings.admin_password.as_deref()).await.map_err(|e| UserError::new(e.to_string()))?;
         if let Some(pw) = &started.generated_password {
             printer.err(&format!(
