@@ -598,6 +598,8 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'A file to download, relative to the run''s directory (repeatable)')
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'A directory to download (repeatable)')
             [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'A directory to download (repeatable)')
+            [CompletionResult]::new('--lineage-name', '--lineage-name', [CompletionResultType]::ParameterName, 'The artifacts of the run''s lineage with this name (repeatable): their paths are downloaded (`polyaxon.tracking`''s `log_model_ref`, `log_artifact_ref`, …)')
+            [CompletionResult]::new('--lineage-kind', '--lineage-kind', [CompletionResultType]::ParameterName, 'The artifacts of the run''s lineage of this kind (`model`, `data`, `file`, `dir`, `tensorboard`, …; repeatable)')
             [CompletionResult]::new('--path', '--path', [CompletionResultType]::ParameterName, 'Where to put them (default: `./<run uuid>`)')
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)')

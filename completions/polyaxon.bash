@@ -2821,7 +2821,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__ops__subcmd__artifacts)
-            opts="-f -d -p -v -h -V --file --dir --path --no-untar --project --uuid --uid --verbose --help --version"
+            opts="-f -d -p -v -h -V --file --dir --lineage-name --lineage-kind --path --no-untar --project --uuid --uid --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2840,6 +2840,14 @@ _polyaxon() {
                     return 0
                     ;;
                 -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lineage-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lineage-kind)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -548,6 +548,8 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand --file 'A file to download, relative to the run''s directory (repeatable)'
             cand -d 'A directory to download (repeatable)'
             cand --dir 'A directory to download (repeatable)'
+            cand --lineage-name 'The artifacts of the run''s lineage with this name (repeatable): their paths are downloaded (`polyaxon.tracking`''s `log_model_ref`, `log_artifact_ref`, …)'
+            cand --lineage-kind 'The artifacts of the run''s lineage of this kind (`model`, `data`, `file`, `dir`, `tensorboard`, …; repeatable)'
             cand --path 'Where to put them (default: `./<run uuid>`)'
             cand -p 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'
             cand --project 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)'

@@ -312,6 +312,8 @@ complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_s
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from metrics" -s V -l version -d 'Print version'
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from artifacts" -s f -l file -d 'A file to download, relative to the run\'s directory (repeatable)' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from artifacts" -s d -l dir -d 'A directory to download (repeatable)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from artifacts" -l lineage-name -d 'The artifacts of the run\'s lineage with this name (repeatable): their paths are downloaded (`polyaxon.tracking`\'s `log_model_ref`, `log_artifact_ref`, …)' -r
+complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from artifacts" -l lineage-kind -d 'The artifacts of the run\'s lineage of this kind (`model`, `data`, `file`, `dir`, `tensorboard`, …; repeatable)' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from artifacts" -l path -d 'Where to put them (default: `./<run uuid>`)' -r -F
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from artifacts" -s p -l project -d 'The project, `NAME` or `OWNER/NAME` (default: the one set by `polyaxon init`)' -r
 complete -c polyaxon -n "__fish_polyaxon_using_subcommand ops; and __fish_seen_subcommand_from artifacts" -l uid -l uuid -d 'The run\'s uuid (default: the last run used); also `--uuid`, `-uid`, `-id`' -r

@@ -14,7 +14,7 @@ use crate::routes::{agents, auth, connections, meta, projects, runs, streams};
         projects::list, projects::create, projects::get, projects::patch, projects::put, projects::delete,
         runs::create, runs::list, runs::get, runs::patch, runs::put, runs::delete, runs::delete_many, runs::stop_many,
         runs::statuses, runs::create_status, runs::stop, runs::skip, runs::restart, runs::copy, runs::resume, runs::approve,
-        runs::impersonate, runs::create_lineage, runs::lineage,
+        runs::impersonate, runs::create_lineage, runs::lineage, runs::lineage_names, runs::lineage_one, runs::delete_lineage, runs::project_lineage,
         streams::logs, streams::append_logs, streams::events, streams::multi_events, streams::resources, streams::ingest, streams::sync_event_files,
         streams::tree, streams::artifact, streams::artifacts_archive, streams::delete_artifact, streams::delete_artifacts, streams::upload,
         agents::register, agents::list, agents::heartbeat, agents::claim, agents::stop, agents::queues, agents::get_queue,

@@ -451,6 +451,20 @@ impl Client {
         .await
     }
 
+    /// A run's artifacts lineage (`query` over name, kind, path…), every entry.
+    pub async fn run_lineage(
+        &self,
+        r: &RunRef,
+        query: Option<&str>,
+    ) -> Result<polyaxon_server::api::V1ListRunArtifactsResponse> {
+        let mut pairs = vec![("no_page", "true".to_string())];
+        if let Some(q) = query {
+            pairs.push(("query", q.to_string()));
+        }
+        self.get(&with_query(&r.api("/lineage/artifacts"), &pairs))
+            .await
+    }
+
     pub async fn get_run(&self, r: &RunRef) -> Result<V1Run> {
         self.get(&r.api("")).await
     }

@@ -356,6 +356,89 @@ tracking.end()
     );
 }
 
+/// The lineage `polyaxon.tracking` records (a model saved as a folder, a file, a dataset in a
+/// bucket), downloaded by name and by kind with `ops artifacts --lineage-name/--lineage-kind`.
+#[test]
+fn the_tracking_clients_lineage_is_kept_and_followed() {
+    let Some(python) = test_python() else {
+        return;
+    };
+    let w = Work::new(&format!(
+        "version: 1.1\nkind: component\nname: lineage\nrun:\n  kind: job\n  container:\n    image: python\n    command: [{}, -u, track.py]\n",
+        python.display()
+    ));
+    std::fs::write(
+        w.dir.join("track.py"),
+        r#"
+import os
+from polyaxon import tracking
+
+tracking.init()
+model = tracking.get_outputs_path("model")
+os.makedirs(model, exist_ok=True)
+with open(os.path.join(model, "weights.bin"), "w") as f:
+    f.write("w-1")
+report = tracking.get_outputs_path("report.txt")
+with open(report, "w") as f:
+    f.write("accuracy 0.9")
+tracking.log_model_ref(path=model, name="best-model", framework="torch")
+tracking.log_artifact_ref(path=report, kind="file", name="report")
+tracking.log_data_ref(name="train-data", path="s3://datasets/train.csv", hash="abc123")
+tracking.end()
+"#,
+    )
+    .unwrap();
+    let out = w.out(&["run", "-l"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let got = w.env.home.path().join("got");
+    let out = w.out(&[
+        "ops",
+        "artifacts",
+        "--lineage-name",
+        "best-model",
+        "--path",
+        got.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(got.join("outputs/model/weights.bin")).unwrap(),
+        "w-1"
+    );
+    assert!(
+        !got.join("outputs/report.txt").exists(),
+        "only what was asked"
+    );
+    let by_kind = w.env.home.path().join("by-kind");
+    let out = w.out(&[
+        "ops",
+        "artifacts",
+        "--lineage-kind",
+        "file",
+        "--lineage-kind",
+        "data",
+        "--path",
+        by_kind.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(by_kind.join("outputs/report.txt")).unwrap(),
+        "accuracy 0.9"
+    );
+    assert!(
+        stderr(&out).contains("`train-data` is at `s3://datasets/train.csv`"),
+        "{}",
+        stderr(&out)
+    );
+    // A name it does not have: refused, with the names it has.
+    let out = w.out(&["ops", "artifacts", "--lineage-name", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("best-model, env, report, train-data"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn a_million_log_lines_are_stored_whole() {
     let w = Work::new(&job("seq 1 1000000", ""));

@@ -145,6 +145,18 @@ pub fn router(app: App) -> Router {
             get(runs::lineage).post(runs::create_lineage),
         )
         .route(
+            "/api/v1/{owner}/{project}/runs/{uuid}/lineage/artifacts/names",
+            get(runs::lineage_names),
+        )
+        .route(
+            "/api/v1/{owner}/{project}/runs/{uuid}/lineage/artifacts/{name}",
+            get(runs::lineage_one).delete(runs::delete_lineage),
+        )
+        .route(
+            "/api/v1/{owner}/{project}/runs/lineage/artifacts",
+            get(runs::project_lineage),
+        )
+        .route(
             "/api/v1/{owner}/{project}/runs/{uuid}/artifacts/upload",
             // The handler enforces the upload limit as it streams (and refuses a declared
             // oversize cleanly).

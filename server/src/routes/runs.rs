@@ -11,7 +11,7 @@ use crate::App;
 use crate::api::*;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiJson, ApiResult};
-use crate::store::{NewRun, RunPatch, RunRow, TokenScope};
+use crate::store::{LineageScope, NewRun, RunPatch, RunRow, TokenScope};
 
 /// What the server learns from a run's spec.
 struct Spec {
@@ -598,19 +598,127 @@ pub async fn create_lineage(
     Ok(StatusCode::CREATED)
 }
 
-/// The artifacts recorded for a run.
+/// The artifacts lineage recorded for a run, filtered by a query on `name`, `kind`, `path`,
+/// `connection`, `created_at` (`kind: model|data, name: %best%`) and sorted (by name).
 #[utoipa::path(get, path = "/api/v1/{owner}/{project}/runs/{uuid}/lineage/artifacts", tag = "runs",
-    params(("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path)),
-    responses((status = 200, body = V1ListRunArtifactsResponse)))]
+    params(("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path), ListQuery),
+    responses((status = 200, body = V1ListRunArtifactsResponse), (status = 400, body = ApiErrorBody)))]
 pub async fn lineage(
     State(app): State<App>,
     RunAccess { run: r, .. }: ReadRun,
+    Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<V1ListRunArtifactsResponse>> {
-    let results = app.store.artifacts_lineage(r.id).await?;
-    Ok(Json(V1ListRunArtifactsResponse {
-        count: results.len() as i64,
+    lineage_page(&app, LineageScope::Run(r.id), &q)
+        .await
+        .map(Json)
+}
+
+async fn lineage_page(
+    app: &App,
+    scope: LineageScope,
+    q: &ListQuery,
+) -> ApiResult<V1ListRunArtifactsResponse> {
+    let (offset, limit) = q.page()?;
+    let (count, results) = app
+        .store
+        .lineage(
+            scope,
+            q.query.as_deref().unwrap_or(""),
+            q.sort.as_deref().unwrap_or(""),
+            limit,
+            offset,
+        )
+        .await?;
+    let (next, previous) = q.links(count, offset, limit);
+    Ok(V1ListRunArtifactsResponse {
+        count,
         results,
-        previous: None,
-        next: None,
-    }))
+        previous,
+        next,
+    })
+}
+
+/// The names of a run's artifacts lineage (the query and sort as for the list).
+#[utoipa::path(get, path = "/api/v1/{owner}/{project}/runs/{uuid}/lineage/artifacts/names", tag = "runs",
+    params(("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path), ListQuery),
+    responses((status = 200, body = V1ListRunArtifactsResponse), (status = 400, body = ApiErrorBody)))]
+pub async fn lineage_names(
+    State(app): State<App>,
+    RunAccess { run: r, .. }: ReadRun,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<V1ListRunArtifactsResponse>> {
+    let mut page = lineage_page(&app, LineageScope::Run(r.id), &q).await?;
+    for a in &mut page.results {
+        *a = serde_json::json!({"name": a.get("name")});
+    }
+    Ok(Json(page))
+}
+
+#[derive(serde::Deserialize)]
+pub struct LineagePath {
+    name: String,
+}
+
+/// One artifact of a run's lineage, by name.
+#[utoipa::path(get, path = "/api/v1/{owner}/{project}/runs/{uuid}/lineage/artifacts/{name}", tag = "runs",
+    params(("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path), ("name" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = ApiErrorBody)))]
+pub async fn lineage_one(
+    State(app): State<App>,
+    RunAccess { run: r, .. }: ReadRun,
+    Path(LineagePath { name }): Path<LineagePath>,
+) -> ApiResult<Json<J>> {
+    // A run's lineage is a few entries: read whole, found by its exact name.
+    let q = ListQuery {
+        no_page: Some(true),
+        ..Default::default()
+    };
+    let page = lineage_page(&app, LineageScope::Run(r.id), &q).await?;
+    page.results
+        .into_iter()
+        .find(|a| a.get("name").and_then(J::as_str) == Some(name.as_str()))
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "run `{}` has no artifact `{name}` in its lineage",
+                r.uuid
+            ))
+        })
+}
+
+/// Removes one artifact from a run's lineage (the files stay).
+#[utoipa::path(delete, path = "/api/v1/{owner}/{project}/runs/{uuid}/lineage/artifacts/{name}", tag = "runs",
+    params(("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path), ("name" = String, Path)),
+    responses((status = 204), (status = 404, body = ApiErrorBody)))]
+pub async fn delete_lineage(
+    State(app): State<App>,
+    RunAccess { run: r, .. }: WriteRun,
+    Path(LineagePath { name }): Path<LineagePath>,
+) -> ApiResult<StatusCode> {
+    if app.store.delete_lineage(r.id, &name).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!(
+            "run `{}` has no artifact `{name}` in its lineage",
+            r.uuid
+        )))
+    }
+}
+
+/// The artifacts lineage of a project's runs, newest first; each names its `run`. The query
+/// takes `run: UUID` too.
+#[utoipa::path(get, path = "/api/v1/{owner}/{project}/runs/lineage/artifacts", tag = "runs",
+    params(("owner" = String, Path), ("project" = String, Path), ListQuery),
+    responses((status = 200, body = V1ListRunArtifactsResponse), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+pub async fn project_lineage(
+    State(app): State<App>,
+    who: Principal,
+    Path((owner, project)): Path<(String, String)>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<V1ListRunArtifactsResponse>> {
+    who.require_user_scope()?;
+    let p = project_for(&app, &who, &owner, &project, false).await?;
+    lineage_page(&app, LineageScope::Project(p.id), &q)
+        .await
+        .map(Json)
 }

@@ -22,7 +22,7 @@ use sqlx::{Any, AnyPool, ConnectOptions, Executor, FromRow};
 
 pub use metrics::{Checked, Point, Series, SeriesData, Stats, checked, downsample};
 pub use projects::{NewProject, ProjectPatch, ProjectRow};
-pub use runs::{ClaimedRun, NewRun, RunPatch, RunRow, StatusRow};
+pub use runs::{ClaimedRun, LineageScope, NewRun, RunPatch, RunRow, StatusRow};
 pub use users::{TokenRow, TokenScope, User, random_secret as random_secret_pub};
 
 /// What can go wrong in the store.

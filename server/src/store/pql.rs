@@ -197,6 +197,47 @@ pub const RUN_FIELDS: &[FieldDef] = &[
 ];
 
 /// The fields of projects.
+/// The fields of artifacts lineage (upstream's `name`, `kind`, `path`, `state`/`run` for the
+/// run that recorded it, `created_at`).
+pub const LINEAGE_FIELDS: &[FieldDef] = &[
+    FieldDef {
+        names: &["name"],
+        kind: Kind::Search,
+        column: Column::Plain("a.name"),
+        keyed: false,
+    },
+    FieldDef {
+        names: &["kind"],
+        kind: Kind::Value,
+        column: Column::Plain("a.kind"),
+        keyed: false,
+    },
+    FieldDef {
+        names: &["path"],
+        kind: Kind::Search,
+        column: Column::Plain("a.path"),
+        keyed: false,
+    },
+    FieldDef {
+        names: &["run", "state", "uuid"],
+        kind: Kind::Value,
+        column: Column::Plain("r.uuid"),
+        keyed: false,
+    },
+    FieldDef {
+        names: &["connection"],
+        kind: Kind::Value,
+        column: Column::Plain("a.connection"),
+        keyed: false,
+    },
+    FieldDef {
+        names: &["created_at"],
+        kind: Kind::Datetime,
+        column: Column::Plain("a.created_at"),
+        keyed: false,
+    },
+];
+
 pub const PROJECT_FIELDS: &[FieldDef] = &[
     FieldDef {
         names: &["name"],

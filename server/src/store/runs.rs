@@ -749,7 +749,7 @@ impl Store {
         Ok(deleted)
     }
 
-    /// Records lineage artifacts (`polyaxon.tracking` posts them at the end of a run).
+    /// Records lineage artifacts (`polyaxon.tracking` posts them as a run logs references).
     pub async fn upsert_artifacts(&self, run_id: i64, artifacts: &[J]) -> Result<()> {
         let mut tx = self.begin().await?;
         for a in artifacts {
@@ -782,7 +782,18 @@ impl Store {
         tx.commit().await
     }
 
-    pub async fn artifacts_lineage(&self, run_id: i64) -> Result<Vec<J>> {
+    /// Artifacts lineage matching a PQL query (`name: %model%, kind: model|data`), sorted
+    /// (`-created_at` by default, else by name), with how many match in all: one run's, or
+    /// every run's of a project.
+    pub async fn lineage(
+        &self,
+        scope: LineageScope,
+        query: &str,
+        sort: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(i64, Vec<J>)> {
+        use crate::store::pql::LINEAGE_FIELDS;
         #[derive(FromRow)]
         struct A {
             name: String,
@@ -792,23 +803,69 @@ impl Store {
             meta_info: Option<String>,
             is_input: Flag,
             connection: Option<String>,
+            created_at: i64,
+            run_uuid: String,
         }
+        #[derive(FromRow)]
+        struct N {
+            n: i64,
+        }
+        let mut p = Params::new(self.dialect());
+        let scope_sql = match scope {
+            LineageScope::Run(id) => format!("a.run_id = {}", p.push(id)),
+            LineageScope::Project(id) => format!("r.project_id = {}", p.push(id)),
+        };
+        let cond = pql::where_clause(query, LINEAGE_FIELDS, &mut p)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let count_args = p.args.clone();
+        let default_sort = match scope {
+            LineageScope::Run(_) => "name",
+            LineageScope::Project(_) => "-created_at",
+        };
+        let order = pql::order_by(
+            sort,
+            LINEAGE_FIELDS,
+            default_sort,
+            &mut p,
+            "a.run_id, a.name",
+        )
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let from = format!(
+            "FROM run_artifacts a JOIN runs r ON r.id = a.run_id WHERE {scope_sql} AND {cond}"
+        );
+        let (pl, po) = (p.push(limit), p.push(offset));
         let rows: Vec<A> = self
             .fetch_all(
-                "SELECT name, kind, path, summary, meta_info, is_input, connection FROM run_artifacts WHERE run_id = $1 ORDER BY name",
-                vec![run_id.into()],
+                &format!("SELECT a.name, a.kind, a.path, a.summary, a.meta_info, a.is_input, a.connection, a.created_at, r.uuid AS run_uuid {from} ORDER BY {order} LIMIT {pl} OFFSET {po}"),
+                p.args,
             )
             .await?;
+        let count: N = self
+            .fetch_one(&format!("SELECT COUNT(*) AS n {from}"), count_args)
+            .await?;
         let parse = |s: Option<String>| s.and_then(|t| serde_json::from_str::<J>(&t).ok());
-        Ok(rows
+        let results = rows
             .into_iter()
             .map(|a| {
                 serde_json::json!({
                     "name": a.name, "kind": a.kind, "path": a.path, "summary": parse(a.summary),
                     "meta_info": parse(a.meta_info), "is_input": a.is_input.0, "connection": a.connection,
+                    "run": a.run_uuid, "created_at": crate::api::time(a.created_at),
                 })
             })
-            .collect())
+            .collect();
+        Ok((count.n, results))
+    }
+
+    /// Deletes one artifact's lineage; whether it was there.
+    pub async fn delete_lineage(&self, run_id: i64, name: &str) -> Result<bool> {
+        let n = self
+            .execute(
+                "DELETE FROM run_artifacts WHERE run_id = $1 AND name = $2",
+                vec![run_id.into(), name.to_string().into()],
+            )
+            .await?;
+        Ok(n > 0)
     }
 }
 
@@ -823,4 +880,11 @@ mod tests {
         assert!(!mentions("tag.value = ?2", "g"));
         assert!(!mentions("r.status.x", "s"));
     }
+}
+
+/// Whose artifacts lineage is listed.
+#[derive(Clone, Copy, Debug)]
+pub enum LineageScope {
+    Run(i64),
+    Project(i64),
 }

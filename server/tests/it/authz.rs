@@ -160,6 +160,15 @@ async fn fixture(s: &TestServer, alice: &str, n: usize) -> Fixture {
         )
         .await;
     assert_eq!(st, StatusCode::OK);
+    let (st, _) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/alice/{project}/runs/{}/lineage/artifacts", runs[0]),
+            Some(alice),
+            Some(json!({"artifacts": [{"name": "model", "kind": "model", "path": "outputs/model.bin"}]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
     let (st, t) = s
         .call(
             Method::POST,
@@ -231,7 +240,9 @@ fn request(
     } else {
         path.replace("{uuid}", &f.r1)
     };
-    path = if path.contains("/agents/") {
+    path = if path.contains("/lineage/artifacts/") {
+        path.replace("{name}", "model")
+    } else if path.contains("/agents/") {
         path.replace("{name}", &f.agent)
     } else if path.contains("/connections/") {
         path.replace("{name}", &f.connection)

@@ -524,3 +524,87 @@ both!(lineage, |s| {
         "needs a `name`",
     );
 });
+
+both!(artifacts_lineage_is_queried_read_and_deleted, |s| {
+    let p = s.project("demo").await;
+    let a = s.run(&p, json!({"name": "a"})).await;
+    let b = s.run(&p, json!({"name": "b"})).await;
+    let lineage = |run: &str| format!("/api/v1/root/{p}/runs/{run}/lineage/artifacts");
+    let (st, body) = s
+        .post(
+            &lineage(&a),
+            json!({"artifacts": [
+                {"name": "best-model", "kind": "model", "path": "outputs/model", "summary": {"framework": "torch"}},
+                {"name": "report", "kind": "file", "path": "outputs/report.txt"},
+                {"name": "train-data", "kind": "data", "path": "s3://datasets/train.csv", "is_input": true},
+            ]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    let (st, _) = s
+        .post(
+            &lineage(&b),
+            json!({"artifacts": [{"name": "other-model", "kind": "model", "path": "outputs/m.pt"}]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let names = |v: &J| -> Vec<String> {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // One run's, sorted by name; a query on kind; names only.
+    let (_, all) = s.get(&lineage(&a)).await;
+    assert_eq!(all["count"], 3);
+    assert_eq!(names(&all), ["best-model", "report", "train-data"]);
+    assert_eq!(all["results"][0]["run"], a.as_str());
+    assert_eq!(all["results"][0]["summary"]["framework"], "torch");
+    assert_eq!(all["results"][2]["is_input"], true);
+    let (_, models) = s
+        .get(&format!("{}?query=kind:%20model|data", lineage(&a)))
+        .await;
+    assert_eq!(names(&models), ["best-model", "train-data"]);
+    let (_, like) = s
+        .get(&format!("{}?query=name:%20%25model%25", lineage(&a)))
+        .await;
+    assert_eq!(names(&like), ["best-model"]);
+    let (_, only) = s.get(&format!("{}/names", lineage(&a))).await;
+    assert_eq!(only["results"][1], json!({"name": "report"}));
+    let (st, bad) = s.get(&format!("{}?query=weight:%201", lineage(&a))).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}");
+    // The project's, newest first, each naming its run; a query on the run.
+    let (_, project) = s
+        .get(&format!(
+            "/api/v1/root/{p}/runs/lineage/artifacts?query=kind:%20model"
+        ))
+        .await;
+    assert_eq!(names(&project), ["other-model", "best-model"]);
+    assert_eq!(project["results"][0]["run"], b.as_str());
+    let (_, of_b) = s
+        .get(&format!(
+            "/api/v1/root/{p}/runs/lineage/artifacts?query=run:%20{b}"
+        ))
+        .await;
+    assert_eq!(names(&of_b), ["other-model"]);
+    // One by name; deleted; then not found.
+    let (st, one) = s.get(&format!("{}/report", lineage(&a))).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(one["path"], "outputs/report.txt");
+    let (st, _) = s.delete(&format!("{}/report", lineage(&a))).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    expect_error(
+        s.get(&format!("{}/report", lineage(&a))).await,
+        StatusCode::NOT_FOUND,
+        "report",
+    );
+    expect_error(
+        s.delete(&format!("{}/report", lineage(&a))).await,
+        StatusCode::NOT_FOUND,
+        "report",
+    );
+    let (_, left) = s.get(&lineage(&a)).await;
+    assert_eq!(names(&left), ["best-model", "train-data"]);
+});

@@ -22,6 +22,16 @@ pub struct ArtifactsArgs {
     #[arg(short = 'd', long = "dir", value_name = "PATH")]
     pub dirs: Vec<String>,
 
+    /// The artifacts of the run's lineage with this name (repeatable): their paths are
+    /// downloaded (`polyaxon.tracking`'s `log_model_ref`, `log_artifact_ref`, …).
+    #[arg(long = "lineage-name", alias = "l-name", value_name = "NAME")]
+    pub lineage_names: Vec<String>,
+
+    /// The artifacts of the run's lineage of this kind (`model`, `data`, `file`, `dir`,
+    /// `tensorboard`, …; repeatable).
+    #[arg(long = "lineage-kind", alias = "l-kind", value_name = "KIND")]
+    pub lineage_kinds: Vec<String>,
+
     /// Where to put them (default: `./<run uuid>`).
     #[arg(long, alias = "path-to", value_name = "DIR")]
     pub path: Option<PathBuf>,
@@ -37,8 +47,12 @@ pub fn run(ctx: &Ctx, target: &Target, args: ArtifactsArgs) -> Result<()> {
         let (r, _) = target.resolve(ctx, &client).await?;
         let dest = args.path.clone().unwrap_or_else(|| PathBuf::from(&r.uuid));
         std::fs::create_dir_all(&dest).with_context(|| format!("creating `{}`", dest.display()))?;
-        let whole = args.files.is_empty() && args.dirs.is_empty();
+        let by_lineage = !args.lineage_names.is_empty() || !args.lineage_kinds.is_empty();
+        let whole = args.files.is_empty() && args.dirs.is_empty() && !by_lineage;
         let mut n = 0u64;
+        if by_lineage {
+            n += download_lineage(ctx, &client, &r, &args, &dest).await?;
+        }
         for f in &args.files {
             let local = dest.join(safe_relative(f)?);
             n += download_file(ctx, &client, &r, f, &local).await?;
@@ -58,6 +72,89 @@ pub fn run(ctx: &Ctx, target: &Target, args: ArtifactsArgs) -> Result<()> {
         ));
         Ok(())
     })
+}
+
+/// Downloads the paths of the lineage entries the names and kinds choose (both, when both
+/// are given); an entry outside the run (`s3://…`, another run's) is named, not fetched.
+async fn download_lineage(
+    ctx: &Ctx,
+    client: &Client,
+    r: &RunRef,
+    args: &ArtifactsArgs,
+    dest: &Path,
+) -> Result<u64> {
+    let all = client
+        .run_lineage(r, None)
+        .await
+        .map_err(|e| run_not_found(e, r))?
+        .results;
+    let field = |a: &serde_json::Value, k: &str| {
+        a.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let chosen: Vec<&serde_json::Value> = all
+        .iter()
+        .filter(|a| args.lineage_names.is_empty() || args.lineage_names.contains(&field(a, "name")))
+        .filter(|a| args.lineage_kinds.is_empty() || args.lineage_kinds.contains(&field(a, "kind")))
+        .collect();
+    for want in &args.lineage_names {
+        if !all.iter().any(|a| field(a, "name") == *want) {
+            let known: Vec<String> = all.iter().map(|a| field(a, "name")).collect();
+            return Err(UserError::new(format!(
+                "run `{}` has no artifact `{want}` in its lineage",
+                r.uuid
+            ))
+            .hint(if known.is_empty() {
+                "it recorded none (`tracking.log_model_ref`, `log_artifact_ref`, `log_data_ref` record them)".to_string()
+            } else {
+                format!("its lineage has: {}", known.join(", "))
+            })
+            .into());
+        }
+    }
+    if chosen.is_empty() {
+        return Err(UserError::new(format!(
+            "run `{}` has no artifact of kind {} in its lineage",
+            r.uuid,
+            args.lineage_kinds.join(" or ")
+        ))
+        .into());
+    }
+    let mut n = 0;
+    for a in chosen {
+        let (name, path) = (field(a, "name"), field(a, "path"));
+        let Some(rel) = run_relative(&path, &r.uuid) else {
+            ctx.printer.warn(&format!(
+                "`{name}` is at `{path}`, outside the run's files: not downloaded"
+            ));
+            continue;
+        };
+        let local = dest.join(safe_relative(&rel)?);
+        match download_file(ctx, client, r, &rel, &local).await {
+            Ok(got) => n += got,
+            // A directory (a model saved as a folder, a tensorboard's logs).
+            Err(_) => n += download_dir(ctx, client, r, Some(&rel), dest, args.no_untar).await?,
+        }
+    }
+    Ok(n)
+}
+
+/// A lineage path as a path under the run: relative already, or absolute under the run's
+/// directory (`…/<uuid>/outputs/model`) as the tracking client may record it; `None` for a
+/// URL or a path elsewhere.
+fn run_relative(path: &str, uuid: &str) -> Option<String> {
+    if path.is_empty() || path.contains("://") {
+        return None;
+    }
+    if let Some((_, rest)) = path.split_once(&format!("{uuid}/")) {
+        return Some(rest.to_string());
+    }
+    if path.starts_with('/') {
+        return None;
+    }
+    Some(path.trim_start_matches("./").to_string())
 }
 
 /// A run-relative path that stays inside the destination.
@@ -207,5 +304,20 @@ mod tests {
         assert!(safe_relative("").is_err());
         assert_eq!(human_bytes(512), "512 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
+    }
+
+    #[test]
+    fn lineage_paths_are_read_under_the_run() {
+        assert_eq!(
+            run_relative("outputs/model.bin", "u1").as_deref(),
+            Some("outputs/model.bin")
+        );
+        assert_eq!(
+            run_relative("/plx-context/artifacts/u1/outputs/m", "u1").as_deref(),
+            Some("outputs/m")
+        );
+        assert_eq!(run_relative("s3://bucket/data.csv", "u1"), None);
+        assert_eq!(run_relative("/data/elsewhere.csv", "u1"), None);
+        assert_eq!(run_relative("", "u1"), None);
     }
 }
