@@ -497,39 +497,42 @@ impl Store {
             .get(&Attribute::Metadata(SHA256.into()))
             .map(|v| v.to_string());
         let size = got.meta.size;
+        // Checked inline as the chunks pass (no task or channel between the store and the
+        // reader): the last item is an error when the bytes do not match.
         let me = self.clone();
         let rel_owned = rel.to_string();
-        let mut hasher = want.as_ref().map(|_| Sha256::new());
-        let mut inner = got.into_stream();
-        let stream = async_stream(move |tx| async move {
-            while let Some(chunk) = inner.next().await {
-                let chunk = match chunk {
-                    Ok(c) => c,
-                    Err(e) => {
-                        let _ = tx.send(Err(me.err(e, &what, &rel_owned))).await;
-                        return;
+        let hasher = want.as_ref().map(|_| Sha256::new());
+        let state = Some((got.into_stream(), hasher, want));
+        let stream = futures_util::stream::unfold(state, move |state| {
+            let (me, what, rel) = (me.clone(), what.clone(), rel_owned.clone());
+            async move {
+                let (mut inner, mut hasher, want) = state?;
+                match inner.next().await {
+                    Some(Ok(chunk)) => {
+                        if let Some(h) = hasher.as_mut() {
+                            h.update(&chunk);
+                        }
+                        Some((Ok(chunk), Some((inner, hasher, want))))
                     }
-                };
-                if let Some(h) = hasher.as_mut() {
-                    h.update(&chunk);
-                }
-                if tx.send(Ok(chunk)).await.is_err() {
-                    return;
-                }
-            }
-            if let (Some(h), Some(want)) = (hasher, want) {
-                let got = hex(&h.finalize());
-                if got != want {
-                    let _ = tx
-                        .send(Err(StoreError::Checksum {
-                            key: rel_owned,
-                            got,
-                            want,
-                        }))
-                        .await;
+                    Some(Err(e)) => Some((Err(me.err(e, &what, &rel)), None)),
+                    None => match (hasher, want) {
+                        (Some(h), Some(want)) => {
+                            let got = hex(&h.finalize());
+                            (got != want).then_some((
+                                Err(StoreError::Checksum {
+                                    key: rel,
+                                    got,
+                                    want,
+                                }),
+                                None,
+                            ))
+                        }
+                        _ => None,
+                    },
                 }
             }
-        });
+        })
+        .boxed();
         Ok(Download { size, stream })
     }
 
@@ -727,23 +730,6 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// A stream fed by a task through a small channel.
-fn async_stream<F, Fut>(f: F) -> BoxStream<'static, Result<Bytes, StoreError>>
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<Result<Bytes, StoreError>>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    tokio::spawn(f(tx));
-    tokio_stream(rx).boxed()
-}
-
-fn tokio_stream<T: Send + 'static>(
-    mut rx: tokio::sync::mpsc::Receiver<T>,
-) -> impl futures_util::Stream<Item = T> + Send {
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 #[cfg(test)]

@@ -320,16 +320,86 @@ pub fn tail_logs(run: &Path, n: usize) -> Vec<V1Log> {
     out.into()
 }
 
-/// Writes directories as one gzipped tar archive, each one's contents under `name` (a run's
-/// files here and those fetched from the artifacts store).
-pub fn tar_gz(dirs: &[&Path], name: &str) -> std::io::Result<Vec<u8>> {
-    let enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+/// An object of the artifacts store to put in an archive: its path under the archive's
+/// directory, its size (from the listing), and its bytes as a blocking reader.
+pub struct ArchivedObject {
+    pub path: String,
+    pub size: u64,
+    pub modified: i64,
+    pub open: Box<dyn FnOnce() -> std::io::Result<Box<dyn std::io::Read + Send>> + Send>,
+}
+
+/// Writes a run's directory `dir` (if there) and `objects` (from the artifacts store) as one
+/// gzipped tar archive under `name`, into `out` as it is made.
+pub fn tar_gz_to(
+    out: impl std::io::Write,
+    dir: &Path,
+    objects: Vec<ArchivedObject>,
+    name: &str,
+) -> std::io::Result<()> {
+    let enc = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
     let mut tar = tar::Builder::new(enc);
     tar.follow_symlinks(false);
-    for dir in dirs.iter().filter(|d| d.is_dir()) {
+    if dir.is_dir() {
         tar.append_dir_all(name, dir)?;
     }
-    tar.into_inner()?.finish()
+    for o in objects {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(o.size);
+        header.set_mode(0o644);
+        header.set_mtime(o.modified.max(0) as u64);
+        header.set_entry_type(tar::EntryType::Regular);
+        let reader = (o.open)()?;
+        // Exactly the listed size: an object that changed meanwhile cannot break the archive.
+        let mut limited = std::io::Read::take(reader, o.size);
+        tar.append_data(&mut header, format!("{name}/{}", o.path), &mut limited)?;
+    }
+    tar.into_inner()?.finish()?.flush()
+}
+
+/// A `std::io::Write` whose bytes go, in chunks, to a channel a response body reads: an
+/// archive written by a blocking task streams out as it is made, never whole in memory.
+pub struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    const CHUNK: usize = 256 << 10;
+
+    pub fn new(tx: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>) -> Self {
+        ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(Self::CHUNK),
+        }
+    }
+
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = bytes::Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(Self::CHUNK),
+        ));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+        })
+    }
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= Self::CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
 }
 
 fn log_files(dir: &Path) -> Vec<String> {

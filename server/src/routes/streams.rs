@@ -620,20 +620,32 @@ pub async fn artifacts_archive(
     let rel = q.path.clone().unwrap_or_default();
     let dir = files::safe_join(&app.run_dir(&r.uuid), &rel)?;
     let transfer = app.open_transfer(who.user.id)?;
-    // What the store holds under the path, fetched beside the archive being made.
-    let fetched = tempfile::tempdir()?;
-    let mut from_store = 0;
+    // What the store holds under the path, read object by object as the archive is written.
+    let mut objects = Vec::new();
     if let Some(store) = &app.config.artifacts_store {
         let base = crate::artifacts::join(&r.uuid, &rel);
         for o in store.list(&base).await? {
-            let dest = files::safe_join(fetched.path(), &o.path)?;
-            store
-                .get_to_file(&crate::artifacts::join(&base, &o.path), &dest)
-                .await?;
-            from_store += 1;
+            let (store, key) = (store.clone(), crate::artifacts::join(&base, &o.path));
+            let rt = tokio::runtime::Handle::current();
+            objects.push(files::ArchivedObject {
+                path: o.path,
+                size: o.size,
+                modified: o.modified,
+                open: Box::new(move || {
+                    let d = rt
+                        .block_on(store.get(&key))
+                        .map_err(std::io::Error::other)?;
+                    let stream = d.stream.map(|c| c.map_err(std::io::Error::other));
+                    let reader = tokio_util::io::StreamReader::new(stream);
+                    Ok(
+                        Box::new(tokio_util::io::SyncIoBridge::new_with_handle(reader, rt))
+                            as Box<dyn std::io::Read + Send>,
+                    )
+                }),
+            });
         }
     }
-    if !dir.is_dir() && from_store == 0 {
+    if !dir.is_dir() && objects.is_empty() {
         return Err(ApiError::NotFound(format!(
             "`{rel}` is not a directory of this run"
         )));
@@ -643,12 +655,18 @@ pub async fn artifacts_archive(
     } else {
         rel.trim_matches('/').replace('/', "_")
     };
-    let bytes = tokio::task::spawn_blocking(move || files::tar_gz(&[&dir, fetched.path()], &name))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
-    let body = transfer.body(futures_util::stream::once(async move {
-        Ok::<_, std::convert::Infallible>(bytes::Bytes::from(bytes))
-    }));
+    // Written by a blocking task into the response as it is made: a run of gigabytes streams
+    // out in bounded memory. A failure midway ends the body with an error (the client sees an
+    // archive cut short, not a complete-looking one).
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
+    tokio::task::spawn_blocking(move || {
+        let err_tx = tx.clone();
+        if let Err(e) = files::tar_gz_to(files::ChannelWriter::new(tx), &dir, objects, &name) {
+            tracing::warn!(error = %e, "an archive was cut short");
+            let _ = err_tx.blocking_send(Err(e));
+        }
+    });
+    let body = transfer.body(tokio_stream_of(rx));
     Ok(([(header::CONTENT_TYPE, "application/gzip")], body).into_response())
 }
 
@@ -906,4 +924,11 @@ async fn create_dest(
     let part = files::PartFile::beside(dest)?;
     let out = tokio::fs::File::from_std(part.file().try_clone()?);
     Ok((part, out))
+}
+
+/// A channel's receiver as a stream.
+fn tokio_stream_of<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send + 'static {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
