@@ -405,6 +405,8 @@ impl Store {
     /// its size.
     pub async fn put_file(&self, rel: &str, path: &Path) -> Result<u64, StoreError> {
         let key = self.key(rel)?;
+        // One handle for the hash and the bytes: a file renamed over meanwhile cannot send one
+        // file's bytes with another's checksum.
         let mut f = tokio::fs::File::open(path).await?;
         let len = f.metadata().await?.len();
         if len as usize <= PART {
@@ -427,7 +429,7 @@ impl Store {
             }
             hex(&h.finalize())
         };
-        let mut f = tokio::fs::File::open(path).await?;
+        tokio::io::AsyncSeekExt::seek(&mut f, std::io::SeekFrom::Start(0)).await?;
         let opts = PutMultipartOptions {
             attributes: self.attributes(&sha),
             ..Default::default()
@@ -464,21 +466,26 @@ impl Store {
             Ok(())
         }
         .await;
+        let result = result.and_then(|()| {
+            if sent == len {
+                Ok(())
+            } else {
+                Err(StoreError::Failed {
+                    url: self.url.clone(),
+                    what: what.clone(),
+                    why: format!("the file changed while it was sent ({len} bytes, then {sent})"),
+                })
+            }
+        });
         match result {
             Ok(()) => {
                 w.finish().await.map_err(|e| self.err(e, &what, rel))?;
             }
             Err(e) => {
+                // Nothing of it is left in the store.
                 let _ = w.abort().await;
                 return Err(e);
             }
-        }
-        if sent != len {
-            return Err(StoreError::Failed {
-                url: self.url.clone(),
-                what,
-                why: format!("the file changed while it was sent ({len} bytes, then {sent})"),
-            });
         }
         Ok(len)
     }
@@ -498,37 +505,43 @@ impl Store {
             .map(|v| v.to_string());
         let size = got.meta.size;
         // Checked inline as the chunks pass (no task or channel between the store and the
-        // reader): the last item is an error when the bytes do not match.
+        // reader). The last chunk is held back until the hash is known: a reader of a
+        // corrupted object gets an error instead of its last bytes, so it never holds all the
+        // bytes it was promised (`Content-Length`) of a file that is wrong.
         let me = self.clone();
         let rel_owned = rel.to_string();
         let hasher = want.as_ref().map(|_| Sha256::new());
-        let state = Some((got.into_stream(), hasher, want));
+        let state = Some((got.into_stream(), hasher, want, None::<Bytes>));
         let stream = futures_util::stream::unfold(state, move |state| {
             let (me, what, rel) = (me.clone(), what.clone(), rel_owned.clone());
             async move {
-                let (mut inner, mut hasher, want) = state?;
-                match inner.next().await {
-                    Some(Ok(chunk)) => {
-                        if let Some(h) = hasher.as_mut() {
-                            h.update(&chunk);
+                let (mut inner, mut hasher, want, mut held) = state?;
+                loop {
+                    match inner.next().await {
+                        Some(Ok(chunk)) => {
+                            if let Some(h) = hasher.as_mut() {
+                                h.update(&chunk);
+                            }
+                            if let Some(prev) = held.replace(chunk) {
+                                return Some((Ok(prev), Some((inner, hasher, want, held))));
+                            }
                         }
-                        Some((Ok(chunk), Some((inner, hasher, want))))
+                        Some(Err(e)) => return Some((Err(me.err(e, &what, &rel)), None)),
+                        None => {
+                            if let (Some(h), Some(want)) = (hasher.take(), want.as_ref()) {
+                                let got = hex(&h.finalize());
+                                if got != *want {
+                                    let err = StoreError::Checksum {
+                                        key: rel,
+                                        got,
+                                        want: want.clone(),
+                                    };
+                                    return Some((Err(err), None));
+                                }
+                            }
+                            return held.take().map(|last| (Ok(last), None));
+                        }
                     }
-                    Some(Err(e)) => Some((Err(me.err(e, &what, &rel)), None)),
-                    None => match (hasher, want) {
-                        (Some(h), Some(want)) => {
-                            let got = hex(&h.finalize());
-                            (got != want).then_some((
-                                Err(StoreError::Checksum {
-                                    key: rel,
-                                    got,
-                                    want,
-                                }),
-                                None,
-                            ))
-                        }
-                        _ => None,
-                    },
                 }
             }
         })
@@ -613,7 +626,7 @@ impl Store {
                         .unwrap_or(loc)
                 };
                 let e = Entry {
-                    path: p,
+                    path: decode_path(&p),
                     size: m.size,
                     modified: m.last_modified.timestamp(),
                 };
@@ -638,7 +651,7 @@ impl Store {
         let mut dirs: Vec<String> = r
             .common_prefixes
             .iter()
-            .filter_map(|p| p.filename().map(str::to_string))
+            .filter_map(|p| p.filename().map(decode_path))
             .collect();
         dirs.sort();
         let mut files: Vec<Entry> = r
@@ -646,7 +659,7 @@ impl Store {
             .iter()
             .filter_map(|m| {
                 Some(Entry {
-                    path: m.location.filename()?.to_string(),
+                    path: decode_path(m.location.filename()?),
                     size: m.size,
                     modified: m.last_modified.timestamp(),
                 })
@@ -700,6 +713,37 @@ impl Store {
             .try_collect::<Vec<()>>()
             .await?;
         Ok(n)
+    }
+}
+
+/// A listed key as the path it was written from: `object_store` percent-encodes the
+/// characters a key segment may not hold (`~`, `[`, `#`, `%`…), and a listing gives them back
+/// encoded; `key()` encodes again, so what is listed must be decoded to be read.
+fn decode_path(encoded: &str) -> String {
+    let b = encoded.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex_val(b[i + 1]), hex_val(b[i + 2]))
+        {
+            out.push(h << 4 | l);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| encoded.to_string())
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
     }
 }
 

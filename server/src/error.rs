@@ -116,8 +116,30 @@ impl From<crate::artifacts::StoreError> for ApiError {
             E::NotFound(m) => ApiError::NotFound(format!("`{m}` not found")),
             E::Outside(_) => ApiError::BadRequest(e.to_string()),
             E::Io(io) => io.into(),
-            // The store is out of reach or refuses: nothing was lost, try again later.
-            other => ApiError::Unavailable(other.to_string(), 5),
+            // What the store answered (its URL, a backend's reply with request details) is for
+            // the server's log, not for API clients.
+            E::Checksum { ref key, .. } => {
+                tracing::error!(error = %e, "a corrupted object in the artifacts store");
+                ApiError::Internal(format!(
+                    "`{key}` is corrupted in the artifacts store (its checksum does not match)"
+                ))
+            }
+            E::Refused { ref what, .. } => {
+                tracing::warn!(error = %e, "the artifacts store refused");
+                ApiError::Unavailable(
+                    format!("the artifacts store refused {what}; the server's log says why"),
+                    30,
+                )
+            }
+            E::Failed { ref what, .. } => {
+                tracing::warn!(error = %e, "the artifacts store failed");
+                // Out of reach or failing: nothing was lost, try again later.
+                ApiError::Unavailable(
+                    format!("the artifacts store is not answering ({what}); try again"),
+                    5,
+                )
+            }
+            E::Config { .. } => ApiError::Internal(e.to_string()),
         }
     }
 }

@@ -337,24 +337,97 @@ pub fn tar_gz_to(
     objects: Vec<ArchivedObject>,
     name: &str,
 ) -> std::io::Result<()> {
+    // On a failure the builder and the encoder, dropped, would still write an archive's end
+    // and a gzip trailer: poisoned first, nothing more goes out, and the archive stays visibly
+    // cut short.
+    let poison = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let out = Poisonable {
+        inner: out,
+        poison: poison.clone(),
+    };
     let enc = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
     let mut tar = tar::Builder::new(enc);
     tar.follow_symlinks(false);
-    if dir.is_dir() {
-        tar.append_dir_all(name, dir)?;
-    }
-    for o in objects {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(o.size);
-        header.set_mode(0o644);
-        header.set_mtime(o.modified.max(0) as u64);
-        header.set_entry_type(tar::EntryType::Regular);
-        let reader = (o.open)()?;
-        // Exactly the listed size: an object that changed meanwhile cannot break the archive.
-        let mut limited = std::io::Read::take(reader, o.size);
-        tar.append_data(&mut header, format!("{name}/{}", o.path), &mut limited)?;
+    let filled = (|| -> std::io::Result<()> {
+        if dir.is_dir() {
+            tar.append_dir_all(name, dir)?;
+        }
+        for o in objects {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(o.size);
+            header.set_mode(0o644);
+            header.set_mtime(o.modified.max(0) as u64);
+            header.set_entry_type(tar::EntryType::Regular);
+            let reader = (o.open)()?;
+            let mut exact = ExactReader {
+                inner: reader,
+                left: o.size,
+                path: o.path.clone(),
+            };
+            tar.append_data(&mut header, format!("{name}/{}", o.path), &mut exact)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = filled {
+        poison.store(true, std::sync::atomic::Ordering::SeqCst);
+        return Err(e);
     }
     tar.into_inner()?.finish()?.flush()
+}
+
+struct Poisonable<W> {
+    inner: W,
+    poison: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<W: std::io::Write> std::io::Write for Poisonable<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.poison.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(std::io::Error::other("the archive failed"));
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.poison.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.inner.flush()
+    }
+}
+
+/// Reads exactly the size an archive's header promised: an object shorter than listed, or
+/// longer (it changed since), is an error that ends the archive, never a silently wrong entry.
+/// The inner reader is read to its end, so that its own checks (the store's checksum) run.
+struct ExactReader {
+    inner: Box<dyn std::io::Read + Send>,
+    left: u64,
+    path: String,
+}
+
+impl std::io::Read for ExactReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(std::io::Error::other(format!(
+                    "`{}` grew while the archive was written",
+                    self.path
+                ))),
+            };
+        }
+        let want = buf.len().min(self.left as usize);
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("`{}` shrank while the archive was written", self.path),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 /// A `std::io::Write` whose bytes go, in chunks, to a channel a response body reads: an

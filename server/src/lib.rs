@@ -156,6 +156,19 @@ impl App {
         config: Config,
         admin_password: Option<&str>,
     ) -> Result<Started, store::StoreError> {
+        if let Some(root) = config.artifacts_store.as_ref().and_then(|s| s.local_root()) {
+            // Offloading moves a file from the artifacts root to the store: on one directory
+            // (or one inside the other) it would delete the only copy.
+            let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+            let (store_root, files_root) = (canon(root), canon(&config.artifacts_root));
+            if store_root.starts_with(&files_root) || files_root.starts_with(&store_root) {
+                return Err(store::StoreError::Invalid(format!(
+                    "the artifacts store `{}` and the artifacts root `{}` overlap: give the store a directory of its own",
+                    root.display(),
+                    config.artifacts_root.display()
+                )));
+            }
+        }
         std::fs::create_dir_all(&config.artifacts_root).map_err(|e| {
             store::StoreError::Invalid(format!(
                 "cannot create `{}`: {e}",
@@ -270,11 +283,24 @@ impl App {
             .map(move |(key, path)| {
                 let store = store.clone();
                 async move {
-                    if !tokio::fs::metadata(&path).await.is_ok_and(|m| m.is_file()) {
-                        return Ok(());
-                    }
+                    use std::os::unix::fs::MetadataExt;
+                    let before = tokio::fs::metadata(&path).await.map_err(|e| {
+                        ApiError::Internal(format!(
+                            "the upload `{}` is gone before it reached the artifacts store: {e}",
+                            path.display()
+                        ))
+                    })?;
                     store.put_file(&key, &path).await.map_err(ApiError::from)?;
-                    let _ = tokio::fs::remove_file(&path).await;
+                    // Removed only if it is still the file sent: an upload to the same path
+                    // meanwhile replaced it, and that one is offloaded by its own request.
+                    if let Ok(now) = tokio::fs::metadata(&path).await
+                        && now.ino() == before.ino()
+                        && now.dev() == before.dev()
+                        && now.mtime_nsec() == before.mtime_nsec()
+                        && now.len() == before.len()
+                    {
+                        let _ = tokio::fs::remove_file(&path).await;
+                    }
                     Ok(())
                 }
             })

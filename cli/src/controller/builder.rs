@@ -375,7 +375,22 @@ fn context_dir(
         .hint("leave `context` empty to build the run's code, or give a directory with the Dockerfile")
         .into());
     }
-    Ok(path)
+    // Only the run's own files and code: a context elsewhere on the machine that runs the
+    // build (its home, the store, other runs' files) would be packed into an image and pushed.
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let real = canon(&path);
+    if ![canon(dir), canon(code_dir)]
+        .iter()
+        .any(|allowed| real.starts_with(allowed))
+    {
+        return Err(UserError::new(format!(
+            "the build context `{}` is outside the run's code and files",
+            path.display()
+        ))
+        .hint("give a directory of the run's code (relative to it), or under its artifacts (`{{ globals.run_artifacts_path }}/…`)")
+        .into());
+    }
+    Ok(real)
 }
 
 /// A registry connection's `url`, and the Docker config its secret names (`file:/…`).

@@ -446,4 +446,20 @@ runPatch:
         why.contains("`nowhere`") && why.contains("team-registry"),
         "{why}"
     );
+    // A context outside the run's code and files (this machine's `/etc`): refused, nothing
+    // built.
+    std::fs::write(
+        w.dir.join("outside.yml"),
+        "version: 1.1\nkind: operation\nhubRef: dockerizer\nparams:\n  destination: {value: plx-test/never:1}\n  context: {value: /etc}\n",
+    )
+    .unwrap();
+    let uuid = w.start(&["-f", "outside.yml"]);
+    let r = w.wait_status(&uuid, &["succeeded", "failed"], 60);
+    assert_eq!(r["status"], "failed", "{r}");
+    let why: Vec<String> = w.statuses(&uuid).into_iter().map(|(_, m)| m).collect();
+    assert!(
+        why.iter()
+            .any(|m| m.contains("outside the run's code and files")),
+        "{why:?}"
+    );
 }

@@ -679,11 +679,14 @@ pub async fn delete_artifact(
     RunAccess { run: r, .. }: WriteRun,
     Query(q): Query<PathQuery>,
 ) -> ApiResult<StatusCode> {
+    // `.`, `./`, `/` are the whole run: not something a delete of a path may name.
     let rel = q
         .path
         .as_deref()
-        .filter(|p| !p.trim_matches('/').is_empty())
-        .ok_or_else(|| ApiError::BadRequest("give what to delete with `path=`".into()))?;
+        .filter(|p| p.split('/').any(|seg| !seg.is_empty() && seg != "."))
+        .ok_or_else(|| {
+            ApiError::BadRequest("give what to delete with `path=` (a path inside the run)".into())
+        })?;
     let path = files::safe_join(&app.run_dir(&r.uuid), rel)?;
     let mut found = false;
     if let Some(store) = &app.config.artifacts_store {
@@ -849,6 +852,7 @@ pub async fn upload(
                 q.path.as_deref().unwrap_or("").trim_matches('/')
             );
             let dest = files::safe_join(&base, &rel)?;
+            refuse_if_stored(&app, &r.uuid, &rel, overwrite).await?;
             let (part, mut out) = create_dest(&dest, overwrite, &rel).await?;
             let mut total: u64 = 0;
             while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
@@ -873,6 +877,7 @@ pub async fn upload(
             .ok_or_else(|| ApiError::BadRequest("give the destination with `path=`".into()))?;
         let dest = files::safe_join(&base, rel)?;
         let mut body = req.into_body().into_data_stream();
+        refuse_if_stored(&app, &r.uuid, rel, overwrite).await?;
         let (part, mut out) = create_dest(&dest, overwrite, rel).await?;
         let mut total: u64 = 0;
         while let Some(chunk) = body.next().await {
@@ -904,6 +909,21 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     } else {
         ApiError::BadRequest(format!("cannot read the upload: {e}"))
     }
+}
+
+/// `overwrite=false` against the artifacts store too (an offloaded file is no longer here).
+async fn refuse_if_stored(app: &App, uuid: &str, rel: &str, overwrite: bool) -> ApiResult<()> {
+    if let (false, Some(store)) = (overwrite, &app.config.artifacts_store)
+        && store
+            .head(&crate::artifacts::join(uuid, rel))
+            .await?
+            .is_some()
+    {
+        return Err(ApiError::Conflict(format!(
+            "`{rel}` exists; pass `overwrite=true` to replace it"
+        )));
+    }
+    Ok(())
 }
 
 /// The file an upload is written to, beside `dest` and renamed onto it once whole (see

@@ -328,6 +328,33 @@ async fn suite(store: &Store) {
     }
     store.check().await.unwrap();
 
+    // Names with characters a key encodes come back from a listing as written, and can be
+    // read, copied and deleted from it.
+    let odd = "run4/odd ~[1]#%.txt";
+    store
+        .put_bytes(odd, Bytes::from_static(b"odd"))
+        .await
+        .unwrap();
+    let listed = store.list("run4").await.unwrap();
+    assert_eq!(listed[0].path, "odd ~[1]#%.txt", "{label}");
+    let (_, files) = store.list_dir("run4").await.unwrap();
+    assert_eq!(files[0].path, "odd ~[1]#%.txt", "{label}");
+    assert_eq!(
+        store
+            .get_bytes(&format!("run4/{}", listed[0].path))
+            .await
+            .unwrap(),
+        &b"odd"[..]
+    );
+    assert_eq!(store.copy_prefix("run4", "run5").await.unwrap(), 1);
+    assert_eq!(
+        store.get_bytes("run5/odd ~[1]#%.txt").await.unwrap(),
+        &b"odd"[..]
+    );
+    assert_eq!(store.delete_prefix("run4").await.unwrap(), 1);
+    assert_eq!(store.delete_prefix("run5").await.unwrap(), 1);
+    assert!(store.list("run4").await.unwrap().is_empty(), "{label}");
+
     // A file changed in the store behind our back: its checksum no longer matches, and the
     // read says so rather than hand over the wrong bytes (the local store keeps no checksum).
     if store.kind != Kind::Local {
@@ -346,11 +373,16 @@ async fn suite(store: &Store) {
         let e = store.get_bytes("run2/c.txt").await.unwrap_err();
         assert!(matches!(e, StoreError::Checksum { .. }), "{label}: {e}");
         let mut d = store.get("run2/c.txt").await.unwrap();
-        let mut last = None;
+        let (mut last, mut delivered) = (None, 0);
         while let Some(c) = d.stream.next().await {
             last = Some(c.is_ok());
+            delivered += c.map(|b| b.len()).unwrap_or(0);
         }
         assert_eq!(last, Some(false), "{label}: the stream ends in an error");
+        assert!(
+            (delivered as u64) < d.size,
+            "{label}: never every promised byte of a corrupted file ({delivered})"
+        );
     }
 }
 
@@ -432,4 +464,147 @@ async fn gcs_on_the_emulator() {
     assert_eq!(s.kind, Kind::Gcs);
     let r = tokio::time::timeout(Duration::from_secs(120), suite(&s)).await;
     assert!(r.is_ok(), "timed out\n{}", e.log());
+}
+
+/// The server's routes over a store (a local one: the same paths as a bucket's): uploads leave
+/// the artifacts root for the store, names with characters keys encode come back as written
+/// (tree, download, archive), `overwrite=false` sees the store, a delete of the whole run by
+/// `path=.` is refused, a delete of a file reaches the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_routes_read_and_write_through_the_store() {
+    use reqwest::{Method, StatusCode};
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&store_dir.path().display().to_string(), &BTreeMap::new()).unwrap();
+    let s = crate::common::TestServer::sqlite_with(|c| c.artifacts_store = Some(store)).await;
+    let p = s.project("demo").await;
+    let uuid = s.run(&p, serde_json::json!({})).await;
+    let name = "odd ~[1]#%.txt";
+    let enc = "odd%20~%5B1%5D%23%25.txt";
+    let up =
+        |q: &str| format!("/api/v1/root/{p}/runs/{uuid}/artifacts/upload?path=outputs/{enc}{q}");
+    let (st, body) = s
+        .raw(
+            Method::POST,
+            &up(""),
+            &s.root_token,
+            "application/octet-stream",
+            b"first".to_vec(),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let stored = |s: &crate::common::TestServer| {
+        let store = s.app.config.artifacts_store.clone().unwrap();
+        let uuid = uuid.clone();
+        async move {
+            store
+                .list(&uuid)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.path)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(stored(&s).await, [format!("outputs/{name}")]);
+    assert!(
+        !s.artifacts
+            .path()
+            .join(&uuid)
+            .join("outputs")
+            .join(name)
+            .exists(),
+        "offloaded: not kept in the artifacts root"
+    );
+    let streams = format!("/streams/v1/polyaxon/root/{p}/runs/{uuid}");
+    let (st, _) = s
+        .raw(
+            Method::POST,
+            &up("&overwrite=false"),
+            &s.root_token,
+            "application/octet-stream",
+            b"second".to_vec(),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "the stored file is seen");
+    let (_, tree) = s
+        .get(&format!("{streams}/artifacts/tree?path=outputs"))
+        .await;
+    assert_eq!(tree["files"][name], 5, "{tree}");
+    let (st, got) = s
+        .raw(
+            Method::GET,
+            &format!("{streams}/artifact?path=outputs/{enc}"),
+            &s.root_token,
+            "text/plain",
+            vec![],
+        )
+        .await;
+    assert_eq!((st, got.as_slice()), (StatusCode::OK, &b"first"[..]));
+    let (st, tgz) = s
+        .raw(
+            Method::GET,
+            &format!("{streams}/artifacts?path=outputs"),
+            &s.root_token,
+            "text/plain",
+            vec![],
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(&tgz[..]));
+    let mut entries = vec![];
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.header().entry_type().is_dir() {
+            continue;
+        }
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+        entries.push((e.path().unwrap().display().to_string(), text));
+    }
+    assert_eq!(entries, [(format!("outputs/{name}"), "first".to_string())]);
+    for whole in [".", "./", "/"] {
+        let (st, _) = s
+            .raw(
+                Method::DELETE,
+                &format!("{streams}/artifact?path={whole}"),
+                &s.root_token,
+                "text/plain",
+                vec![],
+            )
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "`{whole}`");
+    }
+    let (st, _) = s
+        .raw(
+            Method::DELETE,
+            &format!("{streams}/artifact?path=outputs/{enc}"),
+            &s.root_token,
+            "text/plain",
+            vec![],
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    assert!(stored(&s).await.is_empty());
+    s.finish().await;
+
+    // A store on the artifacts root (or inside it) would delete every upload: refused.
+    let root = tempfile::tempdir().unwrap();
+    let inside = Store::open(
+        &root.path().join("store").display().to_string(),
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    let mut config = polyaxon_server::Config::new(root.path(), polyaxon_server::AuthMode::Tokens);
+    config.artifacts_store = Some(inside);
+    let db = polyaxon_server::store::Store::open(&format!(
+        "sqlite://{}?mode=rwc",
+        root.path().join("db.sqlite").display()
+    ))
+    .await
+    .unwrap();
+    let e = polyaxon_server::App::start(db, config, Some("a-long-password"))
+        .await
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("overlap"), "{e}");
 }

@@ -134,8 +134,16 @@ async fn download_lineage(
         let local = dest.join(safe_relative(&rel)?);
         match download_file(ctx, client, r, &rel, &local).await {
             Ok(got) => n += got,
-            // A directory (a model saved as a folder, a tensorboard's logs).
-            Err(_) => n += download_dir(ctx, client, r, Some(&rel), dest, args.no_untar).await?,
+            // A directory (a model saved as a folder, a tensorboard's logs): the server says
+            // it is one, or (in a store, where directories are prefixes) that no file is there.
+            Err(e)
+                if e.to_string().contains("is a directory")
+                    || e.to_string().contains("has no file") =>
+            {
+                let _ = std::fs::remove_file(local.with_extension("part"));
+                n += download_dir(ctx, client, r, Some(&rel), dest, args.no_untar).await?
+            }
+            Err(e) => return Err(e),
         }
     }
     Ok(n)
