@@ -829,6 +829,17 @@ pub async fn upload(
         })
         .await
         .map_err(|e| ApiError::Internal(format!("unpacking the upload: {e}")))??;
+        // `overwrite=false` against the store too: an archive naming a stored file is refused
+        // whole, and what it unpacked here removed.
+        for rel in &written {
+            if let Err(e) = refuse_if_stored(&app, &r.uuid, rel, overwrite).await {
+                let base = app.run_dir(&r.uuid);
+                for w in &written {
+                    let _ = tokio::fs::remove_file(base.join(w)).await;
+                }
+                return Err(e);
+            }
+        }
         app.offload(&r.uuid, &written).await?;
         return Ok(Json(json!({"paths": written})));
     }

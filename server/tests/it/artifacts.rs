@@ -526,10 +526,47 @@ async fn the_routes_read_and_write_through_the_store() {
         )
         .await;
     assert_eq!(st, StatusCode::CONFLICT, "the stored file is seen");
+    // The same name in an archive, `untar=true&overwrite=false`: refused whole, nothing of it
+    // kept.
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, body) in [
+        (format!("outputs/{name}"), "from tar"),
+        ("outputs/new.txt".into(), "new"),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, path, body.as_bytes()).unwrap();
+    }
+    let archive = tar.into_inner().unwrap();
+    let (st, body) = s
+        .raw(
+            Method::POST,
+            &format!("/api/v1/root/{p}/runs/{uuid}/artifacts/upload?untar=true&overwrite=false"),
+            &s.root_token,
+            "application/x-tar",
+            archive,
+        )
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::CONFLICT,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(
+        !s.artifacts
+            .path()
+            .join(&uuid)
+            .join("outputs/new.txt")
+            .exists()
+    );
     let (_, tree) = s
         .get(&format!("{streams}/artifacts/tree?path=outputs"))
         .await;
     assert_eq!(tree["files"][name], 5, "{tree}");
+    assert!(tree["files"].get("new.txt").is_none(), "{tree}");
     let (st, got) = s
         .raw(
             Method::GET,
