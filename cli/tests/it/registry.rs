@@ -363,6 +363,12 @@ run:
         "{:?}\n{build_logs}",
         w.statuses(build_uuid)
     );
+    // Stored with the hub's component inline: a server or agent elsewhere has no hub.
+    let content = r["content"].as_str().unwrap();
+    assert!(
+        !content.contains("hubRef") && content.contains("build-and-push"),
+        "{content}"
+    );
     let image = build["outputs"]["destination"]
         .as_str()
         .unwrap()
