@@ -544,10 +544,11 @@ pub fn manifests(c: &Config, secrets: &Secrets) -> Result<Vec<J>> {
                 .chain(bucket_url(c).map(|u| env("POLYAXON_ARTIFACTS_STORE", u)))
                 .collect(),
             ),
-            // A bucket's credentials: the keys of `artifactsStore.secret` as env (`AWS_*`,
-            // `GOOGLE_*`, `AZURE_*`, what each cloud's client reads).
+            // A bucket's credentials: the keys of `artifactsStore.secret` (a name, or upstream's
+            // `{name: …}`) as env (`AWS_*`, `GOOGLE_*`, `AZURE_*`, what each cloud's client reads).
             env_from: c
                 .str("artifactsStore.secret")
+                .or_else(|| c.str("artifactsStore.secret.name"))
                 .filter(|_| bucket_url(c).is_some())
                 .map(|name| {
                     vec![core::EnvFromSource {

@@ -516,9 +516,14 @@ fn the_deploy_runs_an_agent_beside_the_server_or_alone() {
     );
     assert!(said.contains("go to the bucket"), "{said}");
     let (objs, _) = deploy(
-        "namespace: plx\nartifactsStore: {name: store, kind: gcs, schema: {bucket: team-artifacts}}\n",
+        "namespace: plx\nartifactsStore: {name: store, kind: gcs, schema: {bucket: team-artifacts}, secret: {name: gcs-creds}}\n",
     );
     let api = find(&objs, "Deployment", "polyaxon-api").unwrap();
+    assert_eq!(
+        api["spec"]["template"]["spec"]["containers"][0]["envFrom"][0]["secretRef"]["name"],
+        "gcs-creds",
+        "upstream's `secret: {{name: …}}`"
+    );
     assert_eq!(
         env_of(&api, "POLYAXON_ARTIFACTS_STORE")["value"],
         "gs://team-artifacts"
