@@ -234,45 +234,21 @@ pub async fn drive(
     }
     claim.await.context("claiming the run")??;
 
-    api.status(
-        RunStatus::Running,
-        "ImageBuilding",
-        &format!("building the image for `{}`", req.destination),
-        None,
-    )
-    .await?;
-    let docker = executor::docker::Docker::connect().await?;
     let build = crate::build::BuildSpec {
         dockerfile,
         context: context.clone(),
         name: prepare::image_name(op),
         no_cache: req.nocache,
     };
-    api.log_as(
-        "build",
-        format!(
-            "building `{}` (context `{}`)",
-            req.destination,
-            context.display()
-        ),
-    )
-    .await?;
-    let (local, fresh) = prepare::with_build_log(ctl, |tx| {
-        let docker = &docker;
-        async move { docker.build(&build, &tx).await }
-    })
-    .await?;
-    api.log_as(
-        "build",
-        if fresh {
-            format!("built `{local}`")
-        } else {
-            format!("`{local}` is up to date (nothing changed since it was built)")
-        },
-    )
-    .await?;
+    let message = format!(
+        "building the image for `{}` (context `{}`)",
+        req.destination,
+        context.display()
+    );
+    let local = prepare::build(ctl, &build, RunStatus::Running, &message).await?;
     let image = match &target {
         Target::Local { name, tag } => {
+            let docker = executor::docker::Docker::connect().await?;
             registry::tag_image(&docker.api, &local, name, tag).await?;
             let image = format!("{name}:{tag}");
             api.log_as(
@@ -286,32 +262,15 @@ pub async fn drive(
             let host = repo.split('/').next().unwrap_or(repo);
             let auth = registry::credentials(&settings, host)?;
             let socket = registry::engine_socket(settings.docker_host.as_deref())?;
-            api.status(
+            let pushed = prepare::push(
+                ctl,
+                &local,
+                repo,
+                tag,
+                auth.as_ref(),
+                &socket,
                 RunStatus::Running,
-                "ImagePushing",
-                &format!("pushing the image to {host}"),
-                None,
             )
-            .await?;
-            api.log_as(
-                "build",
-                format!(
-                    "pushing `{repo}:{tag}` ({})",
-                    auth.as_ref()
-                        .map_or("no credentials".to_string(), |a| format!(
-                            "credentials from {}",
-                            a.source
-                        ))
-                ),
-            )
-            .await?;
-            let pushed = prepare::with_build_log(ctl, |tx| {
-                let docker = &docker;
-                let (local, socket, auth) = (&local, &socket, auth.as_ref());
-                async move {
-                    registry::push(&docker.api, socket, local, repo, tag, auth, &tx).await
-                }
-            })
             .await?;
             api.log_as("build", format!("pushed `{pushed}`")).await?;
             pushed

@@ -200,23 +200,28 @@ async fn build_image(
     code_dir: &Path,
     op: &polyaxonfile::CompiledOperation,
 ) -> Result<String> {
-    let api = &ctl.api;
-    let docker = executor::docker::Docker::connect().await?;
     let spec = crate::build::BuildSpec {
         dockerfile: dockerfile.to_string(),
         context: code_dir.to_path_buf(),
         name: image_name(op),
         no_cache: false,
     };
-    api.status(
-        RunStatus::Starting,
-        "ImageBuilding",
-        "building the image",
-        None,
-    )
-    .await?;
+    build(ctl, &spec, RunStatus::Starting, "building the image").await
+}
+
+/// Builds `spec` (or finds it built), the run's status `phase` "ImageBuilding" meanwhile and
+/// the build's output as its `build` logs; returns the local image.
+pub async fn build(
+    ctl: &Ctl<'_>,
+    spec: &crate::build::BuildSpec,
+    phase: RunStatus,
+    message: &str,
+) -> Result<String> {
+    let api = &ctl.api;
+    let docker = executor::docker::Docker::connect().await?;
+    api.status(phase, "ImageBuilding", message, None).await?;
     let (tag, fresh) =
-        with_build_log(ctl, |tx| async move { docker.build(&spec, &tx).await }).await?;
+        with_build_log(ctl, |tx| async move { docker.build(spec, &tx).await }).await?;
     let msg = if fresh {
         format!("built the image `{tag}`")
     } else {
@@ -235,13 +240,28 @@ async fn push_image(
     auth: Option<&registry::Auth>,
     socket: &Path,
 ) -> Result<String> {
+    let (repo, tag) = target.target(local);
+    push(ctl, local, &repo, &tag, auth, socket, RunStatus::Starting).await
+}
+
+/// Pushes `local` as `repo:tag`, the run's status `phase` "ImagePushing" meanwhile and the
+/// progress as its `build` logs; returns the image by digest.
+pub async fn push(
+    ctl: &Ctl<'_>,
+    local: &str,
+    repo: &str,
+    tag: &str,
+    auth: Option<&registry::Auth>,
+    socket: &Path,
+    phase: RunStatus,
+) -> Result<String> {
     let api = &ctl.api;
     let docker = executor::docker::Docker::connect().await?;
-    let (repo, tag) = target.target(local);
+    let host = repo.split('/').next().unwrap_or(repo);
     api.status(
-        RunStatus::Starting,
+        phase,
         "ImagePushing",
-        &format!("pushing the image to {}", target.host),
+        &format!("pushing the image to {host}"),
         None,
     )
     .await?;
@@ -254,14 +274,14 @@ async fn push_image(
     ))
     .await;
     with_build_log(ctl, |tx| async move {
-        registry::push(&docker.api, socket, local, &repo, &tag, auth, &tx).await
+        registry::push(&docker.api, socket, local, repo, tag, auth, &tx).await
     })
     .await
 }
 
 /// Runs `f` with a sender whose lines go to the run's logs as the `build` container's; every
 /// line is stored when it returns.
-pub async fn with_build_log<T, F, Fut>(ctl: &Ctl<'_>, f: F) -> T
+async fn with_build_log<T, F, Fut>(ctl: &Ctl<'_>, f: F) -> T
 where
     F: FnOnce(mpsc::Sender<crate::executor::Line>) -> Fut,
     Fut: std::future::Future<Output = T>,
