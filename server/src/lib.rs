@@ -279,17 +279,22 @@ impl App {
             .map(|rel| (artifacts::join(uuid, rel), dir.join(rel)))
             .collect();
         let store = store.clone();
+        let app = self.clone();
         let sent: Vec<Result<(), ApiError>> = futures_util::stream::iter(jobs)
             .map(move |(key, path)| {
-                let store = store.clone();
+                let (store, app) = (store.clone(), app.clone());
                 async move {
                     use std::os::unix::fs::MetadataExt;
-                    let before = tokio::fs::metadata(&path).await.map_err(|e| {
-                        ApiError::Internal(format!(
-                            "the upload `{}` is gone before it reached the artifacts store: {e}",
-                            path.display()
-                        ))
-                    })?;
+                    // One offload of a path at a time: writers of one path reach the store in
+                    // the order their files reached the disk.
+                    let lock = keyed_lock(&app.sync_locks, &format!("offload:{key}"));
+                    let _held = lock.lock().await;
+                    let Ok(before) = tokio::fs::metadata(&path).await else {
+                        // Already sent and removed by the offload of a later write to the same
+                        // path (it found this file, or the one that replaced it): the store
+                        // has a whole file of one of them, the last to reach the disk.
+                        return Ok(());
+                    };
                     store.put_file(&key, &path).await.map_err(ApiError::from)?;
                     // Removed only if it is still the file sent: an upload to the same path
                     // meanwhile replaced it, and that one is offloaded by its own request.

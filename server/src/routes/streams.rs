@@ -557,6 +557,20 @@ pub async fn artifact(
         .ok_or_else(|| ApiError::BadRequest("give the file with `path=`".into()))?;
     let path = files::safe_join(&app.run_dir(&r.uuid), rel)?;
     let transfer = app.open_transfer(who.user.id)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let headers = |len: u64| {
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, len.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", name.replace('"', "")),
+            ),
+        ]
+    };
     let meta = match (
         tokio::fs::metadata(&path).await,
         &app.config.artifacts_store,
@@ -565,22 +579,8 @@ pub async fn artifact(
         (Err(_), Some(store)) => {
             // Not here: from the store, streamed as it comes (checked as it ends).
             let d = store.get(&crate::artifacts::join(&r.uuid, rel)).await?;
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            return Ok((
-                [
-                    (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-                    (header::CONTENT_LENGTH, d.size.to_string()),
-                    (
-                        header::CONTENT_DISPOSITION,
-                        format!("attachment; filename=\"{}\"", name.replace('"', "")),
-                    ),
-                ],
-                transfer.body(d.stream.map(|c| c.map_err(std::io::Error::other))),
-            )
-                .into_response());
+            let body = transfer.body(d.stream.map(|c| c.map_err(std::io::Error::other)));
+            return Ok((headers(d.size), body).into_response());
         }
         (Err(_), None) => return Err(ApiError::NotFound(format!("`{rel}` not found"))),
     };
@@ -590,22 +590,8 @@ pub async fn artifact(
         )));
     }
     let file = tokio::fs::File::open(&path).await?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (header::CONTENT_LENGTH, meta.len().to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{}\"", name.replace('"', "")),
-            ),
-        ],
-        transfer.body(tokio_util::io::ReaderStream::new(file)),
-    )
-        .into_response())
+    let body = transfer.body(tokio_util::io::ReaderStream::new(file));
+    Ok((headers(meta.len()), body).into_response())
 }
 
 /// Downloads a directory of a run's artifacts as a `.tar.gz`.

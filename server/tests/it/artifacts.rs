@@ -645,3 +645,70 @@ async fn the_routes_read_and_write_through_the_store() {
         .expect("refused");
     assert!(e.to_string().contains("overlap"), "{e}");
 }
+
+/// Many writers on one run at once, over a store: 12 uploads of different files and 4 of one
+/// path, all at the same time (16: the transfers one user may have open). Every file arrives
+/// whole, none is left in the artifacts root, and the path written four times holds one of
+/// the four bodies, whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_writers_on_one_run_through_the_store() {
+    use reqwest::{Method, StatusCode};
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&store_dir.path().display().to_string(), &BTreeMap::new()).unwrap();
+    let s = std::sync::Arc::new(
+        crate::common::TestServer::sqlite_with(|c| c.artifacts_store = Some(store)).await,
+    );
+    let p = s.project("demo").await;
+    let uuid = s.run(&p, serde_json::json!({})).await;
+    let body_of = |i: usize| format!("body {i} ").repeat(1000 + i).into_bytes();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let (s, p, uuid) = (s.clone(), p.clone(), uuid.clone());
+        let path = if i < 12 {
+            format!("outputs/f{i}.txt")
+        } else {
+            "outputs/same.txt".to_string()
+        };
+        tasks.push(tokio::spawn(async move {
+            let (st, body) = s
+                .raw(
+                    Method::POST,
+                    &format!("/api/v1/root/{p}/runs/{uuid}/artifacts/upload?path={path}"),
+                    &s.root_token,
+                    "application/octet-stream",
+                    body_of(i),
+                )
+                .await;
+            assert_eq!(st, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let store = s.app.config.artifacts_store.clone().unwrap();
+    let listed = store.list(&uuid).await.unwrap();
+    assert_eq!(listed.len(), 13, "{listed:?}");
+    for i in 0..12 {
+        let got = store
+            .get_bytes(&format!("{uuid}/outputs/f{i}.txt"))
+            .await
+            .unwrap();
+        assert!(got == body_of(i), "f{i}.txt arrived whole");
+    }
+    let same = store
+        .get_bytes(&format!("{uuid}/outputs/same.txt"))
+        .await
+        .unwrap();
+    assert!(
+        (12..16).any(|i| same == body_of(i)),
+        "one writer's body, whole"
+    );
+    let left: Vec<_> = std::fs::read_dir(s.artifacts.path().join(&uuid).join("outputs"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "still in the artifacts root: {left:?}");
+    match std::sync::Arc::try_unwrap(s) {
+        Ok(s) => s.finish().await,
+        Err(_) => panic!("the server is still shared"),
+    }
+}
