@@ -549,6 +549,18 @@ impl Store {
         Ok(Download { size, stream })
     }
 
+    /// Reads bytes `start..end` of `rel` (a part of an object: no checksum to check it by).
+    pub async fn get_range(&self, rel: &str, start: u64, end: u64) -> Result<Bytes, StoreError> {
+        let key = self.key(rel)?;
+        if end <= start {
+            return Ok(Bytes::new());
+        }
+        self.inner
+            .get_range(&key, start..end)
+            .await
+            .map_err(|e| self.err(e, &format!("reading `{rel}`"), rel))
+    }
+
     /// Reads `rel` whole (small objects).
     pub async fn get_bytes(&self, rel: &str) -> Result<Bytes, StoreError> {
         let mut d = self.get(rel).await?;

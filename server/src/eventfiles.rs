@@ -3,8 +3,9 @@
 //! they grow. The library writes `"\n" + line`, so a line is only known to be complete once
 //! the next one starts, or the job has ended.
 //!
-//! Both the CLI (files of jobs on its machine) and the server (files in its artifacts store,
-//! written there by pods that share its volume) ingest them with this reader.
+//! Both the CLI (files of jobs on its machine) and the server (files of its artifacts: on its
+//! disk, written by pods that share its volume, or objects of its store, sent by the sidecar of
+//! a pod) ingest them with this reader.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -39,15 +40,10 @@ pub fn read_new(dir: &Path, offsets: &BTreeMap<String, u64>, at_end: bool) -> Ve
     let mut files: Vec<_> = entries.flatten().collect();
     files.sort_by_key(|e| e.file_name());
     for e in files {
-        let Some(name) = e
-            .file_name()
-            .to_str()
-            .and_then(|f| f.strip_suffix(".plx"))
-            .map(str::to_string)
-        else {
+        let Some(name) = e.file_name().to_str().and_then(series_name) else {
             continue;
         };
-        if name.is_empty() || name.len() > 256 || !e.file_type().is_ok_and(|t| t.is_file()) {
+        if !e.file_type().is_ok_and(|t| t.is_file()) {
             continue;
         }
         let start = *offsets.get(&name).unwrap_or(&0);
@@ -64,28 +60,80 @@ pub fn read_new(dir: &Path, offsets: &BTreeMap<String, u64>, at_end: bool) -> Ve
         {
             continue;
         }
-        if bytes.is_empty() {
-            continue;
-        }
-        let capped = bytes.len() > cap;
-        bytes.truncate(cap);
-        // The complete part: up to the last newline (or all of it at the end; a line longer
-        // than a whole read is cut there, and its pieces are not points).
-        let end = match bytes.iter().rposition(|b| *b == b'\n') {
-            _ if at_end && !capped => bytes.len(),
-            Some(i) if i > 0 => i,
-            _ if capped => bytes.len(),
-            _ => continue,
-        };
-        let text = String::from_utf8_lossy(&bytes[..end]);
-        out.push(Chunk {
-            name,
-            start,
-            end: start + end as u64,
-            points: text.split('\n').filter_map(point).collect(),
-        });
+        out.extend(chunk(name, start, bytes, at_end));
     }
     out
+}
+
+/// The series a file of `events/metric/` holds: `<name>.plx` with a usable name.
+pub fn series_name(file_name: &str) -> Option<String> {
+    let name = file_name.strip_suffix(".plx")?;
+    (!name.is_empty() && name.len() <= 256 && !name.contains('/')).then(|| name.to_string())
+}
+
+/// The same over the objects of an artifacts store below `prefix` (the run's
+/// `events/metric`): each object past its offset is read by range, the same budget per call,
+/// and cut at the same places. Series in `skip` (read from the disk) are not read here.
+pub async fn read_new_stored(
+    store: &crate::artifacts::Store,
+    prefix: &str,
+    offsets: &BTreeMap<String, u64>,
+    at_end: bool,
+    skip: &std::collections::BTreeSet<String>,
+) -> Result<Vec<Chunk>, crate::artifacts::StoreError> {
+    let (_, files) = store.list_dir(prefix).await?;
+    let mut out = Vec::new();
+    for f in files {
+        let Some(name) = series_name(&f.path) else {
+            continue;
+        };
+        if skip.contains(&name) {
+            continue;
+        }
+        let start = *offsets.get(&name).unwrap_or(&0);
+        if f.size <= start {
+            continue;
+        }
+        let end = if at_end {
+            f.size
+        } else {
+            f.size.min(start + MAX_READ as u64 + 1)
+        };
+        let rel = crate::artifacts::join(prefix, &f.path);
+        let bytes = match store.get_range(&rel, start, end).await {
+            Ok(b) => b,
+            // Removed since it was listed (the run's files deleted): nothing to take.
+            Err(crate::artifacts::StoreError::NotFound(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        out.extend(chunk(name, start, bytes.to_vec(), at_end));
+    }
+    Ok(out)
+}
+
+/// The points of `bytes`, read from `start` of a series' file (at most `MAX_READ + 1` of
+/// them while the job runs, to tell a capped read): its complete lines, or all of it at the
+/// end. A line longer than a whole read is cut there, and its pieces are not points.
+fn chunk(name: String, start: u64, mut bytes: Vec<u8>, at_end: bool) -> Option<Chunk> {
+    if bytes.is_empty() {
+        return None;
+    }
+    let cap = if at_end { usize::MAX } else { MAX_READ };
+    let capped = bytes.len() > cap;
+    bytes.truncate(cap);
+    let end = match bytes.iter().rposition(|b| *b == b'\n') {
+        _ if at_end && !capped => bytes.len(),
+        Some(i) if i > 0 => i,
+        _ if capped => bytes.len(),
+        _ => return None,
+    };
+    let text = String::from_utf8_lossy(&bytes[..end]);
+    Some(Chunk {
+        name,
+        start,
+        end: start + end as u64,
+        points: text.split('\n').filter_map(point).collect(),
+    })
 }
 
 /// One `step|timestamp|value` line; the header and anything unreadable are none.

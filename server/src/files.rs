@@ -475,7 +475,7 @@ impl std::io::Write for ChannelWriter {
     }
 }
 
-fn log_files(dir: &Path) -> Vec<String> {
+pub fn log_files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|it| {
             it.flatten()

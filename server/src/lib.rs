@@ -315,6 +315,52 @@ impl App {
         sent.into_iter().collect()
     }
 
+    /// Copies a run's log files to the artifacts store, when there is one (they stay here
+    /// too, where they are read first): done as the run ends, so that the store holds its
+    /// logs whatever happens to this disk. How many files were copied.
+    pub async fn keep_logs(&self, uuid: &str) -> Result<usize, ApiError> {
+        let Some(store) = &self.config.artifacts_store else {
+            return Ok(0);
+        };
+        let dir = self.run_dir(uuid).join("plxlogs");
+        let names = tokio::task::spawn_blocking(move || files::log_files(&dir))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        // No line appended while the files are read.
+        let slot = {
+            let mut map = self.log_writers.lock().await;
+            map.entry(uuid.to_string()).or_default().clone()
+        };
+        let _held = slot.lock().await;
+        for name in &names {
+            let path = self.run_dir(uuid).join("plxlogs").join(name);
+            store
+                .put_file(&artifacts::join(uuid, &format!("plxlogs/{name}")), &path)
+                .await?;
+        }
+        Ok(names.len())
+    }
+
+    /// Brings a run's logs back from the artifacts store when this disk has none of them
+    /// (another replica took them in, or the disk was replaced).
+    pub async fn fetch_logs(&self, uuid: &str) -> Result<(), ApiError> {
+        let Some(store) = &self.config.artifacts_store else {
+            return Ok(());
+        };
+        let dir = self.run_dir(uuid).join("plxlogs");
+        if tokio::fs::metadata(&dir).await.is_ok() {
+            return Ok(());
+        }
+        let prefix = artifacts::join(uuid, "plxlogs");
+        let (_, objects) = store.list_dir(&prefix).await?;
+        for o in objects.iter().filter(|o| o.path.ends_with(".jsonl")) {
+            store
+                .get_to_file(&artifacts::join(&prefix, &o.path), &dir.join(&o.path))
+                .await?;
+        }
+        Ok(())
+    }
+
     pub async fn remove_run_files(&self, uuid: &str) {
         if let Some(store) = &self.config.artifacts_store
             && let Err(e) = store.delete_prefix(uuid).await

@@ -600,6 +600,9 @@ async fn run(
         }
         None => vec![],
     };
+    if let Err(e) = app.fetch_logs(&r.uuid).await {
+        tracing::warn!(run = %r.uuid, "the run's logs are not read from the store: {e:?}");
+    }
     let dir = app.run_dir(&r.uuid);
     let (logs, tree) = tokio::task::spawn_blocking(move || {
         (

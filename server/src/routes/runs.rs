@@ -394,6 +394,16 @@ pub async fn create_status(
             body.force.unwrap_or(false),
         )
         .await?;
+    // The run's logs, whole now, go to the artifacts store too (not waited for: a store out
+    // of reach does not hold up the run's end; the logs stay here meanwhile).
+    if c.kind.is_done() && app.config.artifacts_store.is_some() {
+        let (app, uuid) = (app.clone(), r.uuid.clone());
+        tokio::spawn(async move {
+            if let Err(e) = app.keep_logs(&uuid).await {
+                tracing::warn!(run = %uuid, "the run's logs are not in the artifacts store: {e:?}");
+            }
+        });
+    }
     Ok(Json(status_json(&app, &r).await?))
 }
 

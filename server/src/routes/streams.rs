@@ -42,6 +42,7 @@ pub async fn logs(
     RunAccess { run: r, .. }: ReadRun,
     Query(q): Query<LogsQuery>,
 ) -> ApiResult<Json<V1Logs>> {
+    app.fetch_logs(&r.uuid).await?;
     let dir = app.run_dir(&r.uuid);
     let out = tokio::task::spawn_blocking(move || {
         files::read_logs(&dir, q.last_file.as_deref(), q.last_time.as_deref())
@@ -400,9 +401,20 @@ pub async fn sync_event_files(
     let offsets = app.store.event_file_offsets(r.id).await?;
     let dir = app.run_dir(&r.uuid).join("events").join("metric");
     let last = q.last.unwrap_or(false);
-    let chunks = tokio::task::spawn_blocking(move || eventfiles::read_new(&dir, &offsets, last))
-        .await
-        .map_err(|e| ApiError::Internal(format!("reading event files: {e}")))?;
+    let disk_offsets = offsets.clone();
+    let mut chunks =
+        tokio::task::spawn_blocking(move || eventfiles::read_new(&dir, &disk_offsets, last))
+            .await
+            .map_err(|e| ApiError::Internal(format!("reading event files: {e}")))?;
+    // The files sent to the store (a sidecar's uploads, offloaded): the same offsets, over
+    // objects. A file still on the disk (being offloaded) is read there: both hold the same
+    // bytes up to the shorter one's end.
+    if let Some(store) = &app.config.artifacts_store {
+        let on_disk: std::collections::BTreeSet<String> =
+            chunks.iter().map(|c| c.name.clone()).collect();
+        let prefix = crate::artifacts::join(&r.uuid, "events/metric");
+        chunks.extend(eventfiles::read_new_stored(store, &prefix, &offsets, last, &on_disk).await?);
+    }
     let now = crate::store::now_micros();
     let mut out = EventFilesSynced::default();
     for c in chunks {

@@ -712,3 +712,87 @@ async fn many_writers_on_one_run_through_the_store() {
         Err(_) => panic!("the server is still shared"),
     }
 }
+
+/// Event files sent to a server on a store (a pod's sidecar re-sends each as it grows): they
+/// are offloaded, then ingested from the store's objects by their offsets, each point once.
+async fn event_files_through(store: Store) {
+    use reqwest::{Method, StatusCode};
+    let s = crate::common::TestServer::sqlite_with(|c| c.artifacts_store = Some(store)).await;
+    let p = s.project("demo").await;
+    let uuid = s.run(&p, serde_json::json!({})).await;
+    let streams = format!("/streams/v1/polyaxon/root/{p}/runs/{uuid}");
+    let line = |i: i64| format!("\n{i}|2026-12-04 09:00:{i:02}.000000+00:00|{i}.5");
+    let send = |text: String| {
+        let s = &s;
+        let url =
+            format!("/api/v1/root/{p}/runs/{uuid}/artifacts/upload?path=events/metric/loss.plx");
+        async move {
+            let (st, body) = s
+                .raw(
+                    Method::POST,
+                    &url,
+                    &s.root_token,
+                    "application/octet-stream",
+                    text.into_bytes(),
+                )
+                .await;
+            assert_eq!(st, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        }
+    };
+    let sync = |last: bool| {
+        let s = &s;
+        let url = format!("{streams}/events/sync?last={last}");
+        async move {
+            let (st, r) = s.post(&url, serde_json::json!({})).await;
+            assert_eq!(st, StatusCode::OK, "{r}");
+            r["points"].as_u64().unwrap()
+        }
+    };
+    let mut text = "step|timestamp|metric".to_string();
+    for i in 0..4 {
+        text.push_str(&line(i));
+    }
+    send(text.clone()).await;
+    assert!(
+        !s.artifacts
+            .path()
+            .join(&uuid)
+            .join("events/metric/loss.plx")
+            .exists(),
+        "offloaded"
+    );
+    assert_eq!(sync(false).await, 3, "the last line is not known complete");
+    assert_eq!(sync(false).await, 0);
+    // Sent again, grown: only what is new is read (by range, from the offset).
+    for i in 4..7 {
+        text.push_str(&line(i));
+    }
+    send(text.clone()).await;
+    let (a, b) = tokio::join!(sync(false), sync(false));
+    assert_eq!(a + b, 3, "two syncs at once take each line once");
+    assert_eq!(sync(true).await, 1, "at the end, the last line counts");
+    assert_eq!(sync(true).await, 0);
+    let (_, ev) = s.get(&format!("{streams}/events/metric?names=loss")).await;
+    let steps: Vec<i64> = ev["data"][0]["data"]["step"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    assert_eq!(steps, (0..7).collect::<Vec<_>>(), "each point once: {ev}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_files_in_a_local_store_are_ingested() {
+    let dir = tempfile::tempdir().unwrap();
+    event_files_through(Store::open(&dir.path().display().to_string(), &BTreeMap::new()).unwrap())
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_files_on_s3_are_ingested() {
+    let Some((_e, opts)) = moto("plx-events").await else {
+        return;
+    };
+    event_files_through(Store::open("s3://plx-events/runs", &opts).unwrap()).await;
+}
