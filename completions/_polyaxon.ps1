@@ -52,6 +52,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('queues', 'queues', [CompletionResultType]::ParameterValue, 'Queues runs wait in for agents: list, create or change, delete')
             [CompletionResult]::new('port-forward', 'port-forward', [CompletionResultType]::ParameterValue, 'Forward the deployed server (or another Service) to a local port, until Ctrl-C')
             [CompletionResult]::new('server', 'server', [CompletionResultType]::ParameterValue, 'Run the API server')
+            [CompletionResult]::new('sidecar', 'sidecar', [CompletionResultType]::ParameterValue, 'Send a run''s files to the server from beside its job (the Kubernetes executor puts it in each pod), every few seconds and once more when told to stop')
             [CompletionResult]::new('generate-docs', 'generate-docs', [CompletionResultType]::ParameterValue, 'Write the shell completions and man pages (for packagers; the repository keeps them)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -1742,6 +1743,22 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
         'polyaxon;server;help;help' {
             break
         }
+        'polyaxon;sidecar' {
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'The run''s artifacts directory (default: `POLYAXON_RUN_ARTIFACTS_PATH`)')
+            [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'Seconds between passes')
+            [CompletionResult]::new('--exclude', '--exclude', [CompletionResultType]::ParameterName, 'A top-level entry of the directory never sent (repeatable; default: `code`, which the init steps fetched)')
+            [CompletionResult]::new('--final-timeout', '--final-timeout', [CompletionResultType]::ParameterName, 'Seconds the last pass may take, with its retries, once told to stop (SIGTERM)')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The run''s project (default: from `POLYAXON_RUN_INSTANCE`)')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The run''s project (default: from `POLYAXON_RUN_INSTANCE`)')
+            [CompletionResult]::new('--uid', '--uid', [CompletionResultType]::ParameterName, 'The run (default: from `POLYAXON_RUN_INSTANCE`)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'polyaxon;generate-docs' {
             [CompletionResult]::new('--out', '--out', [CompletionResultType]::ParameterName, 'The repository''s root: writes `completions/` and `man/` in it')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail about what happens')
@@ -1774,6 +1791,7 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             [CompletionResult]::new('queue', 'queue', [CompletionResultType]::ParameterValue, 'Queues runs wait in for agents: list, create or change, delete')
             [CompletionResult]::new('port-forward', 'port-forward', [CompletionResultType]::ParameterValue, 'Forward the deployed server (or another Service) to a local port, until Ctrl-C')
             [CompletionResult]::new('server', 'server', [CompletionResultType]::ParameterValue, 'Run the API server')
+            [CompletionResult]::new('sidecar', 'sidecar', [CompletionResultType]::ParameterValue, 'Send a run''s files to the server from beside its job (the Kubernetes executor puts it in each pod), every few seconds and once more when told to stop')
             [CompletionResult]::new('generate-docs', 'generate-docs', [CompletionResultType]::ParameterValue, 'Write the shell completions and man pages (for packagers; the repository keeps them)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -2027,6 +2045,9 @@ Register-ArgumentCompleter -Native -CommandName 'polyaxon' -ScriptBlock {
             break
         }
         'polyaxon;help;server;start' {
+            break
+        }
+        'polyaxon;help;sidecar' {
             break
         }
         'polyaxon;help;generate-docs' {

@@ -85,6 +85,9 @@ _polyaxon() {
             polyaxon,server)
                 cmd="polyaxon__subcmd__server"
                 ;;
+            polyaxon,sidecar)
+                cmd="polyaxon__subcmd__sidecar"
+                ;;
             polyaxon,token)
                 cmd="polyaxon__subcmd__token"
                 ;;
@@ -264,6 +267,9 @@ _polyaxon() {
                 ;;
             polyaxon__subcmd__help,server)
                 cmd="polyaxon__subcmd__help__subcmd__server"
+                ;;
+            polyaxon__subcmd__help,sidecar)
+                cmd="polyaxon__subcmd__help__subcmd__sidecar"
                 ;;
             polyaxon__subcmd__help,token)
                 cmd="polyaxon__subcmd__help__subcmd__token"
@@ -659,7 +665,7 @@ _polyaxon() {
 
     case "${cmd}" in
         polyaxon)
-            opts="-v -h -V --verbose --help --version run check hub project projects ops logs config login logout whoami token tokens version init dashboard completion admin agent connections connection queue queues port-forward server generate-docs help"
+            opts="-v -h -V --verbose --help --version run check hub project projects ops logs config login logout whoami token tokens version init dashboard completion admin agent connections connection queue queues port-forward server sidecar generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1557,7 +1563,7 @@ _polyaxon() {
             return 0
             ;;
         polyaxon__subcmd__help)
-            opts="run check hub project ops logs config login logout whoami token version init dashboard completion admin agent connections queue port-forward server generate-docs help"
+            opts="run check hub project ops logs config login logout whoami token version init dashboard completion admin agent connections queue port-forward server sidecar generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2455,6 +2461,20 @@ _polyaxon() {
         polyaxon__subcmd__help__subcmd__server__subcmd__start)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__help__subcmd__sidecar)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -4590,6 +4610,48 @@ _polyaxon() {
                     return 0
                     ;;
                 --k8s-service-host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        polyaxon__subcmd__sidecar)
+            opts="-p -v -h -V --dir --interval --exclude --final-timeout --project --uid --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exclude)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --final-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --uid)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -49,6 +49,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand queues 'Queues runs wait in for agents: list, create or change, delete'
             cand port-forward 'Forward the deployed server (or another Service) to a local port, until Ctrl-C'
             cand server 'Run the API server'
+            cand sidecar 'Send a run''s files to the server from beside its job (the Kubernetes executor puts it in each pod), every few seconds and once more when told to stop'
             cand generate-docs 'Write the shell completions and man pages (for packagers; the repository keeps them)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -1557,6 +1558,21 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
         }
         &'polyaxon;server;help;help'= {
         }
+        &'polyaxon;sidecar'= {
+            cand --dir 'The run''s artifacts directory (default: `POLYAXON_RUN_ARTIFACTS_PATH`)'
+            cand --interval 'Seconds between passes'
+            cand --exclude 'A top-level entry of the directory never sent (repeatable; default: `code`, which the init steps fetched)'
+            cand --final-timeout 'Seconds the last pass may take, with its retries, once told to stop (SIGTERM)'
+            cand -p 'The run''s project (default: from `POLYAXON_RUN_INSTANCE`)'
+            cand --project 'The run''s project (default: from `POLYAXON_RUN_INSTANCE`)'
+            cand --uid 'The run (default: from `POLYAXON_RUN_INSTANCE`)'
+            cand -v 'Print more detail about what happens'
+            cand --verbose 'Print more detail about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'polyaxon;generate-docs'= {
             cand --out 'The repository''s root: writes `completions/` and `man/` in it'
             cand -v 'Print more detail about what happens'
@@ -1588,6 +1604,7 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand queue 'Queues runs wait in for agents: list, create or change, delete'
             cand port-forward 'Forward the deployed server (or another Service) to a local port, until Ctrl-C'
             cand server 'Run the API server'
+            cand sidecar 'Send a run''s files to the server from beside its job (the Kubernetes executor puts it in each pod), every few seconds and once more when told to stop'
             cand generate-docs 'Write the shell completions and man pages (for packagers; the repository keeps them)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -1773,6 +1790,8 @@ set edit:completion:arg-completer[polyaxon] = {|@words|
             cand start 'Serve the API (PostgreSQL with `--database-url`, else SQLite under `POLYAXON_HOME`)'
         }
         &'polyaxon;help;server;start'= {
+        }
+        &'polyaxon;help;sidecar'= {
         }
         &'polyaxon;help;generate-docs'= {
         }

@@ -82,6 +82,9 @@ pub enum Command {
     /// Run the API server.
     #[command(subcommand)]
     Server(commands::server::ServerCommand),
+    /// Send a run's files to the server from beside its job (the Kubernetes executor puts it
+    /// in each pod), every few seconds and once more when told to stop.
+    Sidecar(commands::sidecar::SidecarArgs),
     /// Write the shell completions and man pages (for packagers; the repository keeps them).
     #[command(hide = true)]
     GenerateDocs(commands::completion::GenerateArgs),

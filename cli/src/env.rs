@@ -74,6 +74,14 @@ pub const POLYAXON_K8S_API_HOST: &str = "POLYAXON_K8S_API_HOST";
 pub const POLYAXON_K8S_INIT_IMAGE: &str = "POLYAXON_K8S_INIT_IMAGE";
 /// The volume claim the pods share with the server for the artifacts store.
 pub const POLYAXON_K8S_ARTIFACTS_CLAIM: &str = "POLYAXON_K8S_ARTIFACTS_CLAIM";
+/// The image of the sidecar that sends a pod's files to the server (this binary; default:
+/// none, and then runs' files stay in their pods unless they share a volume claim).
+pub const POLYAXON_K8S_SIDECAR_IMAGE: &str = "POLYAXON_K8S_SIDECAR_IMAGE";
+/// The run a job's process or pod is (`owner.project.runs.uuid`), set by the executors; read
+/// by `polyaxon sidecar`.
+pub const POLYAXON_RUN_INSTANCE: &str = "POLYAXON_RUN_INSTANCE";
+/// The run's artifacts directory, set by the executors; read by `polyaxon sidecar`.
+pub const POLYAXON_RUN_ARTIFACTS_PATH: &str = "POLYAXON_RUN_ARTIFACTS_PATH";
 /// Pull secrets every run's pods get, comma-separated.
 pub const POLYAXON_K8S_IMAGE_PULL_SECRETS: &str = "POLYAXON_K8S_IMAGE_PULL_SECRETS";
 /// The registry images built for a cluster are pushed to (`host[:port][/path]`).

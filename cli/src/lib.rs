@@ -23,6 +23,7 @@ pub mod printer;
 pub mod registry;
 pub mod scheduler;
 pub mod settings;
+pub mod sidecar;
 pub mod snapshot;
 pub mod timing;
 pub mod upload;

@@ -231,6 +231,8 @@ pub struct KubeSettings {
     pub init_image: Option<String>,
     /// The volume claim the pods share with the server for the artifacts store.
     pub artifacts_claim: Option<String>,
+    /// The image of the pods' sidecar (`polyaxon sidecar`), which sends their files.
+    pub sidecar_image: Option<String>,
     /// Pull secrets every run's pods get.
     pub image_pull_secrets: Vec<String>,
 }
@@ -288,6 +290,10 @@ pub struct Settings {
     pub browser: Option<String>,
     /// The agent this process is (`polyaxon agent start`): the runs it claimed are its own.
     pub agent: Option<String>,
+    /// `POLYAXON_RUN_INSTANCE`: the run this process belongs to (in a job's pod).
+    pub run_instance: Option<String>,
+    /// `POLYAXON_RUN_ARTIFACTS_PATH`: that run's artifacts directory.
+    pub run_artifacts_path: Option<PathBuf>,
 }
 
 impl Settings {
@@ -340,6 +346,7 @@ impl Settings {
                 api_host: var(env::POLYAXON_K8S_API_HOST),
                 init_image: var(env::POLYAXON_K8S_INIT_IMAGE),
                 artifacts_claim: var(env::POLYAXON_K8S_ARTIFACTS_CLAIM),
+                sidecar_image: var(env::POLYAXON_K8S_SIDECAR_IMAGE),
                 image_pull_secrets: var(env::POLYAXON_K8S_IMAGE_PULL_SECRETS)
                     .map(|v| {
                         v.split(',')
@@ -362,6 +369,8 @@ impl Settings {
             },
             browser: var(env::BROWSER),
             agent: None,
+            run_instance: var(env::POLYAXON_RUN_INSTANCE),
+            run_artifacts_path: env::get_os(env::POLYAXON_RUN_ARTIFACTS_PATH).map(PathBuf::from),
             user_home,
         })
     }

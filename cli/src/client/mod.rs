@@ -237,9 +237,15 @@ impl Client {
                 method,
                 path: path.to_string(),
                 body,
+                file_body: None,
                 repeatable,
             })
             .await?;
+        self.answered(resp).await
+    }
+
+    /// The response, or the error a non-2xx one carries (the server's message).
+    async fn answered(&self, resp: Response) -> Result<Response> {
         if resp.status.is_success() {
             return Ok(resp);
         }
@@ -690,6 +696,32 @@ impl Client {
             Some((tar_gz, "application/gzip")),
         )
         .await?;
+        Ok(())
+    }
+
+    /// As [`Client::upload_artifacts`], the archive read from the file `tar_gz` as it is
+    /// sent (a sidecar's batches, whatever their size).
+    pub async fn upload_artifacts_file(
+        &self,
+        r: &RunRef,
+        to: Option<&str>,
+        tar_gz: &std::path::Path,
+    ) -> Result<()> {
+        let mut q: Vec<(&str, String)> = to.map(|p| ("path", p.to_string())).into_iter().collect();
+        q.push(("untar", "true".into()));
+        q.push(("overwrite", "true".into()));
+        let path = with_query(&r.api("/artifacts/upload"), &q);
+        let resp = self
+            .transport
+            .send(transport::Request {
+                method: Method::POST,
+                path: path.clone(),
+                body: None,
+                file_body: Some((tar_gz.to_path_buf(), "application/gzip")),
+                repeatable: true,
+            })
+            .await?;
+        self.answered(resp).await?;
         Ok(())
     }
 

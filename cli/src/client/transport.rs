@@ -23,6 +23,9 @@ pub struct Request {
     pub method: Method,
     pub path: String,
     pub body: Option<(Bytes, &'static str)>,
+    /// A body read from a file as it is sent (never whole in memory; opened again for each
+    /// try), instead of `body`.
+    pub file_body: Option<(std::path::PathBuf, &'static str)>,
     /// Repeating it changes nothing more than sending it once (a status, a heartbeat, a
     /// metric batch with its id), so it may be retried whatever its method. GET, HEAD, PUT,
     /// DELETE and OPTIONS are retried anyway.
@@ -114,6 +117,21 @@ impl Http {
             rb = rb
                 .header(http::header::CONTENT_TYPE, *ctype)
                 .body(body.clone());
+        }
+        if let Some((path, ctype)) = &req.file_body {
+            let f = tokio::fs::File::open(path)
+                .await
+                .map_err(|e| TransportError::Other(format!("reading `{}`: {e}", path.display())))?;
+            let len = f.metadata().await.map(|m| m.len()).unwrap_or(0);
+            // As long as the upload takes at 1 MiB/s, beyond the usual timeout.
+            let timeout = self.timeout + Duration::from_secs(len >> 20);
+            rb = rb
+                .header(http::header::CONTENT_TYPE, *ctype)
+                .header(http::header::CONTENT_LENGTH, len)
+                .timeout(timeout)
+                .body(reqwest::Body::wrap_stream(
+                    tokio_util::io::ReaderStream::new(f),
+                ));
         }
         rb.send().await.map_err(|e| {
             if e.is_timeout() {
@@ -291,7 +309,16 @@ impl Transport for Embedded {
                     builder = builder.header(http::header::CONTENT_TYPE, ctype);
                     axum::body::Body::from(b)
                 }
-                None => axum::body::Body::empty(),
+                None => match &req.file_body {
+                    Some((path, ctype)) => {
+                        let f = tokio::fs::File::open(path).await.map_err(|e| {
+                            TransportError::Other(format!("reading `{}`: {e}", path.display()))
+                        })?;
+                        builder = builder.header(http::header::CONTENT_TYPE, *ctype);
+                        axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(f))
+                    }
+                    None => axum::body::Body::empty(),
+                },
             };
             let request = builder
                 .body(body)
@@ -373,6 +400,7 @@ mod tests {
             method: Method::POST,
             path: "/api/v1/x".into(),
             body: Some((Bytes::from_static(b"{}"), "application/json")),
+            file_body: None,
             repeatable,
         };
         // Busy for more tries than a connection failure gets: still waited for.

@@ -15,6 +15,7 @@ pub mod port_forward;
 pub mod project;
 pub mod run;
 pub mod server;
+pub mod sidecar;
 pub mod token;
 pub mod version;
 pub mod whoami;
@@ -53,6 +54,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<()> {
                 Command::Queue(cmd) => agent::run_queue(&ctx, cmd),
                 Command::Token(cmd) => token::run(&ctx, cmd),
                 Command::Connections(cmd) => connections::run(&ctx, cmd),
+                Command::Sidecar(args) => sidecar::run(&ctx, args),
                 Command::Check(_)
                 | Command::Hub(_)
                 | Command::Server(_)

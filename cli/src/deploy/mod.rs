@@ -720,7 +720,7 @@ fn agent_deployment(c: &Config, n: &Names, host: String) -> Result<J> {
         ),
         containers: vec![core::Container {
             name: "agent".into(),
-            image: Some(image),
+            image: Some(image.clone()),
             image_pull_policy: c.str("agent.imagePullPolicy"),
             command: Some(vec!["polyaxon".into()]),
             args: Some(args),
@@ -728,6 +728,9 @@ fn agent_deployment(c: &Config, n: &Names, host: String) -> Result<J> {
                 env("POLYAXON_HOST", host),
                 secret_env("POLYAXON_AUTH_TOKEN", &n.secret(), "agent-token"),
                 env("POLYAXON_K8S_NAMESPACE", n.ns.clone()),
+                // Runs' pods send their files through a sidecar of this same binary: no
+                // volume shared with the server (a bucket, or a claim one node mounts).
+                env("POLYAXON_K8S_SIDECAR_IMAGE", image),
                 env("POLYAXON_HOME", "/tmp/polyaxon"),
                 env("TZ", c.str("timezone").unwrap_or_else(|| "UTC".into())),
             ]),
@@ -851,7 +854,7 @@ pub fn advice(c: &Config) -> Vec<String> {
     }
     if bucket_url(c).is_some() {
         w.push(format!(
-            "`artifactsStore.kind: {kind}`: runs' files go to the bucket; the server keeps logs and event files on a {}-artifacts claim of 10Gi while it takes them in, and runs' pods still share that claim",
+            "`artifactsStore.kind: {kind}`: runs' files go to the bucket (their pods send them through a sidecar and share no volume); the server keeps the logs and event files it takes in on a {}-artifacts claim of 10Gi, which one node mounts (ReadWriteOnce will do)",
             c.release()
         ));
     } else if !kind.is_empty() && kind != "volume_claim" && kind != "host_path" {

@@ -164,6 +164,8 @@ fn manifests_of_the_compat_polyaxonfiles_pass_the_validator() {
             .current_dir(&dir)
             // Images described by `init.dockerfile` / `build` go there.
             .env("POLYAXON_K8S_REGISTRY", "registry.test:5000/ml")
+            // Every pod with its files sidecar.
+            .env("POLYAXON_K8S_SIDECAR_IMAGE", "polyaxon/polyaxon-rs:test")
             .args(["run", "--dry-run", "-o", "json", "-f", file])
             .output()
             .unwrap();
@@ -497,6 +499,11 @@ fn the_deploy_runs_an_agent_beside_the_server_or_alone() {
         agent["spec"]["template"]["spec"]["serviceAccountName"],
         "polyaxon-executor"
     );
+    // Its runs' pods send their files through a sidecar of the agent's own image.
+    assert_eq!(
+        env_of(&agent, "POLYAXON_K8S_SIDECAR_IMAGE")["value"],
+        agent["spec"]["template"]["spec"]["containers"][0]["image"]
+    );
     let secret = find(&objs, "Secret", "polyaxon-secrets").unwrap();
     let token = secret["stringData"]["agent-token"].as_str().unwrap();
     assert!(token.len() >= 32, "{token}");
@@ -627,6 +634,88 @@ fn dry_runs_of_built_images_name_the_registry_or_ask_for_one() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn pods_without_a_shared_claim_get_the_files_sidecar() {
+    let spec = "version: 1.1\nkind: component\nrun:\n  kind: job\n  container: {image: 'busybox:1.36', command: [sh, -c, 'true']}\n";
+    let image = [("POLYAXON_K8S_SIDECAR_IMAGE", "polyaxon/polyaxon-rs:9.9")];
+    let job = dry_run_job(spec, &image);
+    let pod = &job["spec"]["template"]["spec"];
+    let inits = pod["initContainers"].as_array().expect("init containers");
+    let sc = inits.last().unwrap();
+    assert_eq!(sc["name"], "polyaxon-sidecar");
+    assert_eq!(sc["image"], "polyaxon/polyaxon-rs:9.9");
+    assert_eq!(sc["restartPolicy"], "Always", "a native sidecar: {sc}");
+    assert_eq!(sc["command"], json!(["polyaxon"]));
+    let args: Vec<&str> = sc["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(args[0], "sidecar");
+    assert_eq!(args[3..], ["--interval", "5"]);
+    let main = &pod["containers"][0];
+    let env_of = |c: &J, k: &str| {
+        c["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == k)
+            .cloned()
+    };
+    // The same run, the same directory, the same context volume as the main container.
+    assert_eq!(
+        args[2],
+        env_of(main, "POLYAXON_RUN_ARTIFACTS_PATH").unwrap()["value"]
+    );
+    for k in [
+        "POLYAXON_RUN_INSTANCE",
+        "POLYAXON_HOST",
+        "POLYAXON_AUTH_TOKEN",
+    ] {
+        assert_eq!(env_of(sc, k), env_of(main, k), "{k}");
+    }
+    assert_eq!(sc["volumeMounts"][0], main["volumeMounts"][0]);
+    assert_eq!(sc["resources"]["limits"]["memory"], "256Mi");
+
+    // The spec's `plugins.sidecar`: its interval, resources and pull policy.
+    let tuned = dry_run_job(
+        &format!(
+            "{spec}plugins:\n  sidecar: {{syncInterval: 30, imagePullPolicy: IfNotPresent, resources: {{limits: {{memory: 1Gi}}}}}}\n"
+        ),
+        &image,
+    );
+    let sc = tuned["spec"]["template"]["spec"]["initContainers"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(sc["args"][4], "30");
+    assert_eq!(sc["imagePullPolicy"], "IfNotPresent");
+    assert_eq!(sc["resources"], json!({"limits": {"memory": "1Gi"}}));
+
+    // None where the pods share the server's claim, where the spec collects no artifacts,
+    // or where no image is configured.
+    let no_sidecar = |job: &J| {
+        !job["spec"]["template"]["spec"]["initContainers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["name"] == "polyaxon-sidecar")
+    };
+    let claim = [
+        image[0],
+        ("POLYAXON_K8S_ARTIFACTS_CLAIM", "polyaxon-artifacts"),
+    ];
+    assert!(no_sidecar(&dry_run_job(spec, &claim)));
+    assert!(no_sidecar(&dry_run_job(
+        &format!("{spec}plugins: {{collectArtifacts: false}}\n"),
+        &image
+    )));
+    assert!(no_sidecar(&dry_run_job(spec, &[])));
 }
 
 #[test]

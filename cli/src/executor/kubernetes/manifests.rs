@@ -20,6 +20,8 @@ use crate::error::UserError;
 pub const CONTEXT_ROOT: &str = "/plx-context";
 /// The name of the main container of `job` and `service` pods.
 pub const MAIN_CONTAINER: &str = "polyaxon-main";
+/// The name of the container that sends a pod's files (`polyaxon sidecar`).
+pub const SIDECAR_CONTAINER: &str = "polyaxon-sidecar";
 /// The key of the run's token in its Secret.
 pub const TOKEN_KEY: &str = "token";
 
@@ -52,6 +54,9 @@ pub struct Settings {
     /// A PersistentVolumeClaim holding the artifacts store (shared with the server); without
     /// one the run's artifacts live in an emptyDir and only what the job sends is kept.
     pub artifacts_claim: Option<String>,
+    /// The image of `polyaxon sidecar` (this binary): without a shared claim, each pod gets
+    /// one, which sends the run's files to the server (its artifacts store).
+    pub sidecar_image: Option<String>,
     /// Pull secrets every run's pods get, besides their spec's (`POLYAXON_K8S_IMAGE_PULL_SECRETS`,
     /// comma-separated): the credentials of the registry images are pushed to.
     pub image_pull_secrets: Vec<String>,
@@ -62,6 +67,7 @@ impl Default for Settings {
         Settings {
             init_image: "alpine/git:2.49.1".into(),
             artifacts_claim: None,
+            sidecar_image: None,
             image_pull_secrets: Vec::new(),
         }
     }
@@ -445,6 +451,10 @@ impl Builder<'_> {
                 inits.push(c);
             }
         }
+        // Last of the init steps, and running beside the main container to its end.
+        if let Some(c) = self.files_sidecar(&ctx_mounts)? {
+            inits.push(c);
+        }
         let mut sidecars = Vec::new();
         for (n, s) in p.sidecars.iter().enumerate() {
             let name = s.name.clone().unwrap_or_else(|| format!("plx-sidecar-{n}"));
@@ -537,6 +547,56 @@ impl Builder<'_> {
             volume_mounts: Some(mounts.to_vec()),
             ..Default::default()
         }
+    }
+
+    /// `polyaxon sidecar` as a native sidecar (an init container that restarts always: it
+    /// starts before the main container, and the kubelet stops it with SIGTERM once the main
+    /// container ended, which is when it sends the files one last time). None when the pods
+    /// share the server's volume, when no image is configured, or with
+    /// `plugins.collectArtifacts: false`.
+    fn files_sidecar(&self, mounts: &[core::VolumeMount]) -> Result<Option<core::Container>> {
+        let i = self.input;
+        let plugins = i.op.plugins.as_ref();
+        let Some(image) = i.settings.sidecar_image.as_ref() else {
+            return Ok(None);
+        };
+        if i.settings.artifacts_claim.is_some()
+            || plugins.and_then(|p| p.collect_artifacts) == Some(false)
+        {
+            return Ok(None);
+        }
+        let conf = plugins.and_then(|p| p.sidecar.as_ref());
+        let interval = conf
+            .and_then(|c| c.sync_interval)
+            .filter(|s| *s > 0)
+            .unwrap_or(5)
+            .min(3600);
+        let resources = match conf.and_then(|c| c.resources.as_ref()) {
+            Some(r) => convert(to_json(r), "`plugins.sidecar.resources`")?,
+            None => convert(
+                json!({"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}),
+                "the sidecar's resources",
+            )?,
+        };
+        let extra = [("POLYAXON_HOME".to_string(), "/tmp/polyaxon".to_string())];
+        Ok(Some(core::Container {
+            name: SIDECAR_CONTAINER.into(),
+            image: Some(image.clone()),
+            image_pull_policy: conf.and_then(|c| c.image_pull_policy.clone()),
+            command: Some(vec!["polyaxon".into()]),
+            args: Some(vec![
+                "sidecar".into(),
+                "--dir".into(),
+                self.job_dir(),
+                "--interval".into(),
+                interval.to_string(),
+            ]),
+            env: Some(self.env(None, &extra)),
+            volume_mounts: Some(mounts.to_vec()),
+            resources: Some(resources),
+            restart_policy: Some("Always".into()),
+            ..Default::default()
+        }))
     }
 
     fn init_step(

@@ -36,6 +36,7 @@ impl manifests::Settings {
             m.init_image = i.clone();
         }
         m.artifacts_claim = k.artifacts_claim.clone();
+        m.sidecar_image = k.sidecar_image.clone();
         m.image_pull_secrets = k.image_pull_secrets.clone();
         m
     }
@@ -254,8 +255,9 @@ pub fn capabilities(settings: &manifests::Settings) -> super::Capabilities {
         place: super::Place::Cluster,
         retries_itself: true,
         images: super::Images::Pushed,
-        // The pods write them into the artifacts store, when they share it with the server.
-        event_files: if settings.artifacts_claim.is_some() {
+        // The pods write them into the artifacts store, when they share it with the server,
+        // or their sidecar sends them there.
+        event_files: if settings.artifacts_claim.is_some() || settings.sidecar_image.is_some() {
             super::EventFiles::Server
         } else {
             super::EventFiles::Unreachable

@@ -263,7 +263,8 @@ pub(super) fn pod_short(pod: &str, owner: &str) -> String {
         .to_string()
 }
 
-/// Containers of a pod that have left `waiting` (so their logs can be read).
+/// Containers of a pod that have left `waiting` (so their logs can be read); not the files'
+/// sidecar, whose lines are not the run's.
 pub(super) fn started_containers(pod: &core::Pod) -> Vec<String> {
     let Some(st) = &pod.status else {
         return Vec::new();
@@ -272,6 +273,7 @@ pub(super) fn started_containers(pod: &core::Pod) -> Vec<String> {
         .iter()
         .flatten()
         .chain(st.container_statuses.iter().flatten())
+        .filter(|c| c.name != super::manifests::SIDECAR_CONTAINER)
         .filter(|c| {
             c.state
                 .as_ref()
