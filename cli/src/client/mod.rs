@@ -857,6 +857,22 @@ fn project_path(owner: &str, name: &str) -> String {
     format!("/api/v1/{}/{}", seg(owner), seg(name))
 }
 
+/// A lineage path as a path under the run: relative already, or absolute under the run's
+/// directory (`…/<uuid>/outputs/model`) as the tracking client may record it; `None` for a
+/// URL or a path elsewhere.
+pub fn lineage_path_in_run(path: &str, uuid: &str) -> Option<String> {
+    if path.is_empty() || path.contains("://") {
+        return None;
+    }
+    if let Some((_, rest)) = path.split_once(&format!("{uuid}/")) {
+        return Some(rest.to_string());
+    }
+    if path.starts_with('/') {
+        return None;
+    }
+    Some(path.trim_start_matches("./").to_string())
+}
+
 /// A run by owner, project and uuid.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunRef {

@@ -115,6 +115,17 @@ pub async fn drive(
         c.await.context("claiming the run")??;
     }
     crate::timing::mark("execute: claimed");
+    // Init steps on this machine (a cluster runs them as init containers).
+    if caps.place != Place::Cluster && ctl.adopt.is_none() {
+        let dirs = super::init::Dirs {
+            host: dir,
+            job: &spec.job_dir,
+            on_host: caps.place == Place::Host,
+        };
+        for n in super::init::run(&ctl.api, op, &dirs).await? {
+            ctl.printer.err(&format!("note: {n}"));
+        }
+    }
     plan.cache_key = Some(super::cache::key(spec, &meta));
     attempt::run(ctl, &plan, dir).await
 }

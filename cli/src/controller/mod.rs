@@ -27,6 +27,7 @@ pub mod cache;
 pub mod dag;
 pub mod dry_run;
 pub mod finish;
+pub mod init;
 pub mod job;
 pub mod launch;
 pub mod orphans;

@@ -437,6 +437,43 @@ tracking.end()
         "{}",
         stderr(&out)
     );
+
+    // Another run follows it: a join's `artifacts.best-model` is the path the lineage
+    // recorded (as this job sees it), and an `init.artifacts` step fetches its report
+    // through the API before the job starts.
+    let first: serde_json::Value =
+        serde_json::from_str(&w.ok(&["ops", "get", "-o", "json"])).unwrap();
+    let uuid = first["uuid"].as_str().unwrap();
+    std::fs::write(
+        w.dir.join("consumer.yml"),
+        format!(
+            "version: 1.1\nkind: operation\njoins:\n  - query: \"name: lineage\"\n    params:\n      models: {{value: artifacts.best-model}}\n      outs: {{value: artifacts.outputs}}\ncomponent:\n  name: consumer\n  inputs:\n    - {{name: models, type: str, isList: true}}\n    - {{name: outs, type: str, isList: true}}\n  run:\n    kind: job\n    init:\n      - artifacts: {{files: [[{uuid}/outputs/report.txt, got/report.txt]], dirs: [{uuid}/outputs/model]}}\n      - file: {{filename: note.txt, content: from the spec}}\n        path: notes\n    container:\n      image: busybox\n      command: [sh, -c, '{{% for m in models %}}cat {{{{ m }}}}/weights.bin; echo; {{% endfor %}}{{% for o in outs %}}ls {{{{ o }}}}; {{% endfor %}}cat $POLYAXON_RUN_ARTIFACTS_PATH/got/report.txt; echo; cat $POLYAXON_RUN_ARTIFACTS_PATH/{uuid}/outputs/model/weights.bin; echo; cat $POLYAXON_RUN_ARTIFACTS_PATH/notes/note.txt']\n"
+        ),
+    )
+    .unwrap();
+    let out = w.out(&["run", "-f", "consumer.yml", "-l"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    for want in [
+        "2 files fetched",
+        "w-1\n",
+        "model\nreport.txt\naccuracy 0.9\nw-1\nfrom the spec",
+    ] {
+        assert!(text.contains(want), "{want:?} in {text}");
+    }
+    // A file that is not there fails the run before its job starts, naming it.
+    std::fs::write(
+        w.dir.join("missing.yml"),
+        format!("version: 1.1\nkind: component\nrun:\n  kind: job\n  init: [{{artifacts: {{files: [{uuid}/outputs/nope.bin]}}}}]\n  container: {{image: busybox, command: [echo, job-ran]}}\n"),
+    )
+    .unwrap();
+    let out = w.out(&["run", "-f", "missing.yml", "-l"]);
+    let all = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!all.contains("job-ran"), "{all}");
+    let r: serde_json::Value = serde_json::from_str(&w.ok(&["ops", "get", "-o", "json"])).unwrap();
+    assert_eq!(r["status"], "failed", "{r}");
+    let said = r.to_string();
+    assert!(said.contains("outputs/nope.bin"), "{said}");
 }
 
 #[test]

@@ -125,7 +125,7 @@ async fn download_lineage(
     let mut n = 0;
     for a in chosen {
         let (name, path) = (field(a, "name"), field(a, "path"));
-        let Some(rel) = run_relative(&path, &r.uuid) else {
+        let Some(rel) = crate::client::lineage_path_in_run(&path, &r.uuid) else {
             ctx.printer.warn(&format!(
                 "`{name}` is at `{path}`, outside the run's files: not downloaded"
             ));
@@ -147,22 +147,6 @@ async fn download_lineage(
         }
     }
     Ok(n)
-}
-
-/// A lineage path as a path under the run: relative already, or absolute under the run's
-/// directory (`…/<uuid>/outputs/model`) as the tracking client may record it; `None` for a
-/// URL or a path elsewhere.
-fn run_relative(path: &str, uuid: &str) -> Option<String> {
-    if path.is_empty() || path.contains("://") {
-        return None;
-    }
-    if let Some((_, rest)) = path.split_once(&format!("{uuid}/")) {
-        return Some(rest.to_string());
-    }
-    if path.starts_with('/') {
-        return None;
-    }
-    Some(path.trim_start_matches("./").to_string())
 }
 
 /// A run-relative path that stays inside the destination.
@@ -317,15 +301,22 @@ mod tests {
     #[test]
     fn lineage_paths_are_read_under_the_run() {
         assert_eq!(
-            run_relative("outputs/model.bin", "u1").as_deref(),
+            crate::client::lineage_path_in_run("outputs/model.bin", "u1").as_deref(),
             Some("outputs/model.bin")
         );
         assert_eq!(
-            run_relative("/plx-context/artifacts/u1/outputs/m", "u1").as_deref(),
+            crate::client::lineage_path_in_run("/plx-context/artifacts/u1/outputs/m", "u1")
+                .as_deref(),
             Some("outputs/m")
         );
-        assert_eq!(run_relative("s3://bucket/data.csv", "u1"), None);
-        assert_eq!(run_relative("/data/elsewhere.csv", "u1"), None);
-        assert_eq!(run_relative("", "u1"), None);
+        assert_eq!(
+            crate::client::lineage_path_in_run("s3://bucket/data.csv", "u1"),
+            None
+        );
+        assert_eq!(
+            crate::client::lineage_path_in_run("/data/elsewhere.csv", "u1"),
+            None
+        );
+        assert_eq!(crate::client::lineage_path_in_run("", "u1"), None);
     }
 }

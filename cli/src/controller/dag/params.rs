@@ -213,18 +213,17 @@ async fn from_ref(
             .get(op)
             .ok_or_else(|| format!("`{name}` takes its value from `{op}`, which has no run"))?;
         let globals = run_globals(ctl, run);
-        return read(
+        let v = read(
             &format!("`{name}` from `{op}`"),
             section,
             key,
             run,
             None,
             &globals,
-        )
-        .and_then(|v| {
-            artifact_or(v, section, key, run, ctl)
-                .ok_or_else(|| format!("`{op}` has no artifact `{key}` for `{name}`"))
-        });
+        )?;
+        return artifact_or(v, section, key, run, ctl)
+            .await
+            .ok_or_else(|| format!("`{op}` has no artifact `{key}` for `{name}`"));
     }
     if let Some(uuid) = reference.strip_prefix("runs.") {
         let r = ctl.api.r.sibling(&uuid.replace('-', ""));
@@ -249,16 +248,34 @@ async fn from_ref(
     ))
 }
 
-/// An `artifacts.*` value: a path in the run's artifacts, as the job sees it.
-fn artifact_or(v: J, section: &str, key: &str, run: &V1Run, ctl: &Ctl<'_>) -> Option<J> {
+/// An `artifacts.*` value: a path in the run's artifacts, as the job sees it. `artifacts.NAME`
+/// follows the run's lineage first: the path of its artifact `NAME` (what `polyaxon.tracking`
+/// recorded with `log_model_ref`, `log_artifact_ref`, a tensorboard's logs…), under the run as
+/// the job sees it, or as recorded when outside it (`s3://…`); else the run's own `NAME`
+/// directory (`artifacts.outputs`).
+async fn artifact_or(v: J, section: &str, key: &str, run: &V1Run, ctl: &Ctl<'_>) -> Option<J> {
     if section != "artifacts" {
         return Some(v);
     }
     if !v.is_null() {
         return Some(v);
     }
+    let uuid = run.uuid.as_deref()?;
     let root = ctl.executor.job_root(&ctl.settings.context_root());
-    let dir = root.join("artifacts").join(run.uuid.as_deref()?);
+    let dir = root.join("artifacts").join(uuid);
+    let r = ctl.api.r.sibling(uuid);
+    // A run without lineage (or a server without the routes) has its directories only.
+    if let Ok(l) = ctl.api.client.run_lineage(&r, None).await
+        && let Some(a) = l.results.iter().find(|a| a["name"] == key)
+    {
+        let path = a["path"].as_str().unwrap_or_default();
+        return Some(J::String(
+            match crate::client::lineage_path_in_run(path, uuid) {
+                Some(rel) => dir.join(rel).display().to_string(),
+                None => path.to_string(),
+            },
+        ));
+    }
     Some(J::String(dir.join(key).display().to_string()))
 }
 
@@ -358,7 +375,7 @@ async fn join_params(
         for run in &runs {
             let globals = run_globals(ctl, run);
             if let Ok(v) = read("", section, key, run, None, &globals)
-                && let Some(v) = artifact_or(v, section, key, run, ctl)
+                && let Some(v) = artifact_or(v, section, key, run, ctl).await
                 && !v.is_null()
             {
                 list.push(v);
