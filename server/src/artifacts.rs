@@ -113,7 +113,13 @@ pub struct Store {
     prefix: Key,
     /// The local directory, for a local store.
     local_root: Option<PathBuf>,
+    /// Objects larger than this are copied through this process (streamed down and up in
+    /// parts) rather than by the store: S3's CopyObject takes 5 GiB at most.
+    copy_limit: u64,
 }
+
+/// The largest object S3's CopyObject copies.
+pub const S3_COPY_LIMIT: u64 = 5 << 30;
 
 fn retry() -> RetryConfig {
     RetryConfig {
@@ -238,6 +244,11 @@ impl Store {
             inner,
             prefix: Key::from(prefix.as_str()),
             local_root,
+            copy_limit: if kind == Kind::S3 {
+                S3_COPY_LIMIT
+            } else {
+                u64::MAX
+            },
         })
     }
 
@@ -706,7 +717,68 @@ impl Store {
         Ok(n)
     }
 
-    /// Copies every object below `from` to below `to` (in the store, not through here).
+    /// Objects larger than `limit` bytes are copied through this process (tests; S3's is
+    /// [`S3_COPY_LIMIT`]).
+    #[doc(hidden)]
+    pub fn with_copy_limit(mut self, limit: u64) -> Store {
+        self.copy_limit = limit;
+        self
+    }
+
+    /// Copies `src` to `dst` through this process: read as a stream (checked against its
+    /// checksum as it ends) and written in parts with the same checksum; nothing is left at
+    /// `dst` if the read fails.
+    async fn copy_through(&self, src: &str, dst: &str) -> Result<(), StoreError> {
+        let what = format!("copying `{src}`");
+        let head = self
+            .inner
+            .get_opts(
+                &self.key(src)?,
+                object_store::GetOptions {
+                    head: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| self.err(e, &what, src))?;
+        let sha = head
+            .attributes
+            .get(&Attribute::Metadata(SHA256.into()))
+            .map(|v| v.to_string());
+        let mut d = self.get(src).await?;
+        let opts = PutMultipartOptions {
+            attributes: sha
+                .as_deref()
+                .map(|s| self.attributes(s))
+                .unwrap_or_default(),
+            ..Default::default()
+        };
+        let upload = self
+            .inner
+            .put_multipart_opts(&self.key(dst)?, opts)
+            .await
+            .map_err(|e| self.err(e, &what, dst))?;
+        let mut w = WriteMultipart::new_with_chunk_size(upload, PART);
+        while let Some(chunk) = d.stream.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = w.abort().await;
+                    return Err(e);
+                }
+            };
+            if let Err(e) = w.wait_for_capacity(PARTS_IN_FLIGHT).await {
+                let _ = w.abort().await;
+                return Err(self.err(e, &what, dst));
+            }
+            w.write(&chunk);
+        }
+        w.finish().await.map_err(|e| self.err(e, &what, dst))?;
+        Ok(())
+    }
+
+    /// Copies every object below `from` to below `to` (in the store, not through here, but
+    /// for objects over the store's copy limit).
     pub async fn copy_prefix(&self, from: &str, to: &str) -> Result<usize, StoreError> {
         let entries = self.list(from).await?;
         let n = entries.len();
@@ -714,6 +786,9 @@ impl Store {
             .map(|e| {
                 let (src, dst) = (join(from, &e.path), join(to, &e.path));
                 async move {
+                    if e.size > self.copy_limit {
+                        return self.copy_through(&src, &dst).await;
+                    }
                     let (a, b) = (self.key(&src)?, self.key(&dst)?);
                     self.inner
                         .copy(&a, &b)
