@@ -361,19 +361,59 @@ impl App {
         Ok(())
     }
 
+    /// Removes the files of a deleted run, here and in the store. Its note in
+    /// `file_removals` goes once both are gone; a failure keeps it, for
+    /// [`App::sweep_removals`] to try again.
     pub async fn remove_run_files(&self, uuid: &str) {
+        let mut failed = None;
         if let Some(store) = &self.config.artifacts_store
             && let Err(e) = store.delete_prefix(uuid).await
         {
-            tracing::warn!(run = uuid, error = %e, "cannot remove the run's files from the store");
+            tracing::warn!(run = uuid, error = %e, "cannot remove the run's files from the store (tried again later)");
+            failed = Some(e.to_string());
         }
         let dir = self.run_dir(uuid);
         if let Err(e) = tokio::fs::remove_dir_all(&dir).await
             && e.kind() != std::io::ErrorKind::NotFound
         {
-            tracing::warn!(run = uuid, error = %e, "cannot remove the run's files");
+            tracing::warn!(run = uuid, error = %e, "cannot remove the run's files (tried again later)");
+            failed.get_or_insert(e.to_string());
         }
         self.log_writers.lock().await.remove(uuid);
+        let noted = match failed {
+            None => self.store.removal_done(uuid).await,
+            Some(e) => self.store.removal_failed(uuid, &e).await,
+        };
+        if let Err(e) = noted {
+            tracing::warn!(run = uuid, error = %e, "cannot note the removal of the run's files");
+        }
+    }
+
+    /// Tries again the removals of deleted runs' files that failed (or that a process killed
+    /// mid-way left); how many were due.
+    pub async fn sweep_removals(&self) -> usize {
+        let due = match self.store.due_removals(100).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the removals due");
+                return 0;
+            }
+        };
+        for uuid in &due {
+            self.remove_run_files(uuid).await;
+        }
+        due.len()
+    }
+
+    /// Sweeps the removals due every minute, in the background (a server's).
+    pub fn sweep_removals_forever(&self) {
+        let app = self.clone();
+        tokio::spawn(async move {
+            loop {
+                app.sweep_removals().await;
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            }
+        });
     }
 
     pub async fn copy_run_files(&self, from: &str, to: &str) -> Result<(), ApiError> {

@@ -240,17 +240,22 @@ impl Store {
         struct U {
             uuid: String,
         }
-        let runs: Vec<U> = self
+        let mut tx = self.begin().await?;
+        let runs: Vec<U> = tx
             .fetch_all(
                 "SELECT uuid FROM runs WHERE project_id = $1",
                 vec![project.id.into()],
             )
             .await?;
-        self.execute(
+        for r in &runs {
+            super::runs::note_removal(&mut tx, &r.uuid).await?;
+        }
+        tx.execute(
             "DELETE FROM projects WHERE id = $1",
             vec![project.id.into()],
         )
         .await?;
+        tx.commit().await?;
         Ok(runs.into_iter().map(|u| u.uuid).collect())
     }
 }

@@ -736,17 +736,81 @@ impl Store {
         let mut deleted = Vec::new();
         for u in uuids {
             let u = u.replace('-', "");
-            let n = self
+            // The run and the note that its files are to remove, at once.
+            let mut tx = self.begin().await?;
+            let n = tx
                 .execute(
                     "DELETE FROM runs WHERE project_id = $1 AND uuid = $2",
                     vec![project_id.into(), u.clone().into()],
                 )
                 .await?;
             if n > 0 {
+                note_removal(&mut tx, &u).await?;
+            }
+            tx.commit().await?;
+            if n > 0 {
                 deleted.push(u);
             }
         }
         Ok(deleted)
+    }
+
+    /// Runs whose files are still to remove, due now (at most `limit`).
+    pub async fn due_removals(&self, limit: i64) -> Result<Vec<String>> {
+        #[derive(FromRow)]
+        struct U {
+            uuid: String,
+        }
+        let rows: Vec<U> = self
+            .fetch_all(
+                "SELECT uuid FROM file_removals WHERE next_at <= $1 ORDER BY next_at LIMIT $2",
+                vec![now_micros().into(), limit.into()],
+            )
+            .await?;
+        Ok(rows.into_iter().map(|u| u.uuid).collect())
+    }
+
+    /// Notes that the files of the run `uuid` are to remove (a deletion does it itself).
+    pub async fn note_removal_of(&self, uuid: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        note_removal(&mut tx, uuid).await?;
+        tx.commit().await
+    }
+
+    /// The files of `uuid` are gone.
+    pub async fn removal_done(&self, uuid: &str) -> Result<()> {
+        self.execute(
+            "DELETE FROM file_removals WHERE uuid = $1",
+            vec![uuid.to_string().into()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Removing the files of `uuid` failed: tried again later (a minute, doubling to an hour).
+    pub async fn removal_failed(&self, uuid: &str, error: &str) -> Result<()> {
+        #[derive(FromRow)]
+        struct T {
+            tries: i32,
+        }
+        let tries = self
+            .fetch_optional::<T>(
+                "SELECT tries FROM file_removals WHERE uuid = $1",
+                vec![uuid.to_string().into()],
+            )
+            .await?
+            .map_or(0, |t| t.tries);
+        let wait_s = (60i64 << tries.clamp(0, 6)).min(3600);
+        self.execute(
+            "UPDATE file_removals SET tries = tries + 1, last_error = $2, next_at = $3 WHERE uuid = $1",
+            vec![
+                uuid.to_string().into(),
+                error.chars().take(500).collect::<String>().into(),
+                (now_micros() + wait_s * 1_000_000).into(),
+            ],
+        )
+        .await?;
+        Ok(())
     }
 
     /// Records lineage artifacts (`polyaxon.tracking` posts them as a run logs references).
@@ -887,4 +951,15 @@ mod tests {
 pub enum LineageScope {
     Run(i64),
     Project(i64),
+}
+
+/// Notes in `tx` that the files of the run `uuid` are to remove.
+pub(crate) async fn note_removal(tx: &mut super::Tx<'_>, uuid: &str) -> Result<()> {
+    let now = now_micros();
+    tx.execute(
+        "INSERT INTO file_removals (uuid, created_at, next_at) VALUES ($1, $2, $2) ON CONFLICT (uuid) DO NOTHING",
+        vec![uuid.to_string().into(), now.into()],
+    )
+    .await?;
+    Ok(())
 }

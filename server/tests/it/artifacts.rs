@@ -907,3 +907,92 @@ async fn event_files_on_s3_are_ingested() {
     };
     event_files_through(Store::open("s3://plx-events/runs", &opts).unwrap()).await;
 }
+
+/// A deleted run's files leave the store even when their removal did not happen at once (the
+/// process killed between the run's deletion and its files', or the store out of reach): the
+/// deletion notes them in the same transaction, and a sweep removes what is noted.
+async fn removals_on(s: crate::common::TestServer) {
+    use reqwest::{Method, StatusCode};
+    let p = s.project("demo").await;
+    let mut uuids = Vec::new();
+    for _ in 0..2 {
+        let uuid = s.run(&p, serde_json::json!({})).await;
+        let (st, _) = s
+            .raw(
+                Method::POST,
+                &format!("/api/v1/root/{p}/runs/{uuid}/artifacts/upload?path=outputs/w.bin"),
+                &s.root_token,
+                "application/octet-stream",
+                b"weights".to_vec(),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        uuids.push(uuid);
+    }
+    let store = s.app.config.artifacts_store.clone().unwrap();
+    // The first run deleted as the API does: its files go at once, nothing is left noted.
+    let (st, _) = s
+        .delete(&format!("/api/v1/root/{p}/runs/{}", uuids[0]))
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    assert!(store.list(&uuids[0]).await.unwrap().is_empty());
+    assert!(s.app.store.due_removals(10).await.unwrap().is_empty());
+    // The second one's row deleted, and the process "killed" before its files went.
+    let root = s.app.store.user_by_name("root").await.unwrap();
+    let project = s.app.store.project("root", &p, &root).await.unwrap();
+    let gone = s
+        .app
+        .store
+        .delete_runs(project.id, std::slice::from_ref(&uuids[1]))
+        .await
+        .unwrap();
+    assert_eq!(gone, [uuids[1].clone()]);
+    assert_eq!(
+        store.list(&uuids[1]).await.unwrap().len(),
+        1,
+        "orphaned for now"
+    );
+    assert_eq!(
+        s.app.store.due_removals(10).await.unwrap(),
+        [uuids[1].clone()]
+    );
+    // A failed try waits before the next.
+    s.app
+        .store
+        .removal_failed(&uuids[1], "the store was out of reach")
+        .await
+        .unwrap();
+    assert!(s.app.store.due_removals(10).await.unwrap().is_empty());
+    // The sweep of a later process removes them (made due again here).
+    s.app.store.removal_done(&uuids[1]).await.unwrap();
+    let again = s
+        .app
+        .store
+        .delete_runs(project.id, std::slice::from_ref(&uuids[1]))
+        .await
+        .unwrap();
+    assert!(again.is_empty());
+    assert!(
+        s.app.store.due_removals(10).await.unwrap().is_empty(),
+        "already deleted: nothing new noted"
+    );
+    s.app.store.note_removal_of(&uuids[1]).await.unwrap();
+    assert_eq!(s.app.sweep_removals().await, 1);
+    assert!(store.list(&uuids[1]).await.unwrap().is_empty(), "swept");
+    assert!(s.app.store.due_removals(10).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_runs_leave_no_objects_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().display().to_string(), &BTreeMap::new()).unwrap();
+    removals_on(
+        crate::common::TestServer::sqlite_with(|c| c.artifacts_store = Some(store.clone())).await,
+    )
+    .await;
+    if let Some(s) =
+        crate::common::TestServer::postgres_with(|c| c.artifacts_store = Some(store)).await
+    {
+        removals_on(s).await;
+    }
+}

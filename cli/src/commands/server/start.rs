@@ -172,6 +172,8 @@ pub fn run(args: StartArgs, printer: &Printer) -> Result<()> {
             launch: false,
         }))
         .spawn();
+        // Deleted runs' files whose removal failed (the store out of reach), tried again.
+        started.app.sweep_removals_forever();
         tracing::info!(address = %local, database = %redact_url(&url), artifacts = %artifacts.display(), auth = if args.open { "open" } else { "tokens" }, "polyaxon server listening");
         printer.err(&format!("polyaxon server listening on http://{local} (stop with Ctrl-C)"));
         polyaxon_server::serve(listener, started.app, polyaxon_server::shutdown_signal()).await?;
