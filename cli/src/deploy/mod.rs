@@ -502,6 +502,7 @@ pub fn manifests(c: &Config, secrets: &Secrets) -> Result<Vec<J>> {
 
     // The artifacts store: a volume shared by the server and the runs' pods.
     let (artifacts_volume, artifacts_path) = artifacts_volume(c, &n, &mut out);
+    let store_key = gcs_key_file(c);
     let image = match (c.str("gateway.image"), c.str("gateway.imageTag")) {
         (Some(i), Some(t)) if !i.contains(':') => format!("{i}:{t}"),
         (Some(i), _) => i,
@@ -542,14 +543,20 @@ pub fn manifests(c: &Config, secrets: &Secrets) -> Result<Vec<J>> {
                 ]
                 .into_iter()
                 .chain(bucket_url(c).map(|u| env("POLYAXON_ARTIFACTS_STORE", u)))
+                .chain(
+                    store_key
+                        .as_ref()
+                        .map(|(_, path)| env("GOOGLE_APPLICATION_CREDENTIALS", path.clone())),
+                )
                 .collect(),
             ),
             // A bucket's credentials: the keys of `artifactsStore.secret` (a name, or upstream's
-            // `{name: …}`) as env (`AWS_*`, `GOOGLE_*`, `AZURE_*`, what each cloud's client reads).
+            // `{name: …}`) as env (`AWS_*`, `GOOGLE_*`, `AZURE_*`, what each cloud's client
+            // reads); a GCS key file mounted instead (`{name, mountPath}`).
             env_from: c
                 .str("artifactsStore.secret")
                 .or_else(|| c.str("artifactsStore.secret.name"))
-                .filter(|_| bucket_url(c).is_some())
+                .filter(|_| bucket_url(c).is_some() && store_key.is_none())
                 .map(|name| {
                     vec![core::EnvFromSource {
                         secret_ref: Some(core::SecretEnvSource {
@@ -567,14 +574,39 @@ pub fn manifests(c: &Config, secrets: &Secrets) -> Result<Vec<J>> {
             readiness_probe: Some(health(5, None)),
             liveness_probe: Some(health(20, Some(10))),
             resources: from(c, "gateway.resources")?,
-            volume_mounts: Some(vec![core::VolumeMount {
-                name: "artifacts".into(),
-                mount_path: artifacts_path,
-                ..Default::default()
-            }]),
+            volume_mounts: Some(
+                std::iter::once(core::VolumeMount {
+                    name: "artifacts".into(),
+                    mount_path: artifacts_path,
+                    ..Default::default()
+                })
+                .chain(store_key.as_ref().map(|(_, path)| {
+                    core::VolumeMount {
+                        name: "artifacts-store-key".into(),
+                        mount_path: std::path::Path::new(path)
+                            .parent()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_else(|| path.clone()),
+                        read_only: Some(true),
+                        ..Default::default()
+                    }
+                }))
+                .collect(),
+            ),
             ..Default::default()
         }],
-        volumes: Some(vec![artifacts_volume]),
+        volumes: Some(
+            std::iter::once(artifacts_volume)
+                .chain(store_key.as_ref().map(|(secret, _)| core::Volume {
+                    name: "artifacts-store-key".into(),
+                    secret: Some(core::SecretVolumeSource {
+                        secret_name: Some(secret.clone()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }))
+                .collect(),
+        ),
         ..Default::default()
     };
     pod_scheduling(c, "gateway", &mut api_spec)?;
@@ -762,6 +794,24 @@ fn agent_deployment(c: &Config, n: &Names, host: String) -> Result<J> {
         }),
         ..Default::default()
     }))
+}
+
+/// A GCS bucket's key file, when `artifactsStore.secret` is mounted (`{name, mountPath}`, as
+/// upstream writes it): the secret, and the file's path (its first `items` key, else
+/// `gc-secret.json`, under `mountPath`), which the server's GCS client reads.
+fn gcs_key_file(c: &Config) -> Option<(String, String)> {
+    if !bucket_url(c).is_some_and(|u| u.starts_with("gs://")) {
+        return None;
+    }
+    let name = c.str("artifactsStore.secret.name")?;
+    let mount = c.str("artifactsStore.secret.mountPath")?;
+    let file = c
+        .value("artifactsStore.secret.items")
+        .and_then(|v| v.as_array())
+        .and_then(|a| a.first())
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "gc-secret.json".into());
+    Some((name, format!("{}/{file}", mount.trim_end_matches('/'))))
 }
 
 /// The bucket upstream's `artifactsStore` names (`kind: s3|gcs|wasb`, `schema.bucket`), as the

@@ -535,6 +535,32 @@ fn the_deploy_runs_an_agent_beside_the_server_or_alone() {
         env_of(&api, "POLYAXON_ARTIFACTS_STORE")["value"],
         "gs://team-artifacts"
     );
+    // A GCS key file: the secret mounted where `mountPath` says, its path for the client.
+    let (objs, _) = deploy(
+        "namespace: plx\nartifactsStore: {name: store, kind: gcs, schema: {bucket: 'gs://team-artifacts'}, secret: {name: gcs-key, mountPath: /plx-secrets/gcs}}\n",
+    );
+    let api = find(&objs, "Deployment", "polyaxon-api").unwrap();
+    let pod = &api["spec"]["template"]["spec"];
+    assert!(pod["containers"][0]["envFrom"].is_null(), "mounted, not env");
+    assert_eq!(
+        env_of(&api, "GOOGLE_APPLICATION_CREDENTIALS")["value"],
+        "/plx-secrets/gcs/gc-secret.json"
+    );
+    let vol = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "artifacts-store-key")
+        .expect("the key's volume");
+    assert_eq!(vol["secret"]["secretName"], "gcs-key");
+    let mount = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "artifacts-store-key")
+        .expect("the key's mount");
+    assert_eq!(mount["mountPath"], "/plx-secrets/gcs");
+    assert_eq!(mount["readOnly"], true);
     let (objs, _) = deploy(
         "namespace: plx\nartifactsStore: {name: store, kind: volume_claim, schema: {volumeClaim: vc}}\n",
     );
