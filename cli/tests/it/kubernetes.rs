@@ -541,7 +541,10 @@ fn the_deploy_runs_an_agent_beside_the_server_or_alone() {
     );
     let api = find(&objs, "Deployment", "polyaxon-api").unwrap();
     let pod = &api["spec"]["template"]["spec"];
-    assert!(pod["containers"][0]["envFrom"].is_null(), "mounted, not env");
+    assert!(
+        pod["containers"][0]["envFrom"].is_null(),
+        "mounted, not env"
+    );
     assert_eq!(
         env_of(&api, "GOOGLE_APPLICATION_CREDENTIALS")["value"],
         "/plx-secrets/gcs/gc-secret.json"
