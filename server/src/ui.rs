@@ -1,5 +1,7 @@
 //! The dashboard: server-rendered pages to browse projects, compare runs and look into one
-//! (statuses, params, metric charts, logs, files). No JavaScript; read-only. With tokens it
+//! (statuses, params, metric charts, logs, files). Every page reads without JavaScript (tables,
+//! static SVG charts); a vendored chart library and our script over it make the charts
+//! interactive. Read-only. With tokens it
 //! signs in through a form that sets an HttpOnly cookie, which only GET requests honour.
 
 use std::fmt::Write as _;
@@ -25,8 +27,144 @@ pub fn routes() -> Router<App> {
         .route("/ui/", get(index))
         .route("/ui/login", get(login_form).post(login))
         .route("/ui/logout", post(logout))
+        .route("/ui/assets/{file}", get(asset))
         .route("/ui/{owner}/{project}", get(project))
+        .route("/ui/{owner}/{project}/compare", get(compare))
         .route("/ui/{owner}/{project}/runs/{uuid}", get(run))
+}
+
+/// The files pages load: uPlot (1.6.32, vendored with its licence) and our charts over it.
+struct Asset {
+    stem: &'static str,
+    ext: &'static str,
+    mime: &'static str,
+    bytes: &'static [u8],
+}
+
+const ASSETS: &[Asset] = &[
+    Asset {
+        stem: "uplot",
+        ext: "js",
+        mime: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../assets/uplot/uPlot.iife.min.js"),
+    },
+    Asset {
+        stem: "uplot",
+        ext: "css",
+        mime: "text/css; charset=utf-8",
+        bytes: include_bytes!("../assets/uplot/uPlot.min.css"),
+    },
+    Asset {
+        stem: "uplot-license",
+        ext: "txt",
+        mime: "text/plain; charset=utf-8",
+        bytes: include_bytes!("../assets/uplot/LICENSE"),
+    },
+    Asset {
+        stem: "charts",
+        ext: "js",
+        mime: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../assets/charts.js"),
+    },
+];
+
+/// An asset's URL: its name with a hash of its content, so that it is cached for good and a
+/// new build's is fetched anew.
+pub fn asset_url(stem: &str, ext: &str) -> String {
+    static HASHES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let hashes = HASHES.get_or_init(|| {
+        use sha2::Digest;
+        ASSETS
+            .iter()
+            .map(|a| {
+                sha2::Sha256::digest(a.bytes)
+                    .iter()
+                    .take(6)
+                    .map(|b| format!("{b:02x}"))
+                    .collect()
+            })
+            .collect()
+    });
+    let i = ASSETS
+        .iter()
+        .position(|a| a.stem == stem && a.ext == ext)
+        .expect("a known asset");
+    format!("/ui/assets/{stem}.{}.{ext}", hashes[i])
+}
+
+async fn asset(Path(file): Path<String>) -> Response {
+    for a in ASSETS {
+        if asset_url(a.stem, a.ext) == format!("/ui/assets/{file}") {
+            return (
+                [
+                    (header::CONTENT_TYPE, a.mime),
+                    (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                ],
+                a.bytes,
+            )
+                .into_response();
+        }
+    }
+    (StatusCode::NOT_FOUND, "no such asset").into_response()
+}
+
+const COLORS: [&str; 10] = [
+    "#2457c5", "#c4320a", "#18794e", "#a66b00", "#7c3aed", "#0891b2", "#be185d", "#4d7c0f",
+    "#9a3412", "#475569",
+];
+
+/// Interactive charts of `metrics` over `runs` (uuid, name, series), each drawn first as a
+/// static SVG (what a page without JavaScript shows), which the script replaces.
+fn charts_block(
+    owner: &str,
+    project: &str,
+    runs: &[(String, String, Vec<SeriesData>)],
+    metrics: &[String],
+    baseline: Option<&str>,
+) -> String {
+    if metrics.is_empty() {
+        return String::new();
+    }
+    let cfg = serde_json::json!({
+        "api": format!("/streams/v1/polyaxon/{}/{}/runs", enc(owner), enc(project)),
+        "runs": runs.iter().map(|(u, n, _)| serde_json::json!({"uuid": u, "name": n})).collect::<Vec<_>>(),
+        "metrics": metrics,
+        "baseline": baseline,
+    });
+    let mut b = format!(
+        "<link rel=stylesheet href='{}'><div data-plx-charts='{}'>\
+         <div class=plx-controls hidden>x <select name=x aria-label='x axis'><option value=step>step<option value=wall>wall time<option value=rel>relative time</select> \
+         <label><input type=checkbox name=log> log scale</label> \
+         <label>smoothing <input type=range name=smooth min=0 max=0.99 step=0.01 value=0 aria-label=smoothing> <span class=plx-smooth-value>0.00</span></label> \
+         <label><input type=checkbox name=raw> raw values</label> <span class='plx-status muted'></span></div><div class=charts>",
+        asset_url("uplot", "css"),
+        esc(&cfg.to_string())
+    );
+    for m in metrics {
+        let series: Vec<(&str, &str, &SeriesData)> = runs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, n, ss))| {
+                ss.iter()
+                    .find(|s| &s.name == m)
+                    .map(|s| (n.as_str(), COLORS[i % COLORS.len()], s))
+            })
+            .collect();
+        let _ = write!(
+            b,
+            "<div class='chart plx-plot' data-metric='{}'>{}</div>",
+            esc(m),
+            svg_overlay(m, &series)
+        );
+    }
+    let _ = write!(
+        b,
+        "</div></div><script src='{}' defer></script><script src='{}' defer></script>",
+        asset_url("uplot", "js"),
+        asset_url("charts", "js")
+    );
+    b
 }
 
 /// HTML-escapes text.
@@ -74,6 +212,8 @@ form.q{display:flex;gap:8px;margin:8px 0}form.q input[name=query]{flex:1}input{p
 .dag{overflow:auto;background:#fff;border:1px solid #e3e6eb;margin:8px 0;max-height:640px}
 .dag a.node:hover rect{stroke-width:2.5}
 .muted{color:#6b7280}.kv td:first-child{font-weight:600;width:160px}
+table.cmp tr.differs td:first-child{font-weight:600}table.cmp td.diff{background:#fff4d6}
+.plx-controls{display:flex;gap:14px;align-items:center;margin:6px 0 10px;flex-wrap:wrap}
 ";
 
 fn page(title: &str, who: Option<&str>, body: &str, refresh: bool) -> Html<String> {
@@ -90,7 +230,7 @@ fn page(title: &str, who: Option<&str>, body: &str, refresh: bool) -> Html<Strin
         ""
     };
     Html(format!(
-        "<!doctype html><html><head><meta charset=utf-8><meta name=viewport content='width=device-width'>{refresh}\
+        "<!doctype html><html><head><meta charset=utf-8><meta name=viewport content='width=device-width'><link rel=icon href='data:,'>{refresh}\
          <title>{} · polyaxon</title><style>{STYLE}</style></head><body>\
          <header><a href=/ui><b>polyaxon</b></a>{who}</header><main>{body}</main></body></html>",
         esc(title)
@@ -261,7 +401,12 @@ async fn project(
             esc(label)
         )
     };
-    b.push_str("<table><tr>");
+    let _ = write!(
+        b,
+        "<form method=get action='/ui/{}/{}/compare'><p><button>compare selected</button> <span class=muted>(or all on this page when none is)</span></p><table><tr><th><span class=muted>✓</span>",
+        enc(&owner),
+        enc(&name)
+    );
     let _ = write!(
         b,
         "<th>{}<th>{}<th>{}<th>{}",
@@ -281,7 +426,9 @@ async fn project(
         let (inputs, outputs) = (r.inputs(), r.outputs());
         let _ = write!(
             b,
-            "<tr><td><a href='/ui/{}/{}/runs/{}'>{}</a> <span class='muted mono'>{}</span><td>{}<td class=muted>{}<td class=num>{}",
+            "<tr><td><input type=checkbox name=runs value='{}' aria-label='select {}'><td><a href='/ui/{}/{}/runs/{}'>{}</a> <span class='muted mono'>{}</span><td>{}<td class=muted>{}<td class=num>{}",
+            esc(&r.uuid),
+            esc(r.name.as_deref().unwrap_or(&r.uuid)),
             enc(&owner),
             enc(&name),
             enc(&r.uuid),
@@ -307,7 +454,11 @@ async fn project(
         }
         let _ = write!(b, "<td>{}</tr>", esc(&r.tags().join(", ")));
     }
-    b.push_str("</table>");
+    // None ticked: the runs of this page.
+    for r in &runs {
+        let _ = write!(b, "<input type=hidden name=page value='{}'>", esc(&r.uuid));
+    }
+    b.push_str("</table></form>");
     let _ = write!(
         b,
         "<p class=muted>{}–{} of {count} runs",
@@ -337,21 +488,231 @@ async fn project(
     Ok(page(&name, Some(&who.user.username), &b, live))
 }
 
-/// A line chart of a series as SVG.
-fn svg_chart(s: &SeriesData) -> String {
-    let (w, h, pad) = (560.0, 170.0, 6.0);
-    let pts: Vec<(f64, f64)> = s
-        .points
+/// The most runs a comparison shows.
+const COMPARE_AT_MOST: usize = 50;
+
+/// `/ui/OWNER/PROJECT/compare?runs=UUID,UUID,…[&baseline=UUID]`: the runs' metrics overlaid,
+/// their params and outputs side by side with what differs from the baseline (the first run,
+/// or the one pinned) marked. The runs table's checkboxes send `runs=a&runs=b`: both forms.
+async fn compare(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((owner, name)): Path<(String, String)>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Result<Response, UiError> {
+    let raw = raw.unwrap_or_default();
+    let here = format!("/ui/{}/{}/compare?{raw}", enc(&owner), enc(&name));
+    let who = principal(&app, &headers, &here).await?;
+    let fail = |e: ApiError| UiError(e, here.clone());
+    let (mut wanted, mut page_runs, mut baseline) = (Vec::<String>::new(), Vec::new(), None);
+    for (k, v) in form_pairs(&raw) {
+        let list = match k.as_str() {
+            "runs" => &mut wanted,
+            "page" => &mut page_runs,
+            "baseline" => {
+                baseline = Some(v.replace('-', ""));
+                continue;
+            }
+            _ => continue,
+        };
+        for u in v.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+            let u = u.replace('-', "");
+            if !list.contains(&u) {
+                list.push(u);
+            }
+        }
+    }
+    if wanted.is_empty() {
+        wanted = page_runs;
+    }
+    if wanted.is_empty() {
+        return Err(fail(ApiError::BadRequest(
+            "no runs to compare: tick them in the runs table, or give `?runs=UUID,UUID`".into(),
+        )));
+    }
+    if wanted.len() > COMPARE_AT_MOST {
+        return Err(fail(ApiError::BadRequest(format!(
+            "{} runs: a comparison shows {COMPARE_AT_MOST} at most",
+            wanted.len()
+        ))));
+    }
+    // Without the form's page list: the URL to share names the runs chosen.
+    if raw.contains("page=") || raw.matches("runs=").count() > 1 {
+        let mut to = format!(
+            "/ui/{}/{}/compare?runs={}",
+            enc(&owner),
+            enc(&name),
+            wanted.join(",")
+        );
+        if let Some(b) = &baseline {
+            let _ = write!(to, "&baseline={}", enc(b));
+        }
+        return Ok(Redirect::to(&to).into_response());
+    }
+    let mut rows: Vec<RunRow> = Vec::new();
+    for u in &wanted {
+        let (_, r) = run_for(&app, &who, &owner, &name, u, false)
+            .await
+            .map_err(fail)?;
+        rows.push(r);
+    }
+    let base_uuid = baseline
+        .filter(|b| rows.iter().any(|r| &r.uuid == b))
+        .unwrap_or_else(|| rows[0].uuid.clone());
+    let base = rows
         .iter()
-        .enumerate()
-        .map(|(i, p): (usize, &Point)| (p.step.map_or(i as f64, |x| x as f64), p.value))
-        .filter(|(_, y)| y.is_finite())
+        .find(|r| r.uuid == base_uuid)
+        .expect("among the runs");
+    let label = |r: &RunRow| r.name.clone().unwrap_or_else(|| r.uuid[..8].to_string());
+    let list = rows
+        .iter()
+        .map(|r| r.uuid.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let href = |b: &str| {
+        format!(
+            "/ui/{}/{}/compare?runs={list}&baseline={b}",
+            enc(&owner),
+            enc(&name)
+        )
+    };
+
+    let mut b = format!(
+        "<p><a href='/ui/{}/{}'>{}/{}</a></p><h2>Comparing {} runs</h2>\
+         <p class=muted>Share this page: its address names the runs. The baseline is drawn dashed; what differs from it is marked.</p>",
+        enc(&owner),
+        enc(&name),
+        esc(&owner),
+        esc(&name),
+        rows.len()
+    );
+    b.push_str("<table class=cmp><tr><th>run<th>status<th>baseline<th>duration</tr>");
+    for (i, r) in rows.iter().enumerate() {
+        let is_base = r.uuid == base_uuid;
+        let _ = write!(
+            b,
+            "<tr><td><span style='color:{}'>■</span> <a href='/ui/{}/{}/runs/{}'>{}</a> <span class='muted mono'>{}</span><td>{}<td>{}<td class=num>{}</tr>",
+            COLORS[i % COLORS.len()],
+            enc(&owner),
+            enc(&name),
+            enc(&r.uuid),
+            esc(&label(r)),
+            esc(&r.uuid[..8.min(r.uuid.len())]),
+            status_span(&r.status),
+            if is_base {
+                "<b>baseline</b>".to_string()
+            } else {
+                format!("<a href='{}'>pin as baseline</a>", href(&r.uuid))
+            },
+            duration(r.duration)
+        );
+    }
+    b.push_str("</table>");
+    for (title, pick) in [
+        (
+            "Params",
+            RunRow::inputs as fn(&RunRow) -> serde_json::Map<String, J>,
+        ),
+        ("Outputs", RunRow::outputs),
+    ] {
+        let maps: Vec<serde_json::Map<String, J>> = rows.iter().map(pick).collect();
+        let mut keys = std::collections::BTreeSet::new();
+        for m in &maps {
+            keys.extend(m.keys().cloned());
+        }
+        if keys.is_empty() {
+            continue;
+        }
+        let base_map = pick(base);
+        let _ = write!(b, "<h3>{title}</h3><table class=cmp><tr><th>");
+        for r in &rows {
+            let _ = write!(b, "<th>{}", esc(&label(r)));
+        }
+        b.push_str("</tr>");
+        for k in &keys {
+            let same = maps.iter().all(|m| m.get(k) == maps[0].get(k));
+            let _ = write!(
+                b,
+                "<tr{}><td>{}",
+                if same { "" } else { " class=differs" },
+                esc(k)
+            );
+            for m in &maps {
+                let v = m.get(k);
+                let class = if v != base_map.get(k) {
+                    "num diff"
+                } else {
+                    "num"
+                };
+                let _ = write!(
+                    b,
+                    "<td class='{class}'>{}",
+                    esc(&v.map(value_text).unwrap_or_else(|| "—".into()))
+                );
+            }
+            b.push_str("</tr>");
+        }
+        b.push_str("</table>");
+    }
+    // Every metric any of them has, each run's series sampled for the static charts.
+    let mut runs = Vec::new();
+    let mut metrics = std::collections::BTreeSet::new();
+    for r in &rows {
+        let series = app
+            .store
+            .series(r.id, &[], Some(300))
+            .await
+            .map_err(|e| UiError(e.into(), here.clone()))?;
+        metrics.extend(series.iter().map(|s| s.name.clone()));
+        runs.push((r.uuid.clone(), label(r), series));
+    }
+    if !metrics.is_empty() {
+        b.push_str("<h3>Metrics</h3>");
+        let metrics: Vec<String> = metrics.into_iter().collect();
+        b.push_str(&charts_block(
+            &owner,
+            &name,
+            &runs,
+            &metrics,
+            Some(&base_uuid),
+        ));
+    }
+    let live = rows.iter().any(|r| !r.status().is_done());
+    Ok(page("compare", Some(&who.user.username), &b, live).into_response())
+}
+
+/// The `key=value` pairs of a query string, decoded (`+` is a space).
+fn form_pairs(raw: &str) -> Vec<(String, String)> {
+    let dec = |s: &str| crate::artifacts::decode_path(&s.replace('+', " "));
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (dec(k), dec(v)),
+            None => (dec(p), String::new()),
+        })
+        .collect()
+}
+
+/// A static line chart of one metric over runs, as SVG: each series a polyline of its colour
+/// on shared axes, with a legend (what a page shows without JavaScript).
+fn svg_overlay(name: &str, series: &[(&str, &str, &SeriesData)]) -> String {
+    let (w, h, pad) = (560.0, 170.0, 6.0);
+    let pts: Vec<Vec<(f64, f64)>> = series
+        .iter()
+        .map(|(_, _, s)| {
+            s.points
+                .iter()
+                .enumerate()
+                .map(|(i, p): (usize, &Point)| (p.step.map_or(i as f64, |x| x as f64), p.value))
+                .filter(|(_, y)| y.is_finite())
+                .collect()
+        })
         .collect();
-    if pts.is_empty() {
+    if pts.iter().all(Vec::is_empty) {
         return String::new();
     }
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y) in &pts {
+    for &(x, y) in pts.iter().flatten() {
         x0 = x0.min(x);
         x1 = x1.max(x);
         y0 = y0.min(y);
@@ -363,30 +724,44 @@ fn svg_chart(s: &SeriesData) -> String {
     if y1 == y0 {
         y1 = y0 + 1.0;
     }
-    let mut poly = String::new();
-    for (x, y) in &pts {
-        let px = pad + (x - x0) / (x1 - x0) * (w - 2.0 * pad);
-        let py = pad + (y1 - y) / (y1 - y0) * (h - 2.0 * pad);
-        let _ = write!(poly, "{px:.1},{py:.1} ");
+    let mut lines = String::new();
+    for (p, (_, color, _)) in pts.iter().zip(series) {
+        let mut poly = String::new();
+        for (x, y) in p {
+            let px = pad + (x - x0) / (x1 - x0) * (w - 2.0 * pad);
+            let py = pad + (y1 - y) / (y1 - y0) * (h - 2.0 * pad);
+            let _ = write!(poly, "{px:.1},{py:.1} ");
+        }
+        let _ = write!(
+            lines,
+            "<polyline fill=none stroke='{color}' stroke-width=1.5 points='{poly}' />"
+        );
     }
-    let stats = s.stats.map(|st| {
-        format!(
-            "last {} · min {} · max {}",
-            value_text(&J::from(st.last.value)),
-            value_text(&J::from(st.min.value)),
-            value_text(&J::from(st.max.value))
-        )
-    });
+    let legend = if series.len() == 1 {
+        let s = series[0].2;
+        let stats = s.stats.map(|st| {
+            format!(
+                "last {} · min {} · max {}",
+                value_text(&J::from(st.last.value)),
+                value_text(&J::from(st.min.value)),
+                value_text(&J::from(st.max.value))
+            )
+        });
+        format!("{} · {} points", esc(&stats.unwrap_or_default()), s.total)
+    } else {
+        series
+            .iter()
+            .map(|(label, color, _)| format!("<span style='color:{color}'>■</span> {}", esc(label)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     format!(
-        "<div class=chart><b>{}</b> <span class=muted>{} · {} points</span>\
+        "<b>{}</b> <span class=muted>{legend}</span>\
          <svg width={w} height={h} viewBox='0 0 {w} {h}' role=img aria-label='{}'>\
-         <rect x=0 y=0 width={w} height={h} fill=#fbfcfd stroke=#e3e6eb />\
-         <polyline fill=none stroke=#2457c5 stroke-width=1.5 points='{poly}' /></svg>\
-         <div class=muted style='display:flex;justify-content:space-between'><span>step {}</span><span>{} … {}</span><span>step {}</span></div></div>",
-        esc(&s.name),
-        esc(&stats.unwrap_or_default()),
-        s.total,
-        esc(&s.name),
+         <rect x=0 y=0 width={w} height={h} fill=#fbfcfd stroke=#e3e6eb />{lines}</svg>\
+         <div class=muted style='display:flex;justify-content:space-between'><span>step {}</span><span>{} … {}</span><span>step {}</span></div>",
+        esc(name),
+        esc(name),
         x0,
         value_text(&J::from(y0)),
         value_text(&J::from(y1)),
@@ -675,11 +1050,16 @@ async fn run(
         b.push_str(&dag_section(&base, dag, &ops));
     }
     if !series.is_empty() {
-        b.push_str("<h3>Metrics</h3><div class=charts>");
-        for s in &series {
-            b.push_str(&svg_chart(s));
-        }
-        b.push_str("</div>");
+        b.push_str("<h3>Metrics</h3>");
+        let metrics: Vec<String> = series.iter().map(|s| s.name.clone()).collect();
+        let label = r.name.clone().unwrap_or_else(|| r.uuid[..8].to_string());
+        b.push_str(&charts_block(
+            &owner,
+            &name,
+            &[(r.uuid.clone(), label, series)],
+            &metrics,
+            None,
+        ));
     }
     b.push_str("<h3>Statuses</h3><table><tr><th>status<th>reason<th>message<th>at</tr>");
     for s in &statuses {
@@ -886,6 +1266,21 @@ async fn logout(State(app): State<App>, headers: HeaderMap) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_pairs_are_decoded_whatever_the_form() {
+        assert_eq!(
+            form_pairs("runs=a%2Cb&runs=c&baseline=x+y&flag&=v"),
+            [
+                ("runs".to_string(), "a,b".to_string()),
+                ("runs".into(), "c".into()),
+                ("baseline".into(), "x y".into()),
+                ("flag".into(), String::new()),
+                (String::new(), "v".into()),
+            ]
+        );
+        assert!(asset_url("charts", "js").starts_with("/ui/assets/charts."));
+    }
 
     #[test]
     fn text_is_escaped_and_redirects_stay_home() {

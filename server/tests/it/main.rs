@@ -6,6 +6,7 @@ mod common;
 mod artifacts;
 mod auth;
 mod authz;
+mod browser;
 mod limits;
 mod load;
 mod notify;

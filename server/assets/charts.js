@@ -1,0 +1,151 @@
+// The dashboard's interactive charts, over uPlot (vendored beside this file). The page works
+// without this script (its tables and static SVG charts); with it, each `.plx-plot` becomes a
+// chart of one metric overlaid across runs: values on hover, drag to zoom (double-click to
+// reset), log scale, x by step, wall time or relative time, EMA smoothing, and raw values on
+// demand. Series are downsampled by the server to about the chart's width (`sample=N`).
+//
+// `window.plxCharts` holds the charts by metric (their `data` is what is drawn), so tests read
+// the drawn series back.
+(() => {
+  "use strict";
+  const root = document.querySelector("[data-plx-charts]");
+  if (!root || !window.uPlot) return;
+  const cfg = JSON.parse(root.dataset.plxCharts);
+  const COLORS = ["#2457c5", "#c4320a", "#18794e", "#a66b00", "#7c3aed",
+    "#0891b2", "#be185d", "#4d7c0f", "#9a3412", "#475569"];
+  const state = { x: "step", log: false, smooth: 0, raw: false };
+  const charts = {};
+  window.plxCharts = charts;
+  window.plxChartsReady = false;
+  let loaded = null; // uuid -> metric -> {step, timestamp, metric}
+
+  const $ = (sel) => root.querySelector(sel);
+  const plots = () => Array.from(root.querySelectorAll(".plx-plot"));
+
+  // TensorBoard's smoothing: an exponential moving average, debiased at the start; gaps stay.
+  function ema(ys, w) {
+    if (!(w > 0)) return ys;
+    let last = 0, n = 0;
+    return ys.map((y) => {
+      if (y == null || !Number.isFinite(y)) return y;
+      last = last * w + (1 - w) * y;
+      n += 1;
+      return last / (1 - Math.pow(w, n));
+    });
+  }
+
+  function xsOf(d) {
+    if (state.x === "step") return d.step.map((s, i) => (s == null ? i : s));
+    const ts = d.timestamp.map((t) => Date.parse(t) / 1000);
+    if (state.x === "wall") return ts;
+    const t0 = ts.length ? ts[0] : 0;
+    return ts.map((t) => t - t0);
+  }
+
+  // One run's points as [xs, ys], sorted by x (uPlot.join needs ascending x), one value per x.
+  function table(d) {
+    const xs = xsOf(d);
+    const pairs = xs.map((x, i) => [x, d.metric[i]]).filter((p) => Number.isFinite(p[0]));
+    pairs.sort((a, b) => a[0] - b[0]);
+    const out = [[], []];
+    for (const [x, y] of pairs) {
+      if (out[0].length && out[0][out[0].length - 1] === x) {
+        out[1][out[1].length - 1] = y;
+      } else {
+        out[0].push(x);
+        out[1].push(y);
+      }
+    }
+    return out;
+  }
+
+  function width(el) {
+    return Math.max(320, Math.floor(el.getBoundingClientRect().width || 560));
+  }
+
+  async function load() {
+    const status = $(".plx-status");
+    const sample = Math.min(4000, Math.max(200, 2 * Math.max(...plots().map(width))));
+    const q = new URLSearchParams({
+      names: cfg.metrics.join(","),
+      runs: cfg.runs.map((r) => r.uuid).join(","),
+    });
+    if (!state.raw) q.set("sample", String(sample));
+    if (status) status.textContent = "loading…";
+    const resp = await fetch(`${cfg.api}/multi/events/metric?${q}`, { credentials: "same-origin" });
+    if (!resp.ok) {
+      if (status) status.textContent = `the series could not be read (${resp.status})`;
+      return;
+    }
+    const body = await resp.json();
+    loaded = {};
+    for (const [uuid, series] of Object.entries(body.data || {})) {
+      loaded[uuid] = {};
+      for (const s of series) loaded[uuid][s.name] = s.data;
+    }
+    if (status) status.textContent = state.raw ? "raw values" : `about ${sample} points per series`;
+    draw();
+  }
+
+  function draw() {
+    if (!loaded) return;
+    for (const el of plots()) {
+      const metric = el.dataset.metric;
+      const runs = cfg.runs.filter((r) => loaded[r.uuid] && loaded[r.uuid][metric]);
+      if (!runs.length) continue;
+      const joined = uPlot.join(runs.map((r) => table(loaded[r.uuid][metric])));
+      const data = [joined[0]];
+      for (let i = 1; i < joined.length; i++) {
+        let ys = ema(Array.from(joined[i]), state.smooth);
+        if (state.log) ys = ys.map((y) => (y != null && y > 0 ? y : null));
+        data.push(ys);
+      }
+      const xLabel = { step: "step", wall: "time", rel: "seconds" }[state.x];
+      const opts = {
+        title: metric,
+        width: width(el),
+        height: 260,
+        scales: {
+          x: { time: state.x === "wall" },
+          y: state.log ? { distr: 3 } : {},
+        },
+        axes: [{ label: xLabel }, {}],
+        cursor: { drag: { x: true, y: false } },
+        series: [{ label: xLabel }].concat(runs.map((r) => {
+          const i = cfg.runs.indexOf(r);
+          return {
+            label: r.name,
+            stroke: COLORS[i % COLORS.length],
+            width: r.uuid === cfg.baseline ? 2.5 : 1.5,
+            dash: r.uuid === cfg.baseline ? [6, 3] : undefined,
+            spanGaps: true,
+            points: { show: false },
+          };
+        })),
+      };
+      if (charts[metric]) charts[metric].destroy();
+      el.textContent = "";
+      charts[metric] = new uPlot(opts, data, el);
+      charts[metric].plxRuns = runs.map((r) => r.uuid);
+    }
+    window.plxChartsReady = true;
+    window.dispatchEvent(new Event("plx-charts-drawn"));
+  }
+
+  // The controls, rendered by the server, act from here.
+  const on = (sel, ev, f) => { const el = $(sel); if (el) el.addEventListener(ev, f); };
+  on("select[name=x]", "change", (e) => { state.x = e.target.value; draw(); });
+  on("input[name=log]", "change", (e) => { state.log = e.target.checked; draw(); });
+  on("input[name=smooth]", "input", (e) => {
+    state.smooth = Math.min(0.999, Math.max(0, Number(e.target.value) || 0));
+    const out = $(".plx-smooth-value");
+    if (out) out.textContent = state.smooth.toFixed(2);
+    draw();
+  });
+  on("input[name=raw]", "change", (e) => { state.raw = e.target.checked; load(); });
+  let resize = null;
+  window.addEventListener("resize", () => { clearTimeout(resize); resize = setTimeout(draw, 150); });
+  const controls = $(".plx-controls");
+  if (controls) controls.hidden = false;
+  load();
+})();

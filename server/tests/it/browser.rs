@@ -1,0 +1,228 @@
+//! The dashboard in a real browser: headless Chromium (Debian's, with its driver) driven by
+//! `browser.py` through Selenium from the test virtualenv. Sign-in, the runs table's
+//! checkboxes, a comparison of three runs whose drawn series are read back from the charts'
+//! data (not pixels), smoothing changing the drawn values, the x axis by relative time, and a
+//! run's own page. Screenshots of each page are kept in `$CARGO_TARGET_TMPDIR/screenshots/`.
+
+use reqwest::StatusCode;
+use serde_json::{Value as J, json};
+
+use crate::common::{ADMIN_PASSWORD, TestServer};
+
+/// The test virtualenv's Python with Selenium, and the system's Chromium and driver.
+fn browser() -> Option<std::ffi::OsString> {
+    let py = std::env::var_os("POLYAXON_TEST_PYTHON");
+    let chromium = std::path::Path::new(
+        &std::env::var_os("POLYAXON_TEST_CHROMIUM").unwrap_or("/usr/bin/chromium".into()),
+    )
+    .exists();
+    let has_selenium = py.as_ref().is_some_and(|p| {
+        std::process::Command::new(p)
+            .args(["-c", "import selenium"])
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    match (py, chromium && has_selenium) {
+        (Some(py), true) => Some(py),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "Chromium, chromedriver and Selenium must be installed in CI (scripts/test installs them)"
+            );
+            eprintln!(
+                "skipped: Chromium, chromedriver or Selenium is missing (scripts/test installs them)"
+            );
+            None
+        }
+    }
+}
+
+/// A run's loss and accuracy curves: `n` points, shaped by `k`.
+fn curves(k: f64, n: usize) -> (Vec<f64>, Vec<f64>) {
+    let loss = (0..n)
+        .map(|i| k / (1.0 + i as f64) + 0.01 * ((i * 7) % 5) as f64)
+        .collect();
+    let acc = (0..n).map(|i| 1.0 - k / (2.0 + i as f64)).collect();
+    (loss, acc)
+}
+
+/// TensorBoard's smoothing, as the page computes it.
+fn ema(ys: &[f64], w: f64) -> Vec<f64> {
+    let (mut last, mut n) = (0.0, 0);
+    ys.iter()
+        .map(|y| {
+            last = last * w + (1.0 - w) * y;
+            n += 1;
+            last / (1.0 - w.powi(n))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comparing_runs_in_chromium() {
+    let Some(py) = browser() else { return };
+    let s = TestServer::sqlite().await;
+    let p = s.project("vision").await;
+    let n = 40;
+    let mut runs = Vec::new();
+    for (i, (name, lr, k)) in [
+        ("baseline", 0.1, 1.0),
+        ("wider", 0.1, 0.8),
+        ("faster", 0.3, 1.3),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let uuid = s.run(&p, json!({"name": name})).await;
+        let (st, b) = s
+            .patch(
+                &format!("/api/v1/root/{p}/runs/{uuid}"),
+                json!({"inputs": {"lr": lr, "layers": 4}}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+        let (loss, acc) = curves(k, n);
+        let steps: Vec<i64> = (0..n as i64).collect();
+        // One point a second, each run starting at its own time.
+        let ts: Vec<J> = (0..n)
+            .map(|j| json!(1_796_000_000.0 + (i * 1000 + j) as f64))
+            .collect();
+        let (st, b) = s
+            .post(
+                &format!("/streams/v1/polyaxon/root/{p}/runs/{uuid}/metrics"),
+                json!({"id": format!("seed-{uuid}"), "metrics": [
+                    {"name": "loss", "step": steps, "timestamp": ts, "value": loss},
+                    {"name": "acc", "step": steps, "timestamp": ts, "value": acc},
+                ]}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+        runs.push((uuid, name, loss));
+    }
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    let uuids: Vec<&str> = runs.iter().map(|r| r.0.as_str()).collect();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/browser.py");
+    let out = tokio::process::Command::new(py)
+        .arg(&script)
+        .args([&s.base, "root", ADMIN_PASSWORD, &p, &uuids.join(",")])
+        .arg(&shots)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: J = serde_json::from_str(text.trim()).unwrap();
+
+    // Signed in, and back to the runs table; the comparison's address names the three runs.
+    assert!(
+        seen["signed_in_at"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/ui/root/{p}"))
+    );
+    let url = seen["compare_url"].as_str().unwrap();
+    let named = url.split("runs=").nth(1).unwrap_or_default();
+    let mut named: Vec<&str> = named.split(['&', ',']).take(3).collect();
+    named.sort_unstable();
+    let mut want = uuids.clone();
+    want.sort_unstable();
+    assert_eq!(named, want, "{url}");
+    // The params that differ are marked (lr), the one they share is not (layers); the
+    // outputs (each metric's last value) differ too.
+    assert_eq!(seen["differs"], json!(["lr", "acc", "loss"]), "{seen}");
+
+    // Every run's loss, drawn as it was logged: x the steps, one series per run.
+    let loss = &seen["drawn"]["loss"];
+    let steps: Vec<f64> = (0..n).map(|i| i as f64).collect();
+    let xs: Vec<f64> = serde_json::from_value(loss["data"][0].clone()).unwrap();
+    assert_eq!(xs, steps);
+    for (uuid, name, values) in &runs {
+        let i = loss["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|u| u == uuid.as_str())
+            .unwrap_or_else(|| panic!("{name} not drawn: {loss}"));
+        assert_eq!(loss["series"][i + 1], *name);
+        let drawn: Vec<f64> = serde_json::from_value(loss["data"][i + 1].clone()).unwrap();
+        for (a, b) in drawn.iter().zip(values) {
+            assert!((a - b).abs() < 1e-9, "{name}: drawn {a}, logged {b}");
+        }
+        assert!(
+            seen["legend"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|l| l == *name),
+            "{seen}"
+        );
+    }
+    assert!(seen["drawn"]["acc"].is_object(), "every shared metric");
+
+    // Smoothing: the drawn values are the moving average of the logged ones.
+    let smooth = &seen["smoothed"]["loss"];
+    let i = smooth["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|u| u == runs[2].0.as_str())
+        .unwrap();
+    let drawn: Vec<f64> = serde_json::from_value(smooth["data"][i + 1].clone()).unwrap();
+    let want = ema(&runs[2].2, 0.6);
+    assert!(
+        (drawn[5] - runs[2].2[5]).abs() > 1e-3,
+        "smoothing changes the drawn values"
+    );
+    for (a, b) in drawn.iter().zip(&want) {
+        assert!((a - b).abs() < 1e-9, "smoothed: drawn {a}, want {b}");
+    }
+    // Relative time: seconds since each run's first point.
+    let rel = &seen["relative"]["loss"]["data"][0];
+    assert_eq!(rel[0], 0.0);
+    assert_eq!(rel[n - 1], (n - 1) as f64);
+
+    // A run's page charts its own series.
+    assert_eq!(seen["run_page"]["loss"]["runs"], json!([runs[0].0]));
+    assert_eq!(seen["console"], json!([]), "no errors in the page");
+    for f in [
+        "runs-table.png",
+        "compare.png",
+        "compare-smoothed.png",
+        "run.png",
+    ] {
+        assert!(shots.join(f).is_file(), "{f}");
+    }
+}
+
+/// The assets pages load: named by their content's hash, cached for good, the chart library's
+/// licence served beside it, anything else not found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assets_are_hashed_and_cached() {
+    let s = TestServer::sqlite().await;
+    for (stem, ext, ctype) in [
+        ("uplot", "js", "text/javascript"),
+        ("uplot", "css", "text/css"),
+        ("charts", "js", "text/javascript"),
+        ("uplot-license", "txt", "text/plain"),
+    ] {
+        let url = polyaxon_server::ui::asset_url(stem, ext);
+        let resp = reqwest::get(format!("{}{url}", s.base)).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{url}");
+        let h = resp.headers().clone();
+        assert!(h["content-type"].to_str().unwrap().starts_with(ctype));
+        assert!(h["cache-control"].to_str().unwrap().contains("immutable"));
+        let body = resp.text().await.unwrap();
+        assert!(!body.is_empty());
+        if stem == "uplot-license" {
+            assert!(body.contains("MIT License"), "{body}");
+        }
+    }
+    let stale = reqwest::get(format!("{}/ui/assets/uplot.000000000000.js", s.base))
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), StatusCode::NOT_FOUND);
+}
