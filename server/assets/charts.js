@@ -71,7 +71,7 @@
       runs: cfg.runs.map((r) => r.uuid).join(","),
     });
     if (!state.raw) q.set("sample", String(sample));
-    if (status) status.textContent = "loading…";
+    if (status && !loaded) status.textContent = "loading…";
     const resp = await fetch(`${cfg.api}/multi/events/metric?${q}`, { credentials: "same-origin" });
     if (!resp.ok) {
       if (status) status.textContent = `the series could not be read (${resp.status})`;
@@ -83,7 +83,7 @@
       loaded[uuid] = {};
       for (const s of series) loaded[uuid][s.name] = s.data;
     }
-    if (status) status.textContent = state.raw ? "raw values" : `about ${sample} points per series`;
+    if (status) status.textContent = state.raw ? "raw values" : `at most about ${sample} points per series (downsampled by the server)`;
     draw();
   }
 
@@ -123,10 +123,18 @@
           };
         })),
       };
-      if (charts[metric]) charts[metric].destroy();
+      const key = JSON.stringify([runs.map((r) => r.uuid), state.x, state.log, el.clientWidth]);
+      const had = charts[metric];
+      if (had && had.plxKey === key) {
+        // New points of the same chart (a live run): drawn in place.
+        had.setData(data);
+        continue;
+      }
+      if (had) had.destroy();
       el.textContent = "";
       charts[metric] = new uPlot(opts, data, el);
       charts[metric].plxRuns = runs.map((r) => r.uuid);
+      charts[metric].plxKey = key;
     }
     window.plxChartsReady = true;
     window.dispatchEvent(new Event("plx-charts-drawn"));
@@ -147,5 +155,7 @@
   window.addEventListener("resize", () => { clearTimeout(resize); resize = setTimeout(draw, 150); });
   const controls = $(".plx-controls");
   if (controls) controls.hidden = false;
+  // A live page's script asks for the new points.
+  window.plxChartsReload = load;
   load();
 })();

@@ -112,9 +112,51 @@ pub fn cookie_token(headers: &http::HeaderMap) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// Who is calling, from the `Authorization` header, else (when `allow_cookie`: reads only, so
-/// that no other site can make a browser change anything) the dashboard's cookie, else the
-/// open-mode user.
+/// The header the dashboard's scripts send with a change, the token of their page.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The CSRF token of a dashboard session: derived from its cookie (which no other site can
+/// read), so it needs no storage and ends with the session.
+pub fn csrf_token(session: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(format!("polyaxon-dashboard-csrf\0{session}"))
+        .iter()
+        .take(20)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether a change may be authenticated by the dashboard's cookie: it carries the session's
+/// CSRF token in its header (a cross-site form cannot set one, and a cross-site script may not
+/// without CORS, which this server never allows), and when the browser says where it comes from
+/// (`Origin`), that is this server. The cookie itself is `SameSite=Strict` too.
+fn csrf_ok(headers: &http::HeaderMap) -> bool {
+    let Some(session) = cookie_token(headers) else {
+        return false;
+    };
+    let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+    if sent != Some(csrf_token(&session).as_str()) {
+        return false;
+    }
+    match headers
+        .get(http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    {
+        None => true,
+        Some(origin) => {
+            let host = headers
+                .get(http::header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
+            !host.is_empty() && origin_host == host
+        }
+    }
+}
+
+/// Who is calling, from the `Authorization` header, else (when `allow_cookie`: reads, and
+/// changes that carry the page's CSRF token, so that no other site can make a browser change
+/// anything) the dashboard's cookie, else the open-mode user.
 pub async fn resolve(
     app: &App,
     headers: &http::HeaderMap,
@@ -162,7 +204,7 @@ impl FromRequestParts<App> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
         let reading = parts.method == http::Method::GET || parts.method == http::Method::HEAD;
-        resolve(app, &parts.headers, reading).await
+        resolve(app, &parts.headers, reading || csrf_ok(&parts.headers)).await
     }
 }
 

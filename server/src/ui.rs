@@ -1,8 +1,9 @@
 //! The dashboard: server-rendered pages to browse projects, compare runs and look into one
 //! (statuses, params, metric charts, logs, files). Every page reads without JavaScript (tables,
-//! static SVG charts); a vendored chart library and our script over it make the charts
-//! interactive. Read-only. With tokens it
-//! signs in through a form that sets an HttpOnly cookie, which only GET requests honour.
+//! static SVG charts); a vendored chart library and our scripts make the charts interactive,
+//! follow a running run live, and act on a run from its page through the API. With tokens it
+//! signs in through a form that sets an HttpOnly, SameSite=Strict cookie, which reads honour,
+//! and changes only with the page's CSRF token in their header.
 
 use std::fmt::Write as _;
 
@@ -66,7 +67,64 @@ const ASSETS: &[Asset] = &[
         mime: "text/javascript; charset=utf-8",
         bytes: include_bytes!("../assets/charts.js"),
     },
+    Asset {
+        stem: "live",
+        ext: "js",
+        mime: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../assets/live.js"),
+    },
+    Asset {
+        stem: "actions",
+        ext: "js",
+        mime: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../assets/actions.js"),
+    },
 ];
+
+/// A run's actions, for its page's script (hidden without it: the page stays read-only).
+fn actions_bar(owner: &str, project: &str, r: &RunRow, csrf: &str) -> String {
+    let done = r.status().is_done();
+    let label = r.name.as_deref().unwrap_or(&r.uuid);
+    let mut b = format!(
+        "<div class=plx-actions hidden data-csrf='{}' data-uuid='{}' data-api='/api/v1/{}/{}/runs/{}' data-project='/ui/{}/{}'>",
+        esc(csrf),
+        esc(&r.uuid),
+        enc(owner),
+        enc(project),
+        enc(&r.uuid),
+        enc(owner),
+        enc(project)
+    );
+    if !done {
+        let _ = write!(
+            b,
+            "<button data-action=stop data-confirm='{}'>stop</button>",
+            esc(&format!("Stop run {label}?"))
+        );
+    }
+    if r.status == "created" {
+        b.push_str("<button data-action=approve>approve</button>");
+    }
+    if done {
+        b.push_str("<button data-action=restart>restart</button><button data-action=resume>resume</button>");
+    }
+    let _ = write!(
+        b,
+        "<button data-action=delete data-confirm='{}'>delete</button>\
+         <details><summary>edit</summary><form class=plx-edit>\
+         <label>name <input name=name value='{}'></label> <label>description <input name=description value='{}'></label> \
+         <label>tags <input name=tags value='{}'></label> <button>save</button></form></details>\
+         <span class=plx-action-status role=status></span></div><script src='{}' defer></script>",
+        esc(&format!(
+            "Delete run {label} and its files? This cannot be undone."
+        )),
+        esc(r.name.as_deref().unwrap_or("")),
+        esc(r.description.as_deref().unwrap_or("")),
+        esc(&r.tags().join(", ")),
+        asset_url("actions", "js")
+    );
+    b
+}
 
 /// An asset's URL: its name with a hash of its content, so that it is cached for good and a
 /// new build's is fetched anew.
@@ -214,6 +272,7 @@ form.q{display:flex;gap:8px;margin:8px 0}form.q input[name=query]{flex:1}input{p
 .muted{color:#6b7280}.kv td:first-child{font-weight:600;width:160px}
 table.cmp tr.differs td:first-child{font-weight:600}table.cmp td.diff{background:#fff4d6}
 .plx-controls{display:flex;gap:14px;align-items:center;margin:6px 0 10px;flex-wrap:wrap}
+.plx-actions{display:flex;gap:8px;align-items:center;margin:0 0 12px;flex-wrap:wrap}.plx-actions details{display:inline-block}
 ";
 
 fn page(title: &str, who: Option<&str>, body: &str, refresh: bool) -> Html<String> {
@@ -224,8 +283,9 @@ fn page(title: &str, who: Option<&str>, body: &str, refresh: bool) -> Html<Strin
         ),
         None => String::new(),
     };
+    // Without JavaScript a live page refreshes itself; with it, its script follows the run.
     let refresh = if refresh {
-        "<meta http-equiv=refresh content=5>"
+        "<noscript><meta http-equiv=refresh content=5></noscript>"
     } else {
         ""
     };
@@ -979,10 +1039,11 @@ async fn run(
         tracing::warn!(run = %r.uuid, "the run's logs are not read from the store: {e:?}");
     }
     let dir = app.run_dir(&r.uuid);
-    let (logs, tree) = tokio::task::spawn_blocking(move || {
+    let (logs, tree, last_log_file) = tokio::task::spawn_blocking(move || {
         (
             crate::files::tail_logs(&dir, 200),
             crate::files::tree(&dir, "").ok(),
+            crate::files::log_files(&dir.join("plxlogs")).pop(),
         )
     })
     .await
@@ -990,12 +1051,17 @@ async fn run(
 
     let base = format!("/ui/{}/{}", enc(&owner), enc(&name));
     let mut b = format!(
-        "<p><a href='{base}'>{}/{}</a></p><h2>{} {}</h2>",
+        "<p><a href='{base}'>{}/{}</a></p><h2>{} <span class='plx-run-status s-{}'>{}</span></h2>",
         esc(&owner),
         esc(&name),
         esc(r.name.as_deref().unwrap_or("(unnamed)")),
-        status_span(&r.status)
+        esc(&r.status),
+        esc(&r.status)
     );
+    let csrf = crate::auth::cookie_token(&headers)
+        .map(|t| crate::auth::csrf_token(&t))
+        .unwrap_or_default();
+    b.push_str(&actions_bar(&owner, &name, &r, &csrf));
     let when = |t: Option<i64>| {
         t.map(|t| time(t)[..19].replace('T', " "))
             .unwrap_or_default()
@@ -1073,12 +1139,13 @@ async fn run(
         );
     }
     b.push_str("</table><h3>Logs</h3>");
-    if logs.is_empty() {
+    let running = !r.status().is_done();
+    if logs.is_empty() && !running {
         b.push_str("<p class=muted>No logs.</p>");
     } else {
         let _ = write!(
             b,
-            "<p class=muted>The last {} lines; all of them: <code>polyaxon ops logs -p {}/{} --uid {}</code></p><pre>",
+            "<p class=muted>The last {} lines; all of them: <code>polyaxon ops logs -p {}/{} --uid {}</code></p><pre class=plx-logs>",
             logs.len(),
             esc(&owner),
             esc(&name),
@@ -1097,6 +1164,21 @@ async fn run(
             );
         }
         b.push_str("</pre>");
+    }
+    if running {
+        let cfg = serde_json::json!({
+            "run": format!("/api/v1/{}/{}/runs/{}", enc(&owner), enc(&name), enc(&r.uuid)),
+            "logs": format!("/streams/v1/polyaxon/{}/{}/runs/{}/logs", enc(&owner), enc(&name), enc(&r.uuid)),
+            "last_file": last_log_file,
+            "last_time": logs.last().and_then(|l| l.timestamp.clone()),
+            "status": r.status,
+        });
+        let _ = write!(
+            b,
+            "<div hidden data-plx-live='{}'></div><script src='{}' defer></script>",
+            esc(&cfg.to_string()),
+            asset_url("live", "js")
+        );
     }
     if let Some(t) = tree.filter(|t| !t.files.is_empty() || !t.dirs.is_empty()) {
         let stream = format!(

@@ -1,23 +1,37 @@
 """Drives the dashboard in headless Chromium (the system's browser and driver, through
-Selenium) as a user would: signs in, ticks runs in the runs table, opens their comparison,
-reads back what the charts draw, moves the smoothing slider, and saves a screenshot of each
-page. Prints what it saw as JSON for the Rust test to check.
+Selenium) as a user would, and prints what it saw as JSON for the Rust test to check; a
+screenshot of each page goes to SCREENSHOT_DIR.
 
-    browser.py BASE USER PASSWORD PROJECT UUID,UUID,... SCREENSHOT_DIR
+    browser.py compare BASE USER PASSWORD PROJECT UUID,UUID,... SCREENSHOT_DIR
+        signs in, ticks runs in the runs table, opens their comparison, reads back what the
+        charts draw, moves the smoothing slider, changes the x axis, opens a run's page.
+    browser.py live BASE USER PASSWORD PROJECT RUNNING_UUID OTHER_UUID SCREENSHOT_DIR TOKEN
+        signs in, watches a running run's page while lines and points are added through the
+        API, edits its name, stops it from the page, then has a page of another origin post a
+        stop of the other run to the API, as a forged cross-site form would.
 """
 
+import http.server
 import json
 import os
 import sys
+import threading
+import time
+import urllib.request
 
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-base, user, password, project, runs, shots = sys.argv[1:7]
-runs = runs.split(",")
+scenario = sys.argv[1]
+if scenario == "compare":
+    base, user, password, project, runs, shots = sys.argv[2:8]
+    runs = runs.split(",")
+else:
+    base, user, password, project, running, other, shots, token = sys.argv[2:10]
 os.makedirs(shots, exist_ok=True)
 
 opts = Options()
@@ -30,7 +44,8 @@ driver = webdriver.Chrome(
     options=opts,
 )
 driver.set_page_load_timeout(30)
-wait = WebDriverWait(driver, 20)
+# Pages reload under some checks (after an edit): an element gone meanwhile is looked up again.
+wait = WebDriverWait(driver, 20, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException))
 out = {}
 
 READ = """
@@ -42,8 +57,8 @@ for (const [m, u] of Object.entries(window.plxCharts || {})) {
 return o;
 """
 
-try:
-    # Signing in: the login page, then back to where the user was going.
+def sign_in():
+    """The login page, then back to where the user was going."""
     driver.get(f"{base}/ui/{user}/{project}")
     wait.until(lambda d: "/ui/login" in d.current_url)
     driver.find_element(By.NAME, "username").send_keys(user)
@@ -51,6 +66,91 @@ try:
     driver.find_element(By.CSS_SELECTOR, "form button, form input[type=submit]").click()
     wait.until(lambda d: d.current_url.rstrip("/").endswith(f"/ui/{user}/{project}"))
     out["signed_in_at"] = driver.current_url
+
+
+def api(method, path, body):
+    req = urllib.request.Request(
+        f"{base}{path}", method=method, data=json.dumps(body).encode(),
+        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.status
+
+
+def live():
+    sign_in()
+    page = f"{base}/ui/{user}/{project}/runs/{running}"
+    driver.get(page)
+    wait.until(lambda d: d.execute_script("return window.plxChartsReady === true && !!window.plxLive"))
+    before = driver.execute_script("return window.plxCharts.loss.data[0].length")
+    # Written while the page is open: a log line and three points.
+    t0 = time.time()
+    api("POST", f"/streams/v1/polyaxon/{user}/{project}/runs/{running}/logs",
+        {"logs": [{"value": "epoch 2 done"}]})
+    api("POST", f"/streams/v1/polyaxon/{user}/{project}/runs/{running}/metrics",
+        {"metrics": [{"name": "loss", "step": [10, 11, 12], "value": [0.3, 0.2, 0.1]}]})
+    WebDriverWait(driver, 10, poll_frequency=0.05).until(
+        lambda d: "epoch 2 done" in d.find_element(By.CSS_SELECTOR, "pre.plx-logs").text
+        and d.execute_script("return window.plxCharts.loss.data[0].length") >= before + 3)
+    out["live_after_s"] = time.time() - t0
+    out["live_points"] = driver.execute_script("return Array.from(window.plxCharts.loss.data[1])")
+    out["reloads"] = driver.execute_script("return performance.getEntriesByType('navigation').length")
+    driver.save_screenshot(os.path.join(shots, "live.png"))
+
+    # Editing its name from the page.
+    driver.find_element(By.CSS_SELECTOR, ".plx-actions summary").click()
+    field = driver.find_element(By.CSS_SELECTOR, "form.plx-edit input[name=name]")
+    field.clear()
+    field.send_keys("renamed-from-the-page")
+    driver.find_element(By.CSS_SELECTOR, "form.plx-edit button").click()
+    def renamed(d):
+        said = d.find_element(By.CSS_SELECTOR, ".plx-action-status").text
+        if said.startswith("saving:"):
+            raise SystemExit(f"the edit failed: {said}")
+        return "renamed-from-the-page" in d.find_element(By.TAG_NAME, "h2").text
+    wait.until(renamed)
+
+    # Stopping it: confirmed first, then its status follows.
+    driver.find_element(By.CSS_SELECTOR, "button[data-action=stop]").click()
+    alert = wait.until(lambda d: d.switch_to.alert)
+    out["confirm"] = alert.text
+    alert.accept()
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".plx-run-status").text in ("stopping", "stopped"))
+    out["stopped_status"] = driver.find_element(By.CSS_SELECTOR, ".plx-run-status").text
+    driver.save_screenshot(os.path.join(shots, "stopped.png"))
+
+    # Another site's page posts a stop of the other run, as a forged form would, and tries
+    # the same from a script.
+    forged = (f"<form id=f method=post action='{base}/api/v1/{user}/{project}/runs/{other}/stop'>"
+              "<input name=x value=1></form><script>"
+              f"fetch('{base}/api/v1/{user}/{project}/runs/{other}/stop', {{method: 'POST', credentials: 'include',"
+              " headers: {'X-CSRF-Token': 'guessed'}}).catch(() => {}).finally(() => document.getElementById('f').submit());"
+              "</script>")
+
+    class Evil(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(forged.encode())
+
+        def log_message(self, *a):
+            pass
+
+    evil = http.server.HTTPServer(("127.0.0.2", 0), Evil)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    driver.get(f"http://127.0.0.2:{evil.server_address[1]}/")
+    time.sleep(2)
+    out["forged_landed_on"] = driver.current_url
+    out["forged_page"] = driver.find_element(By.TAG_NAME, "body").text[:300]
+    evil.shutdown()
+
+
+try:
+    if scenario == "live":
+        live()
+        raise SystemExit(0)
+    sign_in()
     driver.save_screenshot(os.path.join(shots, "runs-table.png"))
 
     # The runs table: tick the runs, compare them.
@@ -88,5 +188,4 @@ try:
     out["console"] = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 finally:
     driver.quit()
-
-print(json.dumps(out))
+    print(json.dumps(out))

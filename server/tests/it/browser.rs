@@ -2,7 +2,9 @@
 //! `browser.py` through Selenium from the test virtualenv. Sign-in, the runs table's
 //! checkboxes, a comparison of three runs whose drawn series are read back from the charts'
 //! data (not pixels), smoothing changing the drawn values, the x axis by relative time, and a
-//! run's own page. Screenshots of each page are kept in `$CARGO_TARGET_TMPDIR/screenshots/`.
+//! run's own page; a running run's page following it live, edited and stopped from the page,
+//! and a forged cross-site stop refused. Screenshots of each page are kept in
+//! `$CARGO_TARGET_TMPDIR/screenshots/`.
 
 use reqwest::StatusCode;
 use serde_json::{Value as J, json};
@@ -104,7 +106,14 @@ async fn comparing_runs_in_chromium() {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/browser.py");
     let out = tokio::process::Command::new(py)
         .arg(&script)
-        .args([&s.base, "root", ADMIN_PASSWORD, &p, &uuids.join(",")])
+        .args([
+            "compare",
+            &s.base,
+            "root",
+            ADMIN_PASSWORD,
+            &p,
+            &uuids.join(","),
+        ])
         .arg(&shots)
         .output()
         .await
@@ -225,4 +234,147 @@ async fn assets_are_hashed_and_cached() {
         .await
         .unwrap();
     assert_eq!(stale.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_run_is_followed_edited_and_stopped_from_its_page() {
+    let Some(py) = browser() else { return };
+    let s = TestServer::sqlite().await;
+    let p = s.project("live").await;
+    let running = s.run(&p, json!({"name": "training"})).await;
+    let other = s.run(&p, json!({"name": "bystander"})).await;
+    for st in ["queued", "scheduled", "running"] {
+        let (code, b) = s
+            .post(
+                &format!("/api/v1/root/{p}/runs/{running}/statuses"),
+                json!({"condition": {"type": st}, "force": true}),
+            )
+            .await;
+        assert_eq!(code, StatusCode::OK, "{b}");
+    }
+    let streams = format!("/streams/v1/polyaxon/root/{p}/runs/{running}");
+    let (code, b) = s
+        .post(
+            &format!("{streams}/logs"),
+            json!({"logs": [{"value": "epoch 1 done"}]}),
+        )
+        .await;
+    assert!(code.is_success(), "{b}");
+    let (code, b) = s
+        .post(
+            &format!("{streams}/metrics"),
+            json!({"metrics": [{"name": "loss", "step": [0, 1, 2], "value": [0.9, 0.7, 0.5]}]}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{b}");
+
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/browser.py");
+    let out = tokio::process::Command::new(py)
+        .arg(&script)
+        .args([
+            "live",
+            &s.base,
+            "root",
+            ADMIN_PASSWORD,
+            &p,
+            &running,
+            &other,
+        ])
+        .arg(&shots)
+        .arg(&s.root_token)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: J = serde_json::from_str(text.trim()).unwrap();
+    // The new line and points arrived without a reload.
+    assert_eq!(seen["reloads"], 1, "{seen}");
+    assert_eq!(
+        seen["live_points"],
+        json!([0.9, 0.7, 0.5, 0.3, 0.2, 0.1]),
+        "{seen}"
+    );
+    eprintln!("live update seen after {} s", seen["live_after_s"]);
+    assert!(
+        seen["confirm"].as_str().unwrap().contains("Stop run"),
+        "{seen}"
+    );
+    assert!(
+        matches!(
+            seen["stopped_status"].as_str(),
+            Some("stopping" | "stopped")
+        ),
+        "{seen}"
+    );
+    let (_, r) = s.get(&format!("/api/v1/root/{p}/runs/{running}")).await;
+    assert_eq!(r["name"], "renamed-from-the-page");
+    assert!(
+        matches!(r["status"].as_str(), Some("stopping" | "stopped")),
+        "{r}"
+    );
+    // The forged stop changed nothing.
+    let (_, r) = s.get(&format!("/api/v1/root/{p}/runs/{other}")).await;
+    assert_eq!(r["status"], "created", "{seen}");
+    for f in ["live.png", "stopped.png"] {
+        assert!(shots.join(f).is_file(), "{f}");
+    }
+}
+
+/// Changes through the dashboard's cookie need the page's CSRF token, from this site: a
+/// cookie alone, a wrong token, or another origin is refused; a bearer token needs none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_by_cookie_need_the_pages_csrf_token() {
+    let s = TestServer::sqlite().await;
+    let p = s.project("csrf").await;
+    let uuid = s.run(&p, json!({"name": "target"})).await;
+    let client = reqwest::Client::new();
+    let host = s.base.trim_start_matches("http://").to_string();
+    let session = s.root_token.clone();
+    let good = polyaxon_server::auth::csrf_token(&session);
+    let stop = format!("{}/api/v1/root/{p}/runs/{uuid}/approve", s.base);
+    let send = |csrf: Option<&str>, origin: Option<&str>| {
+        let mut rb = client
+            .post(&stop)
+            .header(
+                "Cookie",
+                format!("{}={session}", polyaxon_server::auth::COOKIE),
+            )
+            .header("Host", &host);
+        if let Some(c) = csrf {
+            rb = rb.header(polyaxon_server::auth::CSRF_HEADER, c);
+        }
+        if let Some(o) = origin {
+            rb = rb.header("Origin", o);
+        }
+        rb.send()
+    };
+    for (csrf, origin, why) in [
+        (None, None, "a cookie alone"),
+        (Some("0000"), None, "a wrong token"),
+        (
+            Some(good.as_str()),
+            Some("http://evil.example"),
+            "another origin",
+        ),
+    ] {
+        let resp = send(csrf, origin).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{why}");
+    }
+    let resp = send(Some(&good), Some(&s.base)).await.unwrap();
+    assert!(
+        resp.status().is_success(),
+        "the page's own: {}",
+        resp.status()
+    );
+    let resp = send(Some(&good), None).await.unwrap();
+    assert!(
+        resp.status().is_success(),
+        "no Origin (same-site navigations)"
+    );
 }
