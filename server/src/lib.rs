@@ -364,6 +364,52 @@ impl App {
     /// Removes the files of a deleted run, here and in the store. Its note in
     /// `file_removals` goes once both are gone; a failure keeps it, for
     /// [`App::sweep_removals`] to try again.
+    /// A small file of a run (at most `max` bytes), from this disk or the artifacts store;
+    /// none when it is in neither, or larger.
+    pub async fn read_run_file(
+        &self,
+        uuid: &str,
+        rel: &str,
+        max: u64,
+    ) -> Result<Option<bytes::Bytes>, ApiError> {
+        let path = files::safe_join(&self.run_dir(uuid), rel)?;
+        if let Ok(m) = tokio::fs::metadata(&path).await {
+            if !m.is_file() || m.len() > max {
+                return Ok(None);
+            }
+            return Ok(Some(tokio::fs::read(&path).await?.into()));
+        }
+        let Some(store) = &self.config.artifacts_store else {
+            return Ok(None);
+        };
+        let key = artifacts::join(uuid, rel);
+        match store.head(&key).await? {
+            Some(e) if e.size <= max => Ok(Some(store.get_bytes(&key).await?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The names of the files directly in a run's directory `rel`, on this disk or in the
+    /// artifacts store, sorted.
+    pub async fn run_file_names(&self, uuid: &str, rel: &str) -> Result<Vec<String>, ApiError> {
+        let dir = files::safe_join(&self.run_dir(uuid), rel)?;
+        let mut names: Vec<String> = match std::fs::read_dir(&dir) {
+            Ok(it) => it
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        if let Some(store) = &self.config.artifacts_store {
+            let (_, objects) = store.list_dir(&artifacts::join(uuid, rel)).await?;
+            names.extend(objects.into_iter().map(|o| o.path));
+        }
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
     pub async fn remove_run_files(&self, uuid: &str) {
         let mut failed = None;
         if let Some(store) = &self.config.artifacts_store

@@ -32,6 +32,318 @@ pub fn routes() -> Router<App> {
         .route("/ui/{owner}/{project}", get(project))
         .route("/ui/{owner}/{project}/compare", get(compare))
         .route("/ui/{owner}/{project}/runs/{uuid}", get(run))
+        .route("/ui/{owner}/{project}/runs/{uuid}/file", get(run_file))
+}
+
+/// Images shown inline, by extension (nothing a browser would run: no SVG, no HTML).
+const INLINE_IMAGES: &[(&str, &str)] = &[
+    ("png", "image/png"),
+    ("jpg", "image/jpeg"),
+    ("jpeg", "image/jpeg"),
+    ("gif", "image/gif"),
+    ("webp", "image/webp"),
+];
+
+/// The most of a file a preview reads.
+const PREVIEW_AT_MOST: u64 = 256 << 10;
+/// The largest image shown inline.
+const IMAGE_AT_MOST: u64 = 32 << 20;
+
+#[derive(Deserialize, Default)]
+struct FileQuery {
+    path: Option<String>,
+    raw: Option<u8>,
+}
+
+fn image_type(path: &str) -> Option<&'static str> {
+    let ext = path.rsplit_once('.')?.1.to_ascii_lowercase();
+    INLINE_IMAGES
+        .iter()
+        .find(|(e, _)| *e == ext)
+        .map(|(_, m)| *m)
+}
+
+/// A run's file: an image or text previewed in a page (`raw=1`: an image's bytes, inline, with
+/// a policy that runs nothing), with its download link.
+async fn run_file(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((owner, name, uuid)): Path<(String, String, String)>,
+    Query(q): Query<FileQuery>,
+) -> Result<Response, UiError> {
+    let rel = q.path.clone().unwrap_or_default();
+    let page_url = format!("/ui/{}/{}/runs/{}", enc(&owner), enc(&name), enc(&uuid));
+    let here = format!("{page_url}/file?path={}", enc(&rel));
+    let who = principal(&app, &headers, &here).await?;
+    let fail = |e: ApiError| UiError(e, here.clone());
+    let (_, r) = run_for(&app, &who, &owner, &name, &uuid, false)
+        .await
+        .map_err(fail)?;
+    if q.raw == Some(1) {
+        let Some(mime) = image_type(&rel) else {
+            return Err(fail(ApiError::BadRequest(format!(
+                "`{rel}` is not an image this page shows; download it instead"
+            ))));
+        };
+        let bytes = app
+            .read_run_file(&r.uuid, &rel, IMAGE_AT_MOST)
+            .await
+            .map_err(fail)?
+            .ok_or_else(|| {
+                fail(ApiError::NotFound(format!(
+                    "no image `{rel}` (or too large)"
+                )))
+            })?;
+        return Ok((
+            [
+                (header::CONTENT_TYPE, mime),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                (header::CONTENT_SECURITY_POLICY, "default-src 'none'"),
+                (header::CACHE_CONTROL, "private, max-age=60"),
+            ],
+            bytes,
+        )
+            .into_response());
+    }
+    let stream = format!(
+        "/streams/v1/polyaxon/{}/{}/runs/{}",
+        enc(&owner),
+        enc(&name),
+        enc(&r.uuid)
+    );
+    let mut b = format!(
+        "<p><a href='{page_url}'>{}</a></p><h2 class=mono>{}</h2><p><a href='{stream}/artifact?path={}'>download</a></p>",
+        esc(r.name.as_deref().unwrap_or(&r.uuid)),
+        esc(&rel),
+        enc(&rel)
+    );
+    if image_type(&rel).is_some() {
+        let _ = write!(
+            b,
+            "<img class=preview src='{}&raw=1' alt='{}'>",
+            esc(&here),
+            esc(&rel)
+        );
+    } else {
+        match app.read_run_file(&r.uuid, &rel, PREVIEW_AT_MOST).await {
+            Ok(Some(bytes)) => match std::str::from_utf8(&bytes) {
+                Ok(text) => {
+                    let _ = write!(b, "<pre class=preview>{}</pre>", esc(text));
+                }
+                Err(_) => {
+                    let _ = write!(
+                        b,
+                        "<p class=muted>A binary file of {} bytes: download it.</p>",
+                        bytes.len()
+                    );
+                }
+            },
+            Ok(None) => b.push_str(
+                "<p class=muted>Too large to preview here (or not a file): download it.</p>",
+            ),
+            Err(e) => return Err(fail(e)),
+        }
+    }
+    Ok(page(&rel, Some(&who.user.username), &b, false).into_response())
+}
+
+/// One logged event: its step, time and value (an object, or text).
+struct Event {
+    step: Option<i64>,
+    value: J,
+}
+
+/// The events of a file `polyaxon.tracking` wrote: `step|timestamp|value` lines after a
+/// header (images, histograms, curves…), or JSON lines (text, html).
+fn events_of(text: &str, kind: &str) -> Vec<Event> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("step|"))
+        .filter_map(|l| {
+            if l.starts_with('{') {
+                let o: serde_json::Map<String, J> = serde_json::from_str(l).ok()?;
+                Some(Event {
+                    step: o.get("step").and_then(J::as_i64),
+                    value: o.get(kind).cloned().unwrap_or(J::Null),
+                })
+            } else {
+                let mut cols = l.splitn(3, '|');
+                let step = cols.next()?.trim().parse().ok();
+                let _ts = cols.next()?;
+                let raw = cols.next()?;
+                Some(Event {
+                    step,
+                    value: serde_json::from_str(raw).unwrap_or_else(|_| J::String(raw.into())),
+                })
+            }
+        })
+        .collect()
+}
+
+/// What tracking logged besides metrics (images, text, HTML, histograms, curves), the last
+/// steps of each, on the run's page.
+async fn media_section(app: &App, page_url: &str, uuid: &str) -> String {
+    let mut b = String::new();
+    for kind in ["image", "text", "html", "histogram", "curve"] {
+        let dir = format!("events/{kind}");
+        let Ok(names) = app.run_file_names(uuid, &dir).await else {
+            continue;
+        };
+        for file in names {
+            let Some(name) = file.strip_suffix(".plx") else {
+                continue;
+            };
+            let Ok(Some(bytes)) = app
+                .read_run_file(uuid, &format!("{dir}/{file}"), 16 << 20)
+                .await
+            else {
+                continue;
+            };
+            let events = events_of(&String::from_utf8_lossy(&bytes), kind);
+            if events.is_empty() {
+                continue;
+            }
+            let step = |e: &Event| e.step.map(|s| format!(" · step {s}")).unwrap_or_default();
+            let _ = write!(
+                b,
+                "<div class='chart media' data-kind='{kind}' data-name='{}'><b>{}</b> <span class=muted>{kind} · {} events</span><div class=media-items>",
+                esc(name),
+                esc(name),
+                events.len()
+            );
+            match kind {
+                "image" => {
+                    for e in events.iter().rev().take(6).rev() {
+                        let Some(path) = e.value.get("path").and_then(J::as_str) else {
+                            continue;
+                        };
+                        if path.starts_with('/') || path.split('/').any(|p| p == "..") {
+                            continue;
+                        }
+                        let _ = write!(
+                            b,
+                            "<figure><img src='{page_url}/file?path={}&raw=1' alt='{}{}' loading=lazy><figcaption>{}</figcaption></figure>",
+                            enc(path),
+                            esc(name),
+                            esc(&step(e)),
+                            esc(step(e).trim_start_matches(" · "))
+                        );
+                    }
+                }
+                "text" => {
+                    b.push_str("<table>");
+                    for e in events.iter().rev().take(10).rev() {
+                        let _ = write!(
+                            b,
+                            "<tr><td class=num>{}<td>{}</tr>",
+                            e.step.map(|s| s.to_string()).unwrap_or_default(),
+                            esc(e.value.as_str().unwrap_or(&e.value.to_string()))
+                        );
+                    }
+                    b.push_str("</table>");
+                }
+                "html" => {
+                    let e = events.last().expect("not empty");
+                    // Sandboxed: the logged HTML runs no script and reaches nothing of this site.
+                    let _ = write!(
+                        b,
+                        "<iframe sandbox title='{}' srcdoc='{}'></iframe><div class=muted>{}</div>",
+                        esc(name),
+                        esc(e.value.as_str().unwrap_or_default()),
+                        esc(step(e).trim_start_matches(" · "))
+                    );
+                }
+                "histogram" => {
+                    let e = events.last().expect("not empty");
+                    b.push_str(&svg_histogram(&e.value));
+                    let _ = write!(
+                        b,
+                        "<div class=muted>{}</div>",
+                        esc(step(e).trim_start_matches(" · "))
+                    );
+                }
+                _ => {
+                    let e = events.last().expect("not empty");
+                    b.push_str(&svg_curve(&e.value));
+                }
+            }
+            b.push_str("</div></div>");
+        }
+    }
+    if b.is_empty() {
+        return b;
+    }
+    format!("<h3>Media</h3><div class=charts>{b}</div>")
+}
+
+fn numbers(v: Option<&J>) -> Vec<f64> {
+    v.and_then(J::as_array)
+        .map(|a| a.iter().filter_map(J::as_f64).collect())
+        .unwrap_or_default()
+}
+
+/// A histogram as tracking logs it: `values` the count of each bin, `counts` their edges.
+fn svg_histogram(v: &J) -> String {
+    let (counts, edges) = (numbers(v.get("values")), numbers(v.get("counts")));
+    if counts.is_empty() {
+        return String::new();
+    }
+    let (w, h) = (360.0, 140.0);
+    let top = counts.iter().cloned().fold(0.0, f64::max).max(1e-12);
+    let bw = w / counts.len() as f64;
+    let mut bars = String::new();
+    for (i, c) in counts.iter().enumerate() {
+        let bh = c / top * (h - 4.0);
+        let _ = write!(
+            bars,
+            "<rect x='{:.1}' y='{:.1}' width='{:.1}' height='{bh:.1}' fill='#2457c5'><title>{}{c}</title></rect>",
+            i as f64 * bw + 1.0,
+            h - bh,
+            (bw - 2.0).max(1.0),
+            match (edges.get(i), edges.get(i + 1)) {
+                (Some(a), Some(b)) => format!("[{a:.3}, {b:.3}): "),
+                _ => String::new(),
+            }
+        );
+    }
+    format!(
+        "<svg width={w} height={h} viewBox='0 0 {w} {h}' role=img aria-label=histogram><rect width={w} height={h} fill=#fbfcfd />{bars}</svg>"
+    )
+}
+
+/// A curve as tracking logs it (ROC, PR, custom): `x`, `y`, a `kind` and an `annotation`.
+fn svg_curve(v: &J) -> String {
+    let (xs, ys) = (numbers(v.get("x")), numbers(v.get("y")));
+    if xs.is_empty() || xs.len() != ys.len() {
+        return String::new();
+    }
+    let (w, h, pad) = (360.0, 200.0, 8.0);
+    let span = |a: &[f64]| {
+        let (lo, hi) = a
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), x| (l.min(*x), h.max(*x)));
+        if hi > lo { (lo, hi) } else { (lo, lo + 1.0) }
+    };
+    let ((x0, x1), (y0, y1)) = (span(&xs), span(&ys));
+    let mut poly = String::new();
+    for (x, y) in xs.iter().zip(&ys) {
+        let _ = write!(
+            poly,
+            "{:.1},{:.1} ",
+            pad + (x - x0) / (x1 - x0) * (w - 2.0 * pad),
+            pad + (y1 - y) / (y1 - y0) * (h - 2.0 * pad)
+        );
+    }
+    let label = [v.get("kind"), v.get("annotation")]
+        .iter()
+        .filter_map(|x| x.and_then(J::as_str))
+        .collect::<Vec<_>>()
+        .join(" · ");
+    format!(
+        "<svg width={w} height={h} viewBox='0 0 {w} {h}' role=img aria-label='{}'><rect width={w} height={h} fill=#fbfcfd stroke=#e3e6eb /><polyline fill=none stroke=#c4320a stroke-width=1.5 points='{poly}' /></svg><div class=muted>{}</div>",
+        esc(&label),
+        esc(&label)
+    )
 }
 
 /// The files pages load: uPlot (1.6.32, vendored with its licence) and our charts over it.
@@ -272,6 +584,8 @@ form.q{display:flex;gap:8px;margin:8px 0}form.q input[name=query]{flex:1}input{p
 .muted{color:#6b7280}.kv td:first-child{font-weight:600;width:160px}
 table.cmp tr.differs td:first-child{font-weight:600}table.cmp td.diff{background:#fff4d6}
 .plx-controls{display:flex;gap:14px;align-items:center;margin:6px 0 10px;flex-wrap:wrap}
+.media figure{display:inline-block;margin:4px 8px 4px 0}.media img{max-width:256px;image-rendering:pixelated;min-width:64px;border:1px solid #e3e6eb}
+.media iframe{width:360px;height:160px;border:1px solid #e3e6eb;background:#fff}img.preview{max-width:100%}
 .plx-actions{display:flex;gap:8px;align-items:center;margin:0 0 12px;flex-wrap:wrap}.plx-actions details{display:inline-block}
 ";
 
@@ -1127,6 +1441,7 @@ async fn run(
             None,
         ));
     }
+    b.push_str(&media_section(&app, &here, &r.uuid).await);
     b.push_str("<h3>Statuses</h3><table><tr><th>status<th>reason<th>message<th>at</tr>");
     for s in &statuses {
         let _ = write!(
@@ -1199,9 +1514,10 @@ async fn run(
         for (f, size) in &t.files {
             let _ = write!(
                 b,
-                "<tr><td><a href='{stream}/artifact?path={}'>{}</a><td class=num>{size}</tr>",
+                "<tr><td><a href='{here}/file?path={}'>{}</a> <a class=muted href='{stream}/artifact?path={}'>download</a><td class=num>{size}</tr>",
                 enc(f),
-                esc(f)
+                esc(f),
+                enc(f)
             );
         }
         b.push_str("</table>");

@@ -165,6 +165,9 @@ pub fn parse_plx_metrics(text: &str) -> Vec<Point> {
     out
 }
 
+/// The largest event file read whole for a response.
+const EVENT_FILE_AT_MOST: u64 = 64 << 20;
+
 /// The series of one kind for one run: metrics from the store (or the run's event files when
 /// the store has none), other kinds from the event files.
 async fn run_events(
@@ -182,32 +185,29 @@ async fn run_events(
             out.push((s, None));
         }
     }
-    let dir = app.run_dir(uuid).join(sub).join(kind);
+    let rel = format!("{sub}/{kind}");
     let have: Vec<String> = out.iter().map(|(s, _)| s.name.clone()).collect();
     let wanted: Vec<String> = if names.is_empty() {
-        std::fs::read_dir(&dir)
-            .map(|it| {
-                it.flatten()
-                    .filter_map(|e| {
-                        e.file_name()
-                            .to_string_lossy()
-                            .strip_suffix(".plx")
-                            .map(str::to_string)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        app.run_file_names(uuid, &rel)
+            .await?
+            .into_iter()
+            .filter_map(|f| f.strip_suffix(".plx").map(str::to_string))
+            .collect()
     } else {
         names.to_vec()
     };
     for name in wanted {
-        if have.contains(&name) {
+        if have.contains(&name) || name.contains('/') || name.contains("..") {
             continue;
         }
-        let file = files::safe_join(&dir, &format!("{name}.plx"))?;
-        let Ok(text) = tokio::fs::read_to_string(&file).await else {
+        // From this disk, or the artifacts store (a pod's sidecar sent it there).
+        let Some(bytes) = app
+            .read_run_file(uuid, &format!("{rel}/{name}.plx"), EVENT_FILE_AT_MOST)
+            .await?
+        else {
             continue;
         };
+        let text = String::from_utf8_lossy(&bytes).into_owned();
         if kind == "metric" {
             out.push((
                 SeriesData::from_points(name, parse_plx_metrics(&text), sample),

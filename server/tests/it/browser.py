@@ -5,6 +5,9 @@ screenshot of each page goes to SCREENSHOT_DIR.
     browser.py compare BASE USER PASSWORD PROJECT UUID,UUID,... SCREENSHOT_DIR
         signs in, ticks runs in the runs table, opens their comparison, reads back what the
         charts draw, moves the smoothing slider, changes the x axis, opens a run's page.
+    browser.py media BASE USER PASSWORD PROJECT UUID SCREENSHOT_DIR
+        signs in, opens a run's page with what polyaxon.tracking logged (images, text, HTML,
+        a histogram, a curve), reads what is shown, previews an image and a text file.
     browser.py live BASE USER PASSWORD PROJECT RUNNING_UUID OTHER_UUID SCREENSHOT_DIR TOKEN
         signs in, watches a running run's page while lines and points are added through the
         API, edits its name, stops it from the page, then has a page of another origin post a
@@ -30,6 +33,8 @@ scenario = sys.argv[1]
 if scenario == "compare":
     base, user, password, project, runs, shots = sys.argv[2:8]
     runs = runs.split(",")
+elif scenario == "media":
+    base, user, password, project, running, shots = sys.argv[2:8]
 else:
     base, user, password, project, running, other, shots, token = sys.argv[2:10]
 os.makedirs(shots, exist_ok=True)
@@ -146,9 +151,39 @@ def live():
     evil.shutdown()
 
 
+def media():
+    sign_in()
+    driver.get(f"{base}/ui/{user}/{project}/runs/{running}")
+    wait.until(lambda d: d.execute_script(
+        "return Array.from(document.querySelectorAll('.media img')).every(i => i.complete)"))
+    out["images"] = driver.execute_script(
+        "return Array.from(document.querySelectorAll('.media[data-kind=image] img'),"
+        " i => ({alt: i.alt, w: i.naturalWidth, h: i.naturalHeight}))")
+    out["kinds"] = driver.execute_script(
+        "return Array.from(document.querySelectorAll('.media'), m => m.dataset.kind + ':' + m.dataset.name)")
+    out["html"] = driver.execute_script(
+        "const f = document.querySelector('.media[data-kind=html] iframe');"
+        " return f ? {srcdoc: f.srcdoc, sandbox: f.getAttribute('sandbox')} : null")
+    out["text"] = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".media[data-kind=text] td")]
+    out["bars"] = len(driver.find_elements(By.CSS_SELECTOR, ".media[data-kind=histogram] svg rect[fill='#2457c5']"))
+    out["curve"] = driver.execute_script(
+        "const p = document.querySelector('.media[data-kind=curve] polyline'); return p ? p.getAttribute('points') : null")
+    driver.save_screenshot(os.path.join(shots, "media.png"))
+    # A file's preview: the image itself, then a text file.
+    driver.get(f"{base}/ui/{user}/{project}/runs/{running}/file?path=assets/image/sample_1.png")
+    wait.until(lambda d: d.execute_script("const i = document.querySelector('img.preview'); return i && i.complete"))
+    out["preview_image_width"] = driver.execute_script("return document.querySelector('img.preview').naturalWidth")
+    driver.get(f"{base}/ui/{user}/{project}/runs/{running}/file?path=notes.txt")
+    out["preview_text"] = driver.find_element(By.CSS_SELECTOR, "pre.preview").text
+    out["console"] = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
 try:
     if scenario == "live":
         live()
+        raise SystemExit(0)
+    if scenario == "media":
+        media()
         raise SystemExit(0)
     sign_in()
     driver.save_screenshot(os.path.join(shots, "runs-table.png"))

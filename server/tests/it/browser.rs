@@ -378,3 +378,137 @@ async fn changes_by_cookie_need_the_pages_csrf_token() {
         "no Origin (same-site navigations)"
     );
 }
+
+/// What `polyaxon.tracking` (the official client, offline, from the test virtualenv) logs
+/// besides metrics, on the run's page: images, text, HTML (sandboxed), a histogram, a ROC curve;
+/// and a file's preview.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_tracking_logs_is_shown_on_the_runs_page() {
+    let Some(py) = browser() else { return };
+    let s = TestServer::sqlite().await;
+    let p = s.project("media").await;
+    let uuid = s.run(&p, json!({"name": "vision"})).await;
+    let offline = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(&py)
+        .args(["-c", r#"
+import numpy as np
+from polyaxon import tracking
+tracking.init(is_offline=True, project="media", name="vision")
+for step in range(2):
+    img = np.zeros((16, 24, 3), dtype="uint8")
+    img[:, : 12 * (step + 1)] = 255
+    tracking.log_image(img, name="sample", step=step, dataformats="HWC")
+    tracking.log_text(name="notes", text=f"epoch {step} looks fine", step=step)
+    tracking.log_html(name="report", html=f"<b>step {step}</b><script>parent.pwned = 1</script>", step=step)
+    tracking.log_histogram(name="weights", values=np.linspace(-1, 1, 100), bins=5, step=step)
+tracking.log_roc_auc_curve(name="roc", fpr=[0.0, 0.2, 1.0], tpr=[0.0, 0.8, 1.0], auc=0.8, step=1)
+tracking.TRACKING_RUN._event_logger.flush()
+import os
+os._exit(0)
+"#])
+        .env("POLYAXON_IS_OFFLINE", "true")
+        .env("POLYAXON_OFFLINE_ROOT", offline.path())
+        .env("POLYAXON_NO_OP", "false")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // What it wrote, where a job's files go (the run's directory on the server's disk).
+    let runs = offline.path().join("runs");
+    let written = std::fs::read_dir(&runs)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let dest = s.artifacts.path().join(&uuid);
+    for sub in ["events", "assets"] {
+        copy_tree(&written.join(sub), &dest.join(sub));
+    }
+    std::fs::write(dest.join("notes.txt"), "a <b>text</b> file\n").unwrap();
+
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/browser.py");
+    let out = tokio::process::Command::new(py)
+        .arg(&script)
+        .args(["media", &s.base, "root", ADMIN_PASSWORD, &p, &uuid])
+        .arg(&shots)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: J = serde_json::from_str(text.trim()).unwrap();
+    let kinds: Vec<&str> = seen["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(J::as_str)
+        .collect();
+    for k in [
+        "image:sample",
+        "text:notes",
+        "html:report",
+        "histogram:weights",
+        "curve:roc",
+    ] {
+        assert!(kinds.contains(&k), "{k} not shown: {seen}");
+    }
+    // Both steps' images, decoded by the browser at their size.
+    let images = seen["images"].as_array().unwrap();
+    assert_eq!(images.len(), 2, "{seen}");
+    for i in images {
+        assert_eq!(
+            (i["w"].as_u64(), i["h"].as_u64()),
+            (Some(24), Some(16)),
+            "{seen}"
+        );
+    }
+    // The last HTML, sandboxed (its script does not run here).
+    assert!(
+        seen["html"]["srcdoc"]
+            .as_str()
+            .unwrap()
+            .contains("<b>step 1</b>")
+    );
+    assert_eq!(seen["html"]["sandbox"], "");
+    assert!(
+        seen["text"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "epoch 1 looks fine"),
+        "{seen}"
+    );
+    assert_eq!(seen["bars"], 5, "one bar per bin: {seen}");
+    assert!(
+        seen["curve"]
+            .as_str()
+            .is_some_and(|p| p.split(' ').filter(|x| !x.is_empty()).count() == 3),
+        "{seen}"
+    );
+    assert_eq!(seen["preview_image_width"], 24);
+    assert_eq!(seen["preview_text"], "a <b>text</b> file");
+    assert_eq!(seen["console"], json!([]), "{seen}");
+    assert!(shots.join("media.png").is_file());
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).into_iter().flatten().flatten() {
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
