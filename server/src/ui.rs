@@ -380,6 +380,12 @@ const ASSETS: &[Asset] = &[
         bytes: include_bytes!("../assets/charts.js"),
     },
     Asset {
+        stem: "runs",
+        ext: "js",
+        mime: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../assets/runs.js"),
+    },
+    Asset {
         stem: "live",
         ext: "js",
         mime: "text/javascript; charset=utf-8",
@@ -653,13 +659,6 @@ async fn principal(app: &App, headers: &HeaderMap, here: &str) -> Result<Princip
     Ok(who)
 }
 
-#[derive(Deserialize, Default)]
-pub struct ListQuery {
-    query: Option<String>,
-    sort: Option<String>,
-    offset: Option<i64>,
-}
-
 async fn index(State(app): State<App>, headers: HeaderMap) -> Result<Html<String>, UiError> {
     let who = principal(&app, &headers, "/ui").await?;
     let fail = |e: crate::store::StoreError| UiError(e.into(), "/ui".into());
@@ -718,12 +717,125 @@ fn duration(secs: Option<f64>) -> String {
     }
 }
 
+/// The runs a CSV export holds at most.
+const CSV_AT_MOST: i64 = 100_000;
+
+/// A column of the runs table.
+#[derive(Clone, Debug, PartialEq)]
+enum Col {
+    Name,
+    Status,
+    Created,
+    Duration,
+    User,
+    Tags,
+    Param(String),
+    Metric(String),
+}
+
+impl Col {
+    fn key(&self) -> String {
+        match self {
+            Col::Name => "name".into(),
+            Col::Status => "status".into(),
+            Col::Created => "created".into(),
+            Col::Duration => "duration".into(),
+            Col::User => "user".into(),
+            Col::Tags => "tags".into(),
+            Col::Param(k) => format!("params.{k}"),
+            Col::Metric(k) => format!("metrics.{k}"),
+        }
+    }
+
+    fn parse(key: &str) -> Option<Col> {
+        Some(match key {
+            "name" => Col::Name,
+            "status" => Col::Status,
+            "created" => Col::Created,
+            "duration" => Col::Duration,
+            "user" => Col::User,
+            "tags" => Col::Tags,
+            k => match k.split_once('.') {
+                Some(("params", p)) if !p.is_empty() => Col::Param(p.into()),
+                Some(("metrics", m)) if !m.is_empty() => Col::Metric(m.into()),
+                _ => return None,
+            },
+        })
+    }
+
+    /// The PQL field the column sorts by.
+    fn sort_field(&self) -> String {
+        match self {
+            Col::Created => "created_at".into(),
+            Col::User => "user".into(),
+            other => other.key(),
+        }
+    }
+
+    fn label(&self) -> String {
+        match self {
+            Col::Param(k) | Col::Metric(k) => k.clone(),
+            other => other.key(),
+        }
+    }
+
+    /// The cell of run `r` as text.
+    fn text(&self, r: &RunRow) -> String {
+        match self {
+            Col::Name => r.name.clone().unwrap_or_default(),
+            Col::Status => r.status.clone(),
+            Col::Created => time(r.created_at)[..19].replace('T', " "),
+            Col::Duration => r.duration.map(|d| format!("{d:.1}")).unwrap_or_default(),
+            Col::User => r.username.clone().unwrap_or_default(),
+            Col::Tags => r.tags().join(", "),
+            Col::Param(k) => r.inputs().get(k).map(value_text).unwrap_or_default(),
+            Col::Metric(k) => r.outputs().get(k).map(value_text).unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    query: Option<String>,
+    sort: Option<String>,
+    offset: Option<i64>,
+    /// The columns shown, comma-separated keys (`name,status,params.lr,metrics.loss`).
+    cols: Option<String>,
+    /// `csv`: every run the query matches, as CSV.
+    format: Option<String>,
+}
+
+/// A CSV field, quoted when it needs to be; a leading `=`, `+`, `-` or `@` is defused, so that
+/// a spreadsheet does not take a run's name for a formula.
+fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '@']) || (s.starts_with('-') && s.parse::<f64>().is_err()) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
 async fn project(
     State(app): State<App>,
     headers: HeaderMap,
     Path((owner, name)): Path<(String, String)>,
-    Query(q): Query<ListQuery>,
-) -> Result<Html<String>, UiError> {
+    Query(mut q): Query<ListQuery>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Result<Response, UiError> {
+    // The columns form ticks `col`s: they are the columns.
+    let ticked: Vec<String> = form_pairs(raw.as_deref().unwrap_or(""))
+        .into_iter()
+        .filter(|(k, _)| k == "col")
+        .map(|(_, v)| v)
+        .collect();
+    if !ticked.is_empty() {
+        q.cols = Some(ticked.join(","));
+    }
     let here = format!("/ui/{}/{}", enc(&owner), enc(&name));
     let who = principal(&app, &headers, &here).await?;
     let fail = |e: ApiError| UiError(e, here.clone());
@@ -733,100 +845,207 @@ async fn project(
     let query = q.query.clone().unwrap_or_default();
     let sort = q.sort.clone().unwrap_or_default();
     let offset = q.offset.unwrap_or(0).clamp(0, i64::MAX / 2);
-    let limit = 50;
+    let csv = q.format.as_deref() == Some("csv");
+    let limit = if csv { CSV_AT_MOST } else { 50 };
     let listed = app
         .store
-        .list_runs(p.id, &query, &sort, limit, offset)
+        .list_runs(p.id, &query, &sort, limit, if csv { 0 } else { offset })
         .await;
-    let mut b = format!(
-        "<h2>{}/{}</h2><p class=muted>{}</p>\
-         <form class=q method=get><input name=query placeholder='status: running|failed, metrics.loss: &lt;0.2, tags: baseline' value='{}'>\
-         <input name=sort placeholder='-created_at' value='{}'><button>filter</button></form>",
-        esc(&owner),
-        esc(&name),
-        esc(p.description.as_deref().unwrap_or("")),
-        esc(&query),
-        esc(&sort)
-    );
     let (count, runs) = match listed {
         Ok(x) => x,
+        Err(e) if csv => return Err(UiError(e.into(), here.clone())),
         Err(e) => {
-            let _ = write!(b, "<p class=s-failed>{}</p>", esc(&e.to_string()));
-            return Ok(page(&name, Some(&who.user.username), &b, false));
+            let b = format!(
+                "<h2>{}/{}</h2><p class=s-failed>{}</p><p><a href='{here}'>back</a></p>",
+                esc(&owner),
+                esc(&name),
+                esc(&e.to_string())
+            );
+            return Ok(page(&name, Some(&who.user.username), &b, false).into_response());
         }
     };
-    // Every param and metric on the page is a column: runs compare side by side.
+    // Every param and metric of these runs can be a column.
     let mut params = std::collections::BTreeSet::new();
     let mut metrics = std::collections::BTreeSet::new();
     for r in &runs {
         params.extend(r.inputs().keys().cloned());
         metrics.extend(r.outputs().keys().cloned());
     }
-    let sort_link = |field: &str, label: &str| {
-        let next = if sort == field {
-            format!("-{field}")
-        } else {
-            field.to_string()
-        };
+    let mut available = vec![
+        Col::Name,
+        Col::Status,
+        Col::Created,
+        Col::Duration,
+        Col::User,
+    ];
+    available.extend(params.iter().cloned().map(Col::Param));
+    available.extend(metrics.iter().cloned().map(Col::Metric));
+    available.push(Col::Tags);
+    let chosen: Vec<Col> = match q.cols.as_deref().filter(|c| !c.trim().is_empty()) {
+        Some(c) => c.split(',').filter_map(|k| Col::parse(k.trim())).collect(),
+        None => available.clone(),
+    };
+    let cols_param = chosen.iter().map(Col::key).collect::<Vec<_>>().join(",");
+    if csv {
+        let mut out = chosen
+            .iter()
+            .map(|c| csv_field(&c.key()))
+            .chain(std::iter::once("uuid".to_string()))
+            .collect::<Vec<_>>()
+            .join(",");
+        out.push('\n');
+        for r in &runs {
+            let line = chosen
+                .iter()
+                .map(|c| csv_field(&c.text(r)))
+                .chain(std::iter::once(r.uuid.clone()))
+                .collect::<Vec<_>>()
+                .join(",");
+            out.push_str(&line);
+            out.push('\n');
+        }
+        let file = format!("{}-{}-runs.csv", owner, name).replace(['"', '/', '\\'], "_");
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{file}\""),
+                ),
+            ],
+            out,
+        )
+            .into_response());
+    }
+    let link = |sort: &str, offset: i64| {
         format!(
-            "<a href='?query={}&sort={}'>{}</a>",
+            "?query={}&sort={}&cols={}&offset={offset}",
             enc(&query),
-            enc(&next),
-            esc(label)
+            enc(sort),
+            enc(&cols_param)
         )
     };
+    // The query box suggests the fields there are (the browser's own list, by keyboard too).
+    let mut fields: Vec<String> = [
+        "name",
+        "status",
+        "kind",
+        "user",
+        "tags",
+        "created_at",
+        "updated_at",
+        "started_at",
+        "finished_at",
+        "duration",
+        "uuid",
+        "pipeline",
+    ]
+    .iter()
+    .map(|f| f.to_string())
+    .collect();
+    fields.extend(params.iter().map(|k| format!("params.{k}")));
+    fields.extend(metrics.iter().map(|k| format!("metrics.{k}")));
+    let mut b = format!(
+        "<h2>{}/{}</h2><p class=muted>{}</p>\
+         <form class=q method=get><input name=query list=plx-fields aria-label='query' placeholder='status: running|failed, metrics.loss: &lt;0.2, tags: baseline' value='{}'>\
+         <input name=sort aria-label=sort placeholder='-created_at' value='{}'><input type=hidden name=cols value='{}'><button>filter</button></form><datalist id=plx-fields>",
+        esc(&owner),
+        esc(&name),
+        esc(p.description.as_deref().unwrap_or("")),
+        esc(&query),
+        esc(&sort),
+        esc(&cols_param)
+    );
+    for f in &fields {
+        let _ = write!(b, "<option value='{}: '>", esc(f));
+    }
+    b.push_str("</datalist>");
+    // The columns: chosen here, kept per project by the page's script.
     let _ = write!(
         b,
-        "<form method=get action='/ui/{}/{}/compare'><p><button>compare selected</button> <span class=muted>(or all on this page when none is)</span></p><table><tr><th><span class=muted>✓</span>",
+        "<details class=plx-cols data-project='{}/{}'><summary>columns</summary><form method=get>\
+         <input type=hidden name=query value='{}'><input type=hidden name=sort value='{}'>",
+        esc(&owner),
+        esc(&name),
+        esc(&query),
+        esc(&sort)
+    );
+    for c in &available {
+        let _ = write!(
+            b,
+            "<label><input type=checkbox name=col value='{}'{}> {}</label> ",
+            esc(&c.key()),
+            if chosen.contains(c) { " checked" } else { "" },
+            esc(&c.key())
+        );
+    }
+    let _ = write!(
+        b,
+        "<input type=hidden name=cols value=''><button>show</button></form></details>\
+         <p><a href='?query={}&sort={}&cols={}&format=csv'>export CSV</a> <span class=muted>(every run the query matches, up to {CSV_AT_MOST})</span></p>",
+        enc(&query),
+        enc(&sort),
+        enc(&cols_param)
+    );
+    let _ = write!(
+        b,
+        "<form method=get action='/ui/{}/{}/compare'><p><button>compare selected</button> <span class=muted>(or all on this page when none is)</span></p><table class=runs><tr><th><span class=muted>✓</span>",
         enc(&owner),
         enc(&name)
     );
-    let _ = write!(
-        b,
-        "<th>{}<th>{}<th>{}<th>{}",
-        sort_link("name", "name"),
-        sort_link("status", "status"),
-        sort_link("created_at", "created"),
-        sort_link("duration", "duration")
-    );
-    for k in &params {
-        let _ = write!(b, "<th>{}", sort_link(&format!("params.{k}"), k));
-    }
-    for k in &metrics {
-        let _ = write!(b, "<th>{}", sort_link(&format!("metrics.{k}"), k));
-    }
-    b.push_str("<th>tags</tr>");
-    for r in &runs {
-        let (inputs, outputs) = (r.inputs(), r.outputs());
+    for c in &chosen {
+        let field = c.sort_field();
+        let next = if sort == field {
+            format!("-{field}")
+        } else {
+            field.clone()
+        };
         let _ = write!(
             b,
-            "<tr><td><input type=checkbox name=runs value='{}' aria-label='select {}'><td><a href='/ui/{}/{}/runs/{}'>{}</a> <span class='muted mono'>{}</span><td>{}<td class=muted>{}<td class=num>{}",
-            esc(&r.uuid),
-            esc(r.name.as_deref().unwrap_or(&r.uuid)),
-            enc(&owner),
-            enc(&name),
-            enc(&r.uuid),
-            esc(r.name.as_deref().unwrap_or("(unnamed)")),
-            esc(&r.uuid[..8.min(r.uuid.len())]),
-            status_span(&r.status),
-            esc(&time(r.created_at)[..19].replace('T', " ")),
-            duration(r.duration)
+            "<th><a href='{}'>{}</a>",
+            link(&next, 0),
+            esc(&c.label())
         );
-        for k in &params {
-            let _ = write!(
-                b,
-                "<td class=num>{}",
-                esc(&inputs.get(k).map(value_text).unwrap_or_default())
-            );
+    }
+    b.push_str("</tr>");
+    for r in &runs {
+        let _ = write!(
+            b,
+            "<tr><td><input type=checkbox name=runs value='{}' aria-label='select {}'>",
+            esc(&r.uuid),
+            esc(r.name.as_deref().unwrap_or(&r.uuid))
+        );
+        for c in &chosen {
+            match c {
+                Col::Name => {
+                    let _ = write!(
+                        b,
+                        "<td><a href='/ui/{}/{}/runs/{}'>{}</a> <span class='muted mono'>{}</span>",
+                        enc(&owner),
+                        enc(&name),
+                        enc(&r.uuid),
+                        esc(r.name.as_deref().unwrap_or("(unnamed)")),
+                        esc(&r.uuid[..8.min(r.uuid.len())])
+                    );
+                }
+                Col::Status => {
+                    let _ = write!(b, "<td>{}", status_span(&r.status));
+                }
+                Col::Created => {
+                    let _ = write!(b, "<td class=muted>{}", esc(&c.text(r)));
+                }
+                Col::Duration => {
+                    let _ = write!(b, "<td class=num>{}", duration(r.duration));
+                }
+                Col::User | Col::Tags => {
+                    let _ = write!(b, "<td>{}", esc(&c.text(r)));
+                }
+                Col::Param(_) | Col::Metric(_) => {
+                    let _ = write!(b, "<td class=num>{}", esc(&c.text(r)));
+                }
+            }
         }
-        for k in &metrics {
-            let _ = write!(
-                b,
-                "<td class=num>{}",
-                esc(&outputs.get(k).map(value_text).unwrap_or_default())
-            );
-        }
-        let _ = write!(b, "<td>{}</tr>", esc(&r.tags().join(", ")));
+        b.push_str("</tr>");
     }
     // None ticked: the runs of this page.
     for r in &runs {
@@ -842,24 +1061,21 @@ async fn project(
     if offset > 0 {
         let _ = write!(
             b,
-            " · <a href='?query={}&sort={}&offset={}'>previous</a>",
-            enc(&query),
-            enc(&sort),
-            (offset - limit).max(0)
+            " · <a href='{}'>previous</a>",
+            link(&sort, (offset - 50).max(0))
         );
     }
-    if offset + limit < count {
-        let _ = write!(
-            b,
-            " · <a href='?query={}&sort={}&offset={}'>next</a>",
-            enc(&query),
-            enc(&sort),
-            offset + limit
-        );
+    if offset + 50 < count {
+        let _ = write!(b, " · <a href='{}'>next</a>", link(&sort, offset + 50));
     }
-    b.push_str("</p>");
     let live = runs.iter().any(|r| !r.status().is_done());
-    Ok(page(&name, Some(&who.user.username), &b, live))
+    let _ = write!(
+        b,
+        "</p><div hidden data-plx-runs='{}'></div><script src='{}' defer></script>",
+        esc(&serde_json::json!({"project": format!("{owner}/{name}"), "cols": q.cols, "live": live}).to_string()),
+        asset_url("runs", "js")
+    );
+    Ok(page(&name, Some(&who.user.username), &b, live).into_response())
 }
 
 /// The most runs a comparison shows.

@@ -186,6 +186,24 @@ try:
         media()
         raise SystemExit(0)
     sign_in()
+    # Columns chosen once are kept for the project; a column's header sorts by it.
+    driver.get(f"{base}/ui/{user}/{project}?cols=name,status,params.lr,metrics.loss")
+    driver.get(f"{base}/ui/{user}/{project}")
+    wait.until(lambda d: "cols=" in d.current_url)
+    out["kept_cols"] = [th.text for th in driver.find_elements(By.CSS_SELECTOR, "table.runs th")]
+    driver.find_element(By.LINK_TEXT, "loss").click()
+    wait.until(lambda d: "sort=metrics.loss" in d.current_url)
+    out["by_loss"] = [a.text for a in driver.find_elements(By.CSS_SELECTOR, "table.runs td > a")]
+    # The query box, with the field names it suggests.
+    out["suggests"] = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#plx-fields option'), o => o.value)")
+    q = driver.find_element(By.NAME, "query")
+    q.clear()
+    q.send_keys("params.lr: 0.3")
+    q.submit()
+    wait.until(lambda d: "query=params.lr" in d.current_url)
+    out["queried"] = [a.text for a in driver.find_elements(By.CSS_SELECTOR, "table.runs td > a")]
+    driver.get(f"{base}/ui/{user}/{project}?cols=name,status,created,duration,user,params.lr,params.layers,metrics.acc,metrics.loss,tags")
     driver.save_screenshot(os.path.join(shots, "runs-table.png"))
 
     # The runs table: tick the runs, compare them.

@@ -126,6 +126,26 @@ async fn comparing_runs_in_chromium() {
     );
     let seen: J = serde_json::from_str(text.trim()).unwrap();
 
+    // The runs table: the columns kept, sorted by a metric, queried.
+    assert_eq!(
+        seen["kept_cols"],
+        json!(["✓", "name", "status", "lr", "loss"]),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["by_loss"],
+        json!(["wider", "baseline", "faster"]),
+        "{seen}"
+    );
+    assert!(
+        seen["suggests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "metrics.loss: "),
+        "{seen}"
+    );
+    assert_eq!(seen["queried"], json!(["faster"]), "{seen}");
     // Signed in, and back to the runs table; the comparison's address names the three runs.
     assert!(
         seen["signed_in_at"]
@@ -511,4 +531,50 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
             std::fs::copy(e.path(), &target).unwrap();
         }
     }
+}
+
+/// The runs table as CSV: the chosen columns, every run the query matches, fields quoted and
+/// a spreadsheet formula defused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runs_table_exports_csv() {
+    let s = TestServer::sqlite().await;
+    let p = s.project("export").await;
+    for (name, lr) in [("=HYPERLINK(\"x\")", 0.1), ("plain, with a comma", 0.2)] {
+        let uuid = s.run(&p, json!({"name": name})).await;
+        let (st, b) = s
+            .patch(
+                &format!("/api/v1/root/{p}/runs/{uuid}"),
+                json!({"inputs": {"lr": lr}}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+    }
+    let resp = reqwest::Client::new()
+        .get(format!(
+            "{}/ui/root/{p}?col=name&col=params.lr&sort=params.lr&format=csv",
+            s.base
+        ))
+        .header("Authorization", format!("Token {}", s.root_token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let text = resp.text().await.unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "name,params.lr,uuid");
+    assert!(
+        lines[1].starts_with("\"'=HYPERLINK(\"\"x\"\")\",0.1,"),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with("\"plain, with a comma\",0.2,"),
+        "{text}"
+    );
+    assert_eq!(lines.len(), 3);
 }
