@@ -25,7 +25,7 @@ import urllib.request
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -73,6 +73,17 @@ def sign_in():
     out["signed_in_at"] = driver.current_url
 
 
+def text_of(d, selector):
+    """The text of the first element `selector` names, or "" (also while a page reloads, when
+    the driver may lose the node it looked up)."""
+    try:
+        return d.execute_script(
+            "const e = document.querySelector(arguments[0]); return e ? e.textContent : ''",
+            selector) or ""
+    except WebDriverException:
+        return ""
+
+
 def api(method, path, body):
     req = urllib.request.Request(
         f"{base}{path}", method=method, data=json.dumps(body).encode(),
@@ -102,6 +113,7 @@ def live():
     out["reloads"] = driver.execute_script("return performance.getEntriesByType('navigation').length")
     driver.save_screenshot(os.path.join(shots, "live.png"))
 
+    out["t_live"] = time.time() - t0
     # Editing its name from the page.
     driver.find_element(By.CSS_SELECTOR, ".plx-actions summary").click()
     field = driver.find_element(By.CSS_SELECTOR, "form.plx-edit input[name=name]")
@@ -109,19 +121,21 @@ def live():
     field.send_keys("renamed-from-the-page")
     driver.find_element(By.CSS_SELECTOR, "form.plx-edit button").click()
     def renamed(d):
-        said = d.find_element(By.CSS_SELECTOR, ".plx-action-status").text
+        said = text_of(d, ".plx-action-status")
         if said.startswith("saving:"):
             raise SystemExit(f"the edit failed: {said}")
-        return "renamed-from-the-page" in d.find_element(By.TAG_NAME, "h2").text
+        return "renamed-from-the-page" in text_of(d, "h2")
     wait.until(renamed)
 
+    out["t_renamed"] = time.time() - t0
     # Stopping it: confirmed first, then its status follows.
     driver.find_element(By.CSS_SELECTOR, "button[data-action=stop]").click()
     alert = wait.until(lambda d: d.switch_to.alert)
     out["confirm"] = alert.text
     alert.accept()
-    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".plx-run-status").text in ("stopping", "stopped"))
-    out["stopped_status"] = driver.find_element(By.CSS_SELECTOR, ".plx-run-status").text
+    wait.until(lambda d: text_of(d, ".plx-run-status") in ("stopping", "stopped"))
+    out["stopped_status"] = text_of(driver, ".plx-run-status")
+    out["t_stopped"] = time.time() - t0
     driver.save_screenshot(os.path.join(shots, "stopped.png"))
 
     # Another site's page posts a stop of the other run, as a forged form would, and tries
@@ -146,9 +160,13 @@ def live():
     threading.Thread(target=evil.serve_forever, daemon=True).start()
     driver.get(f"http://127.0.0.2:{evil.server_address[1]}/")
     time.sleep(2)
+    out["t_forged"] = time.time() - t0
     out["forged_landed_on"] = driver.current_url
     out["forged_page"] = driver.find_element(By.TAG_NAME, "body").text[:300]
+    # Away from the other origin's page before the browser goes (else it lingers on it).
+    driver.get("about:blank")
     evil.shutdown()
+    evil.server_close()
 
 
 def media():

@@ -320,7 +320,7 @@ async fn a_live_run_is_followed_edited_and_stopped_from_its_page() {
         json!([0.9, 0.7, 0.5, 0.3, 0.2, 0.1]),
         "{seen}"
     );
-    eprintln!("live update seen after {} s", seen["live_after_s"]);
+    eprintln!("live update seen after {} s; {seen}", seen["live_after_s"]);
     assert!(
         seen["confirm"].as_str().unwrap().contains("Stop run"),
         "{seen}"
