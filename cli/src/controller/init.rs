@@ -53,7 +53,7 @@ pub async fn run(
             let mut with_code = step.clone();
             with_code.path = Some(step.path.clone().unwrap_or_else(|| "code".into()));
             let dest = dest(&with_code, dirs, &what)?;
-            git(api, g, step.connection.as_deref(), &dest, &what).await?;
+            git(api, g, step.connection.as_deref(), &dest, dirs.host, &what).await?;
         } else if step.dockerfile.is_some() {
         } else {
             let kinds = step.sources();
@@ -249,6 +249,7 @@ async fn git(
     g: &spec::init::GitInit,
     connection: Option<&str>,
     dest: &Path,
+    run_dir: &Path,
     what: &str,
 ) -> Result<()> {
     let Some(url) = g.url.clone() else {
@@ -262,6 +263,16 @@ async fn git(
         .into());
     };
     if dest.exists() {
+        // A clone of an earlier start, in the run's directory, is replaced; anything else is
+        // someone's, and kept.
+        if !dest.starts_with(run_dir) {
+            return Err(UserError::new(format!(
+                "{what}: `{}` exists, outside the run's directory: git clones into a new directory",
+                dest.display()
+            ))
+            .hint("give a `path` that does not exist yet, or one inside the run's directory")
+            .into());
+        }
         tokio::fs::remove_dir_all(dest).await.ok();
     }
     if let Some(parent) = dest.parent() {

@@ -1051,3 +1051,51 @@ fn an_iterative_search_asks_its_tuner_for_each_batch() {
     let logs = w.ok(&["ops", "logs", "--uid", &uuid, "--hide-time"]);
     assert!(logs.contains("no more suggestions"), "{logs}");
 }
+
+#[test]
+fn a_git_init_step_clones_and_never_replaces_what_is_not_the_runs() {
+    // A repository to clone, on this machine (no network needed).
+    let w = Work::new(&job("true", ""));
+    let origin = w.env.home.path().join("origin");
+    std::fs::create_dir_all(&origin).unwrap();
+    std::fs::write(origin.join("README"), "from the repository").unwrap();
+    let repo = git2::Repository::init(&origin).unwrap();
+    polyaxon_cli::snapshot::commit_all(&repo, "initial").unwrap();
+    std::fs::write(
+        w.dir.join("clone.yml"),
+        format!(
+            "version: 1.1\nkind: component\nrun:\n  kind: job\n  init: [{{git: {{url: '{}'}}, path: cloned}}]\n  container: {{image: busybox, command: [sh, -c, 'cat $POLYAXON_RUN_ARTIFACTS_PATH/cloned/README']}}\n",
+            origin.display()
+        ),
+    )
+    .unwrap();
+    let out = w.out(&["run", "-f", "clone.yml", "-l"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("from the repository"),
+        "{}",
+        stdout(&out)
+    );
+    // A directory of this machine that exists: refused, and left as it was.
+    let mine = w.env.home.path().join("mine");
+    std::fs::create_dir_all(&mine).unwrap();
+    std::fs::write(mine.join("keep.txt"), "precious").unwrap();
+    std::fs::write(
+        w.dir.join("over.yml"),
+        format!(
+            "version: 1.1\nkind: component\nrun:\n  kind: job\n  init: [{{git: {{url: '{}'}}, path: '{}'}}]\n  container: {{image: busybox, command: [echo, job-ran]}}\n",
+            origin.display(),
+            mine.display()
+        ),
+    )
+    .unwrap();
+    let out = w.out(&["run", "-f", "over.yml", "-l"]);
+    let all = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!out.status.success(), "{all}");
+    assert!(all.contains("exists, outside the run's directory"), "{all}");
+    assert!(!all.contains("job-ran"), "{all}");
+    assert_eq!(
+        std::fs::read_to_string(mine.join("keep.txt")).unwrap(),
+        "precious"
+    );
+}
