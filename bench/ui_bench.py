@@ -21,7 +21,6 @@ import json
 import os
 import pathlib
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,18 +37,22 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", pathlib.Path.home() / ".cache/polyaxon-rs/target"))
 PASSWORD = "bench-admin-password"
 sys.path.insert(0, str(ROOT / "bench"))
+import server_vs_mlflow as svm  # noqa: E402  (its MLflow virtualenv and helpers)
+
+log = svm.log
+free_port = svm.free_port
 
 
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+def wait_up(url, secs):
+    """Waits until `url` answers (a server starting)."""
+    end = time.time() + secs
+    while time.time() < end:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except Exception:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not answer within {secs} s")
 
 
 def call(base, method, path, body=None, token=None):
@@ -100,12 +103,7 @@ def ours(args, drv):
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(base + "/healthz", timeout=1)
-                break
-            except Exception:
-                time.sleep(0.1)
+        wait_up(base + "/healthz", 20)
         token = call(base, "POST", "/api/v1/auth/token", {"username": "root", "password": PASSWORD})["token"]
         call(base, "POST", "/api/v1/root/projects/create", {"name": "bench"}, token)
         uuids = []
@@ -135,7 +133,6 @@ def ours(args, drv):
         if args.table_runs:
             t0 = time.time()
             made = args.runs
-            batch = []
             # Many runs quickly: 8 concurrent creators.
             from concurrent.futures import ThreadPoolExecutor
             def create(i):
@@ -157,7 +154,6 @@ def ours(args, drv):
 
 
 def mlflow(args, drv):
-    import server_vs_mlflow as svm
     v = svm.venv()
     home = tempfile.mkdtemp(prefix="plx-ui-bench-mlflow-")
     port = free_port()
@@ -167,12 +163,7 @@ def mlflow(args, drv):
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):
-            try:
-                urllib.request.urlopen(base + "/health", timeout=1)
-                break
-            except Exception:
-                time.sleep(0.2)
+        wait_up(base + "/health", 120)
         exp = call(base, "POST", "/api/2.0/mlflow/experiments/create", {"name": "bench"})["experiment_id"]
         # A model-training experiment (its runs' pages), not the GenAI overview MLflow 3 opens.
         call(base, "POST", "/api/2.0/mlflow/experiments/set-experiment-tag",

@@ -806,7 +806,7 @@ impl Store {
 /// A listed key as the path it was written from: `object_store` percent-encodes the
 /// characters a key segment may not hold (`~`, `[`, `#`, `%`…), and a listing gives them back
 /// encoded; `key()` encodes again, so what is listed must be decoded to be read.
-pub(crate) fn decode_path(encoded: &str) -> String {
+fn decode_path(encoded: &str) -> String {
     let b = encoded.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -179,26 +179,7 @@ fn a_server_on_s3_takes_a_runs_code_and_outputs() {
     assert!(!local.exists(), "{} is still here", local.display());
 
     // Read back through the API: one file, then the whole run as an archive.
-    let got = env.home.path().join("got");
-    ok(
-        &env,
-        &[
-            "ops",
-            "artifacts",
-            "-p",
-            "root/demo",
-            "--uid",
-            uuid,
-            "-f",
-            "outputs/model/w.txt",
-            "--path",
-            got.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(
-        std::fs::read_to_string(got.join("outputs/model/w.txt")).unwrap(),
-        "weights\n"
-    );
+    assert_eq!(downloaded(&env, uuid, "outputs/model/w.txt"), "weights\n");
     let whole = env.home.path().join("whole");
     ok(
         &env,
@@ -246,6 +227,31 @@ fn a_server_on_s3_takes_a_runs_code_and_outputs() {
     std::fs::remove_dir_all(&local_logs).unwrap();
     let again = ok(&env, &logs_args);
     assert_eq!(again, logs, "the same lines, from the bucket");
+}
+
+/// A run's file as `polyaxon ops artifacts -f` downloads it (through the server, from its
+/// store).
+fn downloaded(env: &Env, uuid: &str, rel: &str) -> String {
+    let got = env
+        .home
+        .path()
+        .join(format!("got-{}", rel.replace('/', "_")));
+    ok(
+        env,
+        &[
+            "ops",
+            "artifacts",
+            "-p",
+            "root/demo",
+            "--uid",
+            uuid,
+            "-f",
+            rel,
+            "--path",
+            got.to_str().unwrap(),
+        ],
+    );
+    std::fs::read_to_string(got.join(rel)).unwrap()
 }
 
 fn walk(dir: &std::path::Path) -> Vec<String> {
@@ -531,24 +537,8 @@ fn a_pods_files_reach_the_bucket_through_its_sidecar_across_an_outage() {
         serde_json::json!([0.5, 0.75, 0.875])
     );
     // Read back through the server, which keeps none of them on its disk.
-    let got = env.home.path().join("got");
-    ok(
-        &env,
-        &[
-            "ops",
-            "artifacts",
-            "-p",
-            "root/demo",
-            "--uid",
-            &uuid,
-            "-f",
-            "outputs/last.txt",
-            "--path",
-            got.to_str().unwrap(),
-        ],
-    );
     assert_eq!(
-        std::fs::read_to_string(got.join("outputs/last.txt")).unwrap(),
+        downloaded(&env, &uuid, "outputs/last.txt"),
         "written as the job ended\n"
     );
     let local = server_env
@@ -655,24 +645,5 @@ fn the_sidecar_outlasts_the_server_out_of_reach() {
         keys(m.1, "side-bucket", &prefix).contains(&format!("{prefix}outputs/three.txt")),
         "{text}"
     );
-    let got = env.home.path().join("got");
-    ok(
-        &env,
-        &[
-            "ops",
-            "artifacts",
-            "-p",
-            "root/demo",
-            "--uid",
-            &uuid,
-            "-f",
-            "outputs/two.txt",
-            "--path",
-            got.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(
-        std::fs::read_to_string(got.join("outputs/two.txt")).unwrap(),
-        "two\n"
-    );
+    assert_eq!(downloaded(&env, &uuid, "outputs/two.txt"), "two\n");
 }

@@ -686,13 +686,10 @@ impl Client {
         to: Option<&str>,
         tar_gz: Bytes,
     ) -> Result<()> {
-        let mut q: Vec<(&str, String)> = to.map(|p| ("path", p.to_string())).into_iter().collect();
-        q.push(("untar", "true".into()));
-        q.push(("overwrite", "true".into()));
         // Unpacked over what is there: sending it again writes the same files.
         self.call_repeatable(
             Method::POST,
-            &with_query(&r.api("/artifacts/upload"), &q),
+            &untar_upload_path(r, to),
             Some((tar_gz, "application/gzip")),
         )
         .await?;
@@ -707,15 +704,11 @@ impl Client {
         to: Option<&str>,
         tar_gz: &std::path::Path,
     ) -> Result<()> {
-        let mut q: Vec<(&str, String)> = to.map(|p| ("path", p.to_string())).into_iter().collect();
-        q.push(("untar", "true".into()));
-        q.push(("overwrite", "true".into()));
-        let path = with_query(&r.api("/artifacts/upload"), &q);
         let resp = self
             .transport
             .send(transport::Request {
                 method: Method::POST,
-                path: path.clone(),
+                path: untar_upload_path(r, to),
                 body: None,
                 file_body: Some((tar_gz.to_path_buf(), "application/gzip")),
                 repeatable: true,
@@ -855,6 +848,14 @@ impl Client {
 
 fn project_path(owner: &str, name: &str) -> String {
     format!("/api/v1/{}/{}", seg(owner), seg(name))
+}
+
+/// The upload of a tar.gz unpacked into a run's artifacts at `to`, over what is there.
+fn untar_upload_path(r: &RunRef, to: Option<&str>) -> String {
+    let mut q: Vec<(&str, String)> = to.map(|p| ("path", p.to_string())).into_iter().collect();
+    q.push(("untar", "true".into()));
+    q.push(("overwrite", "true".into()));
+    with_query(&r.api("/artifacts/upload"), &q)
 }
 
 /// A lineage path as a path under the run: relative already, or absolute under the run's

@@ -39,6 +39,40 @@ fn browser() -> Option<std::ffi::OsString> {
     }
 }
 
+/// Where the browser tests' screenshots are kept.
+fn shots() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots")
+}
+
+/// Runs `browser.py SCENARIO BASE root PASSWORD PROJECT ARGS… SCREENSHOTS TAIL…` and returns
+/// what it saw.
+async fn scenario(
+    py: &std::ffi::OsStr,
+    name: &str,
+    s: &TestServer,
+    project: &str,
+    args: &[&str],
+    tail: &[&str],
+) -> J {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/browser.py");
+    let out = tokio::process::Command::new(py)
+        .arg(&script)
+        .args([name, &s.base, "root", ADMIN_PASSWORD, project])
+        .args(args)
+        .arg(shots())
+        .args(tail)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(text.trim()).unwrap()
+}
+
 /// A run's loss and accuracy curves: `n` points, shaped by `k`.
 fn curves(k: f64, n: usize) -> (Vec<f64>, Vec<f64>) {
     let loss = (0..n)
@@ -101,30 +135,9 @@ async fn comparing_runs_in_chromium() {
         assert_eq!(st, StatusCode::OK, "{b}");
         runs.push((uuid, name, loss));
     }
-    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
     let uuids: Vec<&str> = runs.iter().map(|r| r.0.as_str()).collect();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/browser.py");
-    let out = tokio::process::Command::new(py)
-        .arg(&script)
-        .args([
-            "compare",
-            &s.base,
-            "root",
-            ADMIN_PASSWORD,
-            &p,
-            &uuids.join(","),
-        ])
-        .arg(&shots)
-        .output()
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: J = serde_json::from_str(text.trim()).unwrap();
+    let seen = scenario(&py, "compare", &s, &p, &[&uuids.join(",")], &[]).await;
+    let shots = shots();
 
     // The runs table: the columns kept, sorted by a metric, queried.
     assert_eq!(
@@ -288,31 +301,8 @@ async fn a_live_run_is_followed_edited_and_stopped_from_its_page() {
         .await;
     assert_eq!(code, StatusCode::OK, "{b}");
 
-    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/browser.py");
-    let out = tokio::process::Command::new(py)
-        .arg(&script)
-        .args([
-            "live",
-            &s.base,
-            "root",
-            ADMIN_PASSWORD,
-            &p,
-            &running,
-            &other,
-        ])
-        .arg(&shots)
-        .arg(&s.root_token)
-        .output()
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: J = serde_json::from_str(text.trim()).unwrap();
+    let seen = scenario(&py, "live", &s, &p, &[&running, &other], &[&s.root_token]).await;
+    let shots = shots();
     // The new line and points arrived without a reload.
     assert_eq!(seen["reloads"], 1, "{seen}");
     assert_eq!(
@@ -451,22 +441,8 @@ os._exit(0)
     }
     std::fs::write(dest.join("notes.txt"), "a <b>text</b> file\n").unwrap();
 
-    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/browser.py");
-    let out = tokio::process::Command::new(py)
-        .arg(&script)
-        .args(["media", &s.base, "root", ADMIN_PASSWORD, &p, &uuid])
-        .arg(&shots)
-        .output()
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: J = serde_json::from_str(text.trim()).unwrap();
+    let seen = scenario(&py, "media", &s, &p, &[&uuid], &[]).await;
+    let shots = shots();
     let kinds: Vec<&str> = seen["kinds"]
         .as_array()
         .unwrap()
