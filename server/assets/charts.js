@@ -1,7 +1,7 @@
 // The dashboard's interactive charts, over uPlot (vendored beside this file). The page works
 // without this script (its tables and static SVG charts); with it, each `.plx-plot` becomes a
 // chart of one metric overlaid across runs: values on hover, drag to zoom (double-click to
-// reset), log scale, x by step, wall time or relative time, EMA smoothing, and raw values on
+// reset), Shift+drag or the arrow keys to pan, log scale, x by step, wall time or relative time, EMA smoothing, and raw values on
 // demand. Series are downsampled by the server to about the chart's width (`sample=N`).
 //
 // `window.plxCharts` holds the charts by metric (their `data` is what is drawn), so tests read
@@ -63,13 +63,29 @@
     return Math.max(320, Math.floor(el.getBoundingClientRect().width || 560));
   }
 
+  // A live run's page asks for every metric, and new ones get a chart as they appear.
+  function discover(names) {
+    const box = $(".charts");
+    for (const n of names) {
+      if (cfg.metrics.includes(n) || !box) continue;
+      cfg.metrics.push(n);
+      const el = document.createElement("div");
+      el.className = "chart plx-plot";
+      el.dataset.metric = n;
+      box.append(el);
+    }
+    if (cfg.metrics.length) {
+      for (const el of [document.querySelector(".plx-metrics-head"), $(".plx-controls")]) {
+        if (el) el.hidden = false;
+      }
+    }
+  }
+
   async function load() {
     const status = $(".plx-status");
-    const sample = Math.min(4000, Math.max(200, 2 * Math.max(...plots().map(width))));
-    const q = new URLSearchParams({
-      names: cfg.metrics.join(","),
-      runs: cfg.runs.map((r) => r.uuid).join(","),
-    });
+    const sample = Math.min(4000, Math.max(200, 2 * Math.max(560, ...plots().map(width))));
+    const q = new URLSearchParams({ runs: cfg.runs.map((r) => r.uuid).join(",") });
+    if (!cfg.discover) q.set("names", cfg.metrics.join(","));
     if (!state.raw) q.set("sample", String(sample));
     if (status && !loaded) status.textContent = "loading…";
     const resp = await fetch(`${cfg.api}/multi/events/metric?${q}`, { credentials: "same-origin" });
@@ -82,6 +98,7 @@
     for (const [uuid, series] of Object.entries(body.data || {})) {
       loaded[uuid] = {};
       for (const s of series) loaded[uuid][s.name] = s.data;
+      if (cfg.discover) discover(series.map((s) => s.name).sort());
     }
     if (status) status.textContent = state.raw ? "raw values" : `at most about ${sample} points per series (downsampled by the server)`;
     draw();
@@ -126,20 +143,84 @@
       const key = JSON.stringify([runs.map((r) => r.uuid), state.x, state.log, el.clientWidth]);
       const had = charts[metric];
       if (had && had.plxKey === key) {
-        // New points of the same chart (a live run): drawn in place.
-        had.setData(data);
+        // New points of the same chart (a live run): drawn in place; a zoomed or panned
+        // chart keeps its range.
+        had.setData(data, !had.plxZoomed);
         continue;
       }
       if (had) had.destroy();
       el.textContent = "";
-      charts[metric] = new uPlot(opts, data, el);
-      charts[metric].plxRuns = runs.map((r) => r.uuid);
-      charts[metric].plxKey = key;
+      opts.hooks = {
+        setSelect: [(u) => { if (u.select.width > 0) u.plxZoomed = true; }],
+      };
+      const u = new uPlot(opts, data, el);
+      u.plxRuns = runs.map((r) => r.uuid);
+      u.plxKey = key;
+      charts[metric] = u;
+      navigate(u, el);
     }
     window.plxChartsReady = true;
     // When every chart was first drawn, from the navigation's start (what the UI bench reads).
     if (window.plxChartsDrawnAt === undefined) window.plxChartsDrawnAt = performance.now();
     window.dispatchEvent(new Event("plx-charts-drawn"));
+  }
+
+  // Panning and zooming besides the drag: Shift+drag pans; on a focused chart (Tab to it) the
+  // arrow keys pan, + and - zoom, 0 resets; a double-click resets too.
+  function navigate(u, el) {
+    const over = u.over;
+    const full = () => {
+      const xs = u.data[0];
+      return [xs[0], xs[xs.length - 1]];
+    };
+    const setX = (min, max) => {
+      u.plxZoomed = true;
+      u.setScale("x", { min, max });
+    };
+    const reset = () => {
+      u.plxZoomed = false;
+      const [min, max] = full();
+      u.setScale("x", { min, max });
+    };
+    el.tabIndex = 0;
+    el.setAttribute("aria-label", `${el.dataset.metric}: Shift+drag or arrow keys to pan, + and - to zoom, 0 to reset`);
+    el.addEventListener("keydown", (e) => {
+      const { min, max } = u.scales.x;
+      const w = max - min;
+      if (e.key === "ArrowLeft" || e.key === "ArrowRight") {
+        const d = (e.key === "ArrowLeft" ? -0.2 : 0.2) * w;
+        setX(min + d, max + d);
+      } else if (e.key === "+" || e.key === "=") {
+        setX(min + w / 4, max - w / 4);
+      } else if (e.key === "-") {
+        setX(min - w / 2, max + w / 2);
+      } else if (e.key === "0") {
+        reset();
+      } else {
+        return;
+      }
+      e.preventDefault();
+    });
+    over.addEventListener("dblclick", reset);
+    // On the wrapper, in the capture phase: uPlot's own drag (a zoom) never sees it.
+    el.addEventListener("mousedown", (e) => {
+      if (!e.shiftKey || !over.contains(e.target)) return;
+      e.stopPropagation();
+      e.preventDefault();
+      const { min, max } = u.scales.x;
+      const x0 = e.clientX;
+      const per = (max - min) / over.getBoundingClientRect().width;
+      const move = (m) => {
+        const d = (x0 - m.clientX) * per;
+        setX(min + d, max + d);
+      };
+      const up = () => {
+        document.removeEventListener("mousemove", move);
+        document.removeEventListener("mouseup", up);
+      };
+      document.addEventListener("mousemove", move);
+      document.addEventListener("mouseup", up);
+    }, true);
   }
 
   // The controls, rendered by the server, act from here.
@@ -156,7 +237,7 @@
   let resize = null;
   window.addEventListener("resize", () => { clearTimeout(resize); resize = setTimeout(draw, 150); });
   const controls = $(".plx-controls");
-  if (controls) controls.hidden = false;
+  if (controls) controls.hidden = !cfg.metrics.length;
   // A live page's script asks for the new points.
   window.plxChartsReload = load;
   load();

@@ -1,5 +1,6 @@
 // A running run's page, live: twice a second its status, the log lines written since the last
-// ones shown (read on from where the page left off) and its charts' new points, without
+// ones shown (read on from where the page left off), its charts' new points and a pipeline's
+// operations or trials (the section redrawn by the server), without
 // reloading (which would lose a zoom or an edit). Stops once the run has ended. Without this
 // script the page refreshes itself every few seconds instead.
 (() => {
@@ -13,7 +14,9 @@
   let lastTime = cfg.last_time || null;
   const status = document.querySelector(".plx-run-status");
   const pre = document.querySelector("pre.plx-logs");
-  window.plxLive = { ticks: 0, lines: 0, status: cfg.status, ended: false };
+  const pipeline = document.querySelector("[data-plx-pipeline]");
+  let etag = pipeline ? pipeline.dataset.plxEtag || "" : "";
+  window.plxLive = { ticks: 0, lines: 0, swaps: 0, status: cfg.status, ended: false };
 
   function append(line) {
     if (!pre) return;
@@ -44,6 +47,21 @@
       if (logs.last_file) lastFile = logs.last_file;
       if (logs.last_time) lastTime = logs.last_time;
       if (window.plxChartsReload) await window.plxChartsReload();
+      // A DAG's operations or a search's trials: the section drawn anew by the server.
+      // Asked with the ETag of what is shown: unchanged, it is not sent again; not swapped
+      // while a trial's range is being dragged.
+      if (pipeline && !(window.plxSearch && window.plxSearch.dragging)) {
+        const resp = await fetch(pipeline.dataset.plxPipeline, {
+          credentials: "same-origin",
+          headers: { "If-None-Match": etag },
+        });
+        if (resp.status === 200) {
+          pipeline.innerHTML = await resp.text();
+          etag = resp.headers.get("ETag") || "";
+          window.plxLive.swaps += 1;
+          window.dispatchEvent(new Event("plx-pipeline-swapped"));
+        }
+      }
       ended = DONE.has(run.status);
     } catch (_) {
       // The server out of reach for a moment: the next tick tries again.

@@ -12,6 +12,10 @@ screenshot of each page goes to SCREENSHOT_DIR.
         signs in, watches a running run's page while lines and points are added through the
         API, edits its name, stops it from the page, then has a page of another origin post a
         stop of the other run to the API, as a forged cross-site form would.
+    browser.py pipelines BASE USER PASSWORD PROJECT SEARCH DAG,OP1,OP2 SCREENSHOT_DIR TOKEN
+        signs in, opens a search's page (reads its trials' order, brushes its parallel
+        coordinates with the mouse on two axes, clears them by a click and by Escape), then a
+        running DAG's page while its operations' statuses change through the API.
 """
 
 import http.server
@@ -26,6 +30,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
+from selenium.webdriver.common.actions.action_builder import ActionBuilder
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -35,6 +40,9 @@ if scenario == "compare":
     runs = runs.split(",")
 elif scenario == "media":
     base, user, password, project, running, shots = sys.argv[2:8]
+elif scenario == "pipelines":
+    base, user, password, project, search, dag, shots, token = sys.argv[2:10]
+    dag, op1, op2 = dag.split(",")
 else:
     base, user, password, project, running, other, shots, token = sys.argv[2:10]
 os.makedirs(shots, exist_ok=True)
@@ -196,7 +204,99 @@ def media():
     out["console"] = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
 
+def pipelines():
+    sign_in()
+    driver.get(f"{base}/ui/{user}/{project}/runs/{search}")
+    wait.until(lambda d: d.execute_script("return !!(window.plxSearch && window.plxSearch.clear)"))
+    rows = lambda: driver.execute_script(
+        "return Array.from(document.querySelectorAll('table.plx-trials tr[data-uuid]'))"
+        ".filter(r => !r.hidden).map(r => r.dataset.uuid)")
+    out["ranked"] = rows()
+    out["axes"] = driver.execute_script(
+        "return JSON.parse(document.querySelector('svg.plx-pc').dataset.axes)")
+    out["scatters"] = driver.execute_script(
+        "return Array.from(document.querySelectorAll('.plx-scatter'), s => [s.dataset.param, s.querySelectorAll('circle').length])")
+    out["best_so_far"] = driver.execute_script(
+        "return JSON.parse(document.querySelector('.plx-best-line').dataset.best)")
+    driver.execute_script("document.querySelector('svg.plx-pc').scrollIntoView({block: 'center'})")
+
+    def at(axis, t):
+        """Where on the screen axis `axis` is at `t` (0 its bottom, 1 its top; beyond, off it)."""
+        return driver.execute_script("""
+            const svg = document.querySelector('svg.plx-pc');
+            const a = JSON.parse(svg.dataset.axes).find(a => a.name === arguments[0]);
+            const top = Number(svg.dataset.top), bottom = Number(svg.dataset.bottom);
+            const p = svg.createSVGPoint();
+            p.x = a.x; p.y = bottom - arguments[1] * (bottom - top);
+            const q = p.matrixTransform(svg.getScreenCTM());
+            return [Math.round(q.x), Math.round(q.y)];""", axis, t)
+
+    def drag(axis, t0, t1):
+        (x0, y0), (x1, y1) = at(axis, t0), at(axis, t1)
+        ab = ActionBuilder(driver)
+        ab.pointer_action.move_to_location(x0, y0).pointer_down()
+        for k in range(1, 6):
+            ab.pointer_action.move_to_location(x0, round(y0 + (y1 - y0) * k / 5))
+        ab.pointer_action.pointer_up()
+        ab.perform()
+
+    def click(axis, t):
+        x, y = at(axis, t)
+        ab = ActionBuilder(driver)
+        ab.pointer_action.move_to_location(x, y).pointer_down().pointer_up()
+        ab.perform()
+
+    metric = out["axes"][-1]["name"]
+    state = lambda: driver.execute_script(
+        "return {ranges: window.plxSearch.ranges, selected: window.plxSearch.selected}")
+    # The lower half of the metric's axis, dragged from its middle to below its end.
+    drag(metric, 0.5, -0.1)
+    out["brushed"] = state()
+    out["brushed_rows"] = rows()
+    out["faded"] = driver.execute_script(
+        "return Array.from(document.querySelectorAll('polyline.trial')).filter(l => l.style.opacity === '0.08').length")
+    driver.save_screenshot(os.path.join(shots, "search-brushed.png"))
+    # And the top of the activation's axis (a category).
+    drag("act", 0.9, 1.1)
+    out["both"] = state()
+    out["both_rows"] = rows()
+    # A click on the metric's axis clears its range; Escape clears the rest.
+    click(metric, 0.8)
+    out["cleared_one"] = state()
+    driver.find_element(By.TAG_NAME, "body").send_keys("\ue00c")
+    out["cleared_all"] = state()
+    out["rows_after_clear"] = rows()
+    driver.save_screenshot(os.path.join(shots, "search.png"))
+    # Ranked by another metric, by the form.
+    driver.get(f"{base}/ui/{user}/{project}/runs/{search}?metric=acc&order=max")
+    wait.until(lambda d: d.execute_script("return !!(window.plxSearch && window.plxSearch.clear)"))
+    out["by_acc"] = rows()
+
+    # A running DAG's page follows its operations' statuses.
+    driver.get(f"{base}/ui/{user}/{project}/runs/{dag}")
+    wait.until(lambda d: d.execute_script("return !!window.plxLive && window.plxLive.ticks > 0"))
+    node = lambda u: driver.execute_script(
+        "const n = document.querySelector(`a.node[href$='${arguments[0]}']`); return n ? n.dataset.status : null", u)
+    out["dag_before"] = [node(op1), node(op2)]
+    t0 = time.time()
+    api("POST", f"/api/v1/{user}/{project}/runs/{op1}/statuses", {"condition": {"type": "succeeded"}, "force": True})
+    for st in ["queued", "scheduled", "running"]:
+        api("POST", f"/api/v1/{user}/{project}/runs/{op2}/statuses", {"condition": {"type": st}, "force": True})
+    WebDriverWait(driver, 10, poll_frequency=0.05).until(
+        lambda d: node(op1) == "succeeded" and node(op2) == "running")
+    out["dag_after_s"] = time.time() - t0
+    out["dag_after"] = [node(op1), node(op2)]
+    out["dag_table"] = driver.execute_script(
+        "return Array.from(document.querySelectorAll('.plx-pipeline table tr td:nth-child(2)'), t => t.textContent)")
+    out["reloads"] = driver.execute_script("return performance.getEntriesByType('navigation').length")
+    driver.save_screenshot(os.path.join(shots, "dag.png"))
+    out["console"] = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
 try:
+    if scenario == "pipelines":
+        pipelines()
+        raise SystemExit(0)
     if scenario == "live":
         live()
         raise SystemExit(0)

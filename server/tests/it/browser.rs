@@ -554,3 +554,224 @@ async fn the_runs_table_exports_csv() {
     );
     assert_eq!(lines.len(), 3);
 }
+
+/// A search's page (trials best first, its parallel coordinates brushed with the mouse, each
+/// param against the metric, the best so far) and a running DAG's page following its
+/// operations' statuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_searchs_trials_are_brushed_and_a_dag_followed_live() {
+    let Some(py) = browser() else { return };
+    let s = TestServer::sqlite().await;
+    let p = s.project("tuning").await;
+    let content = r#"
+version: 1.1
+kind: operation
+matrix:
+  kind: bayes
+  numInitialRuns: 8
+  maxIterations: 2
+  metric: {name: loss, optimization: minimize}
+  params:
+    lr: {kind: loguniform, value: [0.0001, 0.1]}
+    layers: {kind: choice, value: [2, 4, 8]}
+    act: {kind: choice, value: [relu, tanh]}
+component:
+  inputs:
+    - {name: lr, type: float}
+    - {name: layers, type: int}
+    - {name: act, type: str}
+  run:
+    kind: job
+    container: {image: busybox, command: ["true"]}
+"#;
+    let search = s
+        .run(&p, json!({"name": "lr-search", "content": content}))
+        .await;
+    // Trials: (lr, layers, act, loss, acc); the last two without a loss (running, failed).
+    let trials = [
+        (0.0001, 2, "relu", Some(0.90), 0.40),
+        (0.001, 4, "tanh", Some(0.35), 0.81),
+        (0.01, 8, "relu", Some(0.20), 0.86),
+        (0.1, 2, "tanh", Some(0.75), 0.55),
+        (0.003, 4, "relu", Some(0.28), 0.90),
+        (0.03, 8, "tanh", Some(0.22), 0.84),
+        (0.0003, 2, "relu", None, 0.0),
+        (0.05, 4, "tanh", None, 0.0),
+    ];
+    let mut uuids = Vec::new();
+    for (i, (lr, layers, act, loss, acc)) in trials.iter().enumerate() {
+        let u = s
+            .run(
+                &p,
+                json!({"name": format!("lr-search-{}", i + 1),
+                       "meta_info": {"pipeline": search, "pipeline_kind": "matrix", "trial": i}}),
+            )
+            .await;
+        let (st, b) = s
+            .patch(
+                &format!("/api/v1/root/{p}/runs/{u}"),
+                json!({"inputs": {"lr": lr, "layers": layers, "act": act}}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+        let end = match (loss, i) {
+            (Some(_), _) => "succeeded",
+            (None, 6) => "running",
+            _ => "failed",
+        };
+        let path = if end == "failed" {
+            vec!["queued", "scheduled", "running", "failed"]
+        } else {
+            ["queued", "scheduled", "running", end][..if end == "running" { 3 } else { 4 }]
+                .to_vec()
+        };
+        for st in path {
+            let (code, b) = s
+                .post(
+                    &format!("/api/v1/root/{p}/runs/{u}/statuses"),
+                    json!({"condition": {"type": st}, "force": true}),
+                )
+                .await;
+            assert_eq!(code, StatusCode::OK, "{b}");
+        }
+        if let Some(loss) = loss {
+            let (st, b) = s
+                .post(
+                    &format!("/streams/v1/polyaxon/root/{p}/runs/{u}/metrics"),
+                    json!({"metrics": [{"name": "loss", "step": [0, 1], "value": [1.0, loss]},
+                                       {"name": "acc", "step": [1], "value": [acc]}]}),
+                )
+                .await;
+            assert_eq!(st, StatusCode::OK, "{b}");
+        }
+        uuids.push(u);
+    }
+    // A DAG that is running: `prepare` running, `train` waiting for it.
+    let dag = s.run(&p, json!({"name": "pipeline"})).await;
+    let mut ops = vec![];
+    for name in ["prepare", "train"] {
+        let u = s
+            .run(
+                &p,
+                json!({"name": name, "meta_info": {"pipeline": dag, "pipeline_kind": "dag"}}),
+            )
+            .await;
+        ops.push(u);
+    }
+    s.patch(
+        &format!("/api/v1/root/{p}/runs/{dag}"),
+        json!({"meta_info": {"dag": {"ops": [{"name": "prepare", "uuid": ops[0]}, {"name": "train", "uuid": ops[1]}],
+               "edges": [["prepare", "train"]]}}}),
+    )
+    .await;
+    for u in [&dag, &ops[0]] {
+        for st in ["queued", "scheduled", "running"] {
+            s.post(
+                &format!("/api/v1/root/{p}/runs/{u}/statuses"),
+                json!({"condition": {"type": st}, "force": true}),
+            )
+            .await;
+        }
+    }
+
+    let dag_arg = format!("{dag},{},{}", ops[0], ops[1]);
+    let seen = scenario(
+        &py,
+        "pipelines",
+        &s,
+        &p,
+        &[&search, &dag_arg],
+        &[&s.root_token],
+    )
+    .await;
+    let shots = shots();
+    let loss_of = |u: &J| {
+        let i = uuids.iter().position(|x| x == u.as_str().unwrap()).unwrap();
+        trials[i].3
+    };
+    // Best (lowest loss) first, those without one last in their order.
+    let want: Vec<&str> = [2, 5, 4, 1, 3, 0, 6, 7]
+        .iter()
+        .map(|&i| uuids[i].as_str())
+        .collect();
+    assert_eq!(seen["ranked"], json!(want), "{seen}");
+    // An axis per param (lr by its logarithm, as the matrix samples it), the metric last.
+    let axes = seen["axes"].as_array().unwrap();
+    let names: Vec<&str> = axes.iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(names.last(), Some(&"loss"), "{seen}");
+    let mut params = names[..names.len() - 1].to_vec();
+    params.sort_unstable();
+    assert_eq!(params, ["act", "layers", "lr"]);
+    let lr = axes.iter().find(|a| a["name"] == "lr").unwrap();
+    assert_eq!(lr["scale"], "log", "{lr}");
+    assert_eq!(
+        axes.iter().find(|a| a["name"] == "act").unwrap()["categories"],
+        json!(["relu", "tanh"])
+    );
+    // Each param against the loss: a point per trial that has one.
+    let scatters = seen["scatters"].as_array().unwrap();
+    assert_eq!(scatters.len(), 3, "{seen}");
+    assert!(scatters.iter().all(|s| s[1] == 6), "{seen}");
+    // The best so far, in the trials' order.
+    assert_eq!(
+        seen["best_so_far"],
+        json!([0.9, 0.35, 0.2, 0.2, 0.2, 0.2]),
+        "{seen}"
+    );
+
+    // The lower half of the loss axis: from the lowest loss to about the middle.
+    let range = &seen["brushed"]["ranges"]["loss"];
+    let (lo, hi) = (range[0].as_f64().unwrap(), range[1].as_f64().unwrap());
+    assert!((lo - 0.2).abs() < 1e-9, "{range}");
+    assert!((hi - 0.55).abs() < 0.05, "{range}");
+    let within: Vec<&str> = uuids
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| trials[*i].3.is_some_and(|l| l >= lo && l <= hi))
+        .map(|(_, u)| u.as_str())
+        .collect();
+    let mut selected: Vec<&str> = seen["brushed"]["selected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .collect();
+    selected.sort_unstable();
+    let mut want_sel = within.clone();
+    want_sel.sort_unstable();
+    assert_eq!(selected, want_sel, "{seen}");
+    assert_eq!(within.len(), 4);
+    // The table keeps those rows only, still best first; the others' lines fade.
+    let rows: Vec<&J> = seen["brushed_rows"].as_array().unwrap().iter().collect();
+    assert_eq!(rows.len(), 4, "{seen}");
+    assert!(rows.windows(2).all(|w| loss_of(w[0]) <= loss_of(w[1])));
+    assert_eq!(seen["faded"], 4, "{seen}");
+    // With `act` brushed to `tanh` too: both ranges hold.
+    assert_eq!(seen["both"]["ranges"]["act"], json!(["tanh"]), "{seen}");
+    let both: Vec<&str> = seen["both_rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .collect();
+    assert_eq!(both, [uuids[5].as_str(), uuids[1].as_str()], "{seen}");
+    // Cleared by a click on the loss axis, then by Escape.
+    assert!(seen["cleared_one"]["ranges"].get("loss").is_none(), "{seen}");
+    assert!(seen["cleared_one"]["ranges"].get("act").is_some(), "{seen}");
+    assert_eq!(seen["cleared_all"]["ranges"], json!({}), "{seen}");
+    assert_eq!(seen["rows_after_clear"], seen["ranked"]);
+    // Ranked by accuracy, highest first, when asked.
+    assert_eq!(seen["by_acc"][0], json!(uuids[4]), "{seen}");
+    assert_eq!(seen["by_acc"][1], json!(uuids[2]), "{seen}");
+
+    // The DAG's nodes followed their runs without a reload.
+    assert_eq!(seen["dag_before"], json!(["running", "created"]), "{seen}");
+    assert_eq!(seen["dag_after"], json!(["succeeded", "running"]), "{seen}");
+    assert_eq!(seen["dag_table"], json!(["succeeded", "running"]), "{seen}");
+    assert_eq!(seen["reloads"], 1, "{seen}");
+    eprintln!("the DAG's statuses followed in {} s", seen["dag_after_s"]);
+    assert_eq!(seen["console"], json!([]), "no errors in the page");
+    for f in ["search.png", "search-brushed.png", "dag.png"] {
+        assert!(shots.join(f).is_file(), "{f}");
+    }
+}

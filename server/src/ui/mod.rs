@@ -21,6 +21,8 @@ use crate::error::ApiError;
 use crate::routes::{project_for, run_for};
 use crate::store::{Point, RunRow, SeriesData, TokenScope};
 
+mod search;
+
 pub fn routes() -> Router<App> {
     use axum::routing::{get, post};
     Router::new()
@@ -359,43 +361,49 @@ const ASSETS: &[Asset] = &[
         stem: "uplot",
         ext: "js",
         mime: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../assets/uplot/uPlot.iife.min.js"),
+        bytes: include_bytes!("../../assets/uplot/uPlot.iife.min.js"),
     },
     Asset {
         stem: "uplot",
         ext: "css",
         mime: "text/css; charset=utf-8",
-        bytes: include_bytes!("../assets/uplot/uPlot.min.css"),
+        bytes: include_bytes!("../../assets/uplot/uPlot.min.css"),
     },
     Asset {
         stem: "uplot-license",
         ext: "txt",
         mime: "text/plain; charset=utf-8",
-        bytes: include_bytes!("../assets/uplot/LICENSE"),
+        bytes: include_bytes!("../../assets/uplot/LICENSE"),
     },
     Asset {
         stem: "charts",
         ext: "js",
         mime: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../assets/charts.js"),
+        bytes: include_bytes!("../../assets/charts.js"),
     },
     Asset {
         stem: "runs",
         ext: "js",
         mime: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../assets/runs.js"),
+        bytes: include_bytes!("../../assets/runs.js"),
     },
     Asset {
         stem: "live",
         ext: "js",
         mime: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../assets/live.js"),
+        bytes: include_bytes!("../../assets/live.js"),
+    },
+    Asset {
+        stem: "search",
+        ext: "js",
+        mime: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../assets/search.js"),
     },
     Asset {
         stem: "actions",
         ext: "js",
         mime: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../assets/actions.js"),
+        bytes: include_bytes!("../../assets/actions.js"),
     },
 ];
 
@@ -498,8 +506,9 @@ fn charts_block(
     runs: &[(String, String, Vec<SeriesData>)],
     metrics: &[String],
     baseline: Option<&str>,
+    discover: bool,
 ) -> String {
-    if metrics.is_empty() {
+    if metrics.is_empty() && !discover {
         return String::new();
     }
     let cfg = serde_json::json!({
@@ -507,6 +516,7 @@ fn charts_block(
         "runs": runs.iter().map(|(u, n, _)| serde_json::json!({"uuid": u, "name": n})).collect::<Vec<_>>(),
         "metrics": metrics,
         "baseline": baseline,
+        "discover": discover,
     });
     let mut b = format!(
         "<link rel=stylesheet href='{}'><div data-plx-charts='{}'>\
@@ -1266,6 +1276,7 @@ async fn compare(
             &runs,
             &metrics,
             Some(&base_uuid),
+            false,
         ));
     }
     let live = rows.iter().any(|r| !r.status().is_done());
@@ -1527,7 +1538,8 @@ async fn run(
     State(app): State<App>,
     headers: HeaderMap,
     Path((owner, name, uuid)): Path<(String, String, String)>,
-) -> Result<Html<String>, UiError> {
+    Query(sq): Query<search::SearchQuery>,
+) -> Result<Response, UiError> {
     let here = format!("/ui/{}/{}/runs/{}", enc(&owner), enc(&name), enc(&uuid));
     let who = principal(&app, &headers, &here).await?;
     let fail = |e: ApiError| UiError(e, here.clone());
@@ -1542,9 +1554,12 @@ async fn run(
         .await
         .map_err(store_fail)?;
     let meta = r.meta();
-    // A DAG's operations, by their runs (one page: a DAG's operations are created at once).
-    let ops = match meta.dag.as_ref().filter(|d| !d.ops.is_empty()) {
-        Some(_) => {
+    // A DAG's operations or a search's trials, by their runs (one page: a DAG's operations are
+    // created at once; a search shows its first 5,000 trials).
+    let is_dag = meta.dag.as_ref().is_some_and(|d| !d.ops.is_empty());
+    let is_search = !is_dag && search::matrix_of(&r).is_some();
+    let ops = match is_dag || is_search {
+        true => {
             let q = format!("pipeline: {}", r.uuid);
             app.store
                 .list_runs(project.id, &q, "created_at", 5000, 0)
@@ -1552,8 +1567,39 @@ async fn run(
                 .map_err(store_fail)?
                 .1
         }
-        None => vec![],
+        false => vec![],
     };
+    let base = format!("/ui/{}/{}", enc(&owner), enc(&name));
+    let pipeline = match meta.dag.as_ref().filter(|_| is_dag) {
+        Some(dag) => dag_section(&base, dag, &ops),
+        None if is_search => search::section(&base, &r, &ops, &sq),
+        None => String::new(),
+    };
+    let etag = {
+        use sha2::Digest;
+        let h = sha2::Sha256::digest(pipeline.as_bytes());
+        format!(
+            "\"{}\"",
+            h.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>()
+        )
+    };
+    if sq.fragment.as_deref() == Some("pipeline") {
+        // What a live page swaps in: the section alone, not sent again while unchanged.
+        if headers
+            .get(header::IF_NONE_MATCH)
+            .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+        {
+            return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+        }
+        return Ok((
+            [
+                (header::ETAG, etag),
+                (header::CACHE_CONTROL, "no-cache".to_string()),
+            ],
+            Html(pipeline),
+        )
+            .into_response());
+    }
     if let Err(e) = app.fetch_logs(&r.uuid).await {
         tracing::warn!(run = %r.uuid, "the run's logs are not read from the store: {e:?}");
     }
@@ -1568,7 +1614,6 @@ async fn run(
     .await
     .map_err(|e| UiError(ApiError::Internal(e.to_string()), String::new()))?;
 
-    let base = format!("/ui/{}/{}", enc(&owner), enc(&name));
     let mut b = format!(
         "<p><a href='{base}'>{}/{}</a></p><h2>{} <span class='plx-run-status s-{}'>{}</span></h2>",
         esc(&owner),
@@ -1631,11 +1676,31 @@ async fn run(
         }
         b.push_str("</table>");
     }
-    if let Some(dag) = meta.dag.as_ref().filter(|d| !d.ops.is_empty()) {
-        b.push_str(&dag_section(&base, dag, &ops));
+    if !pipeline.is_empty() {
+        // A live page refreshes it in place from `?fragment=pipeline` (statuses, new trials).
+        let mut q: Vec<(&str, &str)> = vec![("fragment", "pipeline")];
+        if let Some(m) = &sq.metric {
+            q.push(("metric", m));
+        }
+        if let Some(o) = &sq.order {
+            q.push(("order", o));
+        }
+        let q: Vec<String> = q.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect();
+        let _ = write!(
+            b,
+            "<div class=plx-pipeline data-plx-pipeline='{here}?{}' data-plx-etag='{}'>{pipeline}</div>",
+            esc(&q.join("&")),
+            esc(&etag)
+        );
     }
-    if !series.is_empty() {
-        b.push_str("<h3>Metrics</h3>");
+    let running = !r.status().is_done();
+    if !series.is_empty() || running {
+        // A running run's page also charts the metrics it logs after the page was loaded.
+        let _ = write!(
+            b,
+            "<h3 class=plx-metrics-head{}>Metrics</h3>",
+            if series.is_empty() { " hidden" } else { "" }
+        );
         let metrics: Vec<String> = series.iter().map(|s| s.name.clone()).collect();
         let label = r.name.clone().unwrap_or_else(|| r.uuid[..8].to_string());
         b.push_str(&charts_block(
@@ -1644,6 +1709,7 @@ async fn run(
             &[(r.uuid.clone(), label, series)],
             &metrics,
             None,
+            running,
         ));
     }
     b.push_str(&media_section(&app, &here, &r.uuid).await);
@@ -1659,7 +1725,6 @@ async fn run(
         );
     }
     b.push_str("</table><h3>Logs</h3>");
-    let running = !r.status().is_done();
     if logs.is_empty() && !running {
         b.push_str("<p class=muted>No logs.</p>");
     } else {
@@ -1733,7 +1798,8 @@ async fn run(
         Some(&who.user.username),
         &b,
         live,
-    ))
+    )
+    .into_response())
 }
 
 #[derive(Deserialize, Default)]
