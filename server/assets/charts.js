@@ -59,8 +59,13 @@
     return out;
   }
 
-  function width(el) {
-    return Math.max(320, Math.floor(el.getBoundingClientRect().width || 560));
+  // A chart's width, from the box the charts are in (not the chart's own, which its drawing
+  // sets): two a row where there is room, less their padding and border.
+  function width() {
+    const box = $(".charts");
+    const w = box ? box.clientWidth : 1200;
+    const per = w >= 2 * 420 + 16 ? (w - 16) / 2 : w;
+    return Math.max(320, Math.floor(per - 26));
   }
 
   // A live run's page asks for every metric, and new ones get a chart as they appear.
@@ -83,7 +88,7 @@
 
   async function load() {
     const status = $(".plx-status");
-    const sample = Math.min(4000, Math.max(200, 2 * Math.max(560, ...plots().map(width))));
+    const sample = Math.min(4000, Math.max(200, 2 * width()));
     const q = new URLSearchParams({ runs: cfg.runs.map((r) => r.uuid).join(",") });
     if (!cfg.discover) q.set("names", cfg.metrics.join(","));
     if (!state.raw) q.set("sample", String(sample));
@@ -120,7 +125,7 @@
       const xLabel = { step: "step", wall: "time", rel: "seconds" }[state.x];
       const opts = {
         title: metric,
-        width: width(el),
+        width: width(),
         height: 260,
         scales: {
           x: { time: state.x === "wall" },
@@ -140,7 +145,7 @@
           };
         })),
       };
-      const key = JSON.stringify([runs.map((r) => r.uuid), state.x, state.log, el.clientWidth]);
+      const key = JSON.stringify([runs.map((r) => r.uuid), state.x, state.log, width()]);
       const had = charts[metric];
       if (had && had.plxKey === key) {
         // New points of the same chart (a live run): drawn in place; a zoomed or panned

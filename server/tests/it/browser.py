@@ -32,6 +32,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.actions.action_builder import ActionBuilder
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 scenario = sys.argv[1]
@@ -122,6 +123,23 @@ def live():
     driver.save_screenshot(os.path.join(shots, "live.png"))
 
     out["t_live"] = time.time() - t0
+    # Zoomed in and panned with the keyboard, the chart keeps its range as points arrive; 0
+    # resets it to every point.
+    scale = lambda: driver.execute_script("const s = window.plxCharts.loss.scales.x; return [s.min, s.max]")
+    chart = driver.find_element(By.CSS_SELECTOR, ".plx-plot[data-metric=loss]")
+    out["x_full"] = scale()
+    chart.send_keys("+")
+    out["x_zoomed"] = scale()
+    chart.send_keys(Keys.ARROW_RIGHT)
+    out["x_panned"] = scale()
+    n = driver.execute_script("return window.plxCharts.loss.data[0].length")
+    api("POST", f"/streams/v1/polyaxon/{user}/{project}/runs/{running}/metrics",
+        {"metrics": [{"name": "loss", "step": [20, 21], "value": [0.09, 0.08]}]})
+    WebDriverWait(driver, 10, poll_frequency=0.05).until(
+        lambda d: d.execute_script("return window.plxCharts.loss.data[0].length") >= n + 2)
+    out["x_after_points"] = scale()
+    chart.send_keys("0")
+    out["x_reset"] = scale()
     # Editing its name from the page.
     driver.find_element(By.CSS_SELECTOR, ".plx-actions summary").click()
     field = driver.find_element(By.CSS_SELECTOR, "form.plx-edit input[name=name]")
@@ -146,6 +164,21 @@ def live():
     out["t_stopped"] = time.time() - t0
     driver.save_screenshot(os.path.join(shots, "stopped.png"))
 
+    # The other run (not started) had no metric when its page was opened: its first ones get
+    # a chart as they arrive.
+    driver.get(f"{base}/ui/{user}/{project}/runs/{other}")
+    wait.until(lambda d: d.execute_script("return !!window.plxLive && window.plxLive.ticks > 0"))
+    out["charts_at_load"] = driver.execute_script("return Object.keys(window.plxCharts || {})")
+    out["controls_hidden_at_load"] = driver.execute_script(
+        "return document.querySelector('.plx-controls').hidden")
+    api("POST", f"/streams/v1/polyaxon/{user}/{project}/runs/{other}/metrics",
+        {"metrics": [{"name": "acc", "step": [0, 1], "value": [0.25, 0.5]}]})
+    WebDriverWait(driver, 10, poll_frequency=0.05).until(
+        lambda d: d.execute_script("return !!(window.plxCharts.acc && window.plxCharts.acc.data[0].length === 2)"))
+    out["discovered"] = driver.execute_script(READ)
+    out["controls_hidden_after"] = driver.execute_script(
+        "return document.querySelector('.plx-controls').hidden")
+
     # Another site's page posts a stop of the other run, as a forged form would, and tries
     # the same from a script.
     forged = (f"<form id=f method=post action='{base}/api/v1/{user}/{project}/runs/{other}/stop'>"
@@ -164,7 +197,12 @@ def live():
         def log_message(self, *a):
             pass
 
-    evil = http.server.HTTPServer(("127.0.0.2", 0), Evil)
+        timeout = 5
+
+    # A thread per connection: the browser may open one it sends nothing on (a preconnect),
+    # which would hold a single-threaded server's loop, and its shutdown, for a minute.
+    evil = http.server.ThreadingHTTPServer(("127.0.0.2", 0), Evil)
+    evil.daemon_threads = True
     threading.Thread(target=evil.serve_forever, daemon=True).start()
     driver.get(f"http://127.0.0.2:{evil.server_address[1]}/")
     time.sleep(2)

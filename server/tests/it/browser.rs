@@ -311,6 +311,25 @@ async fn a_live_run_is_followed_edited_and_stopped_from_its_page() {
         "{seen}"
     );
     eprintln!("live update seen after {} s; {seen}", seen["live_after_s"]);
+    // Zoomed (+) to the middle half, panned (→) by a fifth of it, kept while points arrived;
+    // reset (0) to every point, the new ones too.
+    let x = |k: &str| -> (f64, f64) {
+        (
+            seen[k][0].as_f64().unwrap_or(f64::NAN),
+            seen[k][1].as_f64().unwrap_or(f64::NAN),
+        )
+    };
+    let (full, zoomed, panned) = (x("x_full"), x("x_zoomed"), x("x_panned"));
+    let w = full.1 - full.0;
+    assert!((zoomed.1 - zoomed.0 - w / 2.0).abs() < 1e-6, "{seen}");
+    assert!((panned.0 - zoomed.0 - w / 10.0).abs() < 1e-6, "{seen}");
+    assert_eq!(x("x_after_points"), panned, "{seen}");
+    assert_eq!(x("x_reset"), (0.0, 21.0), "{seen}");
+    // A page opened before its run's first metric charts it as it arrives.
+    assert_eq!(seen["charts_at_load"], json!([]), "{seen}");
+    assert_eq!(seen["controls_hidden_at_load"], true, "{seen}");
+    assert_eq!(seen["discovered"]["acc"]["data"], json!([[0, 1], [0.25, 0.5]]), "{seen}");
+    assert_eq!(seen["controls_hidden_after"], false, "{seen}");
     assert!(
         seen["confirm"].as_str().unwrap().contains("Stop run"),
         "{seen}"
