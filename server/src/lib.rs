@@ -216,8 +216,23 @@ impl App {
             last_sweep: Default::default(),
             listener: Default::default(),
         };
+        let app = App(Arc::new(inner));
+        // Series written before their extrema were kept get theirs, once, in the background.
+        let store = app.store.clone();
+        tokio::spawn(async move {
+            loop {
+                match store.backfill_extrema(200).await {
+                    Ok(0) => break,
+                    Ok(_) => tokio::task::yield_now().await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot compute the series' lowest and highest values; trying again in a minute");
+                        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                    }
+                }
+            }
+        });
         Ok(Started {
-            app: App(Arc::new(inner)),
+            app,
             generated_password,
         })
     }

@@ -192,6 +192,20 @@ struct LastValue {
 }
 
 #[derive(FromRow)]
+struct SeriesKey {
+    run_id: i64,
+    name: String,
+}
+
+#[derive(FromRow)]
+struct Extrema {
+    run_id: i64,
+    name: String,
+    min_value: Option<f64>,
+    max_value: Option<f64>,
+}
+
+#[derive(FromRow)]
 struct Name {
     name: String,
 }
@@ -404,6 +418,88 @@ impl Store {
     }
 
     /// `columns` of a run's chunks (of `names`, or all), in series and sequence order.
+    /// Computes the lowest and highest values of up to `batch` series written before they were
+    /// kept (from their chunks, each series under its row's lock, as writers take it), and
+    /// returns how many it did.
+    pub async fn backfill_extrema(&self, batch: i64) -> Result<usize> {
+        let due: Vec<SeriesKey> = self
+            .fetch_all(
+                "SELECT run_id, name FROM metric_series WHERE extrema = 0 LIMIT $1",
+                vec![batch.into()],
+            )
+            .await?;
+        for k in &due {
+            let mut tx = self.begin().await?;
+            // The row first: a batch of points into this series waits for this (and this
+            // for it), so no point is missed between reading the chunks and writing.
+            let locked = tx
+                .execute(
+                    "UPDATE metric_series SET extrema = 0 WHERE run_id = $1 AND name = $2 AND extrema = 0",
+                    vec![k.run_id.into(), k.name.clone().into()],
+                )
+                .await?;
+            if locked == 0 {
+                continue;
+            }
+            let chunks: Vec<ChunkData> = tx
+                .fetch_all(
+                    "SELECT name, data FROM metric_chunks WHERE run_id = $1 AND name = $2",
+                    vec![k.run_id.into(), k.name.clone().into()],
+                )
+                .await?;
+            let mut points = Vec::new();
+            let (mut lo, mut hi) = (None::<f64>, None::<f64>);
+            for c in chunks {
+                points.clear();
+                decode(&c.data, &mut points);
+                let (l, h) = extrema(&points);
+                lo = match (lo, l) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                hi = match (hi, h) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            tx.execute(
+                "UPDATE metric_series SET min_value = $1, max_value = $2, extrema = 1 WHERE run_id = $3 AND name = $4",
+                vec![lo.into(), hi.into(), k.run_id.into(), k.name.clone().into()],
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(due.len())
+    }
+
+    /// The lowest and highest value of series `names` of runs `run_ids`, by (run, name).
+    pub async fn extrema(
+        &self,
+        run_ids: &[i64],
+        names: &[String],
+    ) -> Result<BTreeMap<(i64, String), (Option<f64>, Option<f64>)>> {
+        if run_ids.is_empty() || names.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let mut p = super::pql::Params::new(self.dialect());
+        let runs: Vec<String> = run_ids.iter().map(|r| p.push(*r)).collect();
+        let ns: Vec<String> = names.iter().map(|n| p.push(n.clone())).collect();
+        let rows: Vec<Extrema> = self
+            .fetch_all(
+                &format!(
+                    "SELECT run_id, name, min_value, max_value FROM metric_series WHERE run_id IN ({}) AND name IN ({})",
+                    runs.join(", "),
+                    ns.join(", ")
+                ),
+                p.args,
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ((r.run_id, r.name), (r.min_value, r.max_value)))
+            .collect())
+    }
+
     async fn fetch_chunks<T>(&self, columns: &str, run_id: i64, names: &[String]) -> Result<Vec<T>>
     where
         T: for<'r> FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
@@ -422,6 +518,20 @@ impl Store {
         )
         .await
     }
+}
+
+/// The lowest and highest finite values of `points`.
+fn extrema(points: &[Point]) -> (Option<f64>, Option<f64>) {
+    points
+        .iter()
+        .map(|p| p.value)
+        .filter(|v| v.is_finite())
+        .fold((None, None), |(lo, hi): (Option<f64>, Option<f64>), v| {
+            (
+                Some(lo.map_or(v, |l| l.min(v))),
+                Some(hi.map_or(v, |h| h.max(v))),
+            )
+        })
 }
 
 fn order_key(p: &Point) -> (i64, i64) {
@@ -558,13 +668,16 @@ async fn write_points(
         let Some(newest) = points.iter().max_by_key(|p| order_key(p)) else {
             continue;
         };
+        let (lo, hi) = extrema(points);
         // The series' row first: writers of one series queue here (in name order, so two
         // batches never wait on each other's series), and the last chunk read below is the
         // one the previous writer left.
         let last_value: LastValue = tx
             .fetch_optional(
-                "INSERT INTO metric_series (run_id, name, last_step, last_ts, last_value) VALUES ($1, $2, $3, $4, $5) \
+                "INSERT INTO metric_series (run_id, name, last_step, last_ts, last_value, min_value, max_value, extrema) VALUES ($1, $2, $3, $4, $5, $6, $7, 1) \
                  ON CONFLICT (run_id, name) DO UPDATE SET \
+                 min_value = CASE WHEN metric_series.min_value IS NULL OR excluded.min_value < metric_series.min_value THEN excluded.min_value ELSE metric_series.min_value END, \
+                 max_value = CASE WHEN metric_series.max_value IS NULL OR excluded.max_value > metric_series.max_value THEN excluded.max_value ELSE metric_series.max_value END, \
                  last_value = CASE WHEN (excluded.last_step, excluded.last_ts) >= (metric_series.last_step, metric_series.last_ts) THEN excluded.last_value ELSE metric_series.last_value END, \
                  last_step = CASE WHEN (excluded.last_step, excluded.last_ts) >= (metric_series.last_step, metric_series.last_ts) THEN excluded.last_step ELSE metric_series.last_step END, \
                  last_ts = CASE WHEN (excluded.last_step, excluded.last_ts) >= (metric_series.last_step, metric_series.last_ts) THEN excluded.last_ts ELSE metric_series.last_ts END \
@@ -575,6 +688,8 @@ async fn write_points(
                     order_key(newest).0.into(),
                     newest.ts.into(),
                     newest.value.into(),
+                    lo.into(),
+                    hi.into(),
                 ],
             )
             .await?

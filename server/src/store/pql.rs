@@ -31,6 +31,8 @@ pub enum Column {
     Json(&'static str),
     /// A nested key of a JSON object column (`commit` → `meta_info.code_ref.commit`).
     JsonPath(&'static str, &'static [&'static str]),
+    /// A column of the run's series of the key's name (`metrics_min.loss` → the lowest loss).
+    Series(&'static str),
 }
 
 pub struct FieldDef {
@@ -150,6 +152,18 @@ pub const RUN_FIELDS: &[FieldDef] = &[
         names: &["metrics"],
         kind: Kind::Scalar,
         column: Column::Json("r.outputs"),
+        keyed: true,
+    },
+    FieldDef {
+        names: &["metrics_min"],
+        kind: Kind::Scalar,
+        column: Column::Series("min_value"),
+        keyed: true,
+    },
+    FieldDef {
+        names: &["metrics_max"],
+        kind: Kind::Scalar,
+        column: Column::Series("max_value"),
         keyed: true,
     },
     FieldDef {
@@ -430,6 +444,18 @@ fn target(field: &str, fields: &[FieldDef], p: &mut Params) -> Result<Target, Pq
             Target {
                 text: json_text(d, c, k, p),
                 number: json_number(d, c, k, p),
+                kind: def.kind,
+                array: false,
+            }
+        }
+        Column::Series(c) => {
+            let k = p.push(key.unwrap_or_default());
+            let e = format!(
+                "(SELECT ms.{c} FROM metric_series ms WHERE ms.run_id = r.id AND ms.name = {k})"
+            );
+            Target {
+                text: e.clone(),
+                number: e,
                 kind: def.kind,
                 array: false,
             }

@@ -740,8 +740,16 @@ enum Col {
     User,
     Tags,
     Param(String),
+    /// A metric's last value…
     Metric(String),
+    /// …its lowest…
+    MetricMin(String),
+    /// …and its highest.
+    MetricMax(String),
 }
+
+/// Series' lowest and highest values by (run, name).
+type ExtremaMap = std::collections::BTreeMap<(i64, String), (Option<f64>, Option<f64>)>;
 
 impl Col {
     fn key(&self) -> String {
@@ -754,6 +762,8 @@ impl Col {
             Col::Tags => "tags".into(),
             Col::Param(k) => format!("params.{k}"),
             Col::Metric(k) => format!("metrics.{k}"),
+            Col::MetricMin(k) => format!("metrics_min.{k}"),
+            Col::MetricMax(k) => format!("metrics_max.{k}"),
         }
     }
 
@@ -768,6 +778,8 @@ impl Col {
             k => match k.split_once('.') {
                 Some(("params", p)) if !p.is_empty() => Col::Param(p.into()),
                 Some(("metrics", m)) if !m.is_empty() => Col::Metric(m.into()),
+                Some(("metrics_min", m)) if !m.is_empty() => Col::MetricMin(m.into()),
+                Some(("metrics_max", m)) if !m.is_empty() => Col::MetricMax(m.into()),
                 _ => return None,
             },
         })
@@ -785,12 +797,28 @@ impl Col {
     fn label(&self) -> String {
         match self {
             Col::Param(k) | Col::Metric(k) => k.clone(),
+            Col::MetricMin(k) => format!("{k} (min)"),
+            Col::MetricMax(k) => format!("{k} (max)"),
             other => other.key(),
         }
     }
 
+    /// The series whose extrema the column shows.
+    fn series(&self) -> Option<&str> {
+        match self {
+            Col::MetricMin(k) | Col::MetricMax(k) => Some(k),
+            _ => None,
+        }
+    }
+
     /// The cell of run `r` as text.
-    fn text(&self, r: &RunRow) -> String {
+    fn text(&self, r: &RunRow, ex: &ExtremaMap) -> String {
+        let extreme = |k: &str, max: bool| {
+            ex.get(&(r.id, k.to_string()))
+                .and_then(|(lo, hi)| if max { *hi } else { *lo })
+                .map(|v| value_text(&J::from(v)))
+                .unwrap_or_default()
+        };
         match self {
             Col::Name => r.name.clone().unwrap_or_default(),
             Col::Status => r.status.clone(),
@@ -800,6 +828,8 @@ impl Col {
             Col::Tags => r.tags().join(", "),
             Col::Param(k) => r.inputs().get(k).map(value_text).unwrap_or_default(),
             Col::Metric(k) => r.outputs().get(k).map(value_text).unwrap_or_default(),
+            Col::MetricMin(k) => extreme(k, false),
+            Col::MetricMax(k) => extreme(k, true),
         }
     }
 }
@@ -890,11 +920,48 @@ async fn project(
     ];
     available.extend(params.iter().cloned().map(Col::Param));
     available.extend(metrics.iter().cloned().map(Col::Metric));
+    // A metric's lowest and highest values too (those that are numbers in some run).
+    let numeric: Vec<String> = metrics
+        .iter()
+        .filter(|m| {
+            runs.iter()
+                .any(|r| r.outputs().get(*m).is_some_and(J::is_number))
+        })
+        .cloned()
+        .collect();
+    for m in &numeric {
+        available.push(Col::MetricMin(m.clone()));
+        available.push(Col::MetricMax(m.clone()));
+    }
     available.push(Col::Tags);
     let chosen: Vec<Col> = match q.cols.as_deref().filter(|c| !c.trim().is_empty()) {
         Some(c) => c.split(',').filter_map(|k| Col::parse(k.trim())).collect(),
-        None => available.clone(),
+        // By default the last values only.
+        None => available
+            .iter()
+            .filter(|c| c.series().is_none())
+            .cloned()
+            .collect(),
     };
+    // The chosen min and max columns' values, for these runs.
+    let mut ex = ExtremaMap::new();
+    let wanted: Vec<String> = chosen
+        .iter()
+        .filter_map(|c| c.series().map(str::to_string))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !wanted.is_empty() {
+        let ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
+        for part in ids.chunks(500) {
+            ex.extend(
+                app.store
+                    .extrema(part, &wanted)
+                    .await
+                    .map_err(|e| UiError(e.into(), here.clone()))?,
+            );
+        }
+    }
     let cols_param = chosen.iter().map(Col::key).collect::<Vec<_>>().join(",");
     if csv {
         let mut out = chosen
@@ -907,7 +974,7 @@ async fn project(
         for r in &runs {
             let line = chosen
                 .iter()
-                .map(|c| csv_field(&c.text(r)))
+                .map(|c| csv_field(&c.text(r, &ex)))
                 .chain(std::iter::once(r.uuid.clone()))
                 .collect::<Vec<_>>()
                 .join(",");
@@ -955,6 +1022,8 @@ async fn project(
     .collect();
     fields.extend(params.iter().map(|k| format!("params.{k}")));
     fields.extend(metrics.iter().map(|k| format!("metrics.{k}")));
+    fields.extend(numeric.iter().map(|k| format!("metrics_min.{k}")));
+    fields.extend(numeric.iter().map(|k| format!("metrics_max.{k}")));
     let mut b = format!(
         "<h2>{}/{}</h2><p class=muted>{}</p>\
          <form class=q method=get><input name=query list=plx-fields aria-label='query' placeholder='status: running|failed, metrics.loss: &lt;0.2, tags: baseline' value='{}'>\
@@ -1042,16 +1111,16 @@ async fn project(
                     let _ = write!(b, "<td>{}", status_span(&r.status));
                 }
                 Col::Created => {
-                    let _ = write!(b, "<td class=muted>{}", esc(&c.text(r)));
+                    let _ = write!(b, "<td class=muted>{}", esc(&c.text(r, &ex)));
                 }
                 Col::Duration => {
                     let _ = write!(b, "<td class=num>{}", duration(r.duration));
                 }
                 Col::User | Col::Tags => {
-                    let _ = write!(b, "<td>{}", esc(&c.text(r)));
+                    let _ = write!(b, "<td>{}", esc(&c.text(r, &ex)));
                 }
-                Col::Param(_) | Col::Metric(_) => {
-                    let _ = write!(b, "<td class=num>{}", esc(&c.text(r)));
+                Col::Param(_) | Col::Metric(_) | Col::MetricMin(_) | Col::MetricMax(_) => {
+                    let _ = write!(b, "<td class=num>{}", esc(&c.text(r, &ex)));
                 }
             }
         }
@@ -1580,7 +1649,10 @@ async fn run(
         let h = sha2::Sha256::digest(pipeline.as_bytes());
         format!(
             "\"{}\"",
-            h.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>()
+            h.iter()
+                .take(8)
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
         )
     };
     if sq.fragment.as_deref() == Some("pipeline") {

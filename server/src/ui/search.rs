@@ -64,9 +64,18 @@ fn matrix_objective(m: &J) -> Option<(String, Option<bool>)> {
 /// Minimized unless its name says it is a score: losses and errors go down.
 fn guess_maximize(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    !["loss", "err", "mse", "mae", "rmse", "perplexity", "cost", "regret"]
-        .iter()
-        .any(|w| n.contains(w))
+    ![
+        "loss",
+        "err",
+        "mse",
+        "mae",
+        "rmse",
+        "perplexity",
+        "cost",
+        "regret",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
 }
 
 fn number(v: Option<&J>) -> Option<f64> {
@@ -208,9 +217,15 @@ impl Axis {
     /// The axis for the page's script: how to turn a brushed range back into values.
     fn json(&self, x: f64) -> J {
         match &self.scale {
-            Scale::Lin(lo, hi) => json!({"name": self.name, "x": x, "scale": "linear", "lo": lo, "hi": hi}),
-            Scale::Log(lo, hi) => json!({"name": self.name, "x": x, "scale": "log", "lo": lo, "hi": hi}),
-            Scale::Cat(c) => json!({"name": self.name, "x": x, "scale": "category", "categories": c}),
+            Scale::Lin(lo, hi) => {
+                json!({"name": self.name, "x": x, "scale": "linear", "lo": lo, "hi": hi})
+            }
+            Scale::Log(lo, hi) => {
+                json!({"name": self.name, "x": x, "scale": "log", "lo": lo, "hi": hi})
+            }
+            Scale::Cat(c) => {
+                json!({"name": self.name, "x": x, "scale": "category", "categories": c})
+            }
         }
     }
 }
@@ -244,7 +259,12 @@ fn shade(t: f64) -> String {
     let (a, b) = ([0xe8, 0xa3, 0x3d], [0x24, 0x57, 0xc5]);
     let t = t.clamp(0.0, 1.0);
     let c: Vec<String> = (0..3)
-        .map(|i| format!("{:02x}", (a[i] as f64 + (b[i] as f64 - a[i] as f64) * t) as u8))
+        .map(|i| {
+            format!(
+                "{:02x}",
+                (a[i] as f64 + (b[i] as f64 - a[i] as f64) * t) as u8
+            )
+        })
         .collect();
     format!("#{}", c.concat())
 }
@@ -573,9 +593,18 @@ fn parallel(
              <title>{} (#{}): {}</title></polyline></a>",
             enc(&t.run.uuid),
             esc(&t.run.uuid),
-            esc(&J::from(vs.iter().map(|v| v.map(J::from).unwrap_or(J::Null)).collect::<Vec<_>>()).to_string()),
+            esc(&J::from(
+                vs.iter()
+                    .map(|v| v.map(J::from).unwrap_or(J::Null))
+                    .collect::<Vec<_>>()
+            )
+            .to_string()),
             points.join(" "),
-            if t.value.is_none() { " stroke-dasharray='4 3'" } else { "" },
+            if t.value.is_none() {
+                " stroke-dasharray='4 3'"
+            } else {
+                ""
+            },
             esc(t.run.name.as_deref().unwrap_or(&t.run.uuid)),
             t.index,
             esc(&title)
@@ -677,7 +706,10 @@ fn scatter(
             if ring { 1.6 } else { 0.0 },
             esc(t.run.name.as_deref().unwrap_or(&t.run.uuid)),
             esc(&a.name),
-            esc(&inputs[t.index - 1].get(&a.name).map(value_text).unwrap_or_default()),
+            esc(&inputs[t.index - 1]
+                .get(&a.name)
+                .map(value_text)
+                .unwrap_or_default()),
             esc(&metric.name),
             esc(&t.value.map(short).unwrap_or_default())
         );

@@ -328,7 +328,11 @@ async fn a_live_run_is_followed_edited_and_stopped_from_its_page() {
     // A page opened before its run's first metric charts it as it arrives.
     assert_eq!(seen["charts_at_load"], json!([]), "{seen}");
     assert_eq!(seen["controls_hidden_at_load"], true, "{seen}");
-    assert_eq!(seen["discovered"]["acc"]["data"], json!([[0, 1], [0.25, 0.5]]), "{seen}");
+    assert_eq!(
+        seen["discovered"]["acc"]["data"],
+        json!([[0, 1], [0.25, 0.5]]),
+        "{seen}"
+    );
     assert_eq!(seen["controls_hidden_after"], false, "{seen}");
     assert!(
         seen["confirm"].as_str().unwrap().contains("Stop run"),
@@ -641,8 +645,7 @@ component:
         let path = if end == "failed" {
             vec!["queued", "scheduled", "running", "failed"]
         } else {
-            ["queued", "scheduled", "running", end][..if end == "running" { 3 } else { 4 }]
-                .to_vec()
+            ["queued", "scheduled", "running", end][..if end == "running" { 3 } else { 4 }].to_vec()
         };
         for st in path {
             let (code, b) = s
@@ -775,7 +778,10 @@ component:
         .collect();
     assert_eq!(both, [uuids[5].as_str(), uuids[1].as_str()], "{seen}");
     // Cleared by a click on the loss axis, then by Escape.
-    assert!(seen["cleared_one"]["ranges"].get("loss").is_none(), "{seen}");
+    assert!(
+        seen["cleared_one"]["ranges"].get("loss").is_none(),
+        "{seen}"
+    );
     assert!(seen["cleared_one"]["ranges"].get("act").is_some(), "{seen}");
     assert_eq!(seen["cleared_all"]["ranges"], json!({}), "{seen}");
     assert_eq!(seen["rows_after_clear"], seen["ranked"]);

@@ -13,6 +13,8 @@ pub struct TestServer {
     pub artifacts: tempfile::TempDir,
     pub client: reqwest::Client,
     pub app: App,
+    /// The database's URL (for tests that set up what an older version left behind).
+    pub url: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     pg_drop: Option<(String, String)>,
     _sqlite_dir: Option<tempfile::TempDir>,
@@ -98,6 +100,7 @@ impl TestServer {
             artifacts,
             client,
             app,
+            url: url.to_string(),
             shutdown: Some(tx),
             pg_drop,
             _sqlite_dir: sqlite_dir,

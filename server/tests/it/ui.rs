@@ -260,3 +260,109 @@ both!(a_dag_page_draws_its_graph, |s| {
         "{op_page}"
     );
 });
+
+both!(
+    metric_columns_show_the_last_lowest_and_highest_values,
+    |s| {
+        let p = s.project("extrema").await;
+        let mut uuids = vec![];
+        for (name, batches) in [
+            ("a", vec![vec![0.9, 0.4], vec![0.6]]),
+            ("b", vec![vec![0.5, 0.1], vec![0.3, 2.0]]),
+        ] {
+            let u = s.run(&p, json!({"name": name})).await;
+            let mut step = 0;
+            for values in batches {
+                let steps: Vec<i64> = (step..step + values.len() as i64).collect();
+                step += values.len() as i64;
+                let (st, b) = s
+                    .post(
+                        &format!("/streams/v1/polyaxon/root/{p}/runs/{u}/metrics"),
+                        json!({"metrics": [{"name": "loss", "step": steps, "value": values}]}),
+                    )
+                    .await;
+                assert_eq!(st, StatusCode::OK, "{b}");
+            }
+            uuids.push(u);
+        }
+        let csv = |sort: &'static str| {
+            let s = &s;
+            let p = p.clone();
+            async move {
+                let (st, text, _) = page(
+                s,
+                &format!("/ui/root/{p}?col=name&col=metrics.loss&col=metrics_min.loss&col=metrics_max.loss&sort={sort}&format=csv"),
+                Some(&s.root_token),
+            )
+            .await;
+                assert_eq!(st, StatusCode::OK, "{text}");
+                text.lines()
+                    .skip(1)
+                    .map(|l| {
+                        let f: Vec<&str> = l.split(',').collect();
+                        let n = |i: usize| f[i].parse::<f64>().unwrap_or(f64::NAN);
+                        (f[0].to_string(), n(1), n(2), n(3))
+                    })
+                    .collect::<Vec<_>>()
+            }
+        };
+        // Last, lowest, highest; sorted by the lowest.
+        let want = vec![
+            ("b".to_string(), 2.0, 0.1, 2.0),
+            ("a".to_string(), 0.6, 0.4, 0.9),
+        ];
+        assert_eq!(csv("metrics_min.loss").await, want);
+        let mut by_max = want.clone();
+        by_max.reverse();
+        assert_eq!(csv("metrics_max.loss").await, by_max);
+        // Queried by them.
+        let (st, b) = s
+            .get(&format!(
+                "/api/v1/root/{p}/runs?query=metrics_min.loss:%3C0.2"
+            ))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+        let names: Vec<&str> = b["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["b"]);
+        // The table offers them as columns and labels them.
+        let (_, html, _) = page(
+            &s,
+            &format!("/ui/root/{p}?cols=name,metrics_min.loss,metrics_max.loss"),
+            Some(&s.root_token),
+        )
+        .await;
+        assert!(html.contains(">loss (min)</a>"), "{html}");
+        assert!(html.contains(">loss (max)</a>"), "{html}");
+        assert!(html.contains("value='metrics_min.loss'"), "{html}");
+
+        // Series written by a version that did not keep them: computed from their points, in
+        // the background at start or by the sweep, a batch arriving meanwhile included.
+        polyaxon_server::store::Store::raw_execute(
+            &s.url,
+            "UPDATE metric_series SET min_value = NULL, max_value = NULL, extrema = 0",
+        )
+        .await
+        .unwrap();
+        let (st, b) = s
+            .post(
+                &format!("/streams/v1/polyaxon/root/{p}/runs/{}/metrics", uuids[0]),
+                json!({"metrics": [{"name": "loss", "step": [3], "value": [0.7]}]}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+        assert_eq!(s.app.store.backfill_extrema(10).await.unwrap(), 2);
+        assert_eq!(s.app.store.backfill_extrema(10).await.unwrap(), 0);
+        assert_eq!(
+            csv("metrics_min.loss").await,
+            vec![
+                ("b".to_string(), 2.0, 0.1, 2.0),
+                ("a".to_string(), 0.7, 0.4, 0.9),
+            ]
+        );
+    }
+);
