@@ -182,11 +182,19 @@ fn events_of(text: &str, kind: &str) -> Vec<Event> {
         .collect()
 }
 
-/// What tracking logged besides metrics (images, text, HTML, histograms, curves), the last
-/// steps of each, on the run's page.
+/// What tracking logged besides metrics (images, text, HTML, histograms, curves, dataframes,
+/// confusion matrices), the last steps of each, on the run's page.
 async fn media_section(app: &App, page_url: &str, uuid: &str) -> String {
     let mut b = String::new();
-    for kind in ["image", "text", "html", "histogram", "curve"] {
+    for kind in [
+        "image",
+        "text",
+        "html",
+        "histogram",
+        "curve",
+        "dataframe",
+        "confusion",
+    ] {
         let dir = format!("events/{kind}");
         let Ok(names) = app.run_file_names(uuid, &dir).await else {
             continue;
@@ -264,6 +272,24 @@ async fn media_section(app: &App, page_url: &str, uuid: &str) -> String {
                         esc(step(e).trim_start_matches(" · "))
                     );
                 }
+                "dataframe" => {
+                    let e = events.last().expect("not empty");
+                    b.push_str(&dataframe(app, page_url, uuid, &e.value).await);
+                    let _ = write!(
+                        b,
+                        "<div class=muted>{}</div>",
+                        esc(step(e).trim_start_matches(" · "))
+                    );
+                }
+                "confusion" => {
+                    let e = events.last().expect("not empty");
+                    b.push_str(&confusion_table(&e.value));
+                    let _ = write!(
+                        b,
+                        "<div class=muted>{}</div>",
+                        esc(step(e).trim_start_matches(" · "))
+                    );
+                }
                 _ => {
                     let e = events.last().expect("not empty");
                     b.push_str(&svg_curve(&e.value));
@@ -276,6 +302,145 @@ async fn media_section(app: &App, page_url: &str, uuid: &str) -> String {
         return b;
     }
     format!("<h3>Media</h3><div class=charts>{b}</div>")
+}
+
+/// The rows a dataframe's preview shows at most.
+const DATAFRAME_ROWS: usize = 20;
+
+/// A logged dataframe (`log_dataframe`): its first rows as a table (CSV), or its HTML
+/// sandboxed; a link to the whole file.
+async fn dataframe(app: &App, page_url: &str, uuid: &str, v: &J) -> String {
+    let Some(path) = v
+        .get("path")
+        .and_then(J::as_str)
+        .filter(|p| !p.starts_with('/') && !p.split('/').any(|s| s == ".."))
+    else {
+        return "<p class=muted>(no file)</p>".into();
+    };
+    let link = format!(
+        "<a href='{page_url}/file?path={}'>{}</a>",
+        enc(path),
+        esc(path)
+    );
+    let Ok(Some(bytes)) = app.read_run_file(uuid, path, PREVIEW_AT_MOST).await else {
+        return format!("<p class=muted>{link} is not there (yet)</p>");
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    match v.get("content_type").and_then(J::as_str) {
+        Some("html") => format!(
+            "<iframe sandbox title='{}' srcdoc='{}'></iframe><div class=muted>{link}</div>",
+            esc(path),
+            esc(&text)
+        ),
+        _ => {
+            let rows = parse_csv(&text, DATAFRAME_ROWS + 1);
+            let mut t = String::from("<table class=dataframe>");
+            for (i, row) in rows.iter().enumerate() {
+                t.push_str("<tr>");
+                for c in row {
+                    let tag = if i == 0 { "th" } else { "td" };
+                    let _ = write!(t, "<{tag}>{}</{tag}>", esc(c));
+                }
+                t.push_str("</tr>");
+            }
+            let more = text.lines().count().saturating_sub(rows.len());
+            let _ = write!(
+                t,
+                "</table><div class=muted>{}{link}</div>",
+                if more > 0 || bytes.len() as u64 >= PREVIEW_AT_MOST {
+                    "the first rows; all of them: ".to_string()
+                } else {
+                    String::new()
+                }
+            );
+            t
+        }
+    }
+}
+
+/// The first `max` records of CSV text (quoted fields, doubled quotes and line breaks in
+/// quotes as RFC 4180 has them).
+fn parse_csv(text: &str, max: usize) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let (mut row, mut field) = (Vec::new(), String::new());
+    let (mut quoted, mut chars) = (false, text.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') if field.is_empty() => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\r') => {}
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+                if rows.len() >= max {
+                    return rows;
+                }
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    if !field.is_empty() || !row.is_empty() {
+        row.push(field);
+        rows.push(row);
+    }
+    rows
+}
+
+/// A confusion matrix (`log_confusion_matrix`): a row per actual class (`y`), a column per
+/// predicted one (`x`), each cell shaded by its share of the largest.
+fn confusion_table(v: &J) -> String {
+    let labels = |k: &str| -> Vec<String> {
+        v.get(k)
+            .and_then(J::as_array)
+            .map(|a| a.iter().map(value_text).collect())
+            .unwrap_or_default()
+    };
+    let (xs, ys) = (labels("x"), labels("y"));
+    let z: Vec<Vec<f64>> = v
+        .get("z")
+        .and_then(J::as_array)
+        .map(|rows| rows.iter().map(|r| numbers(Some(r))).collect())
+        .unwrap_or_default();
+    let top = z
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|f| f.is_finite())
+        .fold(0.0, f64::max);
+    let mut t = String::from("<table class=confusion><tr><th class=muted>actual ╲ predicted");
+    for x in &xs {
+        let _ = write!(t, "<th>{}", esc(x));
+    }
+    t.push_str("</tr>");
+    for (i, row) in z.iter().enumerate() {
+        let _ = write!(
+            t,
+            "<tr><th>{}",
+            esc(ys.get(i).map(String::as_str).unwrap_or(""))
+        );
+        for (j, c) in row.iter().enumerate() {
+            let share = if top > 0.0 { c / top } else { 0.0 };
+            let _ = write!(
+                t,
+                "<td class=num style='background:rgba(36,87,197,{:.2});color:{}' title='{} → {}: {}'>{}",
+                share * 0.85,
+                if share > 0.55 { "#fff" } else { "#1d2330" },
+                esc(ys.get(i).map(String::as_str).unwrap_or("")),
+                esc(xs.get(j).map(String::as_str).unwrap_or("")),
+                value_text(&J::from(*c)),
+                value_text(&J::from(*c))
+            );
+        }
+        t.push_str("</tr>");
+    }
+    t.push_str("</table>");
+    t
 }
 
 fn numbers(v: Option<&J>) -> Vec<f64> {
@@ -582,6 +747,7 @@ fn enc(s: &str) -> String {
 }
 
 const STYLE: &str = "
+[hidden]{display:none!important}
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
 header{background:#1d2330;color:#fff;padding:10px 24px;display:flex;gap:16px;align-items:center}
 header a{color:#fff;text-decoration:none}header .who{margin-left:auto;opacity:.8}
@@ -602,6 +768,8 @@ table.cmp tr.differs td:first-child{font-weight:600}table.cmp td.diff{background
 .plx-controls{display:flex;gap:14px;align-items:center;margin:6px 0 10px;flex-wrap:wrap}
 .media figure{display:inline-block;margin:4px 8px 4px 0}.media img{max-width:256px;image-rendering:pixelated;min-width:64px;border:1px solid #e3e6eb}
 .media iframe{width:360px;height:160px;border:1px solid #e3e6eb;background:#fff}img.preview{max-width:100%}
+table.dataframe,table.confusion{width:auto;margin:4px 0}table.confusion th{background:#eef0f4}
+.plx-plot:focus{outline:2px solid #2457c5;outline-offset:2px}
 .plx-actions{display:flex;gap:8px;align-items:center;margin:0 0 12px;flex-wrap:wrap}.plx-actions details{display:inline-block}
 ";
 

@@ -170,14 +170,14 @@ def live():
     wait.until(lambda d: d.execute_script("return !!window.plxLive && window.plxLive.ticks > 0"))
     out["charts_at_load"] = driver.execute_script("return Object.keys(window.plxCharts || {})")
     out["controls_hidden_at_load"] = driver.execute_script(
-        "return document.querySelector('.plx-controls').hidden")
+        "return document.querySelector('.plx-controls').offsetParent === null")
     api("POST", f"/streams/v1/polyaxon/{user}/{project}/runs/{other}/metrics",
         {"metrics": [{"name": "acc", "step": [0, 1], "value": [0.25, 0.5]}]})
     WebDriverWait(driver, 10, poll_frequency=0.05).until(
         lambda d: d.execute_script("return !!(window.plxCharts.acc && window.plxCharts.acc.data[0].length === 2)"))
     out["discovered"] = driver.execute_script(READ)
     out["controls_hidden_after"] = driver.execute_script(
-        "return document.querySelector('.plx-controls').hidden")
+        "return document.querySelector('.plx-controls').offsetParent === null")
 
     # Another site's page posts a stop of the other run, as a forged form would, and tries
     # the same from a script.
@@ -232,6 +232,10 @@ def media():
     out["bars"] = len(driver.find_elements(By.CSS_SELECTOR, ".media[data-kind=histogram] svg rect[fill='#2457c5']"))
     out["curve"] = driver.execute_script(
         "const p = document.querySelector('.media[data-kind=curve] polyline'); return p ? p.getAttribute('points') : null")
+    table = ("return Array.from(document.querySelectorAll(arguments[0] + ' tr'),"
+             " r => Array.from(r.children, c => c.textContent))")
+    out["dataframe"] = driver.execute_script(table, ".media[data-kind=dataframe] table")
+    out["confusion"] = driver.execute_script(table, ".media[data-kind=confusion] table")
     driver.save_screenshot(os.path.join(shots, "media.png"))
     # A file's preview: the image itself, then a text file.
     driver.get(f"{base}/ui/{user}/{project}/runs/{running}/file?path=assets/image/sample_1.png")

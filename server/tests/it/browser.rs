@@ -435,6 +435,18 @@ for step in range(2):
     tracking.log_html(name="report", html=f"<b>step {step}</b><script>parent.pwned = 1</script>", step=step)
     tracking.log_histogram(name="weights", values=np.linspace(-1, 1, 100), bins=5, step=step)
 tracking.log_roc_auc_curve(name="roc", fpr=[0.0, 0.2, 1.0], tpr=[0.0, 0.8, 1.0], auc=0.8, step=1)
+# A dataframe: anything with pandas' `to_csv(path)` (pandas itself is not needed for the
+# client's code path), written as pandas writes one, its index first.
+import csv
+class Frame:
+    def to_csv(self, path):
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["", "label", "score"])
+            for i, (label, score) in enumerate([("cat", 0.9), ("dog, big", 0.4), ('say "hi"', 0.7)]):
+                w.writerow([i, label, score])
+tracking.log_dataframe(df=Frame(), name="predictions", content_type="csv", step=1)
+tracking.log_confusion_matrix(name="errors", x=["cat", "dog"], y=["cat", "dog"], z=[[5, 1], [2, 7]], step=1)
 tracking.TRACKING_RUN._event_logger.flush()
 import os
 os._exit(0)
@@ -478,6 +490,8 @@ os._exit(0)
         "html:report",
         "histogram:weights",
         "curve:roc",
+        "dataframe:predictions",
+        "confusion:errors",
     ] {
         assert!(kinds.contains(&k), "{k} not shown: {seen}");
     }
@@ -512,6 +526,27 @@ os._exit(0)
         seen["curve"]
             .as_str()
             .is_some_and(|p| p.split(' ').filter(|x| !x.is_empty()).count() == 3),
+        "{seen}"
+    );
+    // The dataframe's rows as a table, quoted fields read as CSV has them.
+    assert_eq!(
+        seen["dataframe"],
+        json!([
+            ["", "label", "score"],
+            ["0", "cat", "0.9"],
+            ["1", "dog, big", "0.4"],
+            ["2", "say \"hi\"", "0.7"]
+        ]),
+        "{seen}"
+    );
+    // The confusion matrix: actual classes by row, predicted by column.
+    assert_eq!(
+        seen["confusion"],
+        json!([
+            ["actual ╲ predicted", "cat", "dog"],
+            ["cat", "5", "1"],
+            ["dog", "2", "7"]
+        ]),
         "{seen}"
     );
     assert_eq!(seen["preview_image_width"], 24);
