@@ -1,7 +1,7 @@
 // A search's page: brushing the parallel-coordinates chart the server drew. Dragging along an
 // axis keeps the trials whose value there is within the range (the others' lines fade and
 // their rows in the trials table hide); a click on an axis clears its range; Escape clears
-// them all. Ranges are kept by axis name across a live page's refresh of the section.
+// them all. By keyboard, an axis takes the focus and its range moves with the arrow keys. Ranges are kept by axis name across a live page's refresh of the section.
 //
 // `window.plxSearch` tells tests what is brushed (`ranges`, in the axes' own values) and
 // which trials are kept (`selected`, their uuids).
@@ -117,6 +117,31 @@
         };
         window.addEventListener("pointermove", move);
         window.addEventListener("pointerup", up);
+      });
+    }
+    // By keyboard: Tab to an axis; the arrow keys move its range (a middle half at first),
+    // + and - narrow and widen it, Delete clears it.
+    for (const hit of svg.querySelectorAll("rect.plx-hit")) {
+      const axis = axes[Number(hit.dataset.axis)];
+      hit.addEventListener("keydown", (e) => {
+        let [lo, hi] = state.brushes[axis.name] || [0.25, 0.75];
+        const had = !!state.brushes[axis.name];
+        const w = hi - lo;
+        if (e.key === "Delete" || e.key === "Backspace") {
+          delete state.brushes[axis.name];
+        } else if (e.key === "ArrowUp" || e.key === "ArrowDown") {
+          const d = had ? (e.key === "ArrowUp" ? 0.1 : -0.1) : 0;
+          lo = Math.min(1 - w, Math.max(0, lo + d));
+          state.brushes[axis.name] = [lo, lo + w];
+        } else if (e.key === "+" || e.key === "=" || e.key === "-") {
+          const d = had ? (e.key === "-" ? 0.05 : -0.05) : 0;
+          const a = Math.max(0, lo - d), b = Math.min(1, hi + d);
+          state.brushes[axis.name] = a < b ? [a, b] : [lo, hi];
+        } else {
+          return;
+        }
+        e.preventDefault();
+        apply();
       });
     }
     // Hovering a trial's row brings its line forward.

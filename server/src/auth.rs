@@ -144,12 +144,22 @@ fn csrf_ok(headers: &http::HeaderMap) -> bool {
     {
         None => true,
         Some(origin) => {
-            let host = headers
-                .get(http::header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
+            // The site's host as the browser knew it: `Host`, or behind a proxy that rewrites
+            // it, the one the proxy says it was asked for (`X-Forwarded-Host`; a page of
+            // another site can set neither on a request, and still has no token).
             let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
-            !host.is_empty() && origin_host == host
+            let header = |h: &str| {
+                headers
+                    .get(h)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split(',').next())
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+            };
+            [header("host"), header("x-forwarded-host")]
+                .into_iter()
+                .flatten()
+                .any(|h| h.eq_ignore_ascii_case(origin_host))
         }
     }
 }

@@ -769,7 +769,7 @@ table.cmp tr.differs td:first-child{font-weight:600}table.cmp td.diff{background
 .media figure{display:inline-block;margin:4px 8px 4px 0}.media img{max-width:256px;image-rendering:pixelated;min-width:64px;border:1px solid #e3e6eb}
 .media iframe{width:360px;height:160px;border:1px solid #e3e6eb;background:#fff}img.preview{max-width:100%}
 table.dataframe,table.confusion{width:auto;margin:4px 0}table.confusion th{background:#eef0f4}
-.plx-plot:focus{outline:2px solid #2457c5;outline-offset:2px}
+.plx-plot:focus{outline:2px solid #2457c5;outline-offset:2px}rect.plx-hit:focus{outline:none;stroke:#2457c5;stroke-width:2}
 .plx-actions{display:flex;gap:8px;align-items:center;margin:0 0 12px;flex-wrap:wrap}.plx-actions details{display:inline-block}
 ";
 

@@ -634,8 +634,9 @@ fn parallel(
         }
         let _ = write!(
             svg,
-            "<rect class=plx-hit data-axis={k} x={:.1} y={PC_TOP} width=24 height={:.1} fill=transparent style='cursor:ns-resize' />\
+            "<rect class=plx-hit data-axis={k} tabindex=0 aria-label='the range of {}: arrow keys move it, + and - narrow and widen it, Delete clears it' x={:.1} y={PC_TOP} width=24 height={:.1} fill=transparent style='cursor:ns-resize' />\
              <rect class=plx-brush data-axis={k} x={:.1} width=14 y=0 height=0 fill='#2457c5' fill-opacity=0.18 stroke='#2457c5' pointer-events=none visibility=hidden /></g>",
+            esc(&a.name),
             x - 12.0,
             PC_H - PC_TOP - PC_BOTTOM,
             x - 7.0

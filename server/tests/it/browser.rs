@@ -410,6 +410,28 @@ async fn changes_by_cookie_need_the_pages_csrf_token() {
         resp.status().is_success(),
         "no Origin (same-site navigations)"
     );
+    // Behind a proxy that rewrites `Host`: the host it was asked for is the site's.
+    let proxied = |origin: &str| {
+        client
+            .post(&stop)
+            .header(
+                "Cookie",
+                format!("{}={session}", polyaxon_server::auth::COOKIE),
+            )
+            .header("Host", &host)
+            .header("X-Forwarded-Host", "plx.example.com")
+            .header(polyaxon_server::auth::CSRF_HEADER, &good)
+            .header("Origin", origin)
+            .send()
+    };
+    let resp = proxied("https://plx.example.com").await.unwrap();
+    assert!(resp.status().is_success(), "proxied: {}", resp.status());
+    let resp = proxied("https://evil.example").await.unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::UNAUTHORIZED,
+        "another origin, proxied"
+    );
 }
 
 /// What `polyaxon.tracking` (the official client, offline, from the test virtualenv) logs
@@ -820,6 +842,30 @@ component:
     assert!(seen["cleared_one"]["ranges"].get("act").is_some(), "{seen}");
     assert_eq!(seen["cleared_all"]["ranges"], json!({}), "{seen}");
     assert_eq!(seen["rows_after_clear"], seen["ranked"]);
+    // By keyboard: the middle half of lr's (log) axis, then a tenth up.
+    let kr = &seen["keyboard"]["ranges"]["lr"];
+    let (klo, khi) = (kr[0].as_f64().unwrap(), kr[1].as_f64().unwrap());
+    let at = |t: f64| (0.0001f64.ln() + t * (0.1f64.ln() - 0.0001f64.ln())).exp();
+    assert!(
+        (klo - at(0.35)).abs() < 1e-9 && (khi - at(0.85)).abs() < 1e-9,
+        "{kr}"
+    );
+    let mut kept: Vec<&str> = seen["keyboard"]["selected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .collect();
+    kept.sort_unstable();
+    let mut want_kept: Vec<&str> = uuids
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| trials[*i].0 >= klo && trials[*i].0 <= khi)
+        .map(|(_, u)| u.as_str())
+        .collect();
+    want_kept.sort_unstable();
+    assert_eq!(kept, want_kept, "{seen}");
+    assert_eq!(seen["keyboard_cleared"]["ranges"], json!({}), "{seen}");
     // Ranked by accuracy, highest first, when asked.
     assert_eq!(seen["by_acc"][0], json!(uuids[4]), "{seen}");
     assert_eq!(seen["by_acc"][1], json!(uuids[2]), "{seen}");
