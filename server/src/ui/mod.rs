@@ -1784,12 +1784,6 @@ async fn run(
         .await
         .map_err(fail)?;
     let store_fail = |e: crate::store::StoreError| UiError(e.into(), here.clone());
-    let statuses = app.store.statuses(r.id).await.map_err(store_fail)?;
-    let series = app
-        .store
-        .series(r.id, &[], Some(500))
-        .await
-        .map_err(store_fail)?;
     let meta = r.meta();
     // A DAG's operations or a search's trials, by their runs (one page: a DAG's operations are
     // created at once; a search shows its first 5,000 trials).
@@ -1840,6 +1834,12 @@ async fn run(
         )
             .into_response());
     }
+    let statuses = app.store.statuses(r.id).await.map_err(store_fail)?;
+    let series = app
+        .store
+        .series(r.id, &[], Some(500))
+        .await
+        .map_err(store_fail)?;
     if let Err(e) = app.fetch_logs(&r.uuid).await {
         tracing::warn!(run = %r.uuid, "the run's logs are not read from the store: {e:?}");
     }
